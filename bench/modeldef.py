@@ -1,0 +1,97 @@
+"""What a model must provide so bench can run it in both frameworks.
+
+A model is any object (usually a module in ``bench.models``) with these attributes:
+
+- ``DESCRIPTION: str``: one line for ``bench list``.
+- ``Args``: a pydantic model (``extra="forbid"``) of its ``model_args`` with defaults.
+- ``data_spec(args) -> DataSpec``: the features and label one example carries.
+- ``flops_per_example(args, workload) -> float``: analytic FLOPs for "train" or "predict".
+- ``build_tf(args)``: a Keras 3 model called as ``model(features: dict, training=bool)``
+  returning logits (classification) or predictions of shape ``[B, num_outputs]``.
+- ``build_jax(args, dtype)``: a Flax linen module called as
+  ``module(features: dict, train=bool)`` computing in ``dtype`` with float32 parameters.
+
+Nothing here imports a framework: ``bench validate`` loads models to check ``model_args``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One input tensor per example: ``shape`` excludes the batch dimension.
+
+    ``vocab`` bounds integer features (token ids, categories) to ``[0, vocab)``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: Literal["float32", "int32"]
+    vocab: int | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    features: dict[str, FeatureSpec]
+    task: Task
+    num_outputs: int  # classes for classification, targets for regression
+    tokens_per_example: int | None = None  # set by sequence models: tokens/s is reported
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelDef(Protocol):
+    DESCRIPTION: str
+    Args: type[BaseModel]
+
+    def data_spec(self, args: Any) -> DataSpec: ...
+
+    def flops_per_example(self, args: Any, workload: str) -> float: ...
+
+    def build_tf(self, args: Any) -> Any: ...
+
+    def build_jax(self, args: Any, dtype: Any) -> Any: ...
+
+
+REQUIRED = ("DESCRIPTION", "Args", "data_spec", "flops_per_example", "build_tf", "build_jax")
+
+
+class ModelError(ValueError):
+    """A model name that cannot be resolved or an object that breaks the protocol."""
+
+
+def registered_models() -> dict[str, str]:
+    from bench.models import REGISTRY
+
+    return dict(REGISTRY)
+
+
+def load_model(name: str) -> ModelDef:
+    """Resolve a registered name (``mlp``) or a ``package.module:factory`` reference."""
+    registry = registered_models()
+    if name in registry:
+        obj: Any = importlib.import_module(registry[name])
+    elif ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ModelError(f"cannot import model module {module_name!r}: {exc}") from exc
+        if not hasattr(module, attr):
+            raise ModelError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(module, attr)
+        if callable(obj) and not hasattr(obj, "Args"):
+            obj = obj()
+    else:
+        known = ", ".join(sorted(registry))
+        raise ModelError(f"unknown model {name!r}; expected one of {known} or 'package.module:factory'")
+    missing = [attr for attr in REQUIRED if not hasattr(obj, attr)]
+    if missing:
+        raise ModelError(f"model {name!r} does not provide {', '.join(missing)} (see bench.modeldef)")
+    return obj

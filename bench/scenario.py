@@ -1,0 +1,376 @@
+"""Scenario files: YAML -> validated, frozen ``Scenario`` -> the cells of its matrix.
+
+Validation is strict and complete: every problem is collected (YAML syntax, unknown keys, wrong
+types, unknown models, bad ``model_args``) and reported together, each naming the file, the
+line, the field path, the value found and what was expected. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from bench.modeldef import ModelError, load_model
+
+Workload = Literal["train", "predict"]
+Framework = Literal["jax", "tensorflow"]
+Device = Literal["cpu", "gpu", "tpu"]
+Precision = Literal["float32", "bfloat16"]
+Input = Literal["synthetic", "numpy"]
+
+# Order of the axes in a cell key and its id; a new axis is a field in Axes, Matrix and here.
+AXES = ("workload", "framework", "device", "batch_size", "precision", "input")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Axes(_Strict):
+    """One value per axis: a partial cell, used by ``include:`` and ``exclude:``."""
+
+    workload: Workload | None = None
+    framework: Framework | None = None
+    device: Device | None = None
+    batch_size: PositiveInt | None = None
+    precision: Precision | None = None
+    input: Input | None = None
+
+
+class Matrix(_Strict):
+    """Lists of values to sweep; every combination is a cell."""
+
+    workload: list[Workload] | None = Field(None, min_length=1)
+    framework: list[Framework] | None = Field(None, min_length=1)
+    device: list[Device] | None = Field(None, min_length=1)
+    batch_size: list[PositiveInt] | None = Field(None, min_length=1)
+    precision: list[Precision] | None = Field(None, min_length=1)
+    input: list[Input] | None = Field(None, min_length=1)
+
+
+class Optimizer(_Strict):
+    """The same optimizer is built in both frameworks (optax and keras.optimizers)."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    learning_rate: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class Measure(_Strict):
+    """How long each cell runs; see ``bench.measure.timing`` for the run-length rule."""
+
+    warmup_steps: int = Field(5, ge=0)
+    min_steps: int = Field(20, ge=2)
+    min_seconds: float = Field(2.0, ge=0)
+    max_seconds: float = Field(30.0, gt=0)
+    target_rel_ci: float = Field(0.02, gt=0, lt=1)
+    timeout_s: float = Field(600.0, gt=0, description="a cell still running after this is killed")
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    description: str = ""
+    model: str = Field(description="registered model name or 'package.module:factory'")
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    seed: int = 0
+    workload: Workload = "train"
+    framework: Framework = "jax"
+    device: Device = "cpu"
+    batch_size: PositiveInt = 32
+    precision: Precision = "float32"
+    input: Input = "synthetic"
+    matrix: Matrix = Field(default_factory=Matrix)
+    exclude: list[Axes] = Field(default_factory=list)
+    include: list[Axes] = Field(default_factory=list)
+    measure: Measure = Field(default_factory=Measure)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix. ``key`` holds every axis value plus the model."""
+
+    key: dict[str, Any]
+
+    @property
+    def cell_id(self) -> str:
+        k = self.key
+        return (
+            f"{k['framework']}-{k['device']}-{k['workload']}-bs{k['batch_size']}"
+            f"-{k['precision']}-{k['input']}"
+        )
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.key["framework"], self.key["device"]
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: str
+    text: str
+    sha256: str
+    scenario: Scenario
+    overrides: tuple[str, ...] = ()
+    model_args: Any = None  # the model's validated Args instance
+    cells: list[Cell] = field(default_factory=list)
+
+
+class ScenarioError(Exception):
+    """All problems found in one scenario file; ``str()`` lists one per line."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(where, [f"{where}: cannot read file: {exc.strerror}"]) from exc
+    return parse_scenario(text, where, tuple(overrides))
+
+
+def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> LoadedScenario:
+    problems: list[str] = []
+    lines: dict[tuple, int] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(where, [f"{where}{line}: invalid YAML: {problem}"]) from exc
+    if node is not None:
+        _index_lines(node, (), lines, problems, where)
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError(where, [f"{where}:1: expected a mapping of scenario fields, found {found}"])
+
+    for item in overrides:
+        try:
+            _apply_override(data, item)
+        except ValueError as exc:
+            problems.append(f"{where}: --set {item}: {exc}")
+            lines[_override_path(item)] = 0
+
+    scenario = None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append(_describe(err, where, lines, overrides))
+
+    model_args = None
+    # Checked even when other fields are wrong, so every problem shows in one pass.
+    if isinstance(data.get("model"), str) and isinstance(data.get("model_args", {}), dict):
+        model_args = _check_model(data["model"], data.get("model_args", {}), where, lines, problems)
+    if scenario is not None:
+        for axis in AXES:
+            if axis in data and getattr(scenario.matrix, axis) is not None:
+                problems.append(
+                    f"{where}{_line(lines, (axis,))}: {axis}: set both at the top level and in "
+                    f"matrix.{axis}; expected one of the two"
+                )
+
+    cells: list[Cell] = []
+    if scenario is not None and not problems:
+        cells = expand(scenario)
+        if not cells:
+            problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
+    if problems:
+        raise ScenarioError(where, problems)
+    assert scenario is not None
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return LoadedScenario(where, text, digest, scenario, overrides, model_args, cells)
+
+
+def expand(scenario: Scenario) -> list[Cell]:
+    """The matrix product, minus ``exclude`` matches, plus ``include`` cells, in a stable order.
+
+    As in CI matrices: an ``exclude`` entry removes every cell that matches all its values; an
+    ``include`` entry adds one cell, taking axes it does not name from the scenario's top-level
+    values (not from the matrix), unless that cell is already present.
+    """
+    values = [getattr(scenario.matrix, a) or [getattr(scenario, a)] for a in AXES]
+    cells = []
+    seen = set()
+    for combo in itertools.product(*values):
+        axes = dict(zip(AXES, combo, strict=True))
+        if any(_matches(axes, ex) for ex in scenario.exclude):
+            continue
+        cells.append(axes)
+        seen.add(combo)
+    for inc in scenario.include:
+        axes = {a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a) for a in AXES}
+        combo = tuple(axes.values())
+        if combo not in seen:
+            cells.append(axes)
+            seen.add(combo)
+    return [Cell({"model": scenario.model, **axes}) for axes in cells]
+
+
+def _matches(axes: dict[str, Any], pattern: Axes) -> bool:
+    given = pattern.model_dump(exclude_none=True)
+    return all(axes[k] == v for k, v in given.items())
+
+
+def _check_model(name: str, args: dict, where: str, lines: dict, problems: list[str]) -> Any:
+    try:
+        model = load_model(name)
+    except ModelError as exc:
+        problems.append(f"{where}{_line(lines, ('model',))}: model: {exc}")
+        return None
+    try:
+        return model.Args.model_validate(args)
+    except ValidationError as exc:
+        for err in exc.errors():
+            err = {**err, "loc": ("model_args", *err["loc"])}
+            problems.append(_describe(err, where, lines, (), args_model=model.Args))
+        return None
+
+
+def _apply_override(data: dict, item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError("expected key=value, e.g. --set measure.min_steps=5")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"value is not valid YAML: {exc}") from exc
+    parts = key.split(".")
+    target = data
+    for part in parts[:-1]:
+        nxt = target.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ValueError(f"{part!r} is not a mapping")
+        target = nxt
+    target[parts[-1]] = value
+
+
+def _override_path(item: str) -> tuple:
+    return tuple(item.partition("=")[0].split("."))
+
+
+def _index_lines(node: yaml.Node, path: tuple, lines: dict, problems: list[str], where: str) -> None:
+    """Record the 1-based line of every key and item; flag duplicate keys (YAML keeps the last)."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                problems.append(
+                    f"{where}:{key_node.start_mark.line + 1}: {_dotted((*path, key))}: duplicate key; "
+                    "expected each key once"
+                )
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, problems, where)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), lines, problems, where)
+
+
+def _line(lines: dict, loc: tuple) -> str:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return f":{lines[loc]}" if lines[loc] else ""
+        loc = loc[:-1]
+    return ""
+
+
+def _dotted(loc: Iterable) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(
+    err: dict, where: str, lines: dict, overrides: tuple[str, ...], args_model: type | None = None
+) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1], args_model)
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        expected = f"one of: {', '.join(allowed)}" if allowed else "no extra keys"
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        what = f"unknown key {loc[-1]!r}{suggestion}; expected {expected}"
+    elif kind == "missing":
+        what = "required field is missing"
+    else:
+        what = f"got {_show(err.get('input'))}; expected {_expected(err)}"
+    return f"{where}{_line(lines, loc)}: {_dotted(loc)}: {what}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(err: dict) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return err["msg"].replace("Input should be ", "a number ")
+    if kind == "too_short":
+        return "a non-empty list"
+    return err["msg"].replace("Input should be ", "").replace("input should be ", "")
+
+
+def _allowed_keys(loc: tuple, args_model: type | None) -> list[str]:
+    """The field names of the model that sits at ``loc`` (for 'did you mean' hints)."""
+    model: Any = Scenario
+    if args_model is not None and loc[:1] == ("model_args",):
+        model, loc = args_model, loc[1:]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _unwrap(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """list[Axes] | None -> Axes: the model class inside optional and list annotations."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if args else annotation
+        elif origin in (list, tuple):
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "bench scenario"
+    return schema

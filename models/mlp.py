@@ -1,0 +1,118 @@
+"""Multilayer perceptron for structured (tabular) data: numeric features plus categorical
+embeddings, the shape of a click-through or churn model.
+
+Architecture (identical in both twins): each of ``num_categorical`` integer features is looked up
+in its own ``vocab_size x embed_dim`` table; the embeddings are concatenated with the
+``num_numeric`` float features, then pass through ``hidden`` ReLU dense layers and a linear head
+with ``num_classes`` logits (classification) or ``num_targets`` outputs (regression).
+
+FLOPs per example (a multiply-add counts 2; lookups, biases and activations are ignored as they
+are O(width), not O(width^2)):
+    d_0 = num_numeric + num_categorical * embed_dim,  d_1..d_L = hidden,  d_{L+1} = outputs
+    predict = 2 * sum_i d_i * d_{i+1}
+    train   = 3 * predict   (backward costs two matmuls per forward matmul: input and weight grads)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.modeldef import DataSpec, FeatureSpec
+
+DESCRIPTION = "tabular MLP: numeric features + categorical embeddings -> dense ReLU stack"
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_numeric: int = Field(13, ge=0)
+    num_categorical: int = Field(8, ge=0)
+    vocab_size: int = Field(1000, ge=1)
+    embed_dim: int = Field(16, ge=1)
+    hidden: tuple[int, ...] = Field((256, 128), min_length=1)
+    task: Literal["classification", "regression"] = "classification"
+    num_classes: int = Field(2, ge=2)
+    num_targets: int = Field(1, ge=1)
+
+
+def _outputs(args: Args) -> int:
+    return args.num_classes if args.task == "classification" else args.num_targets
+
+
+def data_spec(args: Args) -> DataSpec:
+    features = {}
+    if args.num_numeric:
+        features["numeric"] = FeatureSpec((args.num_numeric,), "float32")
+    if args.num_categorical:
+        features["categorical"] = FeatureSpec(
+            (args.num_categorical,), "int32", vocab=args.vocab_size
+        )
+    return DataSpec(features=features, task=args.task, num_outputs=_outputs(args))
+
+
+def layer_widths(args: Args) -> list[int]:
+    d0 = args.num_numeric + args.num_categorical * args.embed_dim
+    return [d0, *args.hidden, _outputs(args)]
+
+
+def flops_per_example(args: Args, workload: str) -> float:
+    widths = layer_widths(args)
+    forward = 2.0 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return 3.0 * forward if workload == "train" else forward
+
+
+def build_tf(args: Args) -> Any:
+    import keras
+    from keras import ops
+
+    class TabularMLP(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embeds = [
+                keras.layers.Embedding(args.vocab_size, args.embed_dim, name=f"embed_{i}")
+                for i in range(args.num_categorical)
+            ]
+            self.hidden = [
+                keras.layers.Dense(w, activation="relu", name=f"dense_{j}")
+                for j, w in enumerate(args.hidden)
+            ]
+            self.head = keras.layers.Dense(_outputs(args), name="head")
+
+        def call(self, features: dict, training: bool = False) -> Any:
+            parts = []
+            if args.num_numeric:
+                parts.append(ops.cast(features["numeric"], self.compute_dtype))
+            for i, embed in enumerate(self.embeds):
+                parts.append(embed(features["categorical"][:, i]))
+            x = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+            for layer in self.hidden:
+                x = layer(x)
+            return self.head(x)
+
+    return TabularMLP()
+
+
+def build_jax(args: Args, dtype: Any) -> Any:
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class TabularMLP(nn.Module):
+        @nn.compact
+        def __call__(self, features: dict, train: bool = False) -> Any:
+            parts = []
+            if args.num_numeric:
+                parts.append(features["numeric"].astype(dtype))
+            for i in range(args.num_categorical):
+                embed = nn.Embed(
+                    args.vocab_size, args.embed_dim, dtype=dtype, param_dtype=jnp.float32,
+                    name=f"embed_{i}",
+                )
+                parts.append(embed(features["categorical"][:, i]))
+            x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+            for j, width in enumerate(args.hidden):
+                x = nn.relu(nn.Dense(width, dtype=dtype, name=f"dense_{j}")(x))
+            return nn.Dense(_outputs(args), dtype=dtype, name="head")(x)
+
+    return TabularMLP()
