@@ -5,6 +5,9 @@ queries per GPU plus one read of /proc/stat; samples go into plain lists, and ev
 fails once is switched off with its reason, so a broken counter costs one exception, not one per
 tick. NVML calls release the GIL inside the C library, so the step loop keeps running.
 
+NVML "utilisation" is the share of its last sample period (1/6 s to 1 s by GPU) in which any
+kernel ran: 100% does not mean the SMs were full, which is what MFU is for.
+
 Summaries are the spread of sparse samples (mean/min/max). They describe the phase; they are not
 a substitute for counters: energy comes from energy.py, never from integrating these powers.
 
@@ -258,6 +261,7 @@ class TelemetrySampler:
 
     def _setup(self) -> None:
         self._signals = {}
+        self._handles, self._reasons_fn = [], None
         self._reason_mask = self._throttled_ticks = self._reason_ticks = 0
         self._reason_error = None
         self._last_cpu = self._last_tpu = None
