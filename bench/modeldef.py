@@ -90,8 +90,12 @@ def load_model(name: str) -> ModelDef:
             obj = obj()
     else:
         known = ", ".join(sorted(registry))
-        raise ModelError(f"unknown model {name!r}; expected one of {known} or 'package.module:factory'")
+        raise ModelError(
+            f"unknown model {name!r}; expected one of {known} or 'package.module:factory'"
+        )
     missing = [attr for attr in REQUIRED if not hasattr(obj, attr)]
     if missing:
-        raise ModelError(f"model {name!r} does not provide {', '.join(missing)} (see bench.modeldef)")
+        raise ModelError(
+            f"model {name!r} does not provide {', '.join(missing)} (see bench.modeldef)"
+        )
     return obj

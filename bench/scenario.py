@@ -161,7 +161,9 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         _index_lines(node, (), lines, problems, where)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ScenarioError(where, [f"{where}:1: expected a mapping of scenario fields, found {found}"])
+        raise ScenarioError(
+            where, [f"{where}:1: expected a mapping of scenario fields, found {found}"]
+        )
 
     for item in overrides:
         try:
@@ -195,7 +197,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
     if problems:
-        raise ScenarioError(where, problems)
+        raise ScenarioError(where, sorted(problems, key=lambda p: _line_number(p, where)))
     assert scenario is not None
     digest = hashlib.sha256(text.encode()).hexdigest()
     return LoadedScenario(where, text, digest, scenario, overrides, model_args, cells)
@@ -218,7 +220,10 @@ def expand(scenario: Scenario) -> list[Cell]:
         cells.append(axes)
         seen.add(combo)
     for inc in scenario.include:
-        axes = {a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a) for a in AXES}
+        axes = {
+            a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a)
+            for a in AXES
+        }
         combo = tuple(axes.values())
         if combo not in seen:
             cells.append(axes)
@@ -268,7 +273,9 @@ def _override_path(item: str) -> tuple:
     return tuple(item.partition("=")[0].split("."))
 
 
-def _index_lines(node: yaml.Node, path: tuple, lines: dict, problems: list[str], where: str) -> None:
+def _index_lines(
+    node: yaml.Node, path: tuple, lines: dict, problems: list[str], where: str
+) -> None:
     """Record the 1-based line of every key and item; flag duplicate keys (YAML keeps the last)."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -287,6 +294,12 @@ def _index_lines(node: yaml.Node, path: tuple, lines: dict, problems: list[str],
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index_lines(item, (*path, i), lines, problems, where)
+
+
+def _line_number(problem: str, where: str) -> int:
+    """The line a problem names (0 when none), so problems are reported in file order."""
+    rest = problem[len(where) + 1 :].split(":", 1)[0]
+    return int(rest) if rest.isdigit() else 0
 
 
 def _line(lines: dict, loc: tuple) -> str:
@@ -348,7 +361,10 @@ def _allowed_keys(loc: tuple, args_model: type | None) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+        if (
+            not (isinstance(model, type) and issubclass(model, BaseModel))
+            or part not in model.model_fields
+        ):
             return []
         model = _unwrap(model.model_fields[part].annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):

@@ -15,6 +15,7 @@ are O(width), not O(width^2)):
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,7 +60,7 @@ def layer_widths(args: Args) -> list[int]:
 
 def flops_per_example(args: Args, workload: str) -> float:
     widths = layer_widths(args)
-    forward = 2.0 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    forward = 2.0 * sum(a * b for a, b in itertools.pairwise(widths))
     return 3.0 * forward if workload == "train" else forward
 
 
@@ -106,7 +107,10 @@ def build_jax(args: Args, dtype: Any) -> Any:
                 parts.append(features["numeric"].astype(dtype))
             for i in range(args.num_categorical):
                 embed = nn.Embed(
-                    args.vocab_size, args.embed_dim, dtype=dtype, param_dtype=jnp.float32,
+                    args.vocab_size,
+                    args.embed_dim,
+                    dtype=dtype,
+                    param_dtype=jnp.float32,
                     name=f"embed_{i}",
                 )
                 parts.append(embed(features["categorical"][:, i]))

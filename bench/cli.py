@@ -1,0 +1,253 @@
+"""The ``bench`` command: parse arguments, call the library, render. No logic lives here.
+
+Exit codes: 0 every runnable cell succeeded; 1 some cell failed (failed, oom, timeout or
+invalid); 2 usage or validation error; 3 nothing could run (every cell skipped); 130 the run
+was interrupted (its finished cells are kept; ``bench run --resume RUN_DIR`` finishes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import __version__
+
+EXIT_USAGE = 2
+out = Console()
+# Errors are never wrapped: a message names a file and line that tools and people grep for.
+err = Console(stderr=True, soft_wrap=True)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.scenario import ScenarioError, load_scenario
+
+    code = 0
+    for path in args.files:
+        try:
+            loaded = load_scenario(path, args.set)
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                err.print(problem, style="red", highlight=False, markup=False)
+            code = EXIT_USAGE
+            continue
+        out.print(f"{path}: valid, {len(loaded.cells)} cells", highlight=False)
+    return code
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from bench.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _on_event(progress: Progress, task_ref: dict[str, Any]):
+    from bench.render import cell_line
+
+    def on_event(kind: str, **data: Any) -> None:
+        if kind == "start":
+            resumed = (
+                f", resuming after {data['resumed']} recorded cells" if "resumed" in data else ""
+            )
+            progress.console.print(f"run [bold]{data['run_id']}[/] -> {data['path']}{resumed}")
+            task_ref["id"] = progress.add_task("starting", total=len(data["cells"]))
+        elif kind == "worker_ready":
+            ready = data["ready"]
+            what = "ready" if ready["present"] else f"device not available: {ready['reason']}"
+            progress.console.print(
+                f"[dim]worker {data['framework']}/{data['device']} {what}[/]", highlight=False
+            )
+        elif kind == "cell_start":
+            progress.update(task_ref["id"], description=data["cell"].cell_id)
+        elif kind == "cell_done":
+            progress.console.print(cell_line(data["record"]), highlight=False)
+            progress.advance(task_ref["id"])
+
+    return on_event
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.render import cells_table
+    from bench.results import ResultsError
+    from bench.runner import resume_run, start_run
+    from bench.scenario import ScenarioError, load_scenario
+
+    if bool(args.scenario) == bool(args.resume):
+        err.print("bench run: give a SCENARIO file, or --resume RUN_DIR (not both)")
+        return EXIT_USAGE
+    loaded = None
+    if args.scenario:
+        try:
+            loaded = load_scenario(args.scenario, args.set)
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                err.print(problem, style="red", highlight=False, markup=False)
+            err.print(f"{len(exc.problems)} problem(s); nothing was run.")
+            return EXIT_USAGE
+        if args.dry_run:
+            for cell in loaded.cells:
+                out.print(cell.cell_id, highlight=False)
+            out.print(f"{len(loaded.cells)} cells", highlight=False)
+            return 0
+
+    # SIGTERM (a CI job cancelled, `kill`) stops the run as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    task_ref: dict[str, Any] = {}
+    with Progress(*columns, console=out, transient=True) as progress:
+        on_event = _on_event(progress, task_ref)
+        try:
+            if loaded is not None:
+                outcome = start_run(loaded, Path(args.results_dir), on_event)
+            else:
+                outcome = resume_run(Path(args.resume), on_event, retry_failed=args.retry_failed)
+        except (ResultsError, ScenarioError) as exc:
+            err.print(str(exc), style="red", highlight=False, markup=False)
+            return EXIT_USAGE
+    run = outcome.run
+    out.print(cells_table(run, run.meta.get("cells_planned")))
+    statuses = [r["status"] for r in run.cells.values()]
+    summary = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    out.print(f"run {run.run_id} {outcome.status}: {summary or 'no cells'}", highlight=False)
+    out.print(f"results: {run.path}", highlight=False)
+    if outcome.status == "interrupted":
+        out.print(f"interrupted; finish it with: bench run --resume {run.path}", highlight=False)
+    return outcome.exit_code
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from bench.render import cells_table, runs_table
+    from bench.results import ResultsError, list_runs, load_run
+
+    if args.run:
+        try:
+            run = load_run(args.run)
+        except ResultsError as exc:
+            err.print(str(exc), style="red", highlight=False, markup=False)
+            return EXIT_USAGE
+        out.print(cells_table(run, run.meta.get("cells_planned")))
+        return 0
+    runs = list_runs(args.results_dir)
+    if not runs:
+        out.print(f"no runs in {args.results_dir}/ yet: bench run scenarios/quickstart.yaml")
+        return 0
+    out.print(runs_table(runs))
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from bench.devices import inventory
+    from bench.render import devices_table
+
+    with out.status("asking each installed framework what it sees..."):
+        found = inventory()
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        out.print(devices_table(found))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.modeldef import load_model, registered_models
+
+    models = Table(title="models", title_justify="left")
+    models.add_column("name")
+    models.add_column("description")
+    for name in registered_models():
+        models.add_row(name, load_model(name).DESCRIPTION)
+    out.print(models)
+    scenarios = Table(title=f"scenarios in {args.scenarios}/", title_justify="left")
+    scenarios.add_column("file")
+    scenarios.add_column("what it shows")
+    for path in sorted(Path(args.scenarios).glob("*.yaml")):
+        first = next(
+            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
+            "",
+        )
+        scenarios.add_row(str(path), first)
+    out.print(scenarios)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark ML training and batch prediction in TensorFlow and JAX on CPU, GPU and TPU.",
+        epilog="exit codes: 0 ok, 1 a cell failed, 2 usage/validation error, 3 nothing could run, "
+        "130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a scenario's cells and write a run folder")
+    p.add_argument("scenario", nargs="?", help="scenario YAML file")
+    p.add_argument(
+        "--results-dir", default="results", help="where run folders go (default: results)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field, e.g. --set matrix.batch_size=[8,16] (repeatable)",
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="run only the cells RUN_DIR has no record of"
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: also rerun failed cells"
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check scenario files (exit 0 valid, 2 invalid)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the scenario JSON Schema (for editor completion)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("results", help="list runs, or show one run's cells")
+    p.add_argument("run", nargs="?", help="a run folder to show")
+    p.add_argument("--results-dir", default="results")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("devices", help="what each installed framework sees on this machine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("list", help="list models and scenarios")
+    p.add_argument("--scenarios", default="scenarios")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The runner: plans a scenario's cells, groups them by (framework, device), drives one worker
+process per group, and streams each record to the run folder as it arrives.
+
+A worker runs one framework only, so TensorFlow and JAX never share a process. The runner never
+imports a framework. A cell whose worker hangs past ``measure.timeout_s`` is killed and
+recorded as ``timeout``; a worker that dies gets its cell recorded as ``failed`` or ``oom`` with
+the reason; either way the sweep goes on with a fresh worker for the group's remaining cells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import __version__
+from bench.environment import collect
+from bench.results import FAILED, Run, RunWriter, load_run, utc_now
+from bench.scenario import Cell, LoadedScenario, parse_scenario
+
+# Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
+STARTUP_TIMEOUT_S = 300.0
+JAX_PLATFORMS = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+Events = Callable[..., None]
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def worker_env(framework: str, device: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["KERAS_BACKEND"] = "tensorflow"
+    if framework == "jax":
+        # Only the platform this group measures: no probing (or grabbing) of other devices.
+        env["JAX_PLATFORMS"] = JAX_PLATFORMS[device]
+    elif device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # TF would otherwise claim every GPU's memory
+    return env
+
+
+def oom_kills() -> int | None:
+    """The cgroup's OOM-kill counter, to tell an OOM kill from any other SIGKILL."""
+    try:
+        for line in Path("/sys/fs/cgroup/memory.events").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class WorkerProcess:
+    def __init__(self, framework: str, device: str, log_path: Path, python: str = sys.executable):
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.log.write(f"\n=== worker {framework}/{device} started {utc_now()}\n".encode())
+        self.log.flush()
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [python, "-m", "bench.worker", framework, device],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=worker_env(framework, device),
+            start_new_session=True,  # Ctrl-C reaches the runner only; it stops the worker
+        )
+        self._buffer = b""
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise WorkerDied from exc
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        """The next message; TimeoutError past ``timeout``; WorkerDied at end of output."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise WorkerDied
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        try:
+            self.send({"type": "stop"})
+            self.proc.wait(timeout=30)
+        except (WorkerDied, subprocess.TimeoutExpired):
+            self.kill()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream:
+                stream.close()
+        self.log.close()
+
+    def log_tail(self, lines: int = 1) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        useful = [t for t in text if t.strip() and not t.startswith("===")]
+        return " | ".join(useful[-lines:])[-300:]
+
+
+def death_reason(returncode: int | None, oom_delta: int, log_tail: str) -> tuple[str, str]:
+    """Status and one-line reason for a worker that stopped answering mid-cell."""
+    tail = f"; last log line: {log_tail}" if log_tail else ""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        if returncode == -signal.SIGKILL and oom_delta > 0:
+            return "oom", "worker killed by the kernel OOM killer (out of host memory)"
+        return "failed", f"worker killed by {name}{tail}"
+    return "failed", f"worker exited with code {returncode} mid-cell{tail}"
+
+
+def cell_message(loaded: LoadedScenario, cell: Cell) -> dict[str, Any]:
+    s = loaded.scenario
+    return {
+        "type": "cell",
+        "cell_id": cell.cell_id,
+        "key": cell.key,
+        "model_args": s.model_args,
+        "optimizer": s.optimizer.model_dump(),
+        "seed": s.seed,
+        "measure": s.measure.model_dump(),
+    }
+
+
+def runner_record(cell: Cell, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "cell_id": cell.cell_id,
+        "key": cell.key,
+        "status": status,
+        "reason": reason,
+        "flags": [],
+        "metrics": {},
+        "finished_at": utc_now(),
+    }
+
+
+@dataclass
+class RunOutcome:
+    run: Run
+    status: str  # complete | interrupted | failed
+    exit_code: int
+
+
+def exit_code(statuses: Iterable[str]) -> int:
+    counts = Counter(statuses)
+    if any(counts[s] for s in FAILED):
+        return EXIT_CELL_FAILED
+    if counts and counts["skipped"] == sum(counts.values()):
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
+
+
+class Runner:
+    def __init__(self, loaded: LoadedScenario, writer: RunWriter, on_event: Events, python: str):
+        self.loaded = loaded
+        self.writer = writer
+        self.on_event = on_event
+        self.python = python
+        self.worker: WorkerProcess | None = None
+
+    def run(self, cells: list[Cell]) -> None:
+        groups: dict[tuple[str, str], list[Cell]] = {}
+        for cell in cells:
+            groups.setdefault(cell.group, []).append(cell)
+        for (framework, device), group in groups.items():
+            pending = list(group)
+            while pending:
+                self._run_worker(framework, device, pending)
+
+    def _finish(self, record: dict[str, Any]) -> None:
+        self.writer.append_cell(record)
+        self.on_event("cell_done", record=record)
+
+    def _run_worker(self, framework: str, device: str, pending: list[Cell]) -> None:
+        """Run cells from ``pending`` (removing them) until it is empty or the worker is lost."""
+        log = self.writer.path / f"worker-{framework}-{device}.log"
+        self.worker = worker = WorkerProcess(framework, device, log, self.python)
+        try:
+            try:
+                ready = worker.receive(STARTUP_TIMEOUT_S)
+            except (TimeoutError, WorkerDied):
+                reason = f"{framework} worker for {device} did not start: {worker.log_tail() or 'no output'}"
+                while pending:
+                    self._finish(runner_record(pending.pop(0), "failed", reason))
+                return
+            frameworks = self.writer.meta["environment"]["frameworks"]
+            frameworks.setdefault(framework, {})[device] = {
+                k: v for k, v in ready.items() if k != "type"
+            }
+            self.writer.update()
+            self.on_event("worker_ready", framework=framework, device=device, ready=ready)
+
+            while pending:
+                cell = pending[0]
+                self.on_event("cell_start", cell=cell)
+                kills_before = oom_kills()
+                try:
+                    worker.send(cell_message(self.loaded, cell))
+                    reply = worker.receive(self.loaded.scenario.measure.timeout_s)
+                except TimeoutError:
+                    worker.kill()
+                    limit = self.loaded.scenario.measure.timeout_s
+                    self._finish(
+                        runner_record(
+                            pending.pop(0),
+                            "timeout",
+                            f"no result within measure.timeout_s={limit:g}s; worker killed",
+                        )
+                    )
+                    return
+                except WorkerDied:
+                    returncode = worker.proc.wait()
+                    kills_after = oom_kills()
+                    delta = (
+                        (kills_after - kills_before)
+                        if None not in (kills_before, kills_after)
+                        else 0
+                    )
+                    status, reason = death_reason(returncode, delta, worker.log_tail())
+                    self._finish(runner_record(pending.pop(0), status, reason))
+                    return
+                pending.pop(0)
+                self._finish(reply["record"])
+            worker.stop()
+        finally:
+            worker.close()
+            self.worker = None
+
+    def abort(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
+def _drive(
+    loaded: LoadedScenario, writer: RunWriter, cells: list[Cell], on_event: Events, python: str
+) -> RunOutcome:
+    runner = Runner(loaded, writer, on_event, python)
+    status = "complete"
+    try:
+        runner.run(cells)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        runner.abort()
+    except BaseException:
+        runner.abort()
+        writer.finish("failed")
+        raise
+    writer.finish(status)
+    run = load_run(writer.path)
+    code = (
+        EXIT_INTERRUPTED
+        if status == "interrupted"
+        else exit_code(r["status"] for r in run.cells.values())
+    )
+    return RunOutcome(run, status, code)
+
+
+def start_run(
+    loaded: LoadedScenario, results_dir: Path, on_event: Events, python: str = sys.executable
+) -> RunOutcome:
+    meta = {
+        "bench_version": __version__,
+        "command": sys.argv,
+        "scenario": {
+            "name": loaded.scenario.name,
+            "path": loaded.path,
+            "sha256": loaded.sha256,
+            "overrides": list(loaded.overrides),
+            "text": loaded.text,
+        },
+        "cells_planned": [c.cell_id for c in loaded.cells],
+        "environment": collect(Path(loaded.path).resolve().parent),
+    }
+    writer = RunWriter.create(results_dir, meta)
+    on_event("start", run_id=writer.meta["run_id"], path=writer.path, cells=loaded.cells)
+    return _drive(loaded, writer, loaded.cells, on_event, python)
+
+
+def resume_run(
+    run_dir: Path, on_event: Events, retry_failed: bool = False, python: str = sys.executable
+) -> RunOutcome:
+    """Run the cells of ``run_dir`` that have no record yet (and failed ones if asked)."""
+    run = load_run(run_dir)
+    scenario = run.meta["scenario"]
+    loaded = parse_scenario(
+        scenario["text"], scenario["path"], tuple(scenario.get("overrides", ()))
+    )
+    redo = set(FAILED) if retry_failed else set()
+    todo = [
+        c
+        for c in loaded.cells
+        if c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo
+    ]
+    writer = RunWriter.reopen(run)
+    on_event("start", run_id=run.run_id, path=writer.path, cells=todo, resumed=len(run.cells))
+    return _drive(loaded, writer, todo, on_event, python)

@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests that start real workers are marked ``slow`` (seconds each)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let workers import test-only models from ``tests.fixtures``."""
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+
+def bench_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *args]

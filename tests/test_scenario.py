@@ -1,0 +1,141 @@
+"""Scenario validation (every error names file, line, field, value, expectation) and expansion."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from bench.scenario import ScenarioError, json_schema, load_scenario, parse_scenario
+
+GOOD = """\
+name: t
+model: mlp
+matrix:
+  framework: [jax, tensorflow]
+  batch_size: [8, 16]
+"""
+
+
+def problems(text: str, overrides: tuple[str, ...] = ()) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(textwrap.dedent(text), "s.yaml", overrides)
+    return info.value.problems
+
+
+def test_good_scenario_expands_to_the_product():
+    loaded = parse_scenario(GOOD, "s.yaml")
+    # 2 frameworks x 2 batch sizes; the other axes take the top-level defaults.
+    assert [c.cell_id for c in loaded.cells] == [
+        "jax-cpu-train-bs8-float32-synthetic",
+        "jax-cpu-train-bs16-float32-synthetic",
+        "tensorflow-cpu-train-bs8-float32-synthetic",
+        "tensorflow-cpu-train-bs16-float32-synthetic",
+    ]
+    assert loaded.cells[0].key == {
+        "model": "mlp", "workload": "train", "framework": "jax", "device": "cpu",
+        "batch_size": 8, "precision": "float32", "input": "synthetic",
+    }
+    assert len(loaded.sha256) == 64
+
+
+def test_exclude_and_include_work_like_a_ci_matrix():
+    loaded = parse_scenario(
+        GOOD + "exclude:\n  - {framework: jax, batch_size: 16}\n"
+        "include:\n  - {framework: jax, device: gpu, precision: bfloat16}\n"
+        "  - {framework: tensorflow, batch_size: 8}\n",  # already present: not added twice
+        "s.yaml",
+    )
+    assert [c.cell_id for c in loaded.cells] == [
+        "jax-cpu-train-bs8-float32-synthetic",
+        "tensorflow-cpu-train-bs8-float32-synthetic",
+        "tensorflow-cpu-train-bs16-float32-synthetic",
+        "jax-gpu-train-bs32-bfloat16-synthetic",  # unnamed axes come from the top level
+    ]
+
+
+def test_set_overrides_apply_before_validation():
+    loaded = parse_scenario(GOOD, "s.yaml", ("matrix.batch_size=[4]", "measure.min_steps=3"))
+    assert {c.key["batch_size"] for c in loaded.cells} == {4}
+    assert loaded.scenario.measure.min_steps == 3
+    assert problems(GOOD, ("measure.min_steps=-1",)) == [
+        "s.yaml: measure.min_steps: got -1; expected a number greater than or equal to 2"
+    ]
+    assert "expected key=value" in problems(GOOD, ("nonsense",))[0]
+
+
+def test_bad_yaml_syntax_names_the_line():
+    assert problems("name: t\nmodel: [mlp\n") == [
+        "s.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
+def test_unknown_key_suggests_the_near_miss():
+    (msg,) = problems(GOOD + "mesure: {min_steps: 3}\n")
+    assert msg.startswith("s.yaml:6: mesure: unknown key 'mesure' (did you mean 'measure'?)")
+
+
+def test_wrong_type_shows_value_and_expectation():
+    (msg,) = problems(GOOD.replace("[8, 16]", "[8, lots]"))
+    assert msg == "s.yaml:5: matrix.batch_size[1]: got 'lots'; expected a valid integer, unable to parse string as an integer"
+
+
+def test_empty_axis_and_negative_batch_and_bad_literal_all_reported_at_once():
+    found = problems(
+        """\
+        name: t
+        model: mlp
+        matrix:
+          framework: []
+          batch_size: [8, -4]
+          device: [cpu, fpga]
+        """
+    )
+    assert found == [
+        "s.yaml:4: matrix.framework: got []; expected a non-empty list",
+        "s.yaml:5: matrix.batch_size[1]: got -4; expected a number greater than 0",
+        "s.yaml:6: matrix.device[1]: got 'fpga'; expected one of 'cpu', 'gpu' or 'tpu'",
+    ]
+
+
+def test_unknown_model_and_bad_model_args():
+    assert problems("name: t\nmodel: resnet9000\n") == [
+        "s.yaml:2: model: unknown model 'resnet9000'; expected one of "
+        + ", ".join(sorted(__import__("bench.models").models.REGISTRY))
+        + " or 'package.module:factory'"
+    ]
+    (msg,) = problems("name: t\nmodel: mlp\nmodel_args:\n  hiden: [4]\n")
+    assert msg.startswith("s.yaml:4: model_args.hiden: unknown key 'hiden' (did you mean 'hidden'?)")
+
+
+def test_axis_set_twice_and_duplicate_keys_are_errors():
+    assert "set both at the top level and in matrix.framework" in problems(
+        GOOD + "framework: jax\n"
+    )[0]
+    assert problems(GOOD + "name: u\n") == ["s.yaml:6: name: duplicate key; expected each key once"]
+
+
+def test_everything_excluded_is_an_error():
+    text = GOOD + "exclude:\n  - {device: cpu}\n"
+    assert problems(text) == ["s.yaml: matrix: every cell is excluded; expected at least one cell"]
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ScenarioError, match="cannot read file"):
+        load_scenario(tmp_path / "nope.yaml")
+    assert problems("- a\n- b\n") == ["s.yaml:1: expected a mapping of scenario fields, found a list"]
+
+
+def test_json_schema_is_strict_and_documents_axes():
+    schema = json_schema()
+    assert schema["additionalProperties"] is False
+    assert "batch_size" in schema["$defs"]["Matrix"]["properties"]
+
+
+def test_shipped_scenarios_are_valid():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml")):
+        text = path.read_text()
+        assert text.startswith("#"), f"{path} must open with a comment on what it shows"
+        assert load_scenario(path).cells
