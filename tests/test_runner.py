@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import load_run
-from tests.conftest import REPO, bench_cmd
+from tests.conftest import bench_cmd
 
 pytestmark = pytest.mark.slow
 
