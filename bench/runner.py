@@ -158,6 +158,7 @@ def cell_message(loaded: LoadedScenario, cell: Cell) -> dict[str, Any]:
         "optimizer": s.optimizer.model_dump(),
         "seed": s.seed,
         "measure": s.measure.model_dump(),
+        "pricing": s.pricing,
     }
 
 

@@ -76,6 +76,9 @@ class Measure(_Strict):
     max_seconds: float = Field(30.0, gt=0)
     target_rel_ci: float = Field(0.02, gt=0, lt=1)
     timeout_s: float = Field(600.0, gt=0, description="a cell still running after this is killed")
+    repeats: int = Field(
+        1, ge=1, le=100, description="run each cell this many times, each in a fresh process"
+    )
 
 
 class Scenario(_Strict):
@@ -95,6 +98,11 @@ class Scenario(_Strict):
     exclude: list[Axes] = Field(default_factory=list)
     include: list[Axes] = Field(default_factory=list)
     measure: Measure = Field(default_factory=Measure)
+    pricing: dict[str, float | str] = Field(
+        default_factory=dict,
+        description="USD per device-hour (or a price-table entry name) by device name, device "
+        "key (h100-sxm, tpu-v5e, cpu), kind (gpu, tpu, cpu) or '*'; overrides the shipped table",
+    )
 
 
 @dataclass(frozen=True)

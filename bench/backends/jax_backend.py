@@ -31,13 +31,23 @@ def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
     try:
         devices = jax.devices(PLATFORMS[device])
     except Exception as exc:  # RuntimeError, or AssertionError when no plugin for the platform
-        detail = str(exc).splitlines()[0] if str(exc) else "no jax backend for this platform installed"
+        detail = (
+            str(exc).splitlines()[0] if str(exc) else "no jax backend for this platform installed"
+        )
         return False, f"no {device.upper()} visible to jax ({detail[:160]})", []
     seen = [
         {"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", d.platform)}
         for d in devices
     ]
     return True, "", seen
+
+
+def calibration_matmul(precision: str, n: int) -> Any:
+    """One n x n x n matmul through XLA, synced: what the CPU peak is calibrated against."""
+    dtype = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
+    a = jnp.ones((n, n), dtype)
+    matmul = jax.jit(jnp.matmul)
+    return lambda: matmul(a, a).block_until_ready()
 
 
 def make_optimizer(opt: Any) -> optax.GradientTransformation:
@@ -100,6 +110,7 @@ class JaxWorkload(Workload):
     def __init__(self, req: BuildRequest):
         key = req.key
         self.device = jax.devices(PLATFORMS[key["device"]])[0]
+        self.device_name = "cpu" if self.device.platform == "cpu" else self.device.device_kind
         dtype = jnp.bfloat16 if key["precision"] == "bfloat16" else jnp.float32
         module = req.model.build_jax(req.args, dtype)
         hosts = host_batches(req)
@@ -155,6 +166,11 @@ class JaxWorkload(Workload):
 
     def trace_count(self) -> int:
         return 0  # an AOT executable never retraces
+
+    def compiler_flops(self) -> float | None:
+        from bench.measure.flops import xla_cost_flops
+
+        return xla_cost_flops(self._compiled)
 
     def memory(self) -> dict[str, Any]:
         stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None

@@ -65,10 +65,41 @@ def _tpu_strategy() -> Any:
     return _TPU_STRATEGY
 
 
+def device_name(device: str) -> str:
+    """The name peak-FLOPs and price tables know: the GPU's model, the TPU's type, or "cpu"."""
+    if device == "gpu":
+        details = tf.config.experimental.get_device_details(
+            tf.config.list_physical_devices("GPU")[0]
+        )
+        return details.get("device_name", "GPU")
+    if device == "tpu":
+        # TF names TPU devices only "TPU"; TPU VMs carry their type (e.g. v5litepod-8) in env.
+        kind = os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("ACCELERATOR_TYPE") or ""
+        generation = kind.split("-")[0]
+        # Spell it as JAX's device_kind does, which the peak and price tables match.
+        return {"v5litepod": "TPU v5 lite", "v5e": "TPU v5 lite"}.get(
+            generation, f"TPU {generation}"
+        )
+    return "cpu"
+
+
 def make_strategy(device: str) -> Any:
     if device == "tpu":
         return _tpu_strategy()
     return tf.distribute.OneDeviceStrategy(f"/{device.upper()}:0")
+
+
+def calibration_matmul(precision: str, n: int) -> Any:
+    """One n x n x n matmul through TensorFlow's CPU kernels, synced by a scalar host read."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    with tf.device("/CPU:0"):
+        a = tf.ones((n, n), dtype)
+
+    @tf.function
+    def matmul() -> tf.Tensor:
+        return tf.reduce_sum(tf.cast(tf.linalg.matmul(a, a)[0, :1], tf.float32))
+
+    return lambda: matmul().numpy()
 
 
 def make_optimizer(opt: Any) -> keras.optimizers.Optimizer:
@@ -104,6 +135,7 @@ class TfWorkload(Workload):
         self.device = key["device"]
         self.workload = key["workload"]
         self.strategy = make_strategy(self.device)
+        self.device_name = device_name(self.device)
         set_precision(key["precision"])
         keras.utils.set_random_seed(req.seed)
         hosts = host_batches(req)

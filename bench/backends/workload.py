@@ -31,11 +31,19 @@ class BuildRequest:
 
 
 class Workload(ABC):
-    """One cell's compiled step. ``compile_s`` and ``compile_method`` are set by ``__init__``."""
+    """One cell's compiled step. ``__init__`` sets the attributes below."""
 
     compile_s: float
     compile_method: str
     param_count: int
+    # The name the peak-FLOPs and price tables are keyed by ("NVIDIA H100 80GB HBM3",
+    # "TPU v5 lite"); "cpu" for host CPUs, which are calibrated instead.
+    device_name: str = "cpu"
+    device_count: int = 1  # devices the step runs on (data parallelism multiplies it)
+
+    def compiler_flops(self) -> float | None:
+        """FLOPs of one step by the compiler's own count (a cross-check), when it has one."""
+        return None
 
     @abstractmethod
     def step(self) -> Any:

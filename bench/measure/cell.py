@@ -1,21 +1,49 @@
 """Measure one cell in the worker: build, compile, time, check, and turn it all into metrics.
 
-Composes the pieces that stay independent: the backend (framework), the model, the input and
-the timer. Returns the parts of a cell record that measurement fills in (status, reason, flags,
-metrics, samples); the worker adds identity and timestamps.
+Composes the pieces that stay independent: the backend (framework), the model, the input, the
+timer, and the counters read around the timed phase (energy, telemetry). Returns the parts of a
+cell record that measurement fills in (status, reason, flags, metrics, samples); the worker adds
+identity and timestamps.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from bench.backends.workload import BuildRequest
+from bench.backends.workload import BuildRequest, Workload
+from bench.measure.cost import cost_metrics, price_per_hour
+from bench.measure.energy import EnergyMeter, per_example
+from bench.measure.flops import calibrate_cpu_peak, mfu, peak_flops
 from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
 from bench.measure.stats import summarize
+from bench.measure.telemetry import TelemetrySampler
 from bench.measure.timing import RunLength, Timer
-from bench.metrics import metric, unavailable
+from bench.metrics import metric, unavailable, value_of
 from bench.modeldef import load_model
+
+# Sizes of the CPU calibration matmuls: the fastest is the peak, as the best size depends on the
+# CPU's caches and the framework's kernels (0.3-17 GFLOP each: well under a second in all).
+CALIBRATION_SIZES = (512, 1024, 2048)
+
+
+@functools.cache
+def cpu_peak(backend: Any, precision: str) -> dict[str, Any]:
+    """Calibrated once per worker with the framework's own matmul: a CPU has no datasheet peak
+    its kernels reach, and numpy's BLAS may be slower or faster than the framework's."""
+    best: dict[str, Any] = unavailable("no calibration ran", "FLOP/s")
+    for n in CALIBRATION_SIZES:
+        try:
+            matmul = backend.calibration_matmul(precision, n)
+        except Exception as exc:
+            return unavailable(f"calibration matmul failed: {type(exc).__name__}: {exc}", "FLOP/s")
+        found = calibrate_cpu_peak(precision, matmul, n=n, repeats=5)
+        if (value_of(found) or 0) > (value_of(best) or 0):
+            best = found
+    if "value" in best:
+        best["method"] += f" (fastest of sizes {', '.join(map(str, CALIBRATION_SIZES))})"
+    return best
 
 
 def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
@@ -34,10 +62,23 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     rule = RunLength(
         m["warmup_steps"], m["min_steps"], m["min_seconds"], m["max_seconds"], m["target_rel_ci"]
     )
+    gpus = tuple(range(workload.device_count)) if key["device"] == "gpu" else ()
+    energy = EnergyMeter(device=key["device"], gpu_indices=gpus)
+    telemetry = TelemetrySampler(gpu_indices=gpus, tpu=key["device"] == "tpu")
+    energy_metrics: dict[str, Any] = {}
+
+    def timed_phase_start() -> None:
+        telemetry.start()
+        energy.start()  # last, so the counters cover the steps and not the sampler's start-up
+
+    def timed_phase_end() -> None:
+        energy_metrics.update(energy.stop())
+        telemetry.stop()
+
     traces_before = workload.trace_count()
-    timing = Timer(rule).run(workload.step, workload.sync)
+    timing = Timer(rule).run(workload.step, workload.sync, timed_phase_start, timed_phase_end)
     time_to_first = (
-        (time.perf_counter() - build_start) - sum(timing.warmup_s) - sum(timing.step_times_s)
+        time.perf_counter() - build_start - sum(timing.warmup_s) - sum(timing.step_times_s)
     )
     retraced = workload.trace_count() - traces_before
 
@@ -53,11 +94,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     batch = key["batch_size"]
     times = timing.step_times_s
     steps = summarize(times)
+    examples_per_s = batch / steps["median"]
     sync_how = "device-synced" if key["framework"] == "jax" else "host read of the output"
     metrics: dict[str, Any] = {
-        "examples_per_s": metric(
-            batch / steps["median"], "examples/s", "batch_size / median step time"
-        ),
+        "examples_per_s": metric(examples_per_s, "examples/s", "batch_size / median step time"),
         "step_time_s": {
             "unit": "s",
             "method": f"wall clock per step after {rule.warmup_steps} warm-up steps, {sync_how}",
@@ -78,9 +118,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         "param_count": metric(workload.param_count, "parameters", "trainable parameters"),
     }
     if spec.tokens_per_example:
-        tokens = batch * spec.tokens_per_example
         metrics["tokens_per_s"] = metric(
-            tokens / steps["median"], "tokens/s", "batch_size * sequence length / median step time"
+            examples_per_s * spec.tokens_per_example,
+            "tokens/s",
+            "batch_size * tokens per example / median step time",
         )
     if key["workload"] == "predict":
         metrics["latency_per_batch_s"] = {
@@ -90,12 +131,27 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             "p99": steps["p99"],
         }
     metrics.update(workload.memory())
-    peak = peak_rss_bytes()
-    if peak is None:
-        metrics["peak_host_rss_bytes"] = unavailable("/proc/self/status not readable", "bytes")
-    else:
-        scope = "this cell (VmHWM reset at its start)" if rss_reset else "worker lifetime"
-        metrics["peak_host_rss_bytes"] = metric(peak, "bytes", f"VmHWM of the worker over {scope}")
+    metrics["peak_host_rss_bytes"] = _host_rss(rss_reset)
+
+    metrics.update(energy_metrics)
+    metrics.update(per_example(energy_metrics, batch * len(times)))
+    summary = telemetry.summary()
+    metrics["telemetry"] = summary
+    if value_of(summary.get("throttled")):
+        flags.append("throttled")
+
+    flops = _flops_metrics(backend, model, args, key, workload, examples_per_s)
+    metrics.update(flops)
+    invalid_mfu = flops["mfu"].get("invalid_reason")
+    if invalid_mfu and workload.device_name == "cpu":
+        # A calibrated CPU peak is a measurement (noisy on a shared host), not a bound.
+        flags.append("mfu_above_calibration")
+    elif invalid_mfu and status == "ok":
+        status, reason = "invalid", invalid_mfu
+
+    price = price_per_hour(workload.device_name, overrides=msg.get("pricing") or None)
+    metrics["price_per_hour_usd"] = price
+    metrics.update(cost_metrics(examples_per_s, price, workload.device_count))
     return {
         "status": status,
         "reason": reason,
@@ -103,3 +159,49 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "samples": {"step_time_s": times, "warmup_s": timing.warmup_s},
     }
+
+
+def _host_rss(reset_worked: bool) -> dict[str, Any]:
+    peak = peak_rss_bytes()
+    if peak is None:
+        return unavailable("/proc/self/status not readable", "bytes")
+    scope = "this cell (VmHWM reset at its start)" if reset_worked else "the worker's lifetime"
+    return metric(peak, "bytes", f"VmHWM of the worker over {scope}")
+
+
+def _flops_metrics(
+    backend: Any,
+    model: Any,
+    args: Any,
+    key: dict[str, Any],
+    workload: Workload,
+    examples_per_s: float,
+) -> dict[str, Any]:
+    """Analytic FLOPs, the compiler's count beside them, the device peak, and MFU."""
+    analytic = model.flops_per_example(args, key["workload"])
+    out: dict[str, Any] = {
+        "flops_per_example": metric(
+            analytic,
+            "FLOP/example",
+            f"analytic formula of model {key['model']!r} ({key['workload']})",
+        )
+    }
+    compiled = workload.compiler_flops()
+    if compiled:
+        out["xla_flops_per_example"] = metric(
+            compiled / key["batch_size"],
+            "FLOP/example",
+            "XLA cost_analysis() of the compiled step / batch_size; a cross-check only "
+            "(it misses library calls such as GPU convolutions)",
+        )
+    else:
+        out["xla_flops_per_example"] = unavailable(
+            f"no compiler cost analysis from the {key['framework']} backend", "FLOP/example"
+        )
+    if workload.device_name == "cpu":
+        peak = cpu_peak(backend, key["precision"])
+    else:
+        peak = peak_flops(workload.device_name, key["precision"])
+    out["peak_flops_per_s"] = peak
+    out["mfu"] = mfu(analytic, examples_per_s, peak, workload.device_count)
+    return out

@@ -82,7 +82,14 @@ class Timer:
         self.rule = rule
         self.clock = clock
 
-    def run(self, step: Callable[[], Any], sync: Callable[[Any], Any]) -> Timing:
+    def run(
+        self,
+        step: Callable[[], Any],
+        sync: Callable[[Any], Any],
+        on_timed_start: Callable[[], Any] | None = None,
+        on_timed_end: Callable[[], Any] | None = None,
+    ) -> Timing:
+        """Time ``step``; the hooks bracket the timed phase (energy counters, telemetry)."""
         rule, clock = self.rule, self.clock
         start = clock()
         out = step()
@@ -98,6 +105,9 @@ class Timer:
 
         times = timing.step_times_s
         n, mean, m2 = 0, 0.0, 0.0
+        if on_timed_start is not None:
+            on_timed_start()
+            now = clock()  # the hook's own time is not a step's
         phase_start = now
         while True:
             before = now
@@ -121,5 +131,7 @@ class Timer:
                 timing.converged = timing.rel_ci <= rule.target_rel_ci
                 timing.stop_reason = "max_seconds reached"
                 break
+        if on_timed_end is not None:
+            on_timed_end()
         timing.last_output = out
         return timing
