@@ -184,6 +184,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    from bench.measure.overhead import run_in_subprocess
+
+    with out.status("timing one compiled JAX step bare and through bench's timer..."):
+        try:
+            found = run_in_subprocess(args.steps, args.trials, args.size)
+        except RuntimeError as exc:
+            err.print(str(exc), style="red", markup=False)
+            return 1
+    verdict = "meets" if found["ratio"] >= 0.98 else "MISSES"
+    out.print(
+        f"step {found['step_ms']:.3f} ms on {found['device']} (jax {found['jax']}): bare loop "
+        f"{found['bare_steps_per_s']:,.1f} steps/s, bench timer {found['bench_steps_per_s']:,.1f} "
+        f"steps/s, ratio {found['ratio']:.3f} ({verdict} the 0.98 target; "
+        f"{found['trials']} interleaved trials x {found['steps_per_trial']} steps)",
+        highlight=False,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
@@ -231,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("devices", help="what each installed framework sees on this machine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("selfcheck", help="measure the timer's overhead against a bare JAX loop")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--trials", type=int, default=7)
+    p.add_argument("--size", type=int, default=256, help="matrix size (sets the step time)")
+    p.set_defaults(func=cmd_selfcheck)
 
     p = sub.add_parser("list", help="list models and scenarios")
     p.add_argument("--scenarios", default="scenarios")

@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import __version__
 from bench.environment import collect
+from bench.measure.repeats import merge_repeats
 from bench.results import FAILED, Run, RunWriter, load_run, utc_now
 from bench.scenario import Cell, LoadedScenario, parse_scenario
 
@@ -202,17 +203,29 @@ class Runner:
         groups: dict[tuple[str, str], list[Cell]] = {}
         for cell in cells:
             groups.setdefault(cell.group, []).append(cell)
+        repeats = self.loaded.scenario.measure.repeats
         for (framework, device), group in groups.items():
-            pending = list(group)
-            while pending:
-                self._run_worker(framework, device, pending)
+            if repeats == 1:
+                pending = list(group)
+                while pending:
+                    self._run_worker(framework, device, pending, self._finish)
+                continue
+            for cell in group:
+                # Each repeat in a fresh process: that is what shows between-process variance.
+                records: list[dict[str, Any]] = []
+                for _ in range(repeats):
+                    self._run_worker(framework, device, [cell], records.append)
+                self._finish(merge_repeats(records))
 
     def _finish(self, record: dict[str, Any]) -> None:
         self.writer.append_cell(record)
         self.on_event("cell_done", record=record)
 
-    def _run_worker(self, framework: str, device: str, pending: list[Cell]) -> None:
-        """Run cells from ``pending`` (removing them) until it is empty or the worker is lost."""
+    def _run_worker(
+        self, framework: str, device: str, pending: list[Cell], emit: Callable[[dict], None]
+    ) -> None:
+        """Run cells from ``pending`` (removing them, handing each record to ``emit``) until it
+        is empty or the worker is lost."""
         log = self.writer.path / f"worker-{framework}-{device}.log"
         self.worker = worker = WorkerProcess(framework, device, log, self.python)
         try:
@@ -221,7 +234,7 @@ class Runner:
             except (TimeoutError, WorkerDied):
                 reason = f"{framework} worker for {device} did not start: {worker.log_tail() or 'no output'}"
                 while pending:
-                    self._finish(runner_record(pending.pop(0), "failed", reason))
+                    emit(runner_record(pending.pop(0), "failed", reason))
                 return
             frameworks = self.writer.meta["environment"]["frameworks"]
             frameworks.setdefault(framework, {})[device] = {
@@ -240,7 +253,7 @@ class Runner:
                 except TimeoutError:
                     worker.kill()
                     limit = self.loaded.scenario.measure.timeout_s
-                    self._finish(
+                    emit(
                         runner_record(
                             pending.pop(0),
                             "timeout",
@@ -257,10 +270,10 @@ class Runner:
                         else 0
                     )
                     status, reason = death_reason(returncode, delta, worker.log_tail())
-                    self._finish(runner_record(pending.pop(0), status, reason))
+                    emit(runner_record(pending.pop(0), status, reason))
                     return
                 pending.pop(0)
-                self._finish(reply["record"])
+                emit(reply["record"])
             worker.stop()
         finally:
             worker.close()

@@ -68,6 +68,14 @@ matrix:
         assert metrics["examples_per_s"]["value"] == pytest.approx(16 / steps["median"])
         assert metrics["compile_s"]["value"] > 0 and metrics["compile_s"]["method"]
         assert "unavailable" in metrics["peak_device_memory_bytes"]  # CPU: says why
+        # Every metric says its unit, and either how it was measured or why it could not be.
+        for name, entry in metrics.items():
+            if name not in ("run_length", "telemetry"):
+                assert "unit" in entry and ("method" in entry or "unavailable" in entry), name
+        assert 0 < metrics["mfu"]["value"] <= 1 or "mfu_above_calibration" in record["flags"]
+        assert metrics["flops_per_example"]["value"] > 0
+        assert metrics["cost_per_million_examples_usd"]["value"] > 0
+        assert "energy_j" in metrics and "host_cpu_util_pct" in metrics["telemetry"]
     assert run.cells["jax-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"]["value"] == \
         run.cells["tensorflow-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"]["value"]
     assert "run " + run.run_id in done.stdout
@@ -166,3 +174,16 @@ matrix:
     assert len(lines) == 8  # no finished cell ran twice
     for cid, finished in before.items():
         assert run.cells[cid]["finished_at"] == finished
+
+
+def test_repeats_run_each_cell_in_fresh_processes(tmp_path, worker_env):
+    scenario = write(tmp_path, "name: rep\nmodel: tests.fixtures.toy_model:factory\n")
+    scenario.write_text(scenario.read_text().replace("timeout_s: 60", "timeout_s: 60, repeats: 2"))
+    done = bench_run(scenario, tmp_path / "results")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = load_run(run_dirs(tmp_path / "results")[0]).cells.values()
+    assert len(record["repeats"]) == 2
+    assert len(record["samples"]["step_time_s_by_repeat"]) == 2
+    assert "between_process_cv" in record["metrics"]
+    log = (run_dirs(tmp_path / "results")[0] / "worker-jax-cpu.log").read_text()
+    assert log.count("=== worker jax/cpu started") == 2  # one process per repeat

@@ -1,0 +1,91 @@
+"""Merge the records of one cell measured in N fresh processes (``measure.repeats``).
+
+Within-process samples say how noisy steps are; only separate processes show the variance a
+user meets between two runs (allocation, thread placement, clock state, compile decisions).
+The merged record pools every repeat's step times for the headline statistics, rescales the
+throughput-derived metrics to the pooled median, and keeps each repeat's own figures under
+``repeats`` (compile time and memory included, so a gate has samples of them too).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from typing import Any
+
+from bench.measure.stats import summarize
+from bench.metrics import metric, value_of
+
+# Metrics proportional to throughput, and those inversely proportional to it.
+WITH_THROUGHPUT = ("tokens_per_s", "examples_per_usd", "mfu")
+AGAINST_THROUGHPUT = ("cost_per_million_examples_usd",)
+PER_REPEAT = (
+    "examples_per_s",
+    "compile_s",
+    "first_step_s",
+    "peak_device_memory_bytes",
+    "peak_host_rss_bytes",
+    "energy_j",
+)
+
+
+def summary_of(record: dict[str, Any]) -> dict[str, Any]:
+    metrics = record.get("metrics", {})
+    out: dict[str, Any] = {"status": record["status"], "reason": record.get("reason", "")}
+    for name in PER_REPEAT:
+        out[name] = value_of(metrics.get(name))
+    out["median_step_s"] = value_of(metrics.get("step_time_s"), "median")
+    return out
+
+
+def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(records)
+    bad = [(i, r) for i, r in enumerate(records, 1) if r["status"] != "ok"]
+    if len(bad) == n or not records:
+        merged = copy.deepcopy(records[-1])
+        merged["reason"] = f"all {n} repeats failed; last: {merged.get('reason', '')}"
+        merged["repeats"] = [summary_of(r) for r in records]
+        return merged
+    ok = [r for r in records if r["status"] == "ok"]
+    merged = copy.deepcopy(ok[0])
+    merged["repeats"] = [summary_of(r) for r in records]
+    if bad:
+        # A cell that fails in one process out of N is flaky: it must not read as ok.
+        index, first_bad = bad[0]
+        merged["status"] = first_bad["status"]
+        merged["reason"] = f"repeat {index}/{n}: {first_bad.get('reason', '')}"
+
+    by_repeat = [r["samples"]["step_time_s"] for r in ok]
+    pooled = [t for samples in by_repeat for t in samples]
+    metrics = merged["metrics"]
+    old_rate = value_of(metrics["examples_per_s"])
+    steps = summarize(pooled)
+    method = metrics["step_time_s"]["method"] + f"; pooled over {len(ok)} processes"
+    metrics["step_time_s"] = {"unit": "s", "method": method, **steps}
+    batch = merged["key"]["batch_size"]
+    new_rate = batch / steps["median"]
+    metrics["examples_per_s"] = metric(
+        new_rate, "examples/s", f"batch_size / median step time pooled over {len(ok)} processes"
+    )
+    if "latency_per_batch_s" in metrics:
+        metrics["latency_per_batch_s"].update(p50=steps["p50"], p99=steps["p99"])
+    scale = new_rate / old_rate if old_rate else 1.0
+    for name, factor in [(m, scale) for m in WITH_THROUGHPUT] + [
+        (m, 1 / scale) for m in AGAINST_THROUGHPUT
+    ]:
+        entry = metrics.get(name)
+        if entry and value_of(entry) is not None:
+            entry["value"] = entry["value"] * factor
+            entry["method"] += "; rescaled to the pooled median throughput"
+    medians = [statistics.median(s) for s in by_repeat]
+    if len(medians) >= 2:
+        cv = statistics.stdev(medians) / statistics.mean(medians)
+        metrics["between_process_cv"] = metric(
+            cv, "fraction", f"stdev / mean of the median step time of {len(medians)} processes"
+        )
+    merged["samples"] = {
+        "step_time_s": pooled,
+        "step_time_s_by_repeat": by_repeat,
+        "warmup_s": ok[0]["samples"].get("warmup_s", []),
+    }
+    return merged
