@@ -10,13 +10,21 @@ from bench.measure.repeats import merge_repeats
 def rec(times, status="ok", reason="", compile_s=1.0):
     median = sorted(times)[len(times) // 2] if times else 1.0
     return {
-        "cell_id": "c", "key": {"batch_size": 10}, "status": status, "reason": reason, "flags": [],
+        "cell_id": "c",
+        "key": {"batch_size": 10},
+        "status": status,
+        "reason": reason,
+        "flags": [],
         "metrics": {
             "examples_per_s": {"value": 10 / median, "unit": "examples/s", "method": "m"},
             "step_time_s": {"unit": "s", "method": "wall", "median": median},
             "compile_s": {"value": compile_s, "unit": "s", "method": "c"},
             "mfu": {"value": 0.5, "unit": "fraction", "method": "f"},
-            "cost_per_million_examples_usd": {"value": 2.0, "unit": "USD/1M examples", "method": "p"},
+            "cost_per_million_examples_usd": {
+                "value": 2.0,
+                "unit": "USD/1M examples",
+                "method": "p",
+            },
         },
         "samples": {"step_time_s": times, "warmup_s": []},
     }

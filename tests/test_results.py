@@ -10,14 +10,21 @@ from bench.results import SCHEMA_VERSION, ResultsError, RunWriter, list_runs, lo
 
 
 def make_run(tmp_path):
-    meta = {"scenario": {"name": "demo", "path": "s.yaml", "text": "x", "sha256": "0" * 64},
-            "environment": {"frameworks": {}}}
+    meta = {
+        "scenario": {"name": "demo", "path": "s.yaml", "text": "x", "sha256": "0" * 64},
+        "environment": {"frameworks": {}},
+    }
     return RunWriter.create(tmp_path, meta)
 
 
 def record(cell_id: str, status: str = "ok", value: float = 1.0) -> dict:
-    return {"cell_id": cell_id, "key": {"batch_size": 8}, "status": status, "reason": "",
-            "metrics": {"examples_per_s": {"value": value, "unit": "examples/s", "method": "m"}}}
+    return {
+        "cell_id": cell_id,
+        "key": {"batch_size": 8},
+        "status": status,
+        "reason": "",
+        "metrics": {"examples_per_s": {"value": value, "unit": "examples/s", "method": "m"}},
+    }
 
 
 def test_round_trip_keeps_records_and_metadata(tmp_path):

@@ -33,12 +33,18 @@ def run_dirs(results: Path) -> list[Path]:
 
 
 def bench_run(scenario: Path, results: Path, *extra: str, timeout: float = 300):
-    return subprocess.run(bench_cmd("run", str(scenario), "--results-dir", str(results), *extra),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        bench_cmd("run", str(scenario), "--results-dir", str(results), *extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_both_frameworks_train_and_predict_on_cpu(tmp_path):
-    scenario = write(tmp_path, """\
+    scenario = write(
+        tmp_path,
+        """\
 name: e2e
 model: mlp
 model_args: {hidden: [32], vocab_size: 50, embed_dim: 4}
@@ -46,7 +52,8 @@ matrix:
   framework: [jax, tensorflow]
   workload: [train, predict]
   batch_size: [16]
-""")
+""",
+    )
     done = bench_run(scenario, tmp_path / "results")
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = run_dirs(tmp_path / "results")
@@ -76,28 +83,38 @@ matrix:
         assert metrics["flops_per_example"]["value"] > 0
         assert metrics["cost_per_million_examples_usd"]["value"] > 0
         assert "energy_j" in metrics and "host_cpu_util_pct" in metrics["telemetry"]
-    assert run.cells["jax-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"]["value"] == \
-        run.cells["tensorflow-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"]["value"]
+    assert (
+        run.cells["jax-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"]["value"]
+        == run.cells["tensorflow-cpu-train-bs16-float32-synthetic"]["metrics"]["param_count"][
+            "value"
+        ]
+    )
     assert "run " + run.run_id in done.stdout
 
 
 def test_crash_hang_nan_and_missing_device_are_recorded_and_the_sweep_goes_on(tmp_path, worker_env):
     # toy_model: batch 9 kills its worker, 7 hangs, 11 gives NaN; gpu is absent here.
-    scenario = write(tmp_path, """\
+    scenario = write(
+        tmp_path,
+        """\
 name: faults
 model: tests.fixtures.toy_model:factory
 matrix:
   batch_size: [4, 9, 5, 7, 6, 11]
 include:
   - {device: gpu, batch_size: 4}
-""")
+""",
+    )
     text = scenario.read_text().replace("timeout_s: 60", "timeout_s: 15")
     scenario.write_text(text)
     done = bench_run(scenario, tmp_path / "results")
     assert done.returncode == 1, done.stdout + done.stderr
     run = load_run(run_dirs(tmp_path / "results")[0])
-    status = {cid.split("-")[3]: (r["status"], r["reason"]) for cid, r in run.cells.items()
-              if r["key"]["device"] == "cpu"}
+    status = {
+        cid.split("-")[3]: (r["status"], r["reason"])
+        for cid, r in run.cells.items()
+        if r["key"]["device"] == "cpu"
+    }
     assert status["bs4"][0] == status["bs5"][0] == status["bs6"][0] == "ok"
     assert status["bs9"] == ("failed", status["bs9"][1]) and "SIGKILL" in status["bs9"][1]
     assert status["bs7"][0] == "timeout" and "timeout_s=15" in status["bs7"][1]
@@ -132,16 +149,23 @@ def _wait_for(predicate, timeout: float = 120.0):
 def test_killed_worker_then_interrupt_then_resume_runs_only_missing_cells(tmp_path, worker_env):
     # Batch 7 hangs: while it does, kill its worker from outside (as the OOM killer or a user
     # would). Then interrupt the run during a later cell and resume it.
-    scenario = write(tmp_path, """\
+    scenario = write(
+        tmp_path,
+        """\
 name: resume
 model: tests.fixtures.toy_model:factory
 matrix:
   batch_size: [4, 7, 5, 6, 8, 10, 12, 13]
-""")
+""",
+    )
     scenario.write_text(scenario.read_text().replace("min_seconds: 0.0", "min_seconds: 1.0"))
     results = tmp_path / "results"
-    proc = subprocess.Popen(bench_cmd("run", str(scenario), "--results-dir", str(results)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        bench_cmd("run", str(scenario), "--results-dir", str(results)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_dir = _wait_for(lambda: (run_dirs(results) or [None])[0])
     cells = run_dir / "cells.jsonl"
 
@@ -164,8 +188,9 @@ matrix:
     assert 3 <= len(before) < 8
     assert "bench run --resume" in out
 
-    done = subprocess.run(bench_cmd("run", "--resume", str(run_dir)), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        bench_cmd("run", "--resume", str(run_dir)), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # bs7 stays failed
     run = load_run(run_dir)
     assert run.meta["status"] == "complete" and run.meta["resumed_at"]

@@ -33,8 +33,13 @@ def test_good_scenario_expands_to_the_product():
         "tensorflow-cpu-train-bs16-float32-synthetic",
     ]
     assert loaded.cells[0].key == {
-        "model": "mlp", "workload": "train", "framework": "jax", "device": "cpu",
-        "batch_size": 8, "precision": "float32", "input": "synthetic",
+        "model": "mlp",
+        "workload": "train",
+        "framework": "jax",
+        "device": "cpu",
+        "batch_size": 8,
+        "precision": "float32",
+        "input": "synthetic",
     }
     assert len(loaded.sha256) == 64
 
@@ -77,7 +82,10 @@ def test_unknown_key_suggests_the_near_miss():
 
 def test_wrong_type_shows_value_and_expectation():
     (msg,) = problems(GOOD.replace("[8, 16]", "[8, lots]"))
-    assert msg == "s.yaml:5: matrix.batch_size[1]: got 'lots'; expected a valid integer, unable to parse string as an integer"
+    assert (
+        msg
+        == "s.yaml:5: matrix.batch_size[1]: got 'lots'; expected a valid integer, unable to parse string as an integer"
+    )
 
 
 def test_empty_axis_and_negative_batch_and_bad_literal_all_reported_at_once():
@@ -105,13 +113,16 @@ def test_unknown_model_and_bad_model_args():
         + " or 'package.module:factory'"
     ]
     (msg,) = problems("name: t\nmodel: mlp\nmodel_args:\n  hiden: [4]\n")
-    assert msg.startswith("s.yaml:4: model_args.hiden: unknown key 'hiden' (did you mean 'hidden'?)")
+    assert msg.startswith(
+        "s.yaml:4: model_args.hiden: unknown key 'hiden' (did you mean 'hidden'?)"
+    )
 
 
 def test_axis_set_twice_and_duplicate_keys_are_errors():
-    assert "set both at the top level and in matrix.framework" in problems(
-        GOOD + "framework: jax\n"
-    )[0]
+    assert (
+        "set both at the top level and in matrix.framework"
+        in problems(GOOD + "framework: jax\n")[0]
+    )
     assert problems(GOOD + "name: u\n") == ["s.yaml:6: name: duplicate key; expected each key once"]
 
 
@@ -123,7 +134,9 @@ def test_everything_excluded_is_an_error():
 def test_missing_file_and_non_mapping(tmp_path):
     with pytest.raises(ScenarioError, match="cannot read file"):
         load_scenario(tmp_path / "nope.yaml")
-    assert problems("- a\n- b\n") == ["s.yaml:1: expected a mapping of scenario fields, found a list"]
+    assert problems("- a\n- b\n") == [
+        "s.yaml:1: expected a mapping of scenario fields, found a list"
+    ]
 
 
 def test_json_schema_is_strict_and_documents_axes():

@@ -13,9 +13,14 @@ from tests.conftest import REPO
 
 @pytest.mark.slow
 def test_unsynced_timing_under_reports_and_the_timer_does_not():
-    done = subprocess.run([sys.executable, "-m", "tests.fixtures.sync_probe"], cwd=REPO,
-                          capture_output=True, text=True, check=True,
-                          env={"JAX_PLATFORMS": "cpu", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.sync_probe"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"JAX_PLATFORMS": "cpu", "PATH": ""},
+    )
     found = json.loads(done.stdout.strip().splitlines()[-1])
     # JAX dispatches asynchronously: without a sync the clock stops when the call returns,
     # long before eight 768^3 matmuls (~7 GFLOP) finish, so the "step" looks nearly free.

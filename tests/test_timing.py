@@ -33,8 +33,14 @@ def run(durations, **rule):
 
 def test_first_step_and_warmup_are_kept_apart_from_timed_steps():
     # first step 5 s (compile-like), then 2 warm-up steps of 1 s, then steady 0.1 s steps.
-    timing, _ = run([5.0, 1.0, 1.0, 0.1], warmup_steps=2, min_steps=4, min_seconds=0.0,
-                    max_seconds=10.0, target_rel_ci=0.5)
+    timing, _ = run(
+        [5.0, 1.0, 1.0, 0.1],
+        warmup_steps=2,
+        min_steps=4,
+        min_seconds=0.0,
+        max_seconds=10.0,
+        target_rel_ci=0.5,
+    )
     assert timing.first_step_s == 5.0
     assert timing.warmup_s == [1.0, 1.0]
     # Constant 0.1 s steps have zero variance: the CI target is met as soon as min_steps is.
@@ -54,8 +60,14 @@ def test_noisy_steps_stop_at_max_seconds_and_are_unstable():
     # Alternating 0.1 / 0.3 s: mean 0.2, stdev ~0.1, so the CI half-width over the mean is
     # about 2.0 * 0.1 / sqrt(n) / 0.2 = 1/sqrt(n); under 1% would need n ~ 10,000 steps,
     # far more than fit in max_seconds = 10 s (~50 steps).
-    timing, _ = run([0.1, 0.3] * 1000, warmup_steps=0, min_steps=5, min_seconds=0.0,
-                    max_seconds=10.0, target_rel_ci=0.01)
+    timing, _ = run(
+        [0.1, 0.3] * 1000,
+        warmup_steps=0,
+        min_steps=5,
+        min_seconds=0.0,
+        max_seconds=10.0,
+        target_rel_ci=0.01,
+    )
     assert timing.stop_reason == "max_seconds reached"
     assert not timing.converged
     assert 45 <= len(timing.step_times_s) <= 55
@@ -63,8 +75,14 @@ def test_noisy_steps_stop_at_max_seconds_and_are_unstable():
 
 def test_early_stop_once_the_ci_target_is_met():
     # Same noise with a 20% target: 1/sqrt(n) * t/1.96 <= 0.2 first holds near n = 27.
-    timing, _ = run([0.1, 0.3] * 1000, warmup_steps=0, min_steps=5, min_seconds=0.0,
-                    max_seconds=1000.0, target_rel_ci=0.2)
+    timing, _ = run(
+        [0.1, 0.3] * 1000,
+        warmup_steps=0,
+        min_steps=5,
+        min_seconds=0.0,
+        max_seconds=1000.0,
+        target_rel_ci=0.2,
+    )
     assert timing.converged
     assert 20 <= len(timing.step_times_s) <= 35
     assert timing.rel_ci <= 0.2
@@ -94,8 +112,10 @@ def test_sync_runs_before_each_clock_read():
     def sync(out):
         events.append("sync")
 
-    Timer(RunLength(warmup_steps=1, min_steps=2, min_seconds=0, max_seconds=100,
-                    target_rel_ci=0.99), clock=clock).run(step, sync)
+    Timer(
+        RunLength(warmup_steps=1, min_steps=2, min_seconds=0, max_seconds=100, target_rel_ci=0.99),
+        clock=clock,
+    ).run(step, sync)
     # After the first read, every clock read comes right after a sync.
     for n_events in clock_reads[1:]:
         assert events[n_events - 1] == "sync"
