@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bench.backends.workload import BuildRequest, Workload, host_batches
+from bench.backends.workload import BuildRequest, Workload, host_batches, short_reason
 from bench.metrics import metric, unavailable
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
@@ -31,10 +31,8 @@ def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
     try:
         devices = jax.devices(PLATFORMS[device])
     except Exception as exc:  # RuntimeError, or AssertionError when no plugin for the platform
-        detail = (
-            str(exc).splitlines()[0] if str(exc) else "no jax backend for this platform installed"
-        )
-        return False, f"no {device.upper()} visible to jax ({detail[:160]})", []
+        detail = short_reason(exc, "no jax backend for this platform installed")
+        return False, f"no {device.upper()} visible to jax ({detail})", []
     seen = [
         {"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", d.platform)}
         for d in devices

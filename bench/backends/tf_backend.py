@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.backends.workload import BuildRequest, Workload, host_batches
+from bench.backends.workload import BuildRequest, Workload, host_batches, short_reason
 from bench.metrics import metric, unavailable
 
 _TPU_STRATEGY: Any = None
@@ -37,8 +37,8 @@ def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
         try:
             _tpu_strategy()
         except Exception as exc:  # the resolver raises several types when no TPU is attached
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return False, f"no TPU visible to tensorflow ({first[:120]})", []
+            detail = short_reason(exc, type(exc).__name__)
+            return False, f"no TPU visible to tensorflow ({detail})", []
         return (
             True,
             "",

@@ -66,6 +66,13 @@ class Workload(ABC):
         """Peak device memory metrics (or ``unavailable`` with the reason)."""
 
 
+def short_reason(exc: BaseException, default: str, limit: int = 100) -> str:
+    """The first sentence of an exception's message, for one-line skip and failure reasons."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else default
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
+
+
 def host_batches(req: BuildRequest) -> list[dict[str, np.ndarray]]:
     count = NUMPY_POOL if req.key["input"] == "numpy" else 1
     return [make_batch(req.spec, req.key["batch_size"], req.seed + i) for i in range(count)]
