@@ -232,3 +232,34 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     adjusted = np.empty(m)
     adjusted[order] = np.maximum.accumulate(scaled)
     return [float(v) for v in adjusted]
+
+
+def ratio_of_quantiles_ci(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    q: float,
+    *,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Candidate / baseline ``q``-th percentile (0-100) and its percentile-bootstrap interval.
+
+    For tails (p99 latency) where the median says nothing. With few samples a high percentile
+    is close to the maximum and its interval is wide: that width is the honest answer to "is
+    this tail really different". Same resampling scheme as ``ratio_of_medians_ci``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must lie in [0, 100], got {q}")
+    b = _as_array(baseline, "baseline")
+    c = _as_array(candidate, "candidate")
+    if np.any(b <= 0):
+        raise ValueError("baseline samples must be positive for a ratio of percentiles")
+    rng = np.random.default_rng(seed)
+    c_boot = np.percentile(c[_boot_indices(rng, c.size, n_boot)], q, axis=1)
+    b_boot = np.percentile(b[_boot_indices(rng, b.size, n_boot)], q, axis=1)
+    tail = 50.0 * (1.0 - confidence)
+    lo, hi = np.percentile(c_boot / b_boot, [tail, 100.0 - tail])
+    return float(np.percentile(c, q) / np.percentile(b, q)), float(lo), float(hi)
