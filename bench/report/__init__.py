@@ -1,0 +1,4 @@
+"""Reading-side rendering: compare tables, recommendations, and the HTML/markdown report.
+
+Everything here reads loaded results and writes text; nothing imports a framework.
+"""
