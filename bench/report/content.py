@@ -1,0 +1,748 @@
+"""What a report says, independent of how it is written: sections of paragraphs, tables and
+plots, built from loaded runs. ``html.py`` and ``markdown.py`` only lay these out, so the HTML
+report and the markdown job summary always carry the same numbers.
+
+Cells: where one host measured the same cell in several runs, the latest run's record is used
+throughout (as ``bench recommend`` does), and the report says how many were set aside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.compare import run_labels
+from bench.metrics import value_of
+from bench.recommend import OBJECTIVES, latest_per_host, pareto, recommend
+from bench.report import svg
+from bench.report.format import fmt_bytes, fmt_value, join_words
+from bench.report.recommend import explain, ranking_rows
+from bench.runset import CellView, RunSet, axes_of, axis_text
+
+PROBLEM_STATUSES = ("skipped", "failed", "oom", "timeout", "invalid")
+
+
+@dataclass
+class Paragraph:
+    text: str
+    kind: str = ""  # "" or "muted"
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class TableBlock:
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]  # right-aligned columns
+    status_column: int | None = None  # a column whose text is a cell status (coloured)
+
+
+@dataclass
+class PlotBlock:
+    name: str  # file stem for the markdown report's plot files
+    title: str
+    svg: str
+
+
+@dataclass
+class Heading:
+    text: str
+
+
+Block = Paragraph | Bullets | TableBlock | PlotBlock | Heading
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    title: str
+    subtitle: str
+    sections: list[Section]
+
+    @property
+    def plots(self) -> list[PlotBlock]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, PlotBlock)]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _groups(cells: Sequence[CellView]) -> dict[tuple[str, str], list[CellView]]:
+    out: dict[tuple[str, str], list[CellView]] = {}
+    for cell in cells:
+        ident = (str(cell.key.get("model", "?")), str(cell.key.get("workload", "?")))
+        out.setdefault(ident, []).append(cell)
+    return {k: out[k] for k in sorted(out)}
+
+
+def _slug(*parts: str) -> str:
+    text = "-".join(parts).lower()
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+def _varying(cells: Sequence[CellView], axes: Sequence[str]) -> list[str]:
+    return [a for a in axes if len({str(c.key.get(a)) for c in cells}) > 1]
+
+
+class Namer:
+    """Short names for cells and series within a group: only what tells them apart."""
+
+    def __init__(self, cells: Sequence[CellView]):
+        axes = [a for a in axes_of(c.key for c in cells) if a not in ("model", "workload")]
+        self.series_axes = [a for a in _varying(cells, axes) if a != "batch_size"]
+        if not self.series_axes:
+            self.series_axes = [a for a in ("framework", "device") if a in axes]
+        self.with_host = len({c.host.label for c in cells}) > 1
+
+    def series(self, cell: CellView) -> str:
+        text = " ".join(str(cell.key.get(a)) for a in self.series_axes)
+        return f"{text} @{cell.host.label}" if self.with_host else text
+
+    def cell(self, cell: CellView) -> str:
+        return f"{self.series(cell)} {axis_text('batch_size', cell.key.get('batch_size'))}"
+
+
+def _colors(names: Sequence[str]) -> dict[str, str]:
+    ordered = list(dict.fromkeys(names))
+    return {n: svg.PALETTE[i % len(svg.PALETTE)] for i, n in enumerate(ordered)}
+
+
+def _ok(cells: Sequence[CellView]) -> list[CellView]:
+    return [c for c in cells if c.ok]
+
+
+def _order(cells: Sequence[CellView], namer: Namer) -> list[CellView]:
+    return sorted(cells, key=lambda c: (namer.series(c), float(c.key.get("batch_size") or 0)))
+
+
+def _reasons(cells: Sequence[CellView], metric_names: Sequence[str]) -> list[str]:
+    """Distinct reasons the cells give for not having these metrics."""
+    found: dict[str, None] = {}
+    for cell in cells:
+        for name in metric_names:
+            entry = cell.metrics.get(name)
+            if isinstance(entry, dict) and "unavailable" in entry:
+                found[f"{name}: {entry['unavailable']}"] = None
+    return list(found)
+
+
+def _missing_paragraph(what: str, cells: Sequence[CellView], names: Sequence[str]) -> Paragraph:
+    reasons = _reasons(cells, names)
+    why = "; ".join(reasons) if reasons else f"these runs record no {' or '.join(names)}"
+    return Paragraph(f"No cell has {what}: {why}.", "muted")
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objective: str) -> Section:
+    section = Section("summary", "Summary")
+    statuses = [c.status for c in cells]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
+    hosts = sorted({h.label for h in runset.hosts})
+    text = (
+        f"{len(runset.runs)} run(s) on {len(hosts)} host(s) ({', '.join(hosts)}); "
+        f"{len(cells)} cells: {counts or 'none'}."
+    )
+    if superseded:
+        text += (
+            f" {superseded} earlier record(s) of cells measured again on the same host are "
+            "set aside for the latest run's."
+        )
+    section.blocks.append(Paragraph(text))
+    rec = recommend(runset, objective)
+    goal = rec.objective
+    section.blocks.append(
+        Paragraph(
+            f"Recommendation for {goal.name} ({goal.field}, "
+            f"{'higher' if goal.maximize else 'lower'} is better); rerun `bench recommend` with "
+            "--where to add constraints such as p99_ms<=50."
+        )
+    )
+    for choice in rec.choices:
+        verdict = "recommended" if choice.winner is not None else "nothing qualifies"
+        section.blocks.append(Heading(f"{choice.model} {choice.workload}: {verdict}"))
+        section.blocks.append(Bullets(explain(choice)))
+        rows = ranking_rows(choice)
+        if rows:
+            partner = {"p99_ms": "p99 ms", "examples_per_s": "examples/s"}[goal.partner]
+            section.blocks.append(
+                TableBlock(
+                    ["rank", "cell", goal.unit, partner, "winner's lead [95% CI]", "noise"],
+                    [list(r) for r in rows],
+                    [False, False, True, True, False, False],
+                )
+            )
+    return section
+
+
+def _throughput(cells: Sequence[CellView]) -> Section:
+    section = Section("throughput", "Throughput vs batch size")
+    section.blocks.append(
+        Paragraph(
+            "Examples per second (batch size / median step time) per device and framework; "
+            "both axes logarithmic. A flattening line means a bigger batch no longer buys speed."
+        )
+    )
+    for (model, workload), group in _groups(cells).items():
+        ok = _ok(group)
+        if not ok:
+            continue
+        namer = Namer(ok)
+        by_series: dict[str, list[CellView]] = {}
+        for cell in _order(ok, namer):
+            by_series.setdefault(namer.series(cell), []).append(cell)
+        colors = _colors(list(by_series))
+        series = [
+            svg.Series(
+                name,
+                [
+                    svg.Point(float(c.key["batch_size"]), c.number("examples_per_s") or 0.0)
+                    for c in members
+                ],
+                colors[name],
+                marker=svg.MARKERS[i % len(svg.MARKERS)],
+            )
+            for i, (name, members) in enumerate(by_series.items())
+        ]
+        batches = sorted({float(c.key["batch_size"]) for c in ok})
+        title = f"{model} {workload}: throughput vs batch size"
+        section.blocks.append(
+            PlotBlock(
+                _slug("throughput", model, workload),
+                title,
+                svg.xy_plot(
+                    title,
+                    series,
+                    svg.Axis("batch size", log=True, ticks=batches, base=2),
+                    svg.Axis("examples/s", log=True),
+                ),
+            )
+        )
+    return section
+
+
+def _percentiles(cells: Sequence[CellView]) -> Section:
+    section = Section("percentiles", "Step-time percentiles")
+    section.blocks.append(
+        Paragraph(
+            "Each row is one cell's timed steps: the thin line spans min to max, the band p50 "
+            "to p99. A long band is a heavy tail: the p99 latency a batch job or SLO sees."
+        )
+    )
+    for (model, workload), group in _groups(cells).items():
+        ok = [c for c in _ok(group) if c.number("p50_ms") is not None]
+        if not ok:
+            continue
+        namer = Namer(ok)
+        ordered = _order(ok, namer)
+        colors = _colors([namer.series(c) for c in ordered])
+        rows = []
+        table = []
+        for cell in ordered:
+            steps = cell.metrics.get("step_time_s", {})
+            marks = tuple(
+                (p, v * 1e3) for p in ("p50", "p90", "p95", "p99") if (v := value_of(steps, p))
+            )
+            low, high = value_of(steps, "min"), value_of(steps, "max")
+            rows.append(
+                svg.Spread(
+                    namer.cell(cell),
+                    (low or marks[0][1] / 1e3) * 1e3,
+                    (high or marks[-1][1] / 1e3) * 1e3,
+                    marks,
+                    colors[namer.series(cell)],
+                )
+            )
+            cv = value_of(steps, "cv")
+            table.append(
+                [
+                    namer.cell(cell),
+                    str(steps.get("n", "-")),
+                    *(
+                        fmt_value(cell.number(f"{p}_ms"), "ms")
+                        for p in ("p50", "p90", "p95", "p99")
+                    ),
+                    fmt_value(None if high is None else high * 1e3, "ms"),
+                    "-" if cv is None else f"{cv:.2f}",
+                    str(steps.get("outliers", "-")),
+                    ", ".join(cell.flags),
+                ]
+            )
+        title = f"{model} {workload}: step time (ms)"
+        section.blocks.append(
+            PlotBlock(
+                _slug("percentiles", model, workload), title, svg.spread_plot(title, rows, "ms")
+            )
+        )
+        section.blocks.append(
+            TableBlock(
+                [
+                    "cell",
+                    "n",
+                    "p50 ms",
+                    "p90 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "max ms",
+                    "CV",
+                    "outliers",
+                    "flags",
+                ],
+                table,
+                [False, True, True, True, True, True, True, True, True, False],
+            )
+        )
+    return section
+
+
+def _bars(
+    name: str,
+    title: str,
+    cells: Sequence[CellView],
+    namer: Namer,
+    field_name: str,
+    unit: str,
+) -> PlotBlock | None:
+    measured = [c for c in _order(cells, namer) if c.number(field_name) is not None]
+    if not measured:
+        return None
+    colors = _colors([namer.series(c) for c in measured])
+    bars = [
+        svg.Bar(namer.cell(c), c.number(field_name) or 0.0, colors[namer.series(c)])
+        for c in measured
+    ]
+    return PlotBlock(name, title, svg.bar_plot(title, bars, unit))
+
+
+def _method(cell: CellView, metric: str) -> str:
+    entry = cell.metrics.get(metric)
+    if not isinstance(entry, dict):
+        return "-"
+    return str(entry.get("unavailable") or entry.get("method") or "-")
+
+
+def _cost_energy(cells: Sequence[CellView]) -> Section:
+    section = Section("cost-energy", "Cost and energy per million examples")
+    ok = _ok(cells)
+    has_cost = any(c.number("cost_usd_per_million") is not None for c in ok)
+    has_energy = any(c.number("energy_kwh_per_million") is not None for c in ok)
+    if not has_cost:
+        section.blocks.append(_missing_paragraph("a cost", ok, ["cost_per_million_examples_usd"]))
+    if not has_energy:
+        section.blocks.append(_missing_paragraph("an energy reading", ok, ["energy_per_example_j"]))
+    if not (has_cost or has_energy):
+        return section
+    section.blocks.append(
+        Paragraph(
+            "Cost: the device's price per hour over the examples it processes in that hour "
+            "(prices are dated list prices; see each method). Energy: counter-based joules of the "
+            "timed phase per example, as kWh per million examples."
+        )
+    )
+    for (model, workload), group in _groups(ok).items():
+        namer = Namer(group)
+        for field_name, label, unit, stem in (
+            ("cost_usd_per_million", "cost per 1M examples", "USD per 1M examples", "cost"),
+            ("energy_kwh_per_million", "energy per 1M examples", "kWh per 1M examples", "energy"),
+        ):
+            plot = _bars(
+                _slug(stem, model, workload),
+                f"{model} {workload}: {label}",
+                group,
+                namer,
+                field_name,
+                unit,
+            )
+            if plot is not None:
+                section.blocks.append(plot)
+        rows = [
+            [
+                namer.cell(c),
+                fmt_value(c.number("cost_usd_per_million"), "USD"),
+                fmt_value(value_of(c.metrics.get("examples_per_usd")), "examples/s"),
+                fmt_value(c.number("energy_kwh_per_million"), "kWh"),
+                fmt_value(value_of(c.metrics.get("avg_power_w")), "W"),
+                _method(c, "cost_per_million_examples_usd"),
+                _method(c, "energy_j"),
+            ]
+            for c in _order(group, namer)
+        ]
+        section.blocks.append(
+            TableBlock(
+                [
+                    "cell",
+                    "USD / 1M examples",
+                    "examples / USD",
+                    "kWh / 1M examples",
+                    "avg W",
+                    "cost method",
+                    "energy method",
+                ],
+                rows,
+                [False, True, True, True, True, False, False],
+            )
+        )
+    return section
+
+
+def _mfu(cells: Sequence[CellView]) -> Section:
+    section = Section("mfu", "Model FLOPs utilisation (MFU)")
+    ok = _ok(cells)
+    if not any(c.number("mfu_pct") is not None for c in ok):
+        section.blocks.append(_missing_paragraph("an MFU", ok, ["mfu"]))
+        return section
+    section.blocks.append(
+        Paragraph(
+            "Achieved FLOP/s (analytic FLOPs per example x examples/s) over the device's peak: how "
+            "much of the hardware the model uses. Low MFU at small batches is dispatch overhead."
+        )
+    )
+    for (model, workload), group in _groups(ok).items():
+        namer = Namer(group)
+        plot = _bars(
+            _slug("mfu", model, workload),
+            f"{model} {workload}: MFU (%)",
+            group,
+            namer,
+            "mfu_pct",
+            "% of peak FLOP/s",
+        )
+        if plot is None:
+            continue
+        section.blocks.append(plot)
+        rows = []
+        for c in _order(group, namer):
+            entry = c.metrics.get("mfu") or {}
+            achieved = entry.get("achieved_flops_per_s") if isinstance(entry, dict) else None
+            peak = entry.get("peak_flops_per_s") if isinstance(entry, dict) else None
+            rows.append(
+                [
+                    namer.cell(c),
+                    fmt_value(c.number("mfu_pct"), "%"),
+                    fmt_value(achieved / 1e12 if isinstance(achieved, int | float) else None),
+                    fmt_value(peak / 1e12 if isinstance(peak, int | float) else None),
+                    _method(c, "mfu"),
+                ]
+            )
+        section.blocks.append(
+            TableBlock(
+                ["cell", "MFU %", "achieved TFLOP/s", "peak TFLOP/s", "method"],
+                rows,
+                [False, True, True, True, False],
+            )
+        )
+    return section
+
+
+def _frontier_plot(
+    name: str,
+    title: str,
+    cells: Sequence[CellView],
+    front: Sequence[CellView],
+    namer: Namer,
+    x: tuple[str, str],
+    y: tuple[str, str],
+) -> PlotBlock:
+    def point(c: CellView, label: bool) -> svg.Point:
+        return svg.Point(
+            c.number(x[0]) or 0.0, c.number(y[0]) or 0.0, namer.cell(c) if label else ""
+        )
+
+    others = [c for c in cells if c not in front]
+    frontier = sorted(front, key=lambda c: c.number(x[0]) or 0.0)
+    series = [
+        svg.Series(
+            "other cells", [point(c, False) for c in others], "#9a9a9a", line=False, muted=True
+        ),
+        svg.Series(
+            "Pareto frontier",
+            [point(c, True) for c in frontier],
+            svg.PALETTE[3],
+            labels=True,
+            marker="diamond",
+        ),
+    ]
+    return PlotBlock(
+        name, title, svg.xy_plot(title, series, svg.Axis(x[1], log=True), svg.Axis(y[1], log=True))
+    )
+
+
+def _pareto(cells: Sequence[CellView]) -> Section:
+    section = Section("pareto", "Pareto frontiers")
+    section.blocks.append(
+        Paragraph(
+            "A cell is on the frontier when no other cell is better on both axes: every other "
+            "cell is a worse deal than some frontier cell. Throughput vs p99 latency for "
+            "latency-bound work; cost vs throughput for budget-bound work."
+        )
+    )
+    throughput, cost = OBJECTIVES["throughput"], OBJECTIVES["cost"]
+    for (model, workload), group in _groups(_ok(cells)).items():
+        namer = Namer(group)
+        scored = [c for c in group if c.number("p99_ms") is not None]
+        if scored:
+            front = pareto(scored, throughput)
+            section.blocks.append(
+                _frontier_plot(
+                    _slug("pareto-latency", model, workload),
+                    f"{model} {workload}: throughput vs p99 latency",
+                    scored,
+                    front,
+                    namer,
+                    ("p99_ms", "p99 step time (ms)"),
+                    ("examples_per_s", "examples/s"),
+                )
+            )
+            section.blocks.append(
+                Paragraph(
+                    "Frontier (throughput vs p99): "
+                    + "; ".join(
+                        f"{namer.cell(c)} ({fmt_value(c.number('examples_per_s'), 'examples/s')}"
+                        f" examples/s, p99 {fmt_value(c.number('p99_ms'), 'ms')} ms)"
+                        for c in front
+                    )
+                )
+            )
+        costed = [c for c in group if c.number("cost_usd_per_million") is not None]
+        if costed:
+            front = pareto(costed, cost)
+            section.blocks.append(
+                _frontier_plot(
+                    _slug("pareto-cost", model, workload),
+                    f"{model} {workload}: cost vs throughput",
+                    costed,
+                    front,
+                    namer,
+                    ("examples_per_s", "examples/s"),
+                    ("cost_usd_per_million", "USD per 1M examples"),
+                )
+            )
+    if not any(c.number("cost_usd_per_million") is not None for c in _ok(cells)):
+        section.blocks.append(
+            Paragraph("No cost vs throughput frontier: no cell has a cost.", "muted")
+        )
+    return section
+
+
+def _input_bound(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
+    section = Section("input-bound", "Input-bound cells")
+    flagged = [c for c in cells if "input_bound" in c.flags]
+    if not flagged:
+        section.blocks.append(
+            Paragraph(
+                "No cell is flagged input_bound. The flag marks cells whose input pipeline, not "
+                "the device, limits the step time; runs that do not measure input stalls never "
+                "set it.",
+                "muted",
+            )
+        )
+        return section
+    section.blocks.append(
+        TableBlock(
+            ["run", "host", "cell", "examples/s", "input"],
+            [
+                [
+                    letters[c.run_id],
+                    c.host.label,
+                    c.cell_id,
+                    fmt_value(c.number("examples_per_s"), "examples/s"),
+                    str(c.key.get("input")),
+                ]
+                for c in flagged
+            ],
+            [False, False, False, True, False],
+        )
+    )
+    return section
+
+
+def _problems(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
+    section = Section("problems", "Skipped, failed and invalid cells")
+    bad = [c for c in cells if c.status in PROBLEM_STATUSES]
+    unstable = [c for c in cells if c.ok and "unstable" in c.flags]
+    if not bad:
+        section.blocks.append(Paragraph("Every cell ran and passed its checks.", "muted"))
+    else:
+        order = {s: i for i, s in enumerate(PROBLEM_STATUSES)}
+        bad.sort(key=lambda c: (order[c.status], c.run_index, c.cell_id))
+        section.blocks.append(
+            TableBlock(
+                ["run", "host", "cell", "status", "reason"],
+                [
+                    [letters[c.run_id], c.host.label, c.cell_id, c.status, c.reason or "-"]
+                    for c in bad
+                ],
+                [False] * 5,
+                status_column=3,
+            )
+        )
+    if unstable:
+        section.blocks.append(
+            Bullets(
+                [
+                    f"{c.cell_id} ({letters[c.run_id]}) is flagged unstable: its step time never "
+                    "settled within measure.max_seconds"
+                    for c in unstable
+                ]
+            )
+        )
+    return section
+
+
+def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
+    section = Section("cells", "All cells")
+    axes = [a for a in axes_of(c.key for c in cells)]
+    shown = _varying(cells, axes) or [a for a in ("framework", "device") if a in axes]
+    fixed = [a for a in axes if a not in shown]
+    if fixed and cells:
+        section.blocks.append(
+            Paragraph(
+                "Same in every cell: " + ", ".join(f"{a}={cells[0].key.get(a)}" for a in fixed)
+            )
+        )
+    columns: list[tuple[str, Callable[[CellView], str]]] = [
+        ("examples/s", lambda c: fmt_value(c.number("examples_per_s"), "examples/s")),
+        ("median ms", lambda c: fmt_value(c.number("median_ms"), "ms")),
+        ("p99 ms", lambda c: fmt_value(c.number("p99_ms"), "ms")),
+        ("compile s", lambda c: fmt_value(c.number("compile_s"), "s")),
+        ("memory GiB", lambda c: fmt_value(c.number("memory_gb"), "GiB")),
+        ("USD / 1M", lambda c: fmt_value(c.number("cost_usd_per_million"), "USD")),
+        ("kWh / 1M", lambda c: fmt_value(c.number("energy_kwh_per_million"), "kWh")),
+        ("MFU %", lambda c: fmt_value(c.number("mfu_pct"), "%")),
+    ]
+    columns = [(h, f) for h, f in columns if any(f(c) != "-" for c in cells)]
+    ordered = sorted(
+        cells,
+        key=lambda c: (
+            *(str(c.key.get(a)) for a in shown if a != "batch_size"),
+            float(c.key.get("batch_size") or 0),
+            c.host.label,
+        ),
+    )
+    rows = [
+        [
+            letters[c.run_id],
+            c.host.label,
+            *(str(c.key.get(a)) for a in shown),
+            c.status,
+            *(f(c) if c.ok else "" for _, f in columns),
+        ]
+        for c in ordered
+    ]
+    headers = [
+        "run",
+        "host",
+        *("batch" if a == "batch_size" else a for a in shown),
+        "status",
+        *(h for h, _ in columns),
+    ]
+    numeric = [False, False, *(a == "batch_size" for a in shown), False, *(True for _ in columns)]
+    section.blocks.append(TableBlock(headers, rows, numeric, status_column=2 + len(shown)))
+    return section
+
+
+def _env_rows(runset: RunSet) -> list[tuple[str, Callable[[dict[str, Any], Any], str]]]:
+    def env(meta: dict[str, Any]) -> dict[str, Any]:
+        return meta.get("environment") or {}
+
+    def pkg(name: str) -> Callable[[dict[str, Any], Any], str]:
+        return lambda m, h: str((env(m).get("packages") or {}).get(name) or "-")
+
+    def accelerators(meta: dict[str, Any], host: Any) -> str:
+        found = env(meta).get("accelerators") or []
+        if not found:
+            return "none"
+        return "; ".join(
+            " ".join(
+                str(a.get(k))
+                for k in ("name", "accelerator_type", "driver_version", "memory_bytes")
+                if a.get(k) is not None
+            )
+            for a in found
+        )
+
+    def git(meta: dict[str, Any], host: Any) -> str:
+        state = env(meta).get("git") or {}
+        commit = state.get("commit")
+        if not commit:
+            return "-"
+        return f"{str(commit)[:12]}{' (dirty)' if state.get('dirty') else ''}"
+
+    return [
+        (
+            "scenario",
+            lambda m, h: (
+                f"{m.get('scenario', {}).get('name', '?')} "
+                f"({m.get('scenario', {}).get('path', '?')})"
+            ),
+        ),
+        ("status", lambda m, h: str(m.get("status", "?"))),
+        (
+            "started / finished",
+            lambda m, h: f"{m.get('started_at', '?')} / {m.get('finished_at') or '-'}",
+        ),
+        ("host", lambda m, h: f"{h.label} ({h.hostname})"),
+        ("CPU", lambda m, h: str((env(m).get("host") or {}).get("cpu_model", "?"))),
+        (
+            "cores (usable / logical)",
+            lambda m, h: (
+                f"{(env(m).get('host') or {}).get('cpu_count_usable', '?')} / "
+                f"{(env(m).get('host') or {}).get('cpu_count_logical', '?')}"
+            ),
+        ),
+        ("memory", lambda m, h: fmt_bytes((env(m).get("host") or {}).get("memory_bytes"))),
+        ("accelerators", accelerators),
+        ("OS", lambda m, h: str((env(m).get("os") or {}).get("platform", "?"))),
+        ("Python", lambda m, h: str((env(m).get("python") or {}).get("version", "?"))),
+        ("bench", lambda m, h: str(m.get("bench_version", "?"))),
+        ("jax", pkg("jax")),
+        ("tensorflow", pkg("tensorflow")),
+        ("numpy", pkg("numpy")),
+        ("git commit", git),
+        ("overrides", lambda m, h: " ".join(m.get("scenario", {}).get("overrides") or []) or "-"),
+    ]
+
+
+def _environment(runset: RunSet, letters: dict[str, str]) -> Section:
+    section = Section("environment", "Environment of each run")
+    headers = ["", *(f"{letters[r.run_id]}: {r.run_id}" for r in runset.runs)]
+    rows = [
+        [name, *(read(run.meta, host) for run, host in zip(runset.runs, runset.hosts, strict=True))]
+        for name, read in _env_rows(runset)
+    ]
+    section.blocks.append(TableBlock(headers, rows, [False] * len(headers)))
+    return section
+
+
+def build(runset: RunSet, objective: str = "throughput") -> Report:
+    """Every section of the report, from the runs given (in the order given)."""
+    cells, superseded = latest_per_host(runset.cells, runset)
+    letters = dict(zip((r.run_id for r in runset.runs), run_labels(len(runset.runs)), strict=True))
+    runs = [f"{letters[r.run_id]} = {r.run_id}" for r in runset.runs]
+    subtitle = f"{len(runset.runs)} run(s): {join_words(runs)}"
+    names = sorted({str(c.key.get("model")) for c in cells})
+    sections = [
+        _summary(runset, cells, superseded, objective),
+        _throughput(cells),
+        _percentiles(cells),
+        _cost_energy(cells),
+        _mfu(cells),
+        _pareto(cells),
+        _input_bound(cells, letters),
+        _problems(cells, letters),
+        _all_cells(cells, letters),
+        _environment(runset, letters),
+    ]
+    return Report(f"bench report: {', '.join(names) or 'no cells'}", subtitle, sections)
