@@ -20,6 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import __version__
 
 EXIT_USAGE = 2
+WHERE_HELP = """\
+--where EXPR is FIELD OP VALUE, OP one of <= >= < > == != (text fields: == and != only,
+alternatives joined by |, e.g. device==gpu|tpu). Fields:
+{fields}
+"""
 out = Console()
 # Errors are never wrapped: a message names a file and line that tools and people grep for.
 err = Console(stderr=True, soft_wrap=True)
@@ -204,6 +209,116 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_for_reading(paths: list[str], *, allow_repeats: bool = False):
+    """Runs for the reading commands, or None after printing why (the caller exits 2)."""
+    from bench.results import ResultsError
+    from bench.runset import load_runs
+
+    try:
+        runset = load_runs(paths, allow_repeats=allow_repeats)
+    except ResultsError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return None
+    for warning in runset.warnings:
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    return runset
+
+
+def _constraints(expressions: list[str]):
+    """Parsed --where options, or None after printing why (the caller exits 2)."""
+    from bench.constraints import ConstraintError, parse_all
+
+    try:
+        return parse_all(expressions)
+    except ConstraintError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return None
+
+
+def _warn_unmatched(constraints, runset) -> None:
+    from bench.constraints import unmatched_words
+
+    for warning in unmatched_words(constraints, runset.cells):
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import ComparisonError, compare
+    from bench.constraints import select
+    from bench.report import compare as render
+
+    constraints = _constraints(args.where)
+    runset = _load_for_reading(args.runs, allow_repeats=True)
+    if constraints is None or runset is None:
+        return EXIT_USAGE
+    _warn_unmatched(constraints, runset)
+    by = [a.strip() for a in args.by.split(",") if a.strip()] if args.by else None
+    try:
+        result = compare(runset, select(runset.cells, constraints), by=by)
+    except ComparisonError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    if args.format == "table":
+        # Piped output keeps whole rows (no wrapping to 80 columns); a terminal gets its width.
+        console = out if out.is_terminal else Console(width=250)
+        console.print(render.to_table(result), highlight=False)
+    else:
+        writer = {"md": render.to_markdown, "csv": render.to_csv, "json": render.to_json}
+        sys.stdout.write(writer[args.format](result))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from bench.recommend import recommend
+    from bench.report import recommend as render
+
+    constraints = _constraints(args.where)
+    runset = _load_for_reading(args.runs)
+    if constraints is None or runset is None:
+        return EXIT_USAGE
+    _warn_unmatched(constraints, runset)
+    result = recommend(runset, args.objective, constraints)
+    console = out if out.is_terminal else Console(width=250)
+    console.print(render.to_text(result, runset), highlight=False)
+    if args.out:
+        if not any(c.winner is not None for c in result.choices):
+            err.print(f"{args.out} not written: nothing to deploy", style="red")
+        else:
+            try:
+                Path(args.out).write_text(render.to_deploy_yaml(result, runset))
+            except OSError as exc:
+                err.print(f"cannot write {args.out}: {exc}", style="red", markup=False)
+                return EXIT_USAGE
+            console.print(f"wrote {args.out}", highlight=False)
+    # 1 when some (model, workload) has no cell meeting the constraints: scripts can tell.
+    return 0 if result.complete else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import content, html, markdown
+
+    runset = _load_for_reading(args.runs)
+    if runset is None:
+        return EXIT_USAGE
+    report = content.build(runset, args.objective)
+    target = Path(args.output or f"report.{'md' if args.format == 'md' else 'html'}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if args.format == "md":
+            written = markdown.write(report, target)
+            out.print(
+                f"wrote {target} and {len(written) - 1} plot(s) in {markdown.plots_dir(target)}",
+                highlight=False,
+            )
+        else:
+            target.write_text(html.render(report))
+            out.print(f"wrote {target}", highlight=False)
+    except OSError as exc:
+        err.print(f"cannot write {target}: {exc}", style="red", markup=False)
+        return EXIT_USAGE
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
@@ -211,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 a cell failed, 2 usage/validation error, 3 nothing could run, "
         "130 interrupted",
     )
+    from bench.constraints import fields_help
+
+    where_help = WHERE_HELP.format(fields=fields_help())
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -257,6 +375,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=7)
     p.add_argument("--size", type=int, default=256, help="matrix size (sets the step time)")
     p.set_defaults(func=cmd_selfcheck)
+
+    p = sub.add_parser(
+        "compare",
+        help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
+        description="Match cells across runs and show each metric side by side, with the ratio "
+        "to the first run and its 95%% bootstrap CI. Exit 0, or 2 on bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=where_help,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders; the first is the baseline")
+    p.add_argument(
+        "--by",
+        metavar="AXES",
+        help="comma-separated axes to match cells on (default: every axis except those that "
+        "differ between runs as a whole, e.g. device when run A is all cpu and B all gpu)",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="keep only cells where EXPR holds (repeatable), e.g. workload==predict",
+    )
+    p.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML report (or markdown) of runs",
+        description="Write a report of the runs: recommendation, throughput vs batch size, "
+        "step-time percentiles, cost, energy, MFU, Pareto frontiers, problems and environments. "
+        "HTML is one self-contained file (no network requests); --format md writes markdown for "
+        "a CI job summary with the plots as SVG files beside it. Exit 0, or 2 on bad input.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file (default: report.html, or report.md with --format md)",
+    )
+    p.add_argument("--format", choices=("html", "md"), default="html")
+    p.add_argument(
+        "--objective",
+        choices=("throughput", "cost", "energy", "latency"),
+        default="throughput",
+        help="what the summary's recommendation optimises",
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "recommend",
+        help="the configuration to deploy for an objective under constraints, and why",
+        description="Pick the best cell per model and workload for an objective among the runs "
+        "given (runs from different machines merge: each cell shows its host), under --where "
+        "constraints. Exit 0 when every model/workload has a recommendation, 1 when some has "
+        "no cell meeting the constraints (the closest cells are named), 2 on bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=where_help,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
+    p.add_argument(
+        "--objective",
+        choices=("throughput", "cost", "energy", "latency"),
+        default="throughput",
+        help="throughput: most examples/s; cost: least USD per 1M examples; energy: least kWh "
+        "per 1M examples; latency: lowest p99 step time (default: throughput)",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a constraint every chosen cell must meet (repeatable), e.g. p99_ms<=50",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
+    p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("list", help="list models and scenarios")
     p.add_argument("--scenarios", default="scenarios")
