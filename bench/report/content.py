@@ -241,6 +241,8 @@ def _percentiles(cells: Sequence[CellView]) -> Section:
             "to p99. A long band is a heavy tail: the p99 latency a batch job or SLO sees."
         )
     )
+    plots: list[Block] = []
+    tables: list[Block] = []
     for (model, workload), group in _groups(cells).items():
         ok = [c for c in _ok(group) if c.number("p50_ms") is not None]
         if not ok:
@@ -281,12 +283,13 @@ def _percentiles(cells: Sequence[CellView]) -> Section:
                 ]
             )
         title = f"{model} {workload}: step time (ms)"
-        section.blocks.append(
+        plots.append(
             PlotBlock(
                 _slug("percentiles", model, workload), title, svg.spread_plot(title, rows, "ms")
             )
         )
-        section.blocks.append(
+        tables.append(Heading(f"{model} {workload}"))
+        tables.append(
             TableBlock(
                 [
                     "cell",
@@ -304,6 +307,7 @@ def _percentiles(cells: Sequence[CellView]) -> Section:
                 [False, True, True, True, True, True, True, True, True, False],
             )
         )
+    section.blocks += plots + tables
     return section
 
 
@@ -351,6 +355,8 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
             "timed phase per example, as kWh per million examples."
         )
     )
+    plots: list[Block] = []
+    tables: list[Block] = []
     for (model, workload), group in _groups(ok).items():
         namer = Namer(group)
         for field_name, label, unit, stem in (
@@ -366,7 +372,7 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
                 unit,
             )
             if plot is not None:
-                section.blocks.append(plot)
+                plots.append(plot)
         rows = [
             [
                 namer.cell(c),
@@ -379,7 +385,8 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
             ]
             for c in _order(group, namer)
         ]
-        section.blocks.append(
+        tables.append(Heading(f"{model} {workload}"))
+        tables.append(
             TableBlock(
                 [
                     "cell",
@@ -394,6 +401,7 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
                 [False, True, True, True, True, False, False],
             )
         )
+    section.blocks += plots + tables
     return section
 
 
@@ -409,6 +417,8 @@ def _mfu(cells: Sequence[CellView]) -> Section:
             "much of the hardware the model uses. Low MFU at small batches is dispatch overhead."
         )
     )
+    plots: list[Block] = []
+    tables: list[Block] = []
     for (model, workload), group in _groups(ok).items():
         namer = Namer(group)
         plot = _bars(
@@ -421,7 +431,7 @@ def _mfu(cells: Sequence[CellView]) -> Section:
         )
         if plot is None:
             continue
-        section.blocks.append(plot)
+        plots.append(plot)
         rows = []
         for c in _order(group, namer):
             entry = c.metrics.get("mfu") or {}
@@ -436,13 +446,15 @@ def _mfu(cells: Sequence[CellView]) -> Section:
                     _method(c, "mfu"),
                 ]
             )
-        section.blocks.append(
+        tables.append(Heading(f"{model} {workload}"))
+        tables.append(
             TableBlock(
                 ["cell", "MFU %", "achieved TFLOP/s", "peak TFLOP/s", "method"],
                 rows,
                 [False, True, True, True, False],
             )
         )
+    section.blocks += plots + tables
     return section
 
 
@@ -489,12 +501,14 @@ def _pareto(cells: Sequence[CellView]) -> Section:
         )
     )
     throughput, cost = OBJECTIVES["throughput"], OBJECTIVES["cost"]
+    plots: list[Block] = []
+    notes: list[str] = []
     for (model, workload), group in _groups(_ok(cells)).items():
         namer = Namer(group)
         scored = [c for c in group if c.number("p99_ms") is not None]
         if scored:
             front = pareto(scored, throughput)
-            section.blocks.append(
+            plots.append(
                 _frontier_plot(
                     _slug("pareto-latency", model, workload),
                     f"{model} {workload}: throughput vs p99 latency",
@@ -505,20 +519,26 @@ def _pareto(cells: Sequence[CellView]) -> Section:
                     ("examples_per_s", "examples/s"),
                 )
             )
-            section.blocks.append(
-                Paragraph(
-                    "Frontier (throughput vs p99): "
-                    + "; ".join(
-                        f"{namer.cell(c)} ({fmt_value(c.number('examples_per_s'), 'examples/s')}"
-                        f" examples/s, p99 {fmt_value(c.number('p99_ms'), 'ms')} ms)"
-                        for c in front
-                    )
+            notes.append(
+                f"{model} {workload}, throughput vs p99: "
+                + "; ".join(
+                    f"{namer.cell(c)} ({fmt_value(c.number('examples_per_s'), 'examples/s')}"
+                    f" examples/s, p99 {fmt_value(c.number('p99_ms'), 'ms')} ms)"
+                    for c in front
                 )
             )
         costed = [c for c in group if c.number("cost_usd_per_million") is not None]
         if costed:
             front = pareto(costed, cost)
-            section.blocks.append(
+            notes.append(
+                f"{model} {workload}, cost vs throughput: "
+                + "; ".join(
+                    f"{namer.cell(c)} ({fmt_value(c.number('cost_usd_per_million'), 'USD')} USD"
+                    f" per 1M, {fmt_value(c.number('examples_per_s'), 'examples/s')} examples/s)"
+                    for c in front
+                )
+            )
+            plots.append(
                 _frontier_plot(
                     _slug("pareto-cost", model, workload),
                     f"{model} {workload}: cost vs throughput",
@@ -529,6 +549,9 @@ def _pareto(cells: Sequence[CellView]) -> Section:
                     ("cost_usd_per_million", "USD per 1M examples"),
                 )
             )
+    section.blocks += plots
+    if notes:
+        section.blocks += [Heading("Frontier cells"), Bullets(notes)]
     if not any(c.number("cost_usd_per_million") is not None for c in _ok(cells)):
         section.blocks.append(
             Paragraph("No cost vs throughput frontier: no cell has a cost.", "muted")

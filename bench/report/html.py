@@ -47,10 +47,11 @@ figure { margin: 0; }
 svg.plot { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 .table-wrap { overflow-x: auto; margin: 10px 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left;
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left;
   vertical-align: top; }
 th { background: var(--band); font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; white-space: nowrap; }
+td:first-child { white-space: nowrap; }
 tr:nth-child(even) td { background: #fbfbfc; }
 .status { font-weight: 600; border-radius: 4px; padding: 0 6px; }
 .s-ok { color: #137333; background: #e6f4ea; }

@@ -32,7 +32,7 @@ PALETTE = (
 )
 MARKERS = ("circle", "square", "diamond", "triangle")
 FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\""
-CHAR_W = 6.6  # average glyph width at 12 px, for laying out labels without a font engine
+CHAR_W = 7.4  # a generous glyph width at 12 px (DejaVu Sans is wide): labels must not clip
 
 
 def _f(v: float) -> str:
