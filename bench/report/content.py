@@ -18,6 +18,7 @@ from bench.recommend import OBJECTIVES, latest_per_host, pareto, recommend
 from bench.report import svg
 from bench.report.format import fmt_bytes, fmt_value, join_words
 from bench.report.recommend import explain, ranking_rows
+from bench.results import STATUSES
 from bench.runset import CellView, RunSet, axes_of, axis_text
 
 PROBLEM_STATUSES = ("skipped", "failed", "oom", "timeout", "invalid")
@@ -149,7 +150,7 @@ def _missing_paragraph(what: str, cells: Sequence[CellView], names: Sequence[str
 def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objective: str) -> Section:
     section = Section("summary", "Summary")
     statuses = [c.status for c in cells]
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUSES if s in statuses)
     hosts = sorted({h.label for h in runset.hosts})
     text = (
         f"{len(runset.runs)} run(s) on {len(hosts)} host(s) ({', '.join(hosts)}); "

@@ -73,10 +73,11 @@ def explain(choice: Choice) -> list[str]:
                 )
         else:
             names = join_words([describe(r.cell) for r in tied])
-            verb = "is" if len(tied) == 1 else "are"
+            who = f"The runner-up, {names}, is" if len(tied) == 1 else f"{names} are"
             lines.append(
-                f"Within noise of it {verb} {names} (runner-up {fmt_times(ci.factor)}{interval}): "
-                "any of them will do; this one leads on the point estimate only."
+                f"{who} within noise of it ({fmt_times(ci.factor)} behind{interval}): "
+                + ("either" if len(tied) == 1 else "any of them")
+                + " will do; this one leads on the point estimate only."
             )
     for bind in binding:
         if bind.factor is None:
@@ -229,9 +230,12 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
 
 
 def _round(value: float | None) -> float | int | None:
-    """Four significant digits: what a deployment file needs, without float noise."""
+    """Four significant digits (whole numbers from 1000 up): what a deployment file needs,
+    without float noise."""
     if value is None:
         return None
+    if abs(value) >= 1000:
+        return round(value)
     rounded = float(f"{value:.4g}")
     return int(rounded) if rounded.is_integer() and abs(rounded) >= 1 else rounded
 
