@@ -76,7 +76,8 @@ def _group_rows(index: int, group: Group, axes: list[str], n_runs: int) -> list[
         )
     # With fewer than two measured sides there is nothing to compare: the status row and the
     # throughput say enough, and rows of "missing" would bury the groups that do compare.
-    metrics = group.metrics if statuses.count("ok") >= 2 else group.metrics[:1]
+    comparable = statuses.count("ok") >= 2 or n_runs == 1
+    metrics = group.metrics if comparable else group.metrics[:1]
     for metric in metrics:
         values = tuple(
             fmt_value(v, metric.unit) if status == "ok" else status
