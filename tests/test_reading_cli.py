@@ -51,7 +51,7 @@ def test_compare_formats(tmp_path):
     for fmt in ("table", "md", "csv"):
         done = bench("compare", A, B, "--format", fmt)
         assert done.returncode == 0, done.stderr
-        assert "20261126-052206-quickstart-93b7" in done.stdout or fmt == "csv"
+        assert "20261126-053755-quickstart-ba29" in done.stdout or fmt == "csv"
     done = bench("compare", A, B, "--format", "json", "--where", "workload==predict")
     data = json.loads(done.stdout)
     assert {g["match"]["workload"] for g in data["groups"]} == {"predict"}

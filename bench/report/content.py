@@ -338,6 +338,14 @@ def _method(cell: CellView, metric: str) -> str:
     return str(entry.get("unavailable") or entry.get("method") or "-")
 
 
+def _price(cell: CellView) -> str:
+    entry = cell.metrics.get("price_per_hour_usd")
+    value = value_of(entry)
+    if value is None or not isinstance(entry, dict):
+        return "-"
+    return f"${value:.4g}/h ({entry.get('price_entry', '?')})"
+
+
 def _cost_energy(cells: Sequence[CellView]) -> Section:
     section = Section("cost-energy", "Cost and energy per million examples")
     ok = _ok(cells)
@@ -352,7 +360,7 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
     section.blocks.append(
         Paragraph(
             "Cost: the device's price per hour over the examples it processes in that hour "
-            "(prices are dated list prices; see each method). Energy: counter-based joules of the "
+            "(dated list prices, sources below each table). Energy: counter-based joules of the "
             "timed phase per example, as kWh per million examples."
         )
     )
@@ -374,34 +382,50 @@ def _cost_energy(cells: Sequence[CellView]) -> Section:
             )
             if plot is not None:
                 plots.append(plot)
-        rows = [
-            [
-                namer.cell(c),
-                fmt_value(c.number("cost_usd_per_million"), "USD"),
-                fmt_value(value_of(c.metrics.get("examples_per_usd")), "examples/s"),
-                fmt_value(c.number("energy_kwh_per_million"), "kWh"),
-                fmt_value(value_of(c.metrics.get("avg_power_w")), "W"),
-                _method(c, "cost_per_million_examples_usd"),
-                _method(c, "energy_j"),
+        # Per-cell method strings repeat the price entry with each throughput: the distinct
+        # price and energy sources are listed once under the table instead.
+        columns: list[tuple[str, Callable[[CellView], str]]] = []
+        if has_cost:
+            columns += [
+                ("USD / 1M examples", lambda c: fmt_value(c.number("cost_usd_per_million"), "USD")),
+                (
+                    "examples / USD",
+                    lambda c: fmt_value(value_of(c.metrics.get("examples_per_usd")), "examples/s"),
+                ),
+                ("price", _price),
             ]
-            for c in _order(group, namer)
-        ]
+        if has_energy:
+            columns += [
+                (
+                    "kWh / 1M examples",
+                    lambda c: fmt_value(c.number("energy_kwh_per_million"), "kWh"),
+                ),
+                ("avg W", lambda c: fmt_value(value_of(c.metrics.get("avg_power_w")), "W")),
+            ]
+        ordered = _order(group, namer)
         tables.append(Heading(f"{model} {workload}"))
         tables.append(
             TableBlock(
-                [
-                    "cell",
-                    "USD / 1M examples",
-                    "examples / USD",
-                    "kWh / 1M examples",
-                    "avg W",
-                    "cost method",
-                    "energy method",
-                ],
-                rows,
-                [False, True, True, True, True, False, False],
+                ["cell", *(h for h, _ in columns)],
+                [[namer.cell(c), *(f(c) for _, f in columns)] for c in ordered],
+                [False, *(h != "price" for h, _ in columns)],
             )
         )
+        sources = []
+        if has_cost:
+            sources += [
+                f"price: {m}"
+                for m in dict.fromkeys(_method(c, "price_per_hour_usd") for c in ordered)
+                if m != "-"
+            ]
+        if has_energy:
+            sources += [
+                f"energy: {m}"
+                for m in dict.fromkeys(_method(c, "energy_j") for c in ordered)
+                if m != "-"
+            ]
+        if sources:
+            tables.append(Bullets(sources))
     section.blocks += plots + tables
     return section
 
@@ -434,7 +458,8 @@ def _mfu(cells: Sequence[CellView]) -> Section:
             continue
         plots.append(plot)
         rows = []
-        for c in _order(group, namer):
+        ordered = _order(group, namer)
+        for c in ordered:
             entry = c.metrics.get("mfu") or {}
             achieved = entry.get("achieved_flops_per_s") if isinstance(entry, dict) else None
             peak = entry.get("peak_flops_per_s") if isinstance(entry, dict) else None
@@ -444,17 +469,21 @@ def _mfu(cells: Sequence[CellView]) -> Section:
                     fmt_value(c.number("mfu_pct"), "%"),
                     fmt_value(achieved / 1e12 if isinstance(achieved, int | float) else None),
                     fmt_value(peak / 1e12 if isinstance(peak, int | float) else None),
-                    _method(c, "mfu"),
                 ]
             )
         tables.append(Heading(f"{model} {workload}"))
         tables.append(
             TableBlock(
-                ["cell", "MFU %", "achieved TFLOP/s", "peak TFLOP/s", "method"],
+                ["cell", "MFU %", "achieved TFLOP/s", "peak TFLOP/s"],
                 rows,
-                [False, True, True, True, False],
+                [False, True, True, True],
             )
         )
+        # the peak's source, once per distinct one rather than on every row
+        peaks = dict.fromkeys(_method(c, "peak_flops_per_s") for c in ordered)
+        peaks.pop("-", None)
+        if peaks:
+            tables.append(Bullets([f"peak: {m}" for m in peaks]))
     section.blocks += plots + tables
     return section
 

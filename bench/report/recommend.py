@@ -88,11 +88,16 @@ def explain(choice: Choice) -> list[str]:
         )
     if constraints and not any(b.factor is not None for b in binding):
         lines.append("No constraint changed the choice: the best cell overall meets them all.")
-    flags = [f for f in winner.flags if f in ("unstable", "input_bound")]
+    flags = [f for f in winner.flags if f in ("unstable", "input_bound", "throttled")]
     if "unstable" in flags:
         lines.append(
             "Its measurement is flagged unstable (the run length ended before the step time "
             "settled): rerun it with a longer measure.max_seconds before relying on the number."
+        )
+    if "throttled" in flags:
+        lines.append(
+            "Its device throttled during the measurement (clocks lowered for power or heat): "
+            "sustained production load may run at that speed, or slower."
         )
     if "input_bound" in flags:
         lines.append(

@@ -2,8 +2,8 @@
 
 Keeps ``run.json`` and ``cells.jsonl`` (worker logs are dropped) and cuts each cell's
 ``samples.step_time_s`` to its first ``--keep`` samples. The statistics derived from the samples
-(``step_time_s``, ``examples_per_s``, ``latency_per_batch_s``, ``run_length.steps/seconds``)
-are recomputed from the kept ones with the same code ``bench run`` uses, so a record stays
+(``step_time_s``, ``examples_per_s`` and the metrics proportional to it such as cost and MFU,
+``latency_per_batch_s``, ``run_length.steps/seconds``) are recomputed from the kept ones with the same code ``bench run`` uses, so a record stays
 self-consistent: a reader recomputing a median from the samples finds the one recorded. Nothing
 else is changed.
 
@@ -17,6 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
+from bench.measure.repeats import AGAINST_THROUGHPUT, WITH_THROUGHPUT
 from bench.measure.stats import summarize
 from bench.results import CELLS_FILE, RUN_FILE, load_run
 
@@ -30,7 +31,19 @@ def trim_record(record: dict, keep: int) -> dict:
     steps = metrics["step_time_s"]
     steps.update(summarize(kept))
     batch = record["key"]["batch_size"]
+    old_rate = metrics["examples_per_s"]["value"]
     metrics["examples_per_s"]["value"] = batch / steps["median"]
+    # metrics derived from the throughput move with it, as bench.measure.repeats rescales them
+    factor = metrics["examples_per_s"]["value"] / old_rate
+    for name, scale in [
+        *((n, factor) for n in WITH_THROUGHPUT),
+        *((n, 1 / factor) for n in AGAINST_THROUGHPUT),
+    ]:
+        entry = metrics.get(name)
+        if isinstance(entry, dict) and "value" in entry:
+            entry["value"] *= scale
+            if "achieved_flops_per_s" in entry:
+                entry["achieved_flops_per_s"] *= scale
     if "latency_per_batch_s" in metrics:
         metrics["latency_per_batch_s"].update(p50=steps["p50"], p99=steps["p99"])
     metrics["run_length"].update(steps=keep, seconds=sum(kept))
