@@ -284,13 +284,34 @@ class Runner:
             self.worker.close()
 
 
+def time_reference_kernel(writer: RunWriter, moment: str, **extra: Any) -> None:
+    """Time the fixed numpy reference kernel and keep it in run.json under ``moment``.
+
+    The gate compares these timings between baseline and candidate, and between the start and
+    the end of one run, to tell a slower machine from slower code (bench.measure.reference).
+    """
+    from bench.measure.reference import METHOD, VERSION, run_reference_kernel
+
+    entry = writer.meta.get("reference_kernel") or {"version": VERSION, "method": METHOD}
+    entry[moment] = {"at": utc_now(), **run_reference_kernel(), **extra}
+    writer.update(reference_kernel=entry)
+
+
 def _drive(
     loaded: LoadedScenario, writer: RunWriter, cells: list[Cell], on_event: Events, python: str
 ) -> RunOutcome:
+    from bench.measure.reference import cpu_snapshot, others_cpu
+
     runner = Runner(loaded, writer, on_event, python)
     status = "complete"
+    cpu_before = cpu_snapshot()
     try:
+        # A resumed run keeps its first start: its start and end then span the break, and a
+        # machine that changed across it is worth knowing about.
+        if "start" not in writer.meta.get("reference_kernel", {}):
+            time_reference_kernel(writer, "start")
         runner.run(cells)
+        time_reference_kernel(writer, "end", host_cpu=others_cpu(cpu_before, cpu_snapshot()))
     except KeyboardInterrupt:
         status = "interrupted"
         runner.abort()
