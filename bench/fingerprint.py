@@ -1,0 +1,293 @@
+"""Was the candidate measured on the same kind of machine, and did that machine behave the same?
+
+A verdict may fail a build only when the answer to both is yes; otherwise a slower machine
+would be blamed on the code. Two checks, both pure functions over what run folders hold:
+
+``fingerprint`` picks from run.json's ``environment`` the fields that change timings: CPU model
+and count, accelerator model and count, accelerator driver, and the versions of the frameworks
+the run used. Hostnames, memory size, the OS and Python are left out: CI runners of one type
+differ in those without running faster or slower. Any difference makes the gate's verdicts
+advisory (reported, never failing) unless ``--strict-env``.
+
+``machine_check`` reads the reference kernel (``bench.measure.reference``) timed at the start
+and the end of every run, and calls the machine UNSTABLE when, for either kernel:
+
+1. slower: the gate's own rule (``gate.decide``) applied to the kernel's timings, baseline
+   against candidate, with half the gate's threshold, says REGRESSED. Half, because a machine
+   that lost T/2 leaves only T/2 of the tolerance for the code: a 6% slower program on a 5%
+   slower machine would cross a 10% threshold;
+2. noisier: the candidate's robust CV (IQR / 1.349 / median; equal to the CV for normal data,
+   but one stray sample cannot move it) is at least twice the baseline's AND above the
+   threshold T, i.e. the noise is as large as the changes the gate is asked to find;
+3. drifting: within one run (baseline or candidate), the end timings against the start
+   timings fail test 1 or 2: the machine changed while the cells were measured;
+4. shared: during the candidate run, other processes used more than T of the machine's CPU
+   time (``host_cpu.others_share``, counted by the runner from /proc/stat). The kernel samples
+   two moments; this covers the whole run, and it is the usual cause of a slow run on a shared
+   machine: on a 2-core VM, a neighbour using half the CPU time made MLP steps 1.5x slower.
+
+A machine that got faster, or a baseline measured while shared, is noted, not flagged: that can
+hide a regression, never invent one. Runs without reference timings (written before the kernel
+existed) leave the check "unknown".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from bench.gate import GatePolicy, Verdict, decide
+
+# Packages whose versions change a framework's speed, per framework a run used.
+FRAMEWORK_PACKAGES = {
+    "jax": ("jax", "jaxlib", "flax", "optax", "libtpu"),
+    "tensorflow": ("tensorflow", "keras"),
+}
+HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
+REFERENCE_KERNELS = ("matmul_s", "copy_s")
+DEFAULT_POLICY = GatePolicy()
+
+
+def _accelerators(env: Mapping[str, Any]) -> tuple[str, str]:
+    """ "2 x NVIDIA H100 80GB HBM3" style summary, and the driver versions; "none" when none."""
+    models: dict[str, int] = {}
+    drivers: set[str] = set()
+    for acc in env.get("accelerators") or []:
+        if acc.get("kind") == "tpu":
+            name = f"TPU {acc.get('accelerator_type') or 'unknown type'}"
+            models[name] = models.get(name, 0) + int(acc.get("chips") or 1)
+        else:
+            name = str(acc.get("name") or acc.get("kind") or "unknown")
+            models[name] = models.get(name, 0) + 1
+        if acc.get("driver_version"):
+            drivers.add(str(acc["driver_version"]))
+    summary = ", ".join(f"{n} x {name}" for name, n in sorted(models.items()))
+    return summary or "none", ", ".join(sorted(drivers)) or "none"
+
+
+def fingerprint(environment: Mapping[str, Any]) -> dict[str, str]:
+    """The timing-relevant identity of a run's environment, as flat ``field: text`` pairs.
+
+    Framework fields (``framework.jax`` ...) cover the frameworks whose workers started in the
+    run; a run where none started (every cell skipped) lists every installed one.
+    """
+    host = environment.get("host") or {}
+    usable, logical = host.get("cpu_count_usable"), host.get("cpu_count_logical")
+    count = str(logical) if usable in (None, logical) else f"{usable} usable of {logical}"
+    accelerators, drivers = _accelerators(environment)
+    found = {
+        "cpu_model": str(host.get("cpu_model") or "unknown"),
+        "cpu_count": count,
+        "accelerators": accelerators,
+        "accelerator_driver": drivers,
+    }
+    packages = environment.get("packages") or {}
+    used = list(environment.get("frameworks") or {}) or list(FRAMEWORK_PACKAGES)
+    for framework in sorted(used):
+        for package in FRAMEWORK_PACKAGES.get(framework, ()):
+            if packages.get(package):
+                found[f"framework.{package}"] = str(packages[package])
+    return found
+
+
+@dataclass(frozen=True)
+class EnvironmentCheck:
+    """``mismatches``: (field, baseline value, candidate value) for every field that differs."""
+
+    mismatches: tuple[tuple[str, str, str], ...]
+
+    @property
+    def match(self) -> bool:
+        return not self.mismatches
+
+
+def compare_fingerprints(
+    baseline: Sequence[Mapping[str, str]], candidate: Sequence[Mapping[str, str]]
+) -> EnvironmentCheck:
+    """Compare every run of one side with the first run of the baseline.
+
+    Hardware fields always count; a framework field only where both sides used that framework,
+    so a candidate that also runs TensorFlow cells does not mismatch a JAX-only baseline.
+    Runs within one side that differ from each other count as a mismatch too.
+    """
+    if not baseline or not candidate:
+        return EnvironmentCheck(())
+    reference = baseline[0]
+    found: dict[tuple[str, str, str], None] = {}
+    for other in [*baseline[1:], *candidate]:
+        for name in sorted(set(reference) | set(other), key=_field_order):
+            if name.startswith("framework.") and (name not in reference or name not in other):
+                continue
+            b, c = reference.get(name, "-"), other.get(name, "-")
+            if b != c:
+                found[(name, b, c)] = None
+    return EnvironmentCheck(tuple(found))
+
+
+def _field_order(name: str) -> tuple[int, str]:
+    return (HARDWARE_FIELDS.index(name), "") if name in HARDWARE_FIELDS else (99, name)
+
+
+# ------------------------------------------------------------------ machine check
+
+
+def robust_cv(samples: Sequence[float]) -> float:
+    """IQR / 1.349 / median: the CV for normal data, but unmoved by one stray sample."""
+    x = np.asarray(samples, dtype=np.float64)
+    q1, median, q3 = np.percentile(x, [25, 50, 75])
+    return float((q3 - q1) / 1.349 / median) if median > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class KernelComparison:
+    """Candidate / baseline ratio of a kernel's median time, with its interval."""
+
+    kernel: str
+    ratio: float
+    ci_lo: float
+    ci_hi: float
+    cv_baseline: float
+    cv_candidate: float
+
+
+@dataclass(frozen=True)
+class MachineCheck:
+    """``status``: "stable", "UNSTABLE" or "unknown"; ``reasons`` say why it is not stable,
+    ``notes`` what is worth knowing anyway (a faster machine)."""
+
+    status: str
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    kernels: tuple[KernelComparison, ...] = field(default=())
+
+    @property
+    def unstable(self) -> bool:
+        return self.status == "UNSTABLE"
+
+
+def _samples(entry: Mapping[str, Any] | None, moment: str, kernel: str) -> list[float]:
+    values = ((entry or {}).get(moment) or {}).get(kernel) or []
+    return [float(v) for v in values]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def _compare(
+    what: str,
+    kernel: str,
+    before: list[float],
+    after: list[float],
+    policy: GatePolicy,
+    noise_floor: float,
+    found: tuple[list[str], list[str]],
+    note_faster: bool,
+) -> KernelComparison | None:
+    """Rules 1 and 2 for one kernel's timings; appends to ``found`` = (reasons, notes)."""
+    reasons, notes = found
+    if min(len(before), len(after)) < policy.min_samples:
+        notes.append(
+            f"{what}: {kernel} has {len(before)} and {len(after)} timings; "
+            f"at least {policy.min_samples} per side are needed"
+        )
+        return None
+    d = decide(before, after, policy)
+    assert d.ratio is not None and d.ci_lo is not None and d.ci_hi is not None
+    change = (
+        f"{kernel} median {_ms(float(np.median(before)))} -> {_ms(float(np.median(after)))} "
+        f"(ratio {d.ratio:.3f} [{d.ci_lo:.3f}, {d.ci_hi:.3f}])"
+    )
+    if d.verdict == Verdict.REGRESSED:
+        reasons.append(f"{what} slower: {change}, beyond half the threshold")
+    elif d.verdict == Verdict.IMPROVED and note_faster:
+        notes.append(f"{what} faster: {change}; this can hide a regression, never invent one")
+    cv_before, cv_after = robust_cv(before), robust_cv(after)
+    if cv_after >= 2 * cv_before and cv_after > noise_floor:
+        reasons.append(
+            f"{what} noisier: {kernel} robust CV {cv_before:.1%} -> {cv_after:.1%}, "
+            f"doubled and above the threshold {noise_floor:.0%}"
+        )
+    return KernelComparison(kernel, d.ratio, d.ci_lo, d.ci_hi, cv_before, cv_after)
+
+
+def _runs_once(
+    baseline: Sequence[tuple[str, Mapping[str, Any] | None]],
+    candidate: Sequence[tuple[str, Mapping[str, Any] | None]],
+) -> dict[str, tuple[str, Mapping[str, Any] | None]]:
+    runs: dict[str, tuple[str, Mapping[str, Any] | None]] = {}
+    for side, side_runs in (("baseline", baseline), ("candidate", candidate)):
+        for run_id, entry in side_runs:
+            runs.setdefault(run_id, (side, entry))
+    return runs
+
+
+def machine_check(
+    baseline: Sequence[tuple[str, Mapping[str, Any] | None]],
+    candidate: Sequence[tuple[str, Mapping[str, Any] | None]],
+    policy: GatePolicy = DEFAULT_POLICY,
+) -> MachineCheck:
+    """Rules 1 to 3 of the module docstring over ``(run_id, reference_kernel)`` per run.
+
+    ``policy`` is the gate's default policy; the machine is judged with half its threshold.
+    """
+    machine_policy = replace(policy, threshold=policy.threshold / 2, higher_is_better=False)
+    missing = [
+        f"{side} run {run_id} has no reference kernel timings"
+        for side, runs in (("baseline", baseline), ("candidate", candidate))
+        for run_id, entry in runs
+        if not entry or not entry.get("start")
+    ]
+    versions = {
+        entry.get("version") for _, entry in [*baseline, *candidate] if entry and entry.get("start")
+    }
+    if len(versions) > 1:
+        missing.append(f"reference kernel versions differ ({sorted(versions)}): not comparable")
+    if missing or not baseline or not candidate:
+        return MachineCheck("unknown", tuple(missing or ["no runs to compare"]))
+
+    reasons: list[str] = []
+    notes: list[str] = []
+    kernels: list[KernelComparison] = []
+    for kernel in REFERENCE_KERNELS:
+        pooled = {
+            side: [
+                v for _, entry in runs for moment in ("start", "end")
+                for v in _samples(entry, moment, kernel)
+            ]
+            for side, runs in (("baseline", baseline), ("candidate", candidate))
+        }  # fmt: skip
+        compared = _compare(
+            "machine", kernel, pooled["baseline"], pooled["candidate"], machine_policy,
+            policy.threshold, (reasons, notes), note_faster=True,
+        )  # fmt: skip
+        if compared:
+            kernels.append(compared)
+        # a run on both sides (gating a run against itself) is checked once
+        for run_id, (side, entry) in _runs_once(baseline, candidate).items():
+            start, end = _samples(entry, "start", kernel), _samples(entry, "end", kernel)
+            if not end:
+                notes.append(f"{side} run {run_id} has no end timing (interrupted?)")
+                continue
+            _compare(
+                f"{side} run {run_id}: machine during the run", kernel, start, end,
+                machine_policy, policy.threshold, (reasons, notes), note_faster=False,
+            )  # fmt: skip
+    for run_id, (side, entry) in _runs_once(baseline, candidate).items():
+        host = ((entry or {}).get("end") or {}).get("host_cpu")
+        if not host or host["others_share"] <= policy.threshold:
+            continue
+        shared = (
+            f"{side} run {run_id}: other processes used {host['others_share']:.0%} of the "
+            f"machine's CPU time during the run ({host['others_cores']:.2f} of {host['cpus']} "
+            f"CPUs), more than the threshold {policy.threshold:.0%}"
+        )
+        if side == "candidate":
+            reasons.append(shared)
+        else:
+            notes.append(f"{shared}; this can hide a regression, never invent one")
+    status = "UNSTABLE" if reasons else "stable"
+    return MachineCheck(status, tuple(reasons), tuple(dict.fromkeys(notes)), tuple(kernels))
