@@ -1,0 +1,485 @@
+"""What the gate compares: one side (baseline or candidate), read from run folders or baseline files.
+
+``bench baseline save RUN... -o baselines/NAME.json`` keeps what the gate needs and nothing
+else: per run its id, scenario hash, environment fingerprint and reference-kernel timings; per
+cell its key, status, and for every gated quantity the raw samples with their statistics. A
+run folder is read by building the same document in memory, through the same validation, so
+gating against a run and against the baseline saved from it give the same verdicts.
+
+Two things keep a baseline small enough to commit (about 12 bytes per sample):
+
+- at most ``MAX_SAMPLES`` step times per cell and run, thinned evenly in time order (every k-th
+  sample), so drift within the run stays visible. A 0.1 ms step measured for 1 s gives 10,000
+  samples; past a few hundred, more samples of one run narrow the interval without making it
+  any truer, because the run-to-run variation they do not see dominates;
+- samples rounded to ``SIGNIFICANT_DIGITS`` significant digits: 0.1 ns at 1 ms, far below the
+  timer's noise.
+
+Several runs on one side (``--baseline R1 --baseline R2``, or ``baseline save R1 R2``) pool
+their samples per cell. Per-step metrics gain samples; metrics measured once per run (compile
+time, memory, p99) become gateable only that way, one value per run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench import __version__
+from bench.fingerprint import fingerprint
+from bench.metrics import value_of
+from bench.results import ResultsError, Run, load_run
+
+FORMAT = "bench-baseline"
+FORMAT_VERSION = 1
+MAX_SAMPLES = 500
+SIGNIFICANT_DIGITS = 7
+
+
+class BaselineError(Exception):
+    """A side that cannot be read: missing, not a run nor a baseline, corrupt, inconsistent."""
+
+
+# ------------------------------------------------------------------ what is gated
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """A gated metric: which stored quantity it reads, and which way is better.
+
+    ``per_run`` metrics have one value per run: they need repeated runs to be gated at all.
+    """
+
+    name: str
+    quantity: str
+    unit: str
+    higher_is_better: bool
+    per_run: bool
+    description: str
+
+
+METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        MetricDef("step_time", "step_time_s", "s", False, False, "wall-clock time of each step"),
+        MetricDef(
+            "throughput", "step_time_s", "examples/s", True, False,
+            "batch_size / step time, per step",
+        ),
+        MetricDef(
+            "p99_latency", "p99_step_time_s", "s", False, True,
+            "99th percentile of step time (one batch), one value per run",
+        ),
+        MetricDef(
+            "compile_time", "compile_s", "s", False, True,
+            "trace + compile time, one value per run",
+        ),
+        MetricDef(
+            "host_memory", "peak_host_rss_bytes", "bytes", False, True,
+            "peak host RSS of the worker, one value per run",
+        ),
+        MetricDef(
+            "device_memory", "peak_device_memory_bytes", "bytes", False, True,
+            "peak accelerator memory, one value per run",
+        ),
+    )
+}  # fmt: skip
+
+# Stored quantity -> where a cell record keeps it (metric name, statistic), for per-run ones.
+PER_RUN_SOURCES = {
+    "p99_step_time_s": ("step_time_s", "p99", "s"),
+    "compile_s": ("compile_s", "value", "s"),
+    "peak_host_rss_bytes": ("peak_host_rss_bytes", "value", "bytes"),
+    "peak_device_memory_bytes": ("peak_device_memory_bytes", "value", "bytes"),
+}
+
+
+# ------------------------------------------------------------------ the document, validated
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+KeyValue = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuantityDoc(_Strict):
+    unit: str
+    unavailable: str | None = None
+    n: int = Field(0, ge=0)
+    median: float | None = None
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    stdev: float | None = None
+    samples: list[PositiveFloat] = []
+
+
+class CellDoc(_Strict):
+    key: dict[str, KeyValue]
+    status: str
+    reason: str = ""
+    runs_ok: int = Field(ge=0)
+    quantities: dict[str, QuantityDoc] = {}
+
+
+class HostCpuDoc(_Strict):
+    others_cores: float = Field(ge=0)
+    others_share: float = Field(ge=0, le=1)
+    cpus: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+    method: str
+
+
+class ReferenceMoment(_Strict):
+    at: str | None = None
+    matmul_s: list[PositiveFloat]
+    copy_s: list[PositiveFloat]
+    wall_s: float | None = None
+    host_cpu: HostCpuDoc | None = None
+
+
+class ReferenceDoc(_Strict):
+    version: int
+    method: str
+    start: ReferenceMoment | None = None
+    end: ReferenceMoment | None = None
+
+
+class RunDoc(_Strict):
+    run_id: str
+    status: str | None = None
+    scenario: dict[str, str | None]
+    started_at: str | None = None
+    finished_at: str | None = None
+    git: dict[str, str | bool | None] = {}
+    fingerprint: dict[str, str]
+    reference_kernel: ReferenceDoc | None = None
+
+
+class BaselineDoc(_Strict):
+    format: Literal["bench-baseline"]
+    format_version: int
+    bench_version: str
+    max_samples: int = Field(gt=0)
+    runs: list[RunDoc] = Field(min_length=1)
+    cells: dict[str, CellDoc]
+
+
+def _validate(doc: Any, where: str) -> BaselineDoc:
+    try:
+        return BaselineDoc.model_validate(doc)
+    except ValidationError as exc:
+        problems = [
+            f"{where}: {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        ]
+        more = exc.error_count() - len(problems)
+        raise BaselineError(
+            "\n".join(problems + ([f"... and {more} more"] if more > 0 else []))
+        ) from None
+
+
+# ------------------------------------------------------------------ building from runs
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def thin(samples: Sequence[float], max_samples: int) -> list[float]:
+    """At most ``max_samples`` of ``samples``, evenly spaced in time order, first and last kept."""
+    if len(samples) <= max_samples:
+        return list(samples)
+    idx = np.linspace(0, len(samples) - 1, max_samples).round().astype(int)
+    return [samples[i] for i in idx]
+
+
+def _stats(samples: Sequence[float]) -> dict[str, Any]:
+    if not samples:
+        return {"n": 0}
+    x = np.asarray(samples, dtype=np.float64)
+    return {
+        "n": int(x.size),
+        "median": _round(float(np.median(x))),
+        "mean": _round(float(x.mean())),
+        "min": _round(float(x.min())),
+        "max": _round(float(x.max())),
+        "stdev": _round(float(x.std(ddof=1))) if x.size > 1 else 0.0,
+    }
+
+
+def _quantity(unit: str, samples: list[float], unavailable: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"unit": unit}
+    if unavailable and not samples:
+        doc["unavailable"] = unavailable
+    doc.update(_stats(samples))
+    doc["samples"] = samples
+    return doc
+
+
+def _numbers(values: Any, where: str) -> list[float]:
+    if not isinstance(values, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        raise BaselineError(f"{where}: expected a list of numbers")
+    return [float(v) for v in values]
+
+
+def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> dict[str, Any]:
+    """The stored quantities of one ok cell record of one run."""
+    where = f"{run.path}: cell {record['cell_id']}"
+    metrics = record.get("metrics") or {}
+    raw = (record.get("samples") or {}).get("step_time_s")
+    steps = [] if raw is None else _numbers(raw, f"{where}: samples.step_time_s")
+    found = {
+        "step_time_s": _quantity(
+            "s",
+            [_round(v) for v in thin(steps, max_samples)],
+            None if steps else "the record holds no raw step times",
+        )
+    }
+    for quantity, (metric, stat, unit) in PER_RUN_SOURCES.items():
+        entry = metrics.get(metric)
+        value = value_of(entry, stat) if isinstance(entry, dict) else None
+        why = (entry or {}).get("unavailable") if isinstance(entry, dict) else None
+        usable = value is not None and math.isfinite(value) and value > 0
+        found[quantity] = _quantity(
+            unit,
+            [_round(value)] if usable and value is not None else [],
+            None if usable else str(why or f"the record has no {metric}.{stat}"),
+        )
+    return found
+
+
+def _reference(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    ref = meta.get("reference_kernel")
+    if not isinstance(ref, dict):
+        return None
+    keep = {"version": ref.get("version"), "method": ref.get("method")}
+    for moment in ("start", "end"):
+        if isinstance(ref.get(moment), dict):
+            entry = ref[moment]
+            keep[moment] = {
+                "at": entry.get("at"),
+                **{k: [_round(v) for v in entry.get(k) or []] for k in ("matmul_s", "copy_s")},
+                "wall_s": entry.get("wall_s"),
+                "host_cpu": entry.get("host_cpu"),
+            }
+    return keep
+
+
+def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
+    """The baseline document of one run folder (not yet validated)."""
+    meta = run.meta
+    scenario = meta.get("scenario") or {}
+    git = (meta.get("environment") or {}).get("git") or {}
+    run_doc = {
+        "run_id": meta.get("run_id"),
+        "status": meta.get("status"),
+        "scenario": {"name": scenario.get("name"), "sha256": scenario.get("sha256")},
+        "started_at": meta.get("started_at"),
+        "finished_at": meta.get("finished_at"),
+        "git": {"commit": git.get("commit"), "dirty": git.get("dirty")},
+        "fingerprint": fingerprint(meta.get("environment") or {}),
+        "reference_kernel": _reference(meta),
+    }
+    planned = [c for c in meta.get("cells_planned") or [] if c in run.cells]
+    cells: dict[str, Any] = {}
+    for cell_id in [*planned, *(c for c in run.cells if c not in planned)]:
+        record = run.cells[cell_id]
+        ok = record.get("status") == "ok"
+        cells[cell_id] = {
+            "key": record.get("key") or {},
+            "status": record.get("status"),
+            "reason": record.get("reason") or "",
+            "runs_ok": int(ok),
+            "quantities": _cell_quantities(run, record, max_samples) if ok else {},
+        }
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "bench_version": __version__,
+        "max_samples": max_samples,
+        "runs": [run_doc],
+        "cells": cells,
+    }
+
+
+def _merge_cell(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    """Pool ``other`` (the same cell in a later run) into ``into``; ok if ok in any run."""
+    if other["status"] != "ok":
+        why = f"{other['status']} in a run" + (f": {other['reason']}" if other["reason"] else "")
+        into["reason"] = "; ".join(filter(None, [into["reason"], why]))
+    if into["status"] != "ok":
+        into["status"] = other["status"]
+    into["runs_ok"] += other["runs_ok"]
+    for name, quantity in other["quantities"].items():
+        mine = into["quantities"].get(name) or {"unit": quantity["unit"], "samples": []}
+        samples = [*mine["samples"], *quantity["samples"]]
+        why = mine.get("unavailable") or quantity.get("unavailable")
+        into["quantities"][name] = _quantity(quantity["unit"], samples, why)
+
+
+def merge_documents(docs: Sequence[Mapping[str, Any]], where: str) -> dict[str, Any]:
+    """One document for several runs: runs listed in order, samples pooled per cell."""
+    merged = json.loads(json.dumps(docs[0]))  # a deep copy
+    seen = {r["run_id"] for r in merged["runs"]}
+    for doc in docs[1:]:
+        for run in doc["runs"]:
+            if run["run_id"] in seen:
+                raise BaselineError(f"{where}: run {run['run_id']} is given more than once")
+            seen.add(run["run_id"])
+            merged["runs"].append(run)
+        merged["max_samples"] = max(merged["max_samples"], doc["max_samples"])
+        for cell_id, cell in doc["cells"].items():
+            if cell_id not in merged["cells"]:
+                merged["cells"][cell_id] = json.loads(json.dumps(cell))
+            else:
+                _merge_cell(merged["cells"][cell_id], cell)
+    return merged
+
+
+# ------------------------------------------------------------------ reading a side
+
+
+@dataclass(frozen=True)
+class CellData:
+    cell_id: str
+    key: dict[str, KeyValue]
+    status: str
+    reason: str
+    runs_ok: int
+    quantities: dict[str, QuantityDoc]
+
+    def samples(self, metric: MetricDef) -> tuple[list[float], str]:
+        """The metric's samples, and why there are none when there are none."""
+        if self.status != "ok":
+            return [], f"cell {self.status}" + (f": {self.reason}" if self.reason else "")
+        quantity = self.quantities.get(metric.quantity)
+        if quantity is None or not quantity.samples:
+            return [], (quantity.unavailable if quantity else None) or "not recorded"
+        values = list(quantity.samples)
+        if metric.name == "throughput":
+            batch = self.key.get("batch_size")
+            if not isinstance(batch, int) or batch <= 0:
+                return [], "the cell key has no batch_size"
+            values = [batch / v for v in values]
+        return values, ""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the gate: its source paths, its runs, and its cells in run order."""
+
+    label: str
+    runs: tuple[RunDoc, ...]
+    cells: dict[str, CellData]
+    notes: tuple[str, ...]
+    document: dict[str, Any]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+
+def _read_file(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{path}: cannot read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def load_document(
+    path: str | Path, max_samples: int = MAX_SAMPLES
+) -> tuple[dict[str, Any], list[str]]:
+    """The validated document of a run folder or a baseline file, with notes on what it holds."""
+    path = Path(path)
+    notes: list[str] = []
+    if path.is_dir():
+        try:
+            run = load_run(path)
+        except ResultsError as exc:
+            raise BaselineError(str(exc)) from None
+        notes += run.warnings
+        status = run.meta.get("status")
+        if status != "complete":
+            notes.append(
+                f"{path}: run {run.run_id} is {status}, with {len(run.cells)} of "
+                f"{len(run.meta.get('cells_planned') or run.cells)} cells recorded"
+            )
+        doc = document_from_run(run, max_samples)
+    elif path.is_file():
+        doc = _read_file(path)
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise BaselineError(
+                f'{path}: not a bench baseline file (no "format": "{FORMAT}"); '
+                f"make one with: bench baseline save RUN_DIR -o {path}"
+            )
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BaselineError(
+                f"{path}: baseline format_version {version!r} (written by bench "
+                f"{doc.get('bench_version', 'unknown')}); this bench reads version "
+                f"{FORMAT_VERSION}: save the baseline again from its run folder"
+            )
+    elif path.exists():
+        raise BaselineError(f"{path}: neither a run folder nor a baseline file")
+    else:
+        raise BaselineError(f"{path}: no such run folder or baseline file")
+    return _validate(doc, str(path)).model_dump(mode="json"), notes
+
+
+def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Side:
+    """Read and pool one side; BaselineError names the file and field of any problem."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise BaselineError("no run folder or baseline file given")
+    label = ", ".join(str(p) for p in paths)
+    docs, notes = [], []
+    for path in paths:
+        doc, found = load_document(path, max_samples)
+        docs.append(doc)
+        notes += found
+    merged = _validate(merge_documents(docs, label), label)
+    names = {(r.scenario.get("name"), r.scenario.get("sha256")) for r in merged.runs}
+    if len(names) > 1:
+        notes.append(f"{label}: runs of different scenarios pooled: {sorted(map(str, names))}")
+    cells = {
+        cell_id: CellData(cell_id, c.key, c.status, c.reason, c.runs_ok, c.quantities)
+        for cell_id, c in merged.cells.items()
+    }
+    return Side(label, tuple(merged.runs), cells, tuple(notes), merged.model_dump(mode="json"))
+
+
+_NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][0-9.eE+-]*(?:,\s*-?[0-9][0-9.eE+-]*)*)\s*\]")
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """Indented JSON with each list of numbers on one line: readable diffs, small files."""
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
+def save_baseline(side: Side, output: str | Path) -> Path:
+    """Write ``side`` as a baseline file; the folder is made if needed."""
+    output = Path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(dumps(side.document))
+    except OSError as exc:
+        raise BaselineError(f"{output}: cannot write ({exc})") from None
+    return output
