@@ -1,0 +1,207 @@
+"""The whole gate: a candidate against a baseline, per cell and metric, with one exit code.
+
+Builds on ``bench.gate`` (the per-cell rule and Holm) and adds what a CI job needs around it:
+
+- pairing: cells are paired by cell id; cells on one side only are listed in the notes;
+- samples: per-step metrics (step time, throughput) from each cell's raw step times; per-run
+  metrics (p99, compile time, memory) one value per run, so they are INSUFFICIENT_DATA, with
+  the reason, unless each side pools enough repeated runs;
+- one Holm family over every tested (cell, metric) pair, so the chance that any of them is
+  falsely REGRESSED stays at most alpha for the whole gate;
+- trust: an environment that differs (``bench.fingerprint``) or a machine that got slower or
+  noisier (UNSTABLE) makes the verdicts advisory: reported, never failing. ``strict_env``
+  makes them count anyway.
+
+Exit codes: 0 no binding regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts
+included), 1 at least one REGRESSED that counts; 2, a usage or input error, is the CLI's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bench.baseline import METRICS, CellData, MetricDef, RunDoc, Side
+from bench.fingerprint import EnvironmentCheck, MachineCheck, compare_fingerprints, machine_check
+from bench.gate import Decision, GatePolicy, Verdict, decide, decide_many
+from bench.gate_policy import GateConfig
+
+EXIT_PASS, EXIT_REGRESSED = 0, 1
+DEFAULT_METRICS = ("step_time",)
+VERDICT_ORDER = (
+    Verdict.REGRESSED,
+    Verdict.IMPROVED,
+    Verdict.NO_CHANGE,
+    Verdict.INCONCLUSIVE,
+    Verdict.INSUFFICIENT_DATA,
+)
+
+
+class GateError(Exception):
+    """The two sides cannot be compared at all (nothing in common)."""
+
+
+@dataclass(frozen=True)
+class GateRow:
+    cell_id: str
+    metric: MetricDef
+    decision: Decision
+    policy: GatePolicy
+
+
+@dataclass(frozen=True)
+class GateReport:
+    baseline: Side
+    candidate: Side
+    metrics: tuple[MetricDef, ...]
+    config: GateConfig
+    rows: tuple[GateRow, ...]
+    environment: EnvironmentCheck
+    machine: MachineCheck
+    strict_env: bool
+    notes: tuple[str, ...]
+
+    @property
+    def tests(self) -> int:
+        """Size of the Holm family: the (cell, metric) pairs that were tested."""
+        return sum(1 for r in self.rows if r.decision.p_value is not None)
+
+    @property
+    def advisory(self) -> bool:
+        """True when verdicts cannot fail the gate: the machine, not the code, may explain them."""
+        return (not self.environment.match or self.machine.unstable) and not self.strict_env
+
+    @property
+    def regressed(self) -> list[GateRow]:
+        return [r for r in self.rows if r.decision.verdict == Verdict.REGRESSED]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSED if self.regressed and not self.advisory else EXIT_PASS
+
+    @property
+    def counts(self) -> dict[Verdict, int]:
+        found = Counter(r.decision.verdict for r in self.rows)
+        return {v: found[v] for v in VERDICT_ORDER if found[v]}
+
+    @property
+    def advisory_reasons(self) -> list[str]:
+        reasons = []
+        if not self.environment.match:
+            reasons.append("the environment differs")
+        if self.machine.unstable:
+            reasons.append("the machine is UNSTABLE")
+        return reasons
+
+
+def _insufficient(b: list[float], c: list[float], policy: GatePolicy, reason: str) -> Decision:
+    """INSUFFICIENT_DATA with our own reason, and the medians and ratio there are for context.
+
+    ``decide`` with a minimum above both counts returns exactly that, computed the gate's way.
+    """
+    above = max(2, len(b) + 1, len(c) + 1)
+    return replace(decide(b, c, replace(policy, min_samples=above)), reason=reason)
+
+
+def _per_run_reason(metric: MetricDef, b: CellData, c: CellData, policy: GatePolicy) -> str:
+    return (
+        f"{metric.name} is one value per run: {b.runs_ok} baseline and {c.runs_ok} candidate "
+        f"run(s); gating it needs at least {policy.min_samples} runs per side "
+        f"(pass each run: --baseline RUN1 --baseline RUN2 ...)"
+    )
+
+
+def run_gate(
+    baseline: Side,
+    candidate: Side,
+    config: GateConfig,
+    metrics: Sequence[str] | None = None,
+    strict_env: bool = False,
+) -> GateReport:
+    """Compare ``candidate`` with ``baseline``; GateError when no cell is on both sides."""
+    chosen = tuple(METRICS[m] for m in (metrics or config.metrics or DEFAULT_METRICS))
+    common = [c for c in baseline.cells if c in candidate.cells]
+    if not common:
+        raise GateError(
+            f"no cell is in both the baseline ({baseline.label}) and the candidate "
+            f"({candidate.label}): were they made from the same scenario?"
+        )
+    notes = [*baseline.notes, *candidate.notes]
+    only_b = [c for c in baseline.cells if c not in candidate.cells]
+    only_c = [c for c in candidate.cells if c not in baseline.cells]
+    if only_b:
+        notes.append(f"{len(only_b)} baseline cell(s) not in the candidate: {', '.join(only_b)}")
+    if only_c:
+        notes.append(f"{len(only_c)} candidate cell(s) not in the baseline: {', '.join(only_c)}")
+    for cell_id in common:
+        kb, kc = baseline.cells[cell_id].key, candidate.cells[cell_id].key
+        if kb != kc:
+            diff = ", ".join(
+                f"{k} {kb.get(k)!r} -> {kc.get(k)!r}"
+                for k in sorted(set(kb) | set(kc))
+                if kb.get(k) != kc.get(k)
+            )
+            notes.append(f"{cell_id}: cell keys differ ({diff}); compared anyway")
+    scenarios_b = {r.scenario.get("sha256") for r in baseline.runs}
+    scenarios_c = {r.scenario.get("sha256") for r in candidate.runs}
+    if scenarios_b != scenarios_c:
+        notes.append(
+            "the scenario files differ (sha256 "
+            f"{', '.join(sorted(str(s)[:12] for s in scenarios_b))} -> "
+            f"{', '.join(sorted(str(s)[:12] for s in scenarios_c))}): "
+            "a changed scenario can change the numbers, which is what the gate then measures"
+        )
+
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    policies: dict[str, GatePolicy] = {}
+    fixed: dict[str, Decision] = {}
+    order: list[tuple[str, MetricDef, str]] = []
+    for cell_id in common:
+        b, c = baseline.cells[cell_id], candidate.cells[cell_id]
+        for metric in chosen:
+            key = f"{cell_id}\t{metric.name}"
+            order.append((cell_id, metric, key))
+            policy = config.policy_for(cell_id, metric.name, metric.higher_is_better)
+            policies[key] = policy
+            sb, why_b = b.samples(metric)
+            sc, why_c = c.samples(metric)
+            if not sb or not sc:
+                why = "; ".join(
+                    f"{side}: {why}" for side, why in (("baseline", why_b), ("candidate", why_c))
+                    if why
+                )  # fmt: skip
+                fixed[key] = _insufficient(sb, sc, policy, why)
+            elif metric.per_run and min(len(sb), len(sc)) < policy.min_samples:
+                fixed[key] = _insufficient(sb, sc, policy, _per_run_reason(metric, b, c, policy))
+            else:
+                pairs[key] = (sb, sc)
+    decided = decide_many(pairs, config.default, overrides={k: policies[k] for k in pairs})
+    rows = tuple(
+        GateRow(cell_id, metric, fixed[key] if key in fixed else decided[key], policies[key])
+        for cell_id, metric, key in order
+    )
+    environment = compare_fingerprints(
+        [r.fingerprint for r in baseline.runs], [r.fingerprint for r in candidate.runs]
+    )
+    machine = machine_check(
+        [(r.run_id, _reference(r)) for r in baseline.runs],
+        [(r.run_id, _reference(r)) for r in candidate.runs],
+        config.default,
+    )
+    return GateReport(
+        baseline=baseline,
+        candidate=candidate,
+        metrics=chosen,
+        config=config,
+        rows=rows,
+        environment=environment,
+        machine=machine,
+        strict_env=strict_env,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _reference(run: RunDoc) -> dict[str, Any] | None:
+    return run.reference_kernel.model_dump() if run.reference_kernel else None
