@@ -15,9 +15,10 @@ Two things keep a baseline small enough to commit (about 12 bytes per sample):
 - samples rounded to ``SIGNIFICANT_DIGITS`` significant digits: 0.1 ns at 1 ms, far below the
   timer's noise.
 
-Several runs on one side (``--baseline R1 --baseline R2``, or ``baseline save R1 R2``) pool
-their samples per cell. Per-step metrics gain samples; metrics measured once per run (compile
-time, memory, p99) become gateable only that way, one value per run.
+Metrics measured once per worker process (compile time, memory, p99 of the step time) have one
+value per process: a run with ``measure.repeats: N`` gives N of them per cell, and several runs
+on one side (``--baseline R1 --baseline R2``, or ``baseline save R1 R2``) pool their values and
+samples per cell. Without either, such metrics have too few values to gate, and say so.
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ class BaselineError(Exception):
 class MetricDef:
     """A gated metric: which stored quantity it reads, and which way is better.
 
-    ``per_run`` metrics have one value per run: they need repeated runs to be gated at all.
+    ``per_process`` metrics have one value per worker process that measured the cell: they
+    need ``measure.repeats`` or several runs to be gated at all.
     """
 
     name: str
     quantity: str
     unit: str
     higher_is_better: bool
-    per_run: bool
+    per_process: bool
     description: str
 
 
@@ -76,25 +78,26 @@ METRICS: dict[str, MetricDef] = {
         ),
         MetricDef(
             "p99_latency", "p99_step_time_s", "s", False, True,
-            "99th percentile of step time (one batch), one value per run",
+            "99th percentile of step time (one batch), one value per process",
         ),
         MetricDef(
             "compile_time", "compile_s", "s", False, True,
-            "trace + compile time, one value per run",
+            "trace + compile time, one value per process",
         ),
         MetricDef(
             "host_memory", "peak_host_rss_bytes", "bytes", False, True,
-            "peak host RSS of the worker, one value per run",
+            "peak host RSS of the worker, one value per process",
         ),
         MetricDef(
             "device_memory", "peak_device_memory_bytes", "bytes", False, True,
-            "peak accelerator memory, one value per run",
+            "peak accelerator memory, one value per process",
         ),
     )
 }  # fmt: skip
 
-# Stored quantity -> where a cell record keeps it (metric name, statistic), for per-run ones.
-PER_RUN_SOURCES = {
+# Per-process quantities: stored name -> (record metric, statistic, unit). With repeats, each
+# process's figure is in the record's ``repeats`` list (bench.measure.repeats.summary_of).
+PER_PROCESS_SOURCES = {
     "p99_step_time_s": ("step_time_s", "p99", "s"),
     "compile_s": ("compile_s", "value", "s"),
     "peak_host_rss_bytes": ("peak_host_rss_bytes", "value", "bytes"),
@@ -128,7 +131,7 @@ class CellDoc(_Strict):
     key: dict[str, KeyValue]
     status: str
     reason: str = ""
-    runs_ok: int = Field(ge=0)
+    processes: int = Field(ge=0)  # ok worker processes that measured the cell
     quantities: dict[str, QuantityDoc] = {}
 
 
@@ -235,6 +238,46 @@ def _numbers(values: Any, where: str) -> list[float]:
     return [float(v) for v in values]
 
 
+def _positive(values: Iterable[Any]) -> list[float]:
+    return [
+        float(v)
+        for v in values
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    ]
+
+
+def _per_process(record: Mapping[str, Any], where: str) -> dict[str, list[float]]:
+    """Each ok worker process's value of every per-process quantity, in process order.
+
+    A record merged from ``measure.repeats`` processes lists them in ``repeats`` (p99 from each
+    process's own step times in ``samples.step_time_s_by_repeat``); any other record is one
+    process, whose figures are its metrics.
+    """
+    metrics = record.get("metrics") or {}
+    repeats = record.get("repeats")
+    if not isinstance(repeats, list) or not repeats:
+        return {
+            quantity: _positive([value_of(metrics.get(metric), stat)])
+            if isinstance(metrics.get(metric), dict)
+            else []
+            for quantity, (metric, stat, _) in PER_PROCESS_SOURCES.items()
+        }
+    ok = [r for r in repeats if isinstance(r, dict) and r.get("status") == "ok"]
+    by_repeat = (record.get("samples") or {}).get("step_time_s_by_repeat") or []
+    if not isinstance(by_repeat, list):
+        raise BaselineError(f"{where}: samples.step_time_s_by_repeat: expected a list of lists")
+    p99s = [
+        float(np.percentile(steps, 99))
+        for i, raw in enumerate(by_repeat)
+        if (steps := _numbers(raw, f"{where}: samples.step_time_s_by_repeat[{i}]"))
+    ]
+    found = {"p99_step_time_s": _positive(p99s)}
+    for quantity, (metric, _, _) in PER_PROCESS_SOURCES.items():
+        if quantity != "p99_step_time_s":
+            found[quantity] = _positive(r.get(metric) for r in ok)
+    return found
+
+
 def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> dict[str, Any]:
     """The stored quantities of one ok cell record of one run."""
     where = f"{run.path}: cell {record['cell_id']}"
@@ -248,15 +291,14 @@ def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> d
             None if steps else "the record holds no raw step times",
         )
     }
-    for quantity, (metric, stat, unit) in PER_RUN_SOURCES.items():
+    for quantity, values in _per_process(record, where).items():
+        metric, stat, unit = PER_PROCESS_SOURCES[quantity]
         entry = metrics.get(metric)
-        value = value_of(entry, stat) if isinstance(entry, dict) else None
-        why = (entry or {}).get("unavailable") if isinstance(entry, dict) else None
-        usable = value is not None and math.isfinite(value) and value > 0
+        why = entry.get("unavailable") if isinstance(entry, dict) else None
         found[quantity] = _quantity(
             unit,
-            [_round(value)] if usable and value is not None else [],
-            None if usable else str(why or f"the record has no {metric}.{stat}"),
+            [_round(v) for v in values],
+            None if values else str(why or f"the record has no {metric}.{stat}"),
         )
     return found
 
@@ -276,6 +318,13 @@ def _reference(meta: Mapping[str, Any]) -> dict[str, Any] | None:
                 "host_cpu": entry.get("host_cpu"),
             }
     return keep
+
+
+def _processes(record: Mapping[str, Any]) -> int:
+    repeats = record.get("repeats")
+    if isinstance(repeats, list) and repeats:
+        return sum(1 for r in repeats if isinstance(r, dict) and r.get("status") == "ok")
+    return 1
 
 
 def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
@@ -302,7 +351,7 @@ def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any
             "key": record.get("key") or {},
             "status": record.get("status"),
             "reason": record.get("reason") or "",
-            "runs_ok": int(ok),
+            "processes": _processes(record) if ok else 0,
             "quantities": _cell_quantities(run, record, max_samples) if ok else {},
         }
     return {
@@ -322,7 +371,7 @@ def _merge_cell(into: dict[str, Any], other: Mapping[str, Any]) -> None:
         into["reason"] = "; ".join(filter(None, [into["reason"], why]))
     if into["status"] != "ok":
         into["status"] = other["status"]
-    into["runs_ok"] += other["runs_ok"]
+    into["processes"] += other["processes"]
     for name, quantity in other["quantities"].items():
         mine = into["quantities"].get(name) or {"unit": quantity["unit"], "samples": []}
         samples = [*mine["samples"], *quantity["samples"]]
@@ -358,7 +407,7 @@ class CellData:
     key: dict[str, KeyValue]
     status: str
     reason: str
-    runs_ok: int
+    processes: int
     quantities: dict[str, QuantityDoc]
 
     def samples(self, metric: MetricDef) -> tuple[list[float], str]:
@@ -459,7 +508,7 @@ def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Si
     if len(names) > 1:
         notes.append(f"{label}: runs of different scenarios pooled: {sorted(map(str, names))}")
     cells = {
-        cell_id: CellData(cell_id, c.key, c.status, c.reason, c.runs_ok, c.quantities)
+        cell_id: CellData(cell_id, c.key, c.status, c.reason, c.processes, c.quantities)
         for cell_id, c in merged.cells.items()
     }
     return Side(label, tuple(merged.runs), cells, tuple(notes), merged.model_dump(mode="json"))

@@ -17,7 +17,7 @@ A policy file (YAML)::
     rules:
       - cells: "tensorflow-*"              # noisier on our runners
         threshold: 0.20
-      - metric: compile_time               # gate compile time from 5 repeated runs
+      - metric: compile_time               # with measure.repeats: 5
         min_samples: 5
 
 Specific beats general: a plain flag changes the default, and rules still refine it.
@@ -37,6 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.gate import GatePolicy
 
 SETTINGS = ("threshold", "alpha", "min_samples")
+
+
+def percent(fraction: float) -> str:
+    """0.1 -> "10%", 0.125 -> "12.5%": thresholds as people write them."""
+    return f"{fraction * 100:.4g}%"
 
 
 class PolicyError(Exception):
@@ -61,7 +66,12 @@ class PolicyRule:
         return {name: getattr(self, name) for name in SETTINGS if getattr(self, name) is not None}
 
     def describe(self) -> str:
-        what = ", ".join(f"{k} {v:g}" for k, v in self.settings().items())
+        shown = {
+            "threshold": lambda v: f"threshold {percent(v)}",
+            "alpha": lambda v: f"alpha {v:g}",
+            "min_samples": lambda v: f"at least {v} samples",
+        }
+        what = ", ".join(shown[k](v) for k, v in self.settings().items())
         scope = f"cells {self.cells}" + (f", metric {self.metric}" if self.metric else "")
         return f"{scope}: {what} ({self.source})"
 

@@ -3,9 +3,10 @@
 Builds on ``bench.gate`` (the per-cell rule and Holm) and adds what a CI job needs around it:
 
 - pairing: cells are paired by cell id; cells on one side only are listed in the notes;
-- samples: per-step metrics (step time, throughput) from each cell's raw step times; per-run
-  metrics (p99, compile time, memory) one value per run, so they are INSUFFICIENT_DATA, with
-  the reason, unless each side pools enough repeated runs;
+- samples: per-step metrics (step time, throughput) from each cell's raw step times;
+  per-process metrics (p99, compile time, memory) one value per worker process, so they are
+  INSUFFICIENT_DATA, with the reason, unless each side has enough processes per cell
+  (``measure.repeats`` in the scenario, or several runs per side);
 - one Holm family over every tested (cell, metric) pair, so the chance that any of them is
   falsely REGRESSED stays at most alpha for the whole gate;
 - trust: an environment that differs (``bench.fingerprint``) or a machine that got slower or
@@ -105,11 +106,11 @@ def _insufficient(b: list[float], c: list[float], policy: GatePolicy, reason: st
     return replace(decide(b, c, replace(policy, min_samples=above)), reason=reason)
 
 
-def _per_run_reason(metric: MetricDef, b: CellData, c: CellData, policy: GatePolicy) -> str:
+def _per_process_reason(metric: MetricDef, b: CellData, c: CellData, policy: GatePolicy) -> str:
     return (
-        f"{metric.name} is one value per run: {b.runs_ok} baseline and {c.runs_ok} candidate "
-        f"run(s); gating it needs at least {policy.min_samples} runs per side "
-        f"(pass each run: --baseline RUN1 --baseline RUN2 ...)"
+        f"{metric.name} is one value per process: {b.processes} baseline and {c.processes} "
+        f"candidate process(es); gating it needs at least {policy.min_samples} per side "
+        f"(measure.repeats: {policy.min_samples} in the scenario, or several runs per side)"
     )
 
 
@@ -173,8 +174,9 @@ def run_gate(
                     if why
                 )  # fmt: skip
                 fixed[key] = _insufficient(sb, sc, policy, why)
-            elif metric.per_run and min(len(sb), len(sc)) < policy.min_samples:
-                fixed[key] = _insufficient(sb, sc, policy, _per_run_reason(metric, b, c, policy))
+            elif metric.per_process and min(len(sb), len(sc)) < policy.min_samples:
+                reason = _per_process_reason(metric, b, c, policy)
+                fixed[key] = _insufficient(sb, sc, policy, reason)
             else:
                 pairs[key] = (sb, sc)
     decided = decide_many(pairs, config.default, overrides={k: policies[k] for k in pairs})
