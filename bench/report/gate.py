@@ -1,0 +1,395 @@
+"""The gate report as plain text (CI logs), markdown ($GITHUB_STEP_SUMMARY) and JSON (machines).
+
+Pure functions of a ``GateReport``: the same inputs always render the same bytes (verdicts are
+seeded, numbers have fixed formats, nothing reads the clock), which is what lets the golden
+tests compare whole reports. Plain ASCII in text, so any CI log shows it as written.
+
+Every format has the same three parts: a header (both sides, the method, the thresholds, the
+environment and machine checks), the table (per cell and metric: n per side, medians, ratio
+and interval, p-value, verdict), and a footer (counts per verdict, why each cell that is not
+NO_CHANGE got its verdict, notes, and what the exit code means).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.gate import Decision, Verdict
+from bench.gate_policy import describe_policy, percent
+from bench.regression import GateReport, GateRow
+
+EXIT_CODES = (
+    "0 no regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts included), "
+    "1 at least one REGRESSED, 2 usage or input error (nothing was gated)"
+)
+REPORT_FORMAT = "bench-gate-report"
+REPORT_VERSION = 1
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A median with its unit, scaled so that it reads at a glance."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        for scale, name in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+            if abs(value) >= scale or name == "us":
+                return f"{value / scale:.4g} {name}"
+    if unit == "bytes":
+        return f"{value / 2**20:,.1f} MiB"
+    if unit == "examples/s":
+        return f"{value:,.0f}/s" if value >= 100 else f"{value:.4g}/s"
+    return f"{value:.4g} {unit}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def fmt_interval(d: Decision) -> str:
+    if d.ci_lo is None or d.ci_hi is None:
+        return "-"
+    return f"[{d.ci_lo:.3f}, {d.ci_hi:.3f}]"
+
+
+def fmt_p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2g}"
+
+
+# ------------------------------------------------------------------ shared wording
+
+
+def outcome(report: GateReport) -> str:
+    """The one-line result: what the exit code is and why."""
+    n = len(report.regressed)
+    code = report.exit_code
+    if code:
+        return f"FAIL (exit {code}): {n} REGRESSED"
+    if n:
+        why = " and ".join(report.advisory_reasons)
+        return f"PASS (exit 0), advisory: {n} REGRESSED not counted because {why}"
+    return "PASS (exit 0): no regression"
+
+
+def exit_meaning(report: GateReport) -> str:
+    code = report.exit_code
+    if code:
+        what = "at least one cell and metric REGRESSED"
+    elif report.regressed:
+        what = "verdicts are advisory (--strict-env makes them count)"
+    else:
+        what = "no cell and metric REGRESSED"
+    return f"exit {code}: {what}. Exit codes: {EXIT_CODES}."
+
+
+def method_text(report: GateReport) -> str:
+    p = report.config.default
+    return (
+        f"ratio of medians (candidate / baseline) with a {p.confidence:.0%} bootstrap interval "
+        f"({p.n_boot} resamples, seed {p.seed}) and a one-sided Mann-Whitney U test, "
+        f"Holm-adjusted over {report.tests} test(s); REGRESSED needs p < alpha AND the whole "
+        f"interval beyond the threshold"
+    )
+
+
+def policy_text(report: GateReport) -> str:
+    p = report.config.default
+    text = (
+        f"threshold {percent(p.threshold)}, alpha {p.alpha:g}, "
+        f"at least {p.min_samples} samples per side"
+    )
+    if report.config.rules:
+        text += "; rules: " + "; ".join(r.describe() for r in report.config.rules)
+    return text
+
+
+def environment_text(report: GateReport) -> tuple[str, list[str]]:
+    env = report.environment
+    if env.match:
+        fp = report.baseline.runs[0].fingerprint
+        shown = ", ".join(f"{k} {v}" for k, v in fp.items())
+        return f"match ({shown})", []
+    head = "MISMATCH: " + (
+        "verdicts count anyway (--strict-env)"
+        if report.strict_env
+        else "verdicts are advisory (--strict-env makes them count)"
+    )
+    return head, [f"{name}: {b} -> {c}" for name, b, c in env.mismatches]
+
+
+def machine_text(report: GateReport) -> tuple[str, list[str]]:
+    m = report.machine
+    ratios = ", ".join(
+        f"{k.kernel} {k.ratio:.3f} [{k.ci_lo:.3f}, {k.ci_hi:.3f}]" for k in m.kernels
+    )
+    shown = f"reference kernel, candidate / baseline: {ratios}" if ratios else ""
+    if m.unstable:
+        head = "UNSTABLE: " + (
+            "verdicts count anyway (--strict-env)"
+            if report.strict_env
+            else "verdicts are advisory (--strict-env makes them count)"
+        )
+        return head + (f"; {shown}" if shown else ""), list(m.reasons)
+    if m.status == "unknown":
+        return "unknown: no reference kernel to compare", list(m.reasons)
+    return f"stable ({shown})", []
+
+
+def verdict_text(report: GateReport, row: GateRow) -> str:
+    v = row.decision.verdict
+    if v == Verdict.REGRESSED and report.advisory:
+        return f"{v.value} (advisory)"
+    return v.value
+
+
+def counts_text(report: GateReport) -> str:
+    return ", ".join(f"{n} {v.value}" for v, n in report.counts.items()) or "no cells"
+
+
+def _why_rows(report: GateReport) -> list[GateRow]:
+    return [r for r in report.rows if r.decision.verdict != Verdict.NO_CHANGE]
+
+
+def _multi_metric(report: GateReport) -> bool:
+    return len(report.metrics) > 1
+
+
+def _side_text(side: Any) -> str:
+    runs = ", ".join(side.run_ids)
+    return f"{side.label} (run{'s' if len(side.run_ids) > 1 else ''} {runs})"
+
+
+COLUMNS = (
+    "n base",
+    "n cand",
+    "median base",
+    "median cand",
+    "ratio",
+    "95% interval",
+    "p",
+    "verdict",
+)
+
+
+def _cells(report: GateReport, row: GateRow) -> list[str]:
+    d = row.decision
+    unit = row.metric.unit
+    return [
+        str(d.n_baseline),
+        str(d.n_candidate),
+        fmt_value(d.median_baseline, unit),
+        fmt_value(d.median_candidate, unit),
+        fmt_ratio(d.ratio),
+        fmt_interval(d),
+        fmt_p(d.p_value),
+        verdict_text(report, row),
+    ]
+
+
+def _interval_label(report: GateReport) -> str:
+    return f"{report.config.default.confidence:.0%} interval"
+
+
+# ------------------------------------------------------------------ text
+
+
+def render_text(report: GateReport) -> str:
+    lines = [f"bench gate: {outcome(report)}"]
+    env_head, env_lines = environment_text(report)
+    machine_head, machine_lines = machine_text(report)
+    header = [
+        ("baseline", _side_text(report.baseline)),
+        ("candidate", _side_text(report.candidate)),
+        ("metrics", ", ".join(m.name for m in report.metrics)),
+        ("method", method_text(report)),
+        ("policy", policy_text(report)),
+        ("environment", env_head),
+        ("machine", machine_head),
+    ]
+    width = max(len(k) for k, _ in header) + 1
+    for name, text in header:
+        lines.append(f"{name + ':':<{width}} {text}")
+        extra = env_lines if name == "environment" else machine_lines if name == "machine" else []
+        lines += [f"{'':<{width}}   {e}" for e in extra]
+    lines.append("")
+
+    first = ["cell", *(["metric"] if _multi_metric(report) else [])]
+    heads = [*first, *COLUMNS]
+    heads[heads.index("95% interval")] = _interval_label(report)
+    body = [
+        [r.cell_id, *([r.metric.name] if _multi_metric(report) else []), *_cells(report, r)]
+        for r in report.rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(heads, *body, strict=True)]
+    left = {0, 1} if _multi_metric(report) else {0}
+    left |= {len(heads) - 1, len(heads) - 3}  # verdict and interval read left to right
+
+    def line(values: list[str]) -> str:
+        cells = [
+            v.ljust(w) if i in left else v.rjust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    lines.append(line(heads))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [line(values) for values in body]
+    lines.append("")
+    lines.append(f"verdicts: {counts_text(report)}")
+    why = _why_rows(report)
+    if why:
+        lines.append("why:")
+        for r in why:
+            what = f"{r.cell_id} {r.metric.name}" if _multi_metric(report) else r.cell_id
+            lines.append(f"  {what}: {r.decision.reason}")
+    if report.machine.notes or report.notes:
+        lines.append("notes:")
+        lines += [f"  {n}" for n in [*report.machine.notes, *report.notes]]
+    lines.append(exit_meaning(report))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ markdown
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: GateReport) -> str:
+    code = report.exit_code
+    icon = ":x:" if code else (":warning:" if report.regressed else ":white_check_mark:")
+    lines = [f"### {icon} bench gate: {_md(outcome(report))}", ""]
+    env_head, env_lines = environment_text(report)
+    machine_head, machine_lines = machine_text(report)
+    lines += ["| | |", "|:--|:--|"]
+    for name, text in (
+        ("baseline", _side_text(report.baseline)),
+        ("candidate", _side_text(report.candidate)),
+        ("metrics", ", ".join(m.name for m in report.metrics)),
+        ("method", method_text(report)),
+        ("policy", policy_text(report)),
+        ("environment", "<br>".join([env_head, *env_lines])),
+        ("machine", "<br>".join([machine_head, *machine_lines])),
+    ):
+        lines.append(f"| **{name}** | {_md(text)} |")
+    lines.append("")
+
+    multi = _multi_metric(report)
+    heads = ["cell", *(["metric"] if multi else []), *COLUMNS]
+    heads[heads.index("95% interval")] = _interval_label(report)
+    aligns = [":--", *([":--"] if multi else []), "--:", "--:", "--:", "--:", "--:", ":--", "--:"]
+    lines.append("| " + " | ".join(heads) + " |")
+    lines.append("|" + "|".join([*aligns, ":--"]) + "|")
+    for r in report.rows:
+        values = _cells(report, r)
+        if r.decision.verdict == Verdict.REGRESSED:
+            values[-1] = f"**{values[-1]}**"
+        first = [f"`{r.cell_id}`", *([r.metric.name] if multi else [])]
+        lines.append("| " + " | ".join(_md(v) for v in [*first, *values]) + " |")
+    lines += ["", f"**Verdicts:** {counts_text(report)}", ""]
+    why = _why_rows(report)
+    if why:
+        lines += ["<details><summary>Why, per cell</summary>", ""]
+        for r in why:
+            what = f"`{r.cell_id}` {r.metric.name}" if multi else f"`{r.cell_id}`"
+            lines.append(f"- {what}: {_md(r.decision.reason)}")
+        lines += ["", "</details>", ""]
+    notes = [*report.machine.notes, *report.notes]
+    if notes:
+        lines += ["**Notes**", ""] + [f"- {_md(n)}" for n in notes] + [""]
+    lines.append(_md(exit_meaning(report)))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ json
+
+
+def report_dict(report: GateReport) -> dict[str, Any]:
+    def side(s: Any) -> dict[str, Any]:
+        return {
+            "label": s.label,
+            "runs": [
+                {"run_id": r.run_id, "scenario": r.scenario, "fingerprint": r.fingerprint}
+                for r in s.runs
+            ],
+        }
+
+    m = report.machine
+    return {
+        "format": REPORT_FORMAT,
+        "format_version": REPORT_VERSION,
+        "result": "fail" if report.exit_code else "pass",
+        "exit_code": report.exit_code,
+        "advisory": report.advisory,
+        "advisory_reasons": report.advisory_reasons,
+        "summary": outcome(report),
+        "baseline": side(report.baseline),
+        "candidate": side(report.candidate),
+        "metrics": [m.name for m in report.metrics],
+        "method": method_text(report),
+        "policy": {
+            **describe_policy(report.config.default),
+            "rules": [r.describe() for r in report.config.rules],
+        },
+        "strict_env": report.strict_env,
+        "environment": {
+            "match": report.environment.match,
+            "mismatches": [
+                {"field": f, "baseline": b, "candidate": c}
+                for f, b, c in report.environment.mismatches
+            ],
+        },
+        "machine": {
+            "status": m.status,
+            "reasons": list(m.reasons),
+            "notes": list(m.notes),
+            "kernels": [
+                {
+                    "kernel": k.kernel,
+                    "ratio": k.ratio,
+                    "ci": [k.ci_lo, k.ci_hi],
+                    "robust_cv_baseline": k.cv_baseline,
+                    "robust_cv_candidate": k.cv_candidate,
+                }
+                for k in m.kernels
+            ],
+        },
+        "rows": [
+            {
+                "cell_id": r.cell_id,
+                "key": report.candidate.cells[r.cell_id].key,
+                "metric": r.metric.name,
+                "unit": r.metric.unit,
+                "higher_is_better": r.metric.higher_is_better,
+                "n_baseline": r.decision.n_baseline,
+                "n_candidate": r.decision.n_candidate,
+                "median_baseline": r.decision.median_baseline,
+                "median_candidate": r.decision.median_candidate,
+                "ratio": r.decision.ratio,
+                "ci": [r.decision.ci_lo, r.decision.ci_hi],
+                "p_value": r.decision.p_value,
+                "verdict": r.decision.verdict.value,
+                "reason": r.decision.reason,
+                "policy": {
+                    "threshold": r.policy.threshold,
+                    "alpha": r.policy.alpha,
+                    "min_samples": r.policy.min_samples,
+                },
+            }
+            for r in report.rows
+        ],
+        "counts": {v.value: n for v, n in report.counts.items()},
+        "notes": list(report.notes),
+        "exit_codes": EXIT_CODES,
+    }
+
+
+def render_json(report: GateReport) -> str:
+    return json.dumps(report_dict(report), indent=2, allow_nan=False) + "\n"
+
+
+RENDERERS = {"text": render_text, "md": render_markdown, "json": render_json}
