@@ -104,8 +104,9 @@ def test_per_cell_threshold_turns_the_regression_into_inconclusive():
     done = gate("--baseline", BASELINE, "--candidate", CANDIDATE, "--threshold", "jax-*=0.3")
     assert done.returncode == 0, done.stdout
     assert "threshold 30%" in done.stdout and "(--threshold)" in done.stdout
-    assert "jax-cpu-train-bs32-float32-synthetic: interval of the ratio [1.243, 1.332] straddles" in (
-        done.stdout
+    assert (
+        "jax-cpu-train-bs32-float32-synthetic: interval of the ratio [1.243, 1.332] straddles"
+        in (done.stdout)
     )
 
 

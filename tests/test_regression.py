@@ -1,0 +1,129 @@
+"""The whole gate over two sides: pairing, metrics, Holm across everything, advisory verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.baseline import METRICS, load_side
+from bench.gate import Verdict
+from bench.gate_policy import build_config
+from bench.regression import GateError, run_gate
+from tests.fixtures.gate_runs import ENV, cell_id, lognormal, record, reference, write_run
+
+CONFIG = build_config(None, {}, METRICS)
+
+
+def gate(tmp_path, base_records, cand_records, metrics=None, config=CONFIG, **cand_opts):
+    b = write_run(tmp_path / "base", base_records)
+    c = write_run(tmp_path / "cand", cand_records, **cand_opts)
+    return run_gate(load_side([b]), load_side([c]), config, metrics)
+
+
+def verdicts(report) -> dict[tuple[str, str], str]:
+    return {(r.cell_id, r.metric.name): r.decision.verdict.value for r in report.rows}
+
+
+def test_a_25_percent_slowdown_fails_and_names_the_cell(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0125))])
+    assert verdicts(report) == {(cell_id(), "step_time"): "REGRESSED"}
+    assert report.exit_code == 1 and not report.advisory
+
+
+def test_throughput_is_gated_in_its_own_direction(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0125))],
+                  metrics=["throughput"])  # fmt: skip
+    (row,) = report.rows
+    # 25% slower steps: throughput ratio 1/1.25 = 0.8, which is worse for throughput
+    assert row.decision.verdict == Verdict.REGRESSED
+    assert row.decision.ratio == pytest.approx(0.8, rel=0.05)
+    assert row.metric.unit == "examples/s"
+
+
+def test_holm_runs_over_every_cell_and_metric(tmp_path):
+    base = [record(lognormal(s, 30, 0.01), "train", b) for s, b in enumerate((8, 16, 32))]
+    report = gate(tmp_path, base, base, metrics=["step_time", "throughput"])
+    assert report.tests == 6
+    assert set(verdicts(report).values()) == {"NO_CHANGE"}
+
+
+def test_per_process_metrics_need_repeats_and_say_so(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.01))], [record(lognormal(2, 30, 0.01))],
+                  metrics=["compile_time", "host_memory", "device_memory"])  # fmt: skip
+    reasons = {r.metric.name: r.decision.reason for r in report.rows}
+    assert set(verdicts(report).values()) == {"INSUFFICIENT_DATA"}
+    assert reasons["compile_time"].startswith("compile_time is one value per process: 1 baseline")
+    assert "measure.repeats: 10 in the scenario" in reasons["compile_time"]
+    assert reasons["device_memory"] == (
+        "baseline: no memory_stats on cpu; candidate: no memory_stats on cpu"
+    )
+    assert report.exit_code == 0
+
+
+def test_compile_time_from_repeats_can_regress(tmp_path):
+    def with_repeats(seed: int, compile_s: float) -> dict:
+        parts = [lognormal(seed + i, 10, 0.01) for i in range(12)]
+        values = lognormal(seed, 12, compile_s, 0.03)
+        repeats = [{"status": "ok", "compile_s": v, "peak_host_rss_bytes": 4e8} for v in values]
+        return record([t for p in parts for t in p], repeats=repeats, by_repeat=parts)
+
+    report = gate(tmp_path, [with_repeats(1, 0.5)], [with_repeats(50, 0.75)],
+                  metrics=["step_time", "compile_time", "host_memory"])  # fmt: skip
+    found = verdicts(report)
+    assert found[(cell_id(), "compile_time")] == "REGRESSED"  # 50% slower compile, 12 per side
+    assert found[(cell_id(), "host_memory")] == "NO_CHANGE"  # identical values: all tied
+    assert found[(cell_id(), "step_time")] == "NO_CHANGE"
+
+
+def test_cells_that_did_not_run_are_insufficient_with_the_reason(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.01))],
+                  [record([], status="oom", reason="out of memory")])  # fmt: skip
+    (row,) = report.rows
+    assert row.decision.verdict == Verdict.INSUFFICIENT_DATA
+    assert row.decision.reason == "candidate: cell oom: out of memory"
+    assert row.decision.median_baseline is not None and row.decision.n_candidate == 0
+    assert report.exit_code == 0  # `bench run` itself exits 1 on the failed cell
+
+
+def test_cells_on_one_side_only_are_noted_and_none_in_common_is_an_error(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.01)), record(lognormal(2, 30, 0.01), "predict")],
+                  [record(lognormal(3, 30, 0.01)), record(lognormal(4, 30, 0.01), "train", 64)])  # fmt: skip
+    assert [r.cell_id for r in report.rows] == [cell_id()]
+    assert f"1 baseline cell(s) not in the candidate: {cell_id('predict')}" in report.notes
+    assert f"1 candidate cell(s) not in the baseline: {cell_id('train', 64)}" in report.notes
+    with pytest.raises(GateError, match="no cell is in both"):
+        gate(tmp_path / "x", [record(lognormal(1, 30, 0.01))],
+             [record(lognormal(1, 30, 0.01), "predict")])  # fmt: skip
+
+
+def test_environment_mismatch_makes_a_regression_advisory(tmp_path):
+    env = {**ENV, "packages": {**ENV["packages"], "jax": "0.5.0"}}
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0125))],
+                  env=env)  # fmt: skip
+    assert report.regressed and report.advisory and report.exit_code == 0
+    assert report.environment.mismatches == (("framework.jax", "0.4.35", "0.5.0"),)
+    strict = run_gate(report.baseline, report.candidate, CONFIG, strict_env=True)
+    assert strict.exit_code == 1
+
+
+def test_unstable_machine_makes_a_regression_advisory(tmp_path):
+    # the reference kernel ran 25% slower too: the machine explains the slowdown
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0125))],
+                  ref=reference(7, factor=1.25))  # fmt: skip
+    assert report.machine.unstable and report.advisory and report.exit_code == 0
+    assert report.advisory_reasons == ["the machine is UNSTABLE"]
+
+
+def test_a_busy_candidate_machine_makes_a_regression_advisory(tmp_path):
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0125))],
+                  ref=reference(7, others=0.5))  # fmt: skip
+    assert report.machine.unstable and report.exit_code == 0
+
+
+def test_a_changed_scenario_is_noted_not_excused(tmp_path):
+    b = write_run(tmp_path / "b", [record(lognormal(1, 30, 0.010))])
+    c = write_run(tmp_path / "c", [record(lognormal(2, 30, 0.0125))])
+    meta = (c / "run.json").read_text().replace("0" * 64, "1" * 64)
+    (c / "run.json").write_text(meta)
+    report = run_gate(load_side([b]), load_side([c]), CONFIG)
+    assert report.exit_code == 1
+    assert any(n.startswith("the scenario files differ") for n in report.notes)
