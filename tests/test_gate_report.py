@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,16 @@ def test_baseline_save_errors_exit_2(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert_usage_error(done, "not a bench run folder")
     assert not (tmp_path / "b.json").exists()
+
+
+def test_gate_baseline_and_export_import_no_framework(tmp_path):
+    from tests.test_cli import NO_FRAMEWORK
+
+    for argv in (
+        ["bench", "gate", "--baseline", BASELINE, "--candidate", BASELINE],
+        ["bench", "baseline", "save", CANDIDATE, "-o", str(tmp_path / "b.json")],
+        ["bench", "export", CANDIDATE, "-o", str(tmp_path / "e.json")],
+    ):
+        done = subprocess.run([sys.executable, "-c", NO_FRAMEWORK.format(argv=argv)], cwd=REPO,
+                              capture_output=True, text=True)  # fmt: skip
+        assert "LOADED [] EXIT 0" in done.stdout, done.stdout + done.stderr
