@@ -365,10 +365,16 @@ def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any
 
 
 def _merge_cell(into: dict[str, Any], other: Mapping[str, Any]) -> None:
-    """Pool ``other`` (the same cell in a later run) into ``into``; ok if ok in any run."""
-    if other["status"] != "ok":
-        why = f"{other['status']} in a run" + (f": {other['reason']}" if other["reason"] else "")
-        into["reason"] = "; ".join(filter(None, [into["reason"], why]))
+    """Pool ``other`` (the same cell in a later run) into ``into``; ok if ok in any run, and
+    the reason then says which runs it was not ok in."""
+
+    def why(cell: Mapping[str, Any]) -> str:
+        return f"{cell['status']} in a run" + (f": {cell['reason']}" if cell["reason"] else "")
+
+    if into["status"] != "ok" and other["status"] == "ok":
+        into["reason"] = why(into)
+    elif other["status"] != "ok":
+        into["reason"] = "; ".join(filter(None, [into["reason"], why(other)]))
     if into["status"] != "ok":
         into["status"] = other["status"]
     into["processes"] += other["processes"]

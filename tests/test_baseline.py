@@ -137,3 +137,12 @@ def test_dumps_puts_number_lists_on_one_line():
     text = dumps({"a": [1.5, 2.0, 3e-05], "b": {"c": ["x", "y"]}})
     assert '"a": [1.5, 2.0, 3e-05]' in text
     assert json.loads(text) == {"a": [1.5, 2.0, 3e-05], "b": {"c": ["x", "y"]}}
+
+
+def test_a_cell_ok_only_in_a_later_run_is_ok_and_says_where_it_was_not(tmp_path):
+    r1 = write_run(tmp_path / "r1", [record([], status="timeout", reason="no result")])
+    r2 = write_run(tmp_path / "r2", [record(lognormal(1, 20, 0.01))])
+    cell = load_side([r1, r2]).cells[cell_id()]
+    assert (cell.status, cell.reason, cell.processes) == ("ok", "timeout in a run: no result", 1)
+    both_bad = load_side([r1, write_run(tmp_path / "r3", [record([], status="oom")])])
+    assert both_bad.cells[cell_id()].status == "oom"
