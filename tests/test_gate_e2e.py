@@ -76,9 +76,11 @@ def test_a_run_against_itself_and_its_saved_baseline_never_regresses(two_runs):
         report = json.loads(done.stdout)
         assert report["environment"]["match"]
         gated = [r for r in report["rows"] if r["verdict"] != "INSUFFICIENT_DATA"]
-        # step time and throughput of both cells; identical samples: ratio 1, p = 1
+        # step time and throughput of both cells; identical samples: ratio 1, p = 1. A noisy
+        # cell (bimodal steps on a busy machine) can have an interval wider than +-10% even
+        # against itself: INCONCLUSIVE, which is honest, and never fails
         assert len(gated) == 4
-        assert {r["verdict"] for r in gated} == {"NO_CHANGE"}
+        assert {r["verdict"] for r in gated} <= {"NO_CHANGE", "INCONCLUSIVE"}
         assert all(r["ratio"] == 1.0 and r["p_value"] == 1.0 for r in gated)
 
 
