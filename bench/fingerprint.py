@@ -52,7 +52,7 @@ DEFAULT_POLICY = GatePolicy()
 
 
 def _accelerators(env: Mapping[str, Any]) -> tuple[str, str]:
-    """ "2 x NVIDIA H100 80GB HBM3" style summary, and the driver versions; "none" when none."""
+    """A summary such as '2 x NVIDIA H100 80GB HBM3', and the drivers; 'none' when none."""
     models: dict[str, int] = {}
     drivers: set[str] = set()
     for acc in env.get("accelerators") or []:
