@@ -16,8 +16,10 @@ Two kernels, because a machine slows down in two ways:
   so it measures memory bandwidth (STREAM's "copy").
 
 Each kernel runs once untimed (first touch of the pages, BLAS set-up), then ``SAMPLES`` timed
-times. Pure numpy: the runner calls it, and the runner never imports a framework. About 0.15 to
-0.35 s per call on a 2-core VM; see ``wall_s`` in each entry.
+times. Pure numpy: the runner calls it, and the runner never imports a framework. About 0.25 s
+per call on a busy 2-core VM (0.8 s at worst when other processes held both cores); see
+``wall_s`` in each entry. Twenty timings per kernel leave 20 per side for the start-to-end
+comparison within one run, twice the gate's minimum of 10.
 
 The kernel samples the machine at two moments only. What slows cells down in between is, on
 shared machines, mostly other processes taking CPU time (on a 2-core VM, a neighbour using one
@@ -38,7 +40,7 @@ import numpy as np
 
 # Bump when the workload changes: timings of different workloads cannot be compared.
 VERSION = 1
-SAMPLES = 30
+SAMPLES = 20
 MATMUL_N = 64
 MATMUL_REPEATS = 100
 COPY_BYTES = 64 * 2**20
