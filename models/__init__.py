@@ -6,4 +6,6 @@ Modules import their framework only inside ``build_tf``/``build_jax``, so the re
 
 REGISTRY: dict[str, str] = {
     "mlp": "bench.models.mlp",
+    "resnet": "bench.models.resnet",
+    "transformer": "bench.models.transformer",
 }

@@ -4,7 +4,11 @@ embeddings, the shape of a click-through or churn model.
 Architecture (identical in both twins): each of ``num_categorical`` integer features is looked up
 in its own ``vocab_size x embed_dim`` table; the embeddings are concatenated with the
 ``num_numeric`` float features, then pass through ``hidden`` ReLU dense layers and a linear head
-with ``num_classes`` logits (classification) or ``num_targets`` outputs (regression).
+with ``num_classes`` logits (classification) or ``num_targets`` outputs (regression). The head
+computes in float32 under mixed precision (Keras' advice for the last layer), in both twins.
+Initialisers are Keras' defaults in both twins (Glorot-uniform kernels, zero biases, embeddings
+uniform in [-0.05, 0.05]; Flax's own defaults differ), and layer names match, so weights
+transfer by name.
 
 FLOPs per example (a multiply-add counts 2; lookups, biases and activations are ignored as they
 are O(width), not O(width^2)):
@@ -21,6 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.modeldef import DataSpec, FeatureSpec
+
+EMBED_INIT_LIMIT = 0.05
 
 DESCRIPTION = "tabular MLP: numeric features + categorical embeddings -> dense ReLU stack"
 
@@ -79,7 +85,7 @@ def build_tf(args: Args) -> Any:
                 keras.layers.Dense(w, activation="relu", name=f"dense_{j}")
                 for j, w in enumerate(args.hidden)
             ]
-            self.head = keras.layers.Dense(_outputs(args), name="head")
+            self.head = keras.layers.Dense(_outputs(args), dtype="float32", name="head")
 
         def call(self, features: dict, training: bool = False) -> Any:
             parts = []
@@ -97,7 +103,21 @@ def build_tf(args: Args) -> Any:
 
 def build_jax(args: Args, dtype: Any) -> Any:
     import flax.linen as nn
+    import jax
     import jax.numpy as jnp
+
+    def keras_uniform(key: Any, shape: Any, dtype: Any = jnp.float32) -> Any:
+        # Keras' Embedding default, RandomUniform(-0.05, 0.05).
+        return jax.random.uniform(key, shape, dtype, -EMBED_INIT_LIMIT, EMBED_INIT_LIMIT)
+
+    def dense(width: int, name: str, out_dtype: Any) -> Any:
+        return nn.Dense(
+            width,
+            kernel_init=nn.initializers.glorot_uniform(),  # Keras' Dense default
+            dtype=out_dtype,
+            param_dtype=jnp.float32,
+            name=name,
+        )
 
     class TabularMLP(nn.Module):
         @nn.compact
@@ -109,6 +129,7 @@ def build_jax(args: Args, dtype: Any) -> Any:
                 embed = nn.Embed(
                     args.vocab_size,
                     args.embed_dim,
+                    embedding_init=keras_uniform,
                     dtype=dtype,
                     param_dtype=jnp.float32,
                     name=f"embed_{i}",
@@ -116,7 +137,7 @@ def build_jax(args: Args, dtype: Any) -> Any:
                 parts.append(embed(features["categorical"][:, i]))
             x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
             for j, width in enumerate(args.hidden):
-                x = nn.relu(nn.Dense(width, dtype=dtype, name=f"dense_{j}")(x))
-            return nn.Dense(_outputs(args), dtype=dtype, name="head")(x)
+                x = nn.relu(dense(width, f"dense_{j}", dtype)(x))
+            return dense(_outputs(args), "head", jnp.float32)(x)
 
     return TabularMLP()
