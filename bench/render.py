@@ -19,7 +19,16 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "magenta",
 }
-KEY_COLUMNS = ("workload", "framework", "device", "batch_size", "precision", "input")
+KEY_COLUMNS = (
+    "workload",
+    "framework",
+    "device",
+    "batch_size",
+    "precision",
+    "input",
+    "xla",
+    "steps_per_call",
+)
 
 
 def status_text(status: str) -> Text:
@@ -59,14 +68,19 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     """Axes that vary get a column each; the constant ones go in the caption to save width."""
     records = [run.cells[c] for c in (planned or list(run.cells)) if c in run.cells]
     varying = [k for k in KEY_COLUMNS if len({str(r["key"].get(k)) for r in records}) > 1]
-    fixed = [k for k in KEY_COLUMNS if k not in varying and records]
+    # Records from before an axis existed lack it: say nothing rather than "xla=None".
+    fixed = [
+        k
+        for k in KEY_COLUMNS
+        if k not in varying and records and records[0]["key"].get(k) is not None
+    ]
     caption = "  ".join(f"{k}={records[0]['key'].get(k)}" for k in fixed)
     table = Table(
         title=f"run {run.run_id}", title_justify="left", caption=caption, caption_justify="left"
     )
     for name in varying:
         table.add_column(
-            "batch" if name == "batch_size" else name,
+            {"batch_size": "batch", "steps_per_call": "steps/call"}.get(name, name),
             justify="right" if name == "batch_size" else "left",
         )
     table.add_column("status")

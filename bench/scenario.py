@@ -28,8 +28,18 @@ Device = Literal["cpu", "gpu", "tpu"]
 Precision = Literal["float32", "bfloat16"]
 Input = Literal["synthetic", "numpy"]
 
-# Order of the axes in a cell key and its id; a new axis is a field in Axes, Matrix and here.
-AXES = ("workload", "framework", "device", "batch_size", "precision", "input")
+# Order of the axes in a cell key and its id; a new axis is a field in Axes, Matrix and here
+# (and, when it is not at its default, a suffix in Cell.cell_id).
+AXES = (
+    "workload",
+    "framework",
+    "device",
+    "batch_size",
+    "precision",
+    "input",
+    "xla",
+    "steps_per_call",
+)
 
 
 class _Strict(BaseModel):
@@ -45,6 +55,8 @@ class Axes(_Strict):
     batch_size: PositiveInt | None = None
     precision: Precision | None = None
     input: Input | None = None
+    xla: bool | None = None
+    steps_per_call: PositiveInt | None = None
 
 
 class Matrix(_Strict):
@@ -56,6 +68,8 @@ class Matrix(_Strict):
     batch_size: list[PositiveInt] | None = Field(None, min_length=1)
     precision: list[Precision] | None = Field(None, min_length=1)
     input: list[Input] | None = Field(None, min_length=1)
+    xla: list[bool] | None = Field(None, min_length=1)
+    steps_per_call: list[PositiveInt] | None = Field(None, min_length=1)
 
 
 class Optimizer(_Strict):
@@ -94,6 +108,14 @@ class Scenario(_Strict):
     batch_size: PositiveInt = 32
     precision: Precision = "float32"
     input: Input = "synthetic"
+    xla: bool = Field(
+        False,
+        description="TensorFlow: compile the step with XLA (tf.function jit_compile). JAX "
+        "always compiles with XLA: its cells record true whatever is asked",
+    )
+    steps_per_call: PositiveInt = Field(
+        1, description="K steps (or batch predictions) per compiled call; times are per step"
+    )
     matrix: Matrix = Field(default_factory=Matrix)
     exclude: list[Axes] = Field(default_factory=list)
     include: list[Axes] = Field(default_factory=list)
@@ -113,11 +135,17 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
+        """Axes at their defaults add nothing, so ids from before an axis existed stay valid."""
         k = self.key
-        return (
+        cell_id = (
             f"{k['framework']}-{k['device']}-{k['workload']}-bs{k['batch_size']}"
             f"-{k['precision']}-{k['input']}"
         )
+        if k.get("xla") and k["framework"] != "jax":  # every JAX cell is XLA: no information
+            cell_id += "-xla"
+        if k.get("steps_per_call", 1) != 1:
+            cell_id += f"-k{k['steps_per_call']}"
+        return cell_id
 
     @property
     def group(self) -> tuple[str, str]:
@@ -218,25 +246,41 @@ def expand(scenario: Scenario) -> list[Cell]:
     ``include`` entry adds one cell, taking axes it does not name from the scenario's top-level
     values (not from the matrix), unless that cell is already present.
     """
-    values = [getattr(scenario.matrix, a) or [getattr(scenario, a)] for a in AXES]
+    values = [_values(scenario, a) for a in AXES]
     cells = []
     seen = set()
     for combo in itertools.product(*values):
-        axes = dict(zip(AXES, combo, strict=True))
+        axes = _normalize(dict(zip(AXES, combo, strict=True)))
         if any(_matches(axes, ex) for ex in scenario.exclude):
             continue
-        cells.append(axes)
-        seen.add(combo)
+        if tuple(axes.values()) not in seen:
+            cells.append(axes)
+            seen.add(tuple(axes.values()))
     for inc in scenario.include:
-        axes = {
-            a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a)
-            for a in AXES
-        }
+        axes = _normalize(
+            {
+                a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a)
+                for a in AXES
+            }
+        )
         combo = tuple(axes.values())
         if combo not in seen:
             cells.append(axes)
             seen.add(combo)
     return [Cell({"model": scenario.model, **axes}) for axes in cells]
+
+
+def _values(scenario: Scenario, axis: str) -> list[Any]:
+    listed = getattr(scenario.matrix, axis)
+    return listed if listed is not None else [getattr(scenario, axis)]
+
+
+def _normalize(axes: dict[str, Any]) -> dict[str, Any]:
+    """JAX compiles every step with XLA, so its cells say ``xla: true`` whatever was asked;
+    ``xla: [false, true]`` then yields one JAX cell, not two identical ones."""
+    if axes["framework"] == "jax":
+        axes["xla"] = True
+    return axes
 
 
 def _matches(axes: dict[str, Any], pattern: Axes) -> bool:

@@ -40,8 +40,44 @@ def test_good_scenario_expands_to_the_product():
         "batch_size": 8,
         "precision": "float32",
         "input": "synthetic",
+        "xla": True,  # JAX always compiles with XLA, whatever the scenario says
+        "steps_per_call": 1,
     }
+    assert loaded.cells[2].key["xla"] is False  # TensorFlow's default: graph, no jit_compile
     assert len(loaded.sha256) == 64
+
+
+def test_compilation_axes_extend_ids_only_when_not_at_their_defaults():
+    loaded = parse_scenario(
+        "name: t\nmodel: mlp\nmatrix:\n  framework: [jax, tensorflow]\n"
+        "  xla: [false, true]\n  steps_per_call: [1, 8]\n",
+        "s.yaml",
+    )
+    # 2 TF x 2 K, plus JAX x 2 K once each: its xla: [false, true] collapses to one cell.
+    assert [c.cell_id for c in loaded.cells] == [
+        "jax-cpu-train-bs32-float32-synthetic",
+        "jax-cpu-train-bs32-float32-synthetic-k8",
+        "tensorflow-cpu-train-bs32-float32-synthetic",
+        "tensorflow-cpu-train-bs32-float32-synthetic-k8",
+        "tensorflow-cpu-train-bs32-float32-synthetic-xla",
+        "tensorflow-cpu-train-bs32-float32-synthetic-xla-k8",
+    ]
+    assert {c.key["xla"] for c in loaded.cells if c.key["framework"] == "jax"} == {True}
+    excluded = parse_scenario(
+        "name: t\nmodel: mlp\nframework: tensorflow\nmatrix:\n  steps_per_call: [1, 4]\n"
+        "exclude:\n  - {steps_per_call: 4}\ninclude:\n  - {xla: true, steps_per_call: 2}\n",
+        "s.yaml",
+    )
+    assert [c.cell_id for c in excluded.cells] == [
+        "tensorflow-cpu-train-bs32-float32-synthetic",
+        "tensorflow-cpu-train-bs32-float32-synthetic-xla-k2",
+    ]
+    assert problems("name: t\nmodel: mlp\nsteps_per_call: 0\n") == [
+        "s.yaml:3: steps_per_call: got 0; expected a number greater than 0"
+    ]
+    assert problems("name: t\nmodel: mlp\nmatrix:\n  xla: [maybe]\n") == [
+        "s.yaml:4: matrix.xla[0]: got 'maybe'; expected a valid boolean, unable to interpret input"
+    ]
 
 
 def test_exclude_and_include_work_like_a_ci_matrix():

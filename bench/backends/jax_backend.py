@@ -3,10 +3,15 @@
 Imported only inside a JAX worker process. Steps are compiled ahead of time
 (``jit(...).lower(...).compile()``), so compile time is measured on its own and the timed phase
 cannot recompile: an AOT executable refuses inputs of another shape instead of retracing.
+
+JAX always compiles through XLA, so the scenario's ``xla`` axis has nothing to switch here (the
+scenario records it as true for JAX cells). ``steps_per_call`` K > 1 runs K steps in one
+executable with ``jax.lax.scan``, so a small step is not bound by the ~50 us dispatch of a call.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from typing import Any
@@ -16,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bench.backends.workload import BuildRequest, Workload, host_batches, short_reason
+from bench.backends.workload import (
+    BuildRequest,
+    Workload,
+    call_inputs,
+    host_batches,
+    short_reason,
+    stacks_batches,
+    steps_per_call,
+)
 from bench.metrics import metric, unavailable
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
@@ -48,16 +61,58 @@ def calibration_matmul(precision: str, n: int) -> Any:
     return lambda: matmul(a, a).block_until_ready()
 
 
+def scale_by_keras_adam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """Adam's direction as Keras (and TF) compute it, which differs from ``optax.adam``.
+
+    Keras adds epsilon to sqrt(v) before the bias correction (Kingma & Ba's "epsilon hat" form):
+    ``m / (sqrt(v) + eps) * sqrt(1 - b2^t) / (1 - b1^t)``; optax adds it after:
+    ``m_hat / (sqrt(v_hat) + eps)``. The two differ wherever sqrt(v) is near epsilon (early
+    steps, rarely updated embedding rows), so the JAX twin uses Keras' form.
+    """
+
+    def init(params: Any) -> optax.ScaleByAdamState:
+        # Two trees, not one twice: the train step donates its carry, buffer by buffer.
+        mu = jax.tree_util.tree_map(jnp.zeros_like, params)
+        nu = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+
+    def update(updates: Any, state: optax.ScaleByAdamState, params: Any = None) -> Any:
+        del params
+        mu = jax.tree_util.tree_map(lambda g, m: b1 * m + (1 - b1) * g, updates, state.mu)
+        nu = jax.tree_util.tree_map(lambda g, v: b2 * v + (1 - b2) * g * g, updates, state.nu)
+        count = state.count + 1
+        t = count.astype(jnp.float32)
+        correction = jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        direction = jax.tree_util.tree_map(
+            lambda m, v: correction * m / (jnp.sqrt(v) + eps), mu, nu
+        )
+        return direction, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+# Keras' Adam/AdamW defaults; the scenario sets only the learning rate and weight decay.
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
+
+
 def make_optimizer(opt: Any) -> optax.GradientTransformation:
+    """The optimizer keras.optimizers builds for the same settings (see tf_backend)."""
     if opt.name == "sgd":
+        # optax's trace (v = g + mu v; w -= lr v) equals Keras' (m = mu m - lr g; w += m).
         tx = optax.sgd(opt.learning_rate, momentum=opt.momentum or None)
         if opt.weight_decay:
             # Decoupled decay, as keras.optimizers.SGD(weight_decay=...) applies it.
             tx = optax.chain(tx, optax.add_decayed_weights(-opt.learning_rate * opt.weight_decay))
         return tx
+    adam = scale_by_keras_adam(ADAM_B1, ADAM_B2, ADAM_EPS)
     if opt.name == "adam":
-        return optax.adam(opt.learning_rate, b1=0.9, b2=0.999, eps=1e-7)
-    return optax.adamw(opt.learning_rate, b1=0.9, b2=0.999, eps=1e-7, weight_decay=opt.weight_decay)
+        return optax.chain(adam, optax.scale_by_learning_rate(opt.learning_rate))
+    # AdamW as Keras applies it: w -= lr * (adam direction + weight_decay * w).
+    return optax.chain(
+        adam,
+        optax.add_decayed_weights(opt.weight_decay),
+        optax.scale_by_learning_rate(opt.learning_rate),
+    )
 
 
 def loss_fn(task: str, outputs: jax.Array, labels: jax.Array) -> jax.Array:
@@ -65,6 +120,20 @@ def loss_fn(task: str, outputs: jax.Array, labels: jax.Array) -> jax.Array:
     if task == "classification":
         return optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()
     return jnp.mean((outputs - labels) ** 2)
+
+
+def init_variables(module: Any, features: dict[str, Any], seed: int, platform: str = "cpu") -> Any:
+    """``module.init`` compiled as one program, at the lowest XLA optimisation level on CPU.
+
+    Op by op, initialising a ResNet-18 costs ~15 s of per-op compiles on a 2-core CPU; jitted at
+    the default level, XLA's CPU backend spends as long optimising the random-number code.
+    Initialisation runs once, so its speed does not matter, only its compile time does.
+    """
+    init = jax.jit(functools.partial(module.init, train=False))
+    key = jax.random.PRNGKey(seed)
+    lowered = init.lower(key, features)
+    options = {"xla_backend_optimization_level": 0} if platform == "cpu" else {}
+    return lowered.compile(compiler_options=options)(key, features)
 
 
 def split_variables(variables: Any) -> tuple[Any, dict[str, Any]]:
@@ -104,6 +173,30 @@ def make_predict_step(module: Any):
     return predict_step
 
 
+def repeat_train_step(train_step, k: int, stacked: bool):
+    """K training steps in one function: ``carry, batch(es) -> carry, losses[K]``.
+
+    ``stacked``: the batch has a leading K axis, one batch per step; otherwise every step
+    reuses the one batch (synthetic input), as K single steps would.
+    """
+
+    def steps(carry, batches):
+        if stacked:
+            return jax.lax.scan(train_step, carry, batches)
+        return jax.lax.scan(lambda c, _: train_step(c, batches), carry, None, length=k)
+
+    return steps
+
+
+def repeat_predict_step(predict_step):
+    """K batch predictions in one function over ``[K, batch, ...]`` features."""
+
+    def steps(params, state, features):
+        return jax.lax.map(lambda f: predict_step(params, state, f), features)
+
+    return steps
+
+
 class JaxWorkload(Workload):
     def __init__(self, req: BuildRequest):
         key = req.key
@@ -114,33 +207,44 @@ class JaxWorkload(Workload):
         hosts = host_batches(req)
         features0 = {k: v for k, v in hosts[0].items() if k != "label"}
         with jax.default_device(self.device):
-            variables = module.init(jax.random.PRNGKey(req.seed), features0, train=False)
+            variables = init_variables(module, features0, req.seed, self.device.platform)
         params, state = split_variables(jax.device_put(variables, self.device))
         self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))
+        self.steps_per_call = per_call = steps_per_call(key)
+        stacked = stacks_batches(key)
 
+        inputs = call_inputs(req, hosts)
+        # Compiled for the first call's input without taking it, so the first step sees the
+        # first batch (steps_per_call equivalence relies on the order).
+        example = jax.device_put(inputs[0], self.device)
         if key["input"] == "synthetic":
             # Made once and kept on the device: the upper bound with no input cost.
-            on_device = jax.device_put(hosts[0], self.device)
-            self._next_batch = lambda: on_device
+            self._next_batch = lambda: example
         else:
-            cycle = itertools.cycle(hosts)
+            cycle = itertools.cycle(inputs)
             self._next_batch = lambda: jax.device_put(next(cycle), self.device)
 
         start = time.perf_counter()
         if key["workload"] == "train":
             tx = make_optimizer(req.optimizer)
             carry = (params, state, jax.device_put(tx.init(params), self.device))
-            jitted = jax.jit(make_train_step(module, tx, req.spec.task), donate_argnums=0)
-            self._compiled = jitted.lower(carry, self._next_batch()).compile()
+            step = make_train_step(module, tx, req.spec.task)
+            if per_call > 1:
+                step = repeat_train_step(step, per_call, stacked)
+            jitted = jax.jit(step, donate_argnums=0)
+            self._compiled = jitted.lower(carry, example).compile()
             self._carry = carry
         else:
-            feats = {k: v for k, v in self._next_batch().items() if k != "label"}
-            self._compiled = (
-                jax.jit(make_predict_step(module)).lower(params, state, feats).compile()
-            )
+            feats = {k: v for k, v in example.items() if k != "label"}
+            step = make_predict_step(module)
+            if per_call > 1:
+                step = repeat_predict_step(step)
+            self._compiled = jax.jit(step).lower(params, state, feats).compile()
             self._params, self._state = params, state
         self.compile_s = time.perf_counter() - start
-        self.compile_method = "jax AOT: jit(step).lower(args).compile(), wall clock"
+        self.compile_method = "jax AOT: jit(step).lower(args).compile(), wall clock" + (
+            f"; {per_call} steps per call (lax.scan)" if per_call > 1 else ""
+        )
         self.workload = key["workload"]
 
     def step(self) -> Any:

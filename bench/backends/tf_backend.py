@@ -5,6 +5,10 @@ Imported only inside a TensorFlow worker process. Every step runs through a
 so the same step code serves each device. Compile time is the first call of the
 ``tf.function`` (trace + graph optimisation, plus XLA when ``xla`` is set, plus that one step);
 a retrace during the timed phase shows in the function's tracing count.
+
+``steps_per_call`` K > 1 loops K steps (``tf.range``) inside the replica function, so one
+``tf.function`` call (and, on a TPU, one device program) runs K steps, as Keras'
+``steps_per_execution`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.backends.workload import BuildRequest, Workload, host_batches, short_reason
+from bench.backends.workload import (
+    BuildRequest,
+    Workload,
+    call_inputs,
+    host_batches,
+    short_reason,
+    stacks_batches,
+    steps_per_call,
+)
 from bench.metrics import metric, unavailable
 
 _TPU_STRATEGY: Any = None
@@ -103,6 +115,7 @@ def calibration_matmul(precision: str, n: int) -> Any:
 
 
 def make_optimizer(opt: Any) -> keras.optimizers.Optimizer:
+    """The optimizer optax builds for the same settings (see jax_backend.make_optimizer)."""
     if opt.name == "sgd":
         return keras.optimizers.SGD(
             opt.learning_rate, momentum=opt.momentum, weight_decay=opt.weight_decay or None
@@ -152,13 +165,16 @@ class TfWorkload(Workload):
                 self.optimizer = make_optimizer(req.optimizer)
                 self.optimizer.build(self.model.trainable_variables)
 
+        self.steps_per_call = per_call = steps_per_call(key)
+        stacked = stacks_batches(key)
+        inputs = call_inputs(req, hosts)
         if key["input"] == "synthetic":
             # Made once and kept on the device: the upper bound with no input cost.
             with tf.device(self._device_name()):
-                on_device = {k: tf.identity(tf.constant(v)) for k, v in hosts[0].items()}
+                on_device = {k: tf.identity(tf.constant(v)) for k, v in inputs[0].items()}
             self._next_batch = lambda: on_device
         else:
-            cycle = itertools.cycle(hosts)
+            cycle = itertools.cycle(inputs)
             self._next_batch = lambda: {k: tf.convert_to_tensor(v) for k, v in next(cycle).items()}
 
         model, strategy = self.model, self.strategy
@@ -177,7 +193,17 @@ class TfWorkload(Workload):
             features = {k: v for k, v in batch.items() if k != "label"}
             return model(features, training=False)
 
-        replica_fn = train_replica if self.workload == "train" else predict_replica
+        one_step = train_replica if self.workload == "train" else predict_replica
+
+        def repeated_replica(batches: dict) -> tf.Tensor:
+            # K steps in one call; outputs (losses or predictions) stacked on a leading K axis.
+            outputs = tf.TensorArray(tf.float32, size=per_call)
+            for i in tf.range(per_call):
+                batch = {k: v[i] for k, v in batches.items()} if stacked else batches
+                outputs = outputs.write(i, tf.cast(one_step(batch), tf.float32))
+            return outputs.stack()
+
+        replica_fn = one_step if per_call == 1 else repeated_replica
         jit = bool(key.get("xla", False))
 
         @tf.function(jit_compile=jit, reduce_retracing=False)
@@ -188,9 +214,10 @@ class TfWorkload(Workload):
         start = time.perf_counter()
         self.sync(step_fn(self._next_batch()))
         self.compile_s = time.perf_counter() - start
+        steps = "one step" if per_call == 1 else f"one call of {per_call} steps (tf.range loop)"
         self.compile_method = (
             f"first call of tf.function(jit_compile={jit}): trace + graph optimisation"
-            f"{' + XLA compile' if jit else ''} + one step, wall clock"
+            f"{' + XLA compile' if jit else ''} + {steps}, wall clock"
         )
 
     def _device_name(self) -> str:

@@ -64,8 +64,12 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
     metrics["step_time_s"] = {"unit": "s", "method": method, **steps}
     batch = merged["key"]["batch_size"]
     new_rate = batch / steps["median"]
+    per_call = merged["key"].get("steps_per_call", 1)
+    of_step = f" (call time / steps_per_call={per_call})" if per_call > 1 else ""
     metrics["examples_per_s"] = metric(
-        new_rate, "examples/s", f"batch_size / median step time pooled over {len(ok)} processes"
+        new_rate,
+        "examples/s",
+        f"batch_size / median step time{of_step} pooled over {len(ok)} processes",
     )
     if "latency_per_batch_s" in metrics:
         metrics["latency_per_batch_s"].update(p50=steps["p50"], p99=steps["p99"])
