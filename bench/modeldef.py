@@ -3,13 +3,24 @@
 A model is any object (usually a module in ``bench.models``) with these attributes:
 
 - ``DESCRIPTION: str``: one line for ``bench list``.
-- ``Args``: a pydantic model (``extra="forbid"``) of its ``model_args`` with defaults.
-- ``data_spec(args) -> DataSpec``: the features and label one example carries.
-- ``flops_per_example(args, workload) -> float``: analytic FLOPs for "train" or "predict".
+- ``Args``: a pydantic model (``extra="forbid"``) of its ``model_args`` with defaults;
+  ``bench validate`` checks a scenario's ``model_args`` against it.
+- ``data_spec(args) -> DataSpec``: the features and label one example carries; bench makes
+  synthetic batches from it (``bench.inputs.synthetic``), with a learnable label.
+- ``flops_per_example(args, workload) -> float``: analytic FLOPs for "train" (forward,
+  backward and update) or "predict" (forward), for MFU; document the formula.
 - ``build_tf(args)``: a Keras 3 model called as ``model(features: dict, training=bool)``
-  returning logits (classification) or predictions of shape ``[B, num_outputs]``.
+  returning logits (classification) or predictions of shape ``[B, num_outputs]``. Built under
+  the cell's Keras dtype policy (``mixed_bfloat16`` for bfloat16), so layers follow it.
 - ``build_jax(args, dtype)``: a Flax linen module called as
-  ``module(features: dict, train=bool)`` computing in ``dtype`` with float32 parameters.
+  ``module(features: dict, train=bool)``, computing in ``dtype`` with float32 parameters.
+  Parameters go in the ``params`` collection; any other collection (``batch_stats``) is state
+  that the train step passes as mutable and carries from step to step.
+
+``model: "package.module:factory"`` in a scenario names a module attribute that is either such
+an object (a module or class with these attributes) or a function that takes no arguments and
+returns one. The loss comes from ``DataSpec.task``: softmax cross-entropy on integer labels or
+mean squared error, computed in float32 in both frameworks.
 
 Nothing here imports a framework: ``bench validate`` loads models to check ``model_args``.
 """
@@ -60,6 +71,7 @@ class ModelDef(Protocol):
 
 
 REQUIRED = ("DESCRIPTION", "Args", "data_spec", "flops_per_example", "build_tf", "build_jax")
+CALLABLE = ("data_spec", "flops_per_example", "build_tf", "build_jax")
 
 
 class ModelError(ValueError):
@@ -79,6 +91,8 @@ def load_model(name: str) -> ModelDef:
         obj: Any = importlib.import_module(registry[name])
     elif ":" in name:
         module_name, _, attr = name.partition(":")
+        if not module_name or not attr:
+            raise ModelError(f"model {name!r}: expected 'package.module:factory'")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -87,7 +101,13 @@ def load_model(name: str) -> ModelDef:
             raise ModelError(f"module {module_name!r} has no attribute {attr!r}")
         obj = getattr(module, attr)
         if callable(obj) and not hasattr(obj, "Args"):
-            obj = obj()
+            # A factory: called with no arguments, it returns the model object.
+            try:
+                obj = obj()
+            except Exception as exc:
+                raise ModelError(
+                    f"model factory {name!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
     else:
         known = ", ".join(sorted(registry))
         raise ModelError(
@@ -98,4 +118,9 @@ def load_model(name: str) -> ModelDef:
         raise ModelError(
             f"model {name!r} does not provide {', '.join(missing)} (see bench.modeldef)"
         )
+    wrong = [f"{attr} is not callable" for attr in CALLABLE if not callable(getattr(obj, attr))]
+    if not (isinstance(obj.Args, type) and issubclass(obj.Args, BaseModel)):
+        wrong.insert(0, "Args is not a pydantic BaseModel class")
+    if wrong:
+        raise ModelError(f"model {name!r}: {'; '.join(wrong)} (see bench.modeldef)")
     return obj
