@@ -108,12 +108,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             f"per compiled call) after {rule.warmup_steps} warm-up calls, {sync_how}"
         )
         first = f"first call ({per_call} steps) after compile, synced"
+    of_step = f" (call time / steps_per_call={per_call})" if per_call > 1 else ""
     metrics: dict[str, Any] = {
         "examples_per_s": metric(
-            examples_per_s,
-            "examples/s",
-            "batch_size / median step time"
-            + (f" (call time / steps_per_call={per_call})" if per_call > 1 else ""),
+            examples_per_s, "examples/s", f"batch_size / median step time{of_step}"
         ),
         "step_time_s": {"unit": "s", "method": per_step, **steps},
         "compile_s": metric(workload.compile_s, "s", workload.compile_method),
@@ -136,7 +134,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         metrics["tokens_per_s"] = metric(
             examples_per_s * spec.tokens_per_example,
             "tokens/s",
-            "batch_size * tokens per example / median step time",
+            f"batch_size * tokens per example / median step time{of_step}",
         )
     if key["workload"] == "predict":
         latency_how = "step time of one batch prediction, synced"
