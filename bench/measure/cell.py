@@ -212,7 +212,12 @@ def _flops_metrics(
             compiled / key["batch_size"],
             "FLOP/example",
             "XLA cost_analysis() of the compiled step / batch_size; a cross-check only "
-            "(it misses library calls such as GPU convolutions)",
+            "(it misses library calls such as GPU convolutions)"
+            + (
+                f"; steps_per_call={workload.steps_per_call}: of one step's lowered HLO"
+                if workload.steps_per_call > 1
+                else ""
+            ),
         )
     else:
         out["xla_flops_per_example"] = unavailable(
