@@ -225,7 +225,8 @@ class JaxWorkload(Workload):
             self._next_batch = lambda: jax.device_put(next(cycle), self.device)
 
         # One step's function and argument shapes, for the compiler's FLOP count when K > 1.
-        one = jax.tree_util.tree_map(lambda x: x[0], example) if stacked else example
+        first = functools.partial(jax.tree_util.tree_map, lambda x: x[0])
+        one = jax.eval_shape(first, example) if stacked else example
         start = time.perf_counter()
         if key["workload"] == "train":
             tx = make_optimizer(req.optimizer)
