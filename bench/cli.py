@@ -69,6 +69,14 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
             progress.console.print(
                 f"[dim]worker {data['framework']}/{data['device']} {what}[/]", highlight=False
             )
+        elif kind == "tpu_node":
+            node = data["node"]
+            what = (
+                f"{node.state}/{node.health}, {node.accelerator_type}"
+                if node.usable
+                else node.reason
+            )
+            progress.console.print(f"[dim]TPU node {node.name}: {what}[/]", highlight=False)
         elif kind == "cell_start":
             progress.update(task_ref["id"], description=data["cell"].cell_id)
         elif kind == "cell_done":
@@ -79,6 +87,7 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cluster import ClusterError, resolve
     from bench.render import cells_table
     from bench.results import ResultsError
     from bench.runner import resume_run, start_run
@@ -86,6 +95,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if bool(args.scenario) == bool(args.resume):
         err.print("bench run: give a SCENARIO file, or --resume RUN_DIR (not both)")
+        return EXIT_USAGE
+    try:
+        cluster = resolve(args.coordinator, args.num_processes, args.process_id, args.worker_hosts)
+    except ClusterError as exc:
+        err.print(f"bench run: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    if cluster is not None and args.resume:
+        # Each host recorded a different set of cells when it stopped: resuming would send the
+        # processes into different cells, where each would wait for the others forever.
+        err.print("bench run: --resume is single-host only; rerun a multi-host scenario whole")
         return EXIT_USAGE
     loaded = None
     if args.scenario:
@@ -115,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_event = _on_event(progress, task_ref)
         try:
             if loaded is not None:
-                outcome = start_run(loaded, Path(args.results_dir), on_event)
+                outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
             else:
                 outcome = resume_run(Path(args.resume), on_event, retry_failed=args.retry_failed)
         except (ResultsError, ScenarioError) as exc:
@@ -507,6 +526,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="with --resume: also rerun failed cells"
     )
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    multi = p.add_argument_group(
+        "multi-host",
+        "run the same scenario on every host, each with its own --process-id; process 0 "
+        "writes every host's figures (or set BENCH_COORDINATOR, BENCH_NUM_PROCESSES, "
+        "BENCH_PROCESS_ID, BENCH_WORKER_HOSTS)",
+    )
+    multi.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="address of process 0 (JAX coordinator)"
+    )
+    multi.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    multi.add_argument("--process-id", type=int, metavar="I", help="this process: 0..N-1")
+    multi.add_argument(
+        "--worker-hosts",
+        metavar="H0,H1,...",
+        help="every process's host, in process-id order (TensorFlow needs each worker's "
+        "address; default: all on the coordinator's host)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check scenario files (exit 0 valid, 2 invalid)")

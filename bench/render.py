@@ -10,6 +10,7 @@ from rich.text import Text
 
 from bench.metrics import value_of
 from bench.results import ResultsError, Run
+from bench.scaling import resolved_replicas, scaling_efficiency
 
 STATUS_STYLE = {
     "ok": "green",
@@ -19,16 +20,10 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "magenta",
 }
-KEY_COLUMNS = (
-    "workload",
-    "framework",
-    "device",
-    "batch_size",
-    "precision",
-    "input",
-    "xla",
-    "steps_per_call",
-)
+KEY_COLUMNS = ("workload", "framework", "device", "precision", "input", "xla", "steps_per_call")
+# Derived from the key and the record: the replicas a cell ran on ("all" resolved) and both
+# readings of its batch, so no table leaves the global/per-device question open.
+SPLIT_COLUMNS = ("replicas", "global batch", "per-device batch")
 
 
 def status_text(status: str) -> Text:
@@ -64,41 +59,74 @@ def cell_line(record: dict[str, Any]) -> Text:
     return line
 
 
+def split_of(record: dict[str, Any]) -> dict[str, str]:
+    """Replicas (resolved, "all->4" when asked as "all"), global and per-device batch."""
+    key = record["key"]
+    parallel = record.get("parallelism") or {}
+    requested = key.get("replicas", 1)
+    n = resolved_replicas(record)
+    replicas = str(requested) if not n else f"{requested}->{n}" if requested == "all" else str(n)
+    per_device = parallel.get("per_device_batch_size")
+    if per_device is None and n and key["batch_size"] % n == 0:
+        per_device = key["batch_size"] // n
+    return {
+        "replicas": replicas,
+        "global batch": str(parallel.get("global_batch_size", key["batch_size"])),
+        "per-device batch": "-" if per_device is None else str(per_device),
+    }
+
+
 def cells_table(run: Run, planned: list[str] | None = None) -> Table:
-    """Axes that vary get a column each; the constant ones go in the caption to save width."""
+    """Axes that vary get a column each; the constant ones go in the caption to save width.
+
+    The global and per-device batch always show (a column when they vary, else the caption);
+    a scaling-efficiency column appears when some cell ran on more than one replica and its
+    single-replica reference is in the run.
+    """
     records = [run.cells[c] for c in (planned or list(run.cells)) if c in run.cells]
-    varying = [k for k in KEY_COLUMNS if len({str(r["key"].get(k)) for r in records}) > 1]
-    # Records from before an axis existed lack it: say nothing rather than "xla=None".
-    fixed = [
-        k
-        for k in KEY_COLUMNS
-        if k not in varying and records and records[0]["key"].get(k) is not None
+    splits = [split_of(r) for r in records]
+    values = [
+        {**{k: str(r["key"].get(k)) for k in KEY_COLUMNS}, **split}
+        for r, split in zip(records, splits, strict=True)
     ]
-    caption = "  ".join(f"{k}={records[0]['key'].get(k)}" for k in fixed)
+    names = (*KEY_COLUMNS[:3], *SPLIT_COLUMNS, *KEY_COLUMNS[3:])
+    varying = [k for k in names if len({v[k] for v in values}) > 1]
+    # Records from before an axis existed lack it: say nothing rather than "xla=None".
+    fixed = [k for k in names if k not in varying and records and values[0][k] != "None"]
+    caption = "  ".join(f"{k}={values[0][k]}" for k in fixed)
+    efficiency = scaling_efficiency(records)
+    kinds = [k for k in ("strong", "weak") if any(k in e for e in efficiency.values())]
     table = Table(
         title=f"run {run.run_id}", title_justify="left", caption=caption, caption_justify="left"
     )
     for name in varying:
+        numeric = name in SPLIT_COLUMNS
         table.add_column(
-            {"batch_size": "batch", "steps_per_call": "steps/call"}.get(name, name),
-            justify="right" if name == "batch_size" else "left",
+            {"steps_per_call": "steps/call"}.get(name, name),
+            justify="right" if numeric else "left",
         )
     table.add_column("status")
     table.add_column("examples/s", justify="right")
     table.add_column("median ms", justify="right")
     table.add_column("p99 ms", justify="right")
+    # Strong: vs 1 replica on the same global batch; weak: vs 1 replica on this per-device batch.
+    headers = {"strong": "scaling (same global batch)", "weak": "scaling (same per-device batch)"}
+    for kind in kinds:
+        table.add_column(headers[kind], justify="right")
     notes = [record.get("reason", "") or ", ".join(record.get("flags", [])) for record in records]
     if any(notes):
         table.add_column("notes", overflow="fold", min_width=20)
-    for record, note in zip(records, notes, strict=True):
+    for record, value, note in zip(records, values, notes, strict=True):
         metrics = record.get("metrics", {})
         steps = metrics.get("step_time_s")
+        eff = efficiency.get(record["cell_id"], {})
         row = [
-            *(str(record["key"].get(k, "")) for k in varying),
+            *(value[k] for k in varying),
             status_text(record["status"]),
             fmt_rate(value_of(metrics.get("examples_per_s"))),
             fmt_ms(value_of(steps, "median")),
             fmt_ms(value_of(steps, "p99")),
+            *(f"{eff[k]:.2f}" if k in eff else "-" for k in kinds),
         ]
         table.add_row(*row, *([note] if any(notes) else []))
     return table

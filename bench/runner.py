@@ -5,6 +5,12 @@ A worker runs one framework only, so TensorFlow and JAX never share a process. T
 imports a framework. A cell whose worker hangs past ``measure.timeout_s`` is killed and
 recorded as ``timeout``; a worker that dies gets its cell recorded as ``failed`` or ``oom`` with
 the reason; either way the sweep goes on with a fresh worker for the group's remaining cells.
+
+Before a group starts, the runner decides what its worker needs to see: on CPUs, as many
+virtual devices as the group's largest ``replicas`` asks for; on a legacy TPU node named by
+the scenario, the node's health (checked here, through the Cloud TPU API) and its endpoints. In
+a multi-host run (``bench.cluster``) every worker gets the cluster settings, and every process's
+runner walks the same cells in the same order, so the workers meet in each cell's collectives.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.cluster import Cluster
 from bench.environment import collect
 from bench.measure.repeats import merge_repeats
 from bench.results import FAILED, Run, RunWriter, load_run, utc_now
-from bench.scenario import Cell, LoadedScenario, parse_scenario
+from bench.scenario import Cell, LoadedScenario, TpuNode, parse_scenario
+from bench.tpu import JAX_ON_NODE, NodeCheck, check_node, recheck_lost
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0
@@ -35,13 +43,27 @@ JAX_PLATFORMS = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 Events = Callable[..., None]
+TpuCheck = Callable[[TpuNode], NodeCheck]
+TpuRecheck = Callable[[NodeCheck], str | None]
+# Read by the TF backend: how many logical CPU devices to split the host into (before TF starts).
+ENV_CPU_DEVICES = "BENCH_CPU_DEVICES"
+# Read by the TF backend: the TPUClusterResolver arguments of a legacy TPU node, as JSON.
+ENV_TPU_RESOLVER = "BENCH_TPU_RESOLVER"
 
 
 class WorkerDied(Exception):
     pass
 
 
-def worker_env(framework: str, device: str) -> dict[str, str]:
+def worker_env(
+    framework: str,
+    device: str,
+    cpu_devices: int = 0,
+    cluster: Cluster | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The worker's environment. ``cpu_devices`` > 1 splits the host CPU into that many virtual
+    devices (JAX_NUM_CPU_DEVICES; TF logical devices), unless the user already chose a count."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,7 +73,21 @@ def worker_env(framework: str, device: str) -> dict[str, str]:
         env["JAX_PLATFORMS"] = JAX_PLATFORMS[device]
     elif device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"  # TF would otherwise claim every GPU's memory
+    if device == "cpu" and cpu_devices > 1:
+        env.setdefault("JAX_NUM_CPU_DEVICES", str(cpu_devices))
+        env.setdefault(ENV_CPU_DEVICES, env["JAX_NUM_CPU_DEVICES"])
+    if cluster is not None:
+        env.update(cluster.to_env())
+    env.update(extra or {})
     return env
+
+
+def cpu_devices_for(cells: Iterable[Cell], processes: int = 1) -> int:
+    """Virtual CPU devices per process for a CPU group: enough for its largest numeric
+    ``replicas`` (spread over the processes); "all" then means that many."""
+    counts = [c.key.get("replicas", 1) for c in cells]
+    largest = max((n for n in counts if isinstance(n, int)), default=1)
+    return max(1, -(-largest // processes))
 
 
 def oom_kills() -> int | None:
@@ -66,7 +102,14 @@ def oom_kills() -> int | None:
 
 
 class WorkerProcess:
-    def __init__(self, framework: str, device: str, log_path: Path, python: str = sys.executable):
+    def __init__(
+        self,
+        framework: str,
+        device: str,
+        log_path: Path,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ):
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.log.write(f"\n=== worker {framework}/{device} started {utc_now()}\n".encode())
         self.log.flush()
@@ -76,7 +119,7 @@ class WorkerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            env=worker_env(framework, device),
+            env=env if env is not None else worker_env(framework, device),
             start_new_session=True,  # Ctrl-C reaches the runner only; it stops the worker
         )
         self._buffer = b""
@@ -149,9 +192,12 @@ def death_reason(returncode: int | None, oom_delta: int, log_tail: str) -> tuple
     return "failed", f"worker exited with code {returncode} mid-cell{tail}"
 
 
-def cell_message(loaded: LoadedScenario, cell: Cell) -> dict[str, Any]:
+def cell_message(
+    loaded: LoadedScenario, cell: Cell, cluster: Cluster | None = None
+) -> dict[str, Any]:
     s = loaded.scenario
     return {
+        "cluster": cluster.describe() if cluster else None,
         "type": "cell",
         "cell_id": cell.cell_id,
         "key": cell.key,
@@ -192,11 +238,24 @@ def exit_code(statuses: Iterable[str]) -> int:
 
 
 class Runner:
-    def __init__(self, loaded: LoadedScenario, writer: RunWriter, on_event: Events, python: str):
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        writer: RunWriter,
+        on_event: Events,
+        python: str,
+        cluster: Cluster | None = None,
+        tpu_check: TpuCheck = check_node,
+        tpu_recheck: TpuRecheck = recheck_lost,
+    ):
         self.loaded = loaded
         self.writer = writer
         self.on_event = on_event
         self.python = python
+        self.cluster = cluster
+        self.tpu_check = tpu_check
+        self.tpu_recheck = tpu_recheck
+        self.node: NodeCheck | None = None
         self.worker: WorkerProcess | None = None
 
     def run(self, cells: list[Cell]) -> None:
@@ -205,29 +264,83 @@ class Runner:
             groups.setdefault(cell.group, []).append(cell)
         repeats = self.loaded.scenario.measure.repeats
         for (framework, device), group in groups.items():
+            blocked = self._blocked(framework, device)
+            if blocked is not None:
+                for cell in group:
+                    self._finish(runner_record(cell, *blocked))
+                continue
+            env = self._env(framework, device, group)
             if repeats == 1:
                 pending = list(group)
                 while pending:
-                    self._run_worker(framework, device, pending, self._finish)
+                    self._run_worker(framework, device, pending, self._finish, env)
+                    if pending and self._node_lost(framework, device, pending):
+                        break
                 continue
             for cell in group:
                 # Each repeat in a fresh process: that is what shows between-process variance.
                 records: list[dict[str, Any]] = []
                 for _ in range(repeats):
-                    self._run_worker(framework, device, [cell], records.append)
+                    self._run_worker(framework, device, [cell], records.append, env)
                 self._finish(merge_repeats(records))
+
+    def _blocked(self, framework: str, device: str) -> tuple[str, str] | None:
+        """(status, reason) when no worker should start for this group: its TPU node is not
+        usable, or JAX was asked to drive a legacy node."""
+        spec = self.loaded.scenario.tpu
+        if device != "tpu" or spec is None:
+            return None
+        if framework == "jax":
+            return "skipped", JAX_ON_NODE
+        if self.node is None:
+            self.node = self.tpu_check(spec)
+            env = self.writer.meta["environment"]
+            env["tpu_node"] = self.node.describe()
+            self.writer.update()
+            self.on_event("tpu_node", node=self.node)
+        if not self.node.usable:
+            return self.node.status, self.node.reason
+        return None
+
+    def _node_lost(self, framework: str, device: str, pending: list[Cell]) -> bool:
+        """After a worker was lost on a TPU node: if the node itself is gone (preempted), fail
+        the group's remaining cells with that reason instead of restarting workers at it."""
+        if device != "tpu" or self.node is None or not self.node.usable:
+            return False
+        lost = self.tpu_recheck(self.node)
+        if lost is None:
+            return False
+        self.node.status, self.node.reason = "failed", lost
+        while pending:
+            self._finish(runner_record(pending.pop(0), "failed", lost))
+        return True
+
+    def _env(self, framework: str, device: str, group: list[Cell]) -> dict[str, str]:
+        processes = self.cluster.num_processes if self.cluster else 1
+        extra: dict[str, str] = {}
+        if device == "tpu" and self.node is not None and self.node.usable:
+            extra[ENV_TPU_RESOLVER] = json.dumps(self.node.resolver_target())
+            if self.node.accelerator_type:
+                # The TF backend names TPUs from it, as on a TPU VM (bench.tpu.device_name).
+                extra["TPU_ACCELERATOR_TYPE"] = self.node.accelerator_type
+        return worker_env(framework, device, cpu_devices_for(group, processes), self.cluster, extra)
 
     def _finish(self, record: dict[str, Any]) -> None:
         self.writer.append_cell(record)
         self.on_event("cell_done", record=record)
 
     def _run_worker(
-        self, framework: str, device: str, pending: list[Cell], emit: Callable[[dict], None]
+        self,
+        framework: str,
+        device: str,
+        pending: list[Cell],
+        emit: Callable[[dict], None],
+        env: dict[str, str] | None = None,
     ) -> None:
         """Run cells from ``pending`` (removing them, handing each record to ``emit``) until it
         is empty or the worker is lost."""
         log = self.writer.path / f"worker-{framework}-{device}.log"
-        self.worker = worker = WorkerProcess(framework, device, log, self.python)
+        self.worker = worker = WorkerProcess(framework, device, log, self.python, env)
         try:
             try:
                 ready = worker.receive(STARTUP_TIMEOUT_S)
@@ -248,7 +361,7 @@ class Runner:
                 self.on_event("cell_start", cell=cell)
                 kills_before = oom_kills()
                 try:
-                    worker.send(cell_message(self.loaded, cell))
+                    worker.send(cell_message(self.loaded, cell, self.cluster))
                     reply = worker.receive(self.loaded.scenario.measure.timeout_s)
                 except TimeoutError:
                     worker.kill()
@@ -298,11 +411,16 @@ def time_reference_kernel(writer: RunWriter, moment: str, **extra: Any) -> None:
 
 
 def _drive(
-    loaded: LoadedScenario, writer: RunWriter, cells: list[Cell], on_event: Events, python: str
+    loaded: LoadedScenario,
+    writer: RunWriter,
+    cells: list[Cell],
+    on_event: Events,
+    python: str,
+    cluster: Cluster | None = None,
 ) -> RunOutcome:
     from bench.measure.reference import cpu_snapshot, others_cpu
 
-    runner = Runner(loaded, writer, on_event, python)
+    runner = Runner(loaded, writer, on_event, python, cluster)
     status = "complete"
     cpu_before = cpu_snapshot()
     try:
@@ -329,8 +447,23 @@ def _drive(
     return RunOutcome(run, status, code)
 
 
+def multihost_meta(cluster: Cluster | None) -> dict[str, Any] | None:
+    if cluster is None:
+        return None
+    role = (
+        "primary: its cells hold every process's figures (hosts) and the aggregate"
+        if cluster.is_primary
+        else "secondary: its cells hold this process's own figures; process 0 holds the merge"
+    )
+    return {**cluster.describe(), "role": role}
+
+
 def start_run(
-    loaded: LoadedScenario, results_dir: Path, on_event: Events, python: str = sys.executable
+    loaded: LoadedScenario,
+    results_dir: Path,
+    on_event: Events,
+    python: str = sys.executable,
+    cluster: Cluster | None = None,
 ) -> RunOutcome:
     meta = {
         "bench_version": __version__,
@@ -344,10 +477,11 @@ def start_run(
         },
         "cells_planned": [c.cell_id for c in loaded.cells],
         "environment": collect(Path(loaded.path).resolve().parent),
+        "multihost": multihost_meta(cluster),
     }
     writer = RunWriter.create(results_dir, meta)
     on_event("start", run_id=writer.meta["run_id"], path=writer.path, cells=loaded.cells)
-    return _drive(loaded, writer, loaded.cells, on_event, python)
+    return _drive(loaded, writer, loaded.cells, on_event, python, cluster)
 
 
 def resume_run(

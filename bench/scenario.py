@@ -27,6 +27,9 @@ Framework = Literal["jax", "tensorflow"]
 Device = Literal["cpu", "gpu", "tpu"]
 Precision = Literal["float32", "bfloat16"]
 Input = Literal["synthetic", "numpy"]
+# Data-parallel replicas: a device count, or "all" for every device the worker sees (resolved at
+# run time and recorded). batch_size is the GLOBAL batch, split evenly across the replicas.
+Replicas = PositiveInt | Literal["all"]
 
 # Order of the axes in a cell key and its id; a new axis is a field in Axes, Matrix and here
 # (and, when it is not at its default, a suffix in Cell.cell_id).
@@ -39,6 +42,7 @@ AXES = (
     "input",
     "xla",
     "steps_per_call",
+    "replicas",
 )
 
 
@@ -57,6 +61,7 @@ class Axes(_Strict):
     input: Input | None = None
     xla: bool | None = None
     steps_per_call: PositiveInt | None = None
+    replicas: Replicas | None = None
 
 
 class Matrix(_Strict):
@@ -70,6 +75,7 @@ class Matrix(_Strict):
     input: list[Input] | None = Field(None, min_length=1)
     xla: list[bool] | None = Field(None, min_length=1)
     steps_per_call: list[PositiveInt] | None = Field(None, min_length=1)
+    replicas: list[Replicas] | None = Field(None, min_length=1)
 
 
 class Optimizer(_Strict):
@@ -95,6 +101,21 @@ class Measure(_Strict):
     )
 
 
+class TpuNode(_Strict):
+    """A legacy Cloud TPU node (TPU API v1), reached over the network from this VM.
+
+    TPU VMs need none of this: their chips are local and found as ``device: tpu``.
+    """
+
+    name: str = Field(min_length=1, description="the TPU node's name (or grpc://IP:PORT)")
+    zone: str | None = Field(None, description="e.g. us-central1-b; default: this VM's zone")
+    project: str | None = Field(None, description="GCP project; default: this VM's project")
+    wait_s: float = Field(
+        300.0, ge=0, le=3600, description="how long to wait for the node to become HEALTHY"
+    )
+    poll_s: float = Field(10.0, gt=0, description="how often to ask for its health meanwhile")
+
+
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     description: str = ""
@@ -116,6 +137,7 @@ class Scenario(_Strict):
     steps_per_call: PositiveInt = Field(
         1, description="K steps (or batch predictions) per compiled call; times are per step"
     )
+    replicas: Replicas = 1
     matrix: Matrix = Field(default_factory=Matrix)
     exclude: list[Axes] = Field(default_factory=list)
     include: list[Axes] = Field(default_factory=list)
@@ -124,6 +146,9 @@ class Scenario(_Strict):
         default_factory=dict,
         description="USD per device-hour (or a price-table entry name) by device name, device "
         "key (h100-sxm, tpu-v5e, cpu), kind (gpu, tpu, cpu) or '*'; overrides the shipped table",
+    )
+    tpu: TpuNode | None = Field(
+        None, description="a legacy TPU node for the device: tpu cells (not needed on TPU VMs)"
     )
 
 
@@ -145,6 +170,8 @@ class Cell:
             cell_id += "-xla"
         if k.get("steps_per_call", 1) != 1:
             cell_id += f"-k{k['steps_per_call']}"
+        if k.get("replicas", 1) != 1:
+            cell_id += f"-r{k['replicas']}"
         return cell_id
 
     @property
@@ -212,7 +239,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        for err in _merge_union_errors(exc.errors()):
             problems.append(_describe(err, where, lines, overrides))
 
     model_args = None
@@ -232,6 +259,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         cells = expand(scenario)
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
+        problems.extend(_check_batch_split(cells, where, lines))
     if problems:
         raise ScenarioError(where, sorted(problems, key=lambda p: _line_number(p, where)))
     assert scenario is not None
@@ -281,6 +309,25 @@ def _normalize(axes: dict[str, Any]) -> dict[str, Any]:
     if axes["framework"] == "jax":
         axes["xla"] = True
     return axes
+
+
+def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
+    """batch_size is the global batch: each replica must get the same whole number of examples.
+
+    "all" is known only on the machine, so the worker checks those cells (and skips them with
+    the reason) instead.
+    """
+    found = []
+    for cell in cells:
+        batch, replicas = cell.key["batch_size"], cell.key["replicas"]
+        if isinstance(replicas, int) and batch % replicas:
+            line = _line(lines, ("matrix", "replicas")) or _line(lines, ("replicas",))
+            found.append(
+                f"{where}{line}: replicas: cell {cell.cell_id}: batch_size {batch} (the global "
+                f"batch) does not split evenly over {replicas} replicas; expected a batch_size "
+                f"divisible by {replicas}, or exclude the cell"
+            )
+    return found
 
 
 def _matches(axes: dict[str, Any], pattern: Axes) -> bool:
@@ -388,12 +435,34 @@ def _describe(
     return f"{where}{_line(lines, loc)}: {_dotted(loc)}: {what}"
 
 
+def _union_tag(part: Any) -> bool:
+    """Pydantic names each failed branch of a union in the error's loc: "constrained-int",
+    "literal['all']"; field names never contain these characters."""
+    return isinstance(part, str) and (part.startswith("constrained-") or "[" in part)
+
+
+def _merge_union_errors(errors: list[Any]) -> list[Any]:
+    """One error per field for a value no branch of a union accepts ("got 0; expected a number
+    greater than 0, or one of 'all'"), instead of one per branch with pydantic's branch names."""
+    merged: dict[tuple, Any] = {}
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not _union_tag(p))
+        if loc in merged and len(loc) < len(err["loc"]):
+            first = merged[loc]
+            first["expected"] = f"{first.get('expected') or _expected(first)}, or {_expected(err)}"
+        else:
+            merged[loc] = {**err, "loc": loc}
+    return list(merged.values())
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _expected(err: dict) -> str:
+    if "expected" in err:
+        return err["expected"]
     ctx = err.get("ctx") or {}
     kind = err["type"]
     if kind == "literal_error":

@@ -7,6 +7,11 @@ XLA log a lot, some from C++) lands in the worker log and never corrupts the pro
 
 Run by the runner as ``python -m bench.worker FRAMEWORK DEVICE``; ``--devices`` answers one
 ``ready`` message and exits (used by ``bench devices``).
+
+Multi-host: when the runner passes ``BENCH_COORDINATOR`` and friends (``bench.cluster``), the
+worker joins the framework's distributed runtime before it looks at any device, runs each cell
+in step with the other processes, and then gathers every process's record of the cell through
+the framework's own collectives, so process 0 holds all hosts' figures without a shared disk.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import sys
 import time
 import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from bench.cluster import Cluster, ClusterError, from_env
+from bench.scaling import BatchSplitError
 
 BACKENDS = {"jax": "bench.backends.jax_backend", "tensorflow": "bench.backends.tf_backend"}
 INSTALL_HINT = {"jax": "pip install 'bench[jax]'", "tensorflow": "pip install 'bench[tf]'"}
@@ -37,13 +46,30 @@ def import_backend(framework: str) -> tuple[Any, str]:
         return None, f"{framework} is not installed ({missing}); {INSTALL_HINT[framework]}"
 
 
-def hello(framework: str, device: str) -> tuple[Any, dict[str, Any]]:
+def hello(
+    framework: str, device: str, cluster: Cluster | None = None
+) -> tuple[Any, dict[str, Any]]:
     backend, reason = import_backend(framework)
     if backend is None:
         return None, {"type": "ready", "present": False, "reason": reason, "devices": []}
+    try:
+        # Before any device is touched: logical CPU devices and distributed runtimes can only
+        # be set up before the framework initialises its devices.
+        backend.setup(device, cluster)
+    except Exception as exc:
+        what = "join the multi-host job" if cluster else "set up its devices"
+        info = {
+            "type": "ready",
+            "present": False,
+            "reason": f"{framework} could not {what}: {classify_error(exc)[1]}",
+            "devices": [],
+        }
+        return None, info
     present, reason, devices = backend.probe(device)
     info = {"type": "ready", "present": present, "reason": reason, "devices": devices}
     info["version"] = backend.version()
+    if cluster is not None:
+        info["process_id"], info["num_processes"] = cluster.process_id, cluster.num_processes
     return backend, info
 
 
@@ -69,11 +95,26 @@ def run_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     }
     try:
         record.update(measure_cell(backend, msg))
+    except BatchSplitError as exc:
+        # Known only here, where "all" meets the devices: not a failure of the cell.
+        record["status"], record["reason"] = "skipped", str(exc)
     except Exception as exc:
         record["status"], record["reason"] = classify_error(exc)
         record["traceback"] = traceback.format_exc(limit=20)
     record["finished_at"] = now_iso()
     return record
+
+
+def gather_record(backend: Any, cluster: Cluster, record: dict[str, Any]) -> dict[str, Any]:
+    """Every process's record of this cell, through the framework's collectives; process 0
+    merges them (its record, with ``hosts`` and the aggregate), the others keep their own."""
+    from bench.measure.hosts import merge_hosts
+
+    record["host"] = {"process_id": cluster.process_id, "hostname": socket.gethostname()}
+    texts = backend.all_gather_text(json.dumps(record))
+    if not cluster.is_primary:
+        return record
+    return merge_hosts([json.loads(t) for t in texts])
 
 
 def serve(framework: str, device: str, proto: TextIO) -> None:
@@ -82,7 +123,13 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         proto.flush()
 
     started = time.perf_counter()
-    backend, info = hello(framework, device)
+    try:
+        cluster = from_env()
+    except ClusterError as exc:
+        cluster, backend = None, None
+        info = {"type": "ready", "present": False, "reason": str(exc), "devices": []}
+    else:
+        backend, info = hello(framework, device, cluster)
     info["startup_s"] = time.perf_counter() - started
     send(info)
     for line in sys.stdin:
@@ -94,7 +141,12 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         if not info["present"]:
             send({"type": "result", "record": skipped(msg, info["reason"])})
             continue
-        send({"type": "result", "record": run_cell(backend, msg)})
+        record = run_cell(backend, msg)
+        if cluster is not None and cluster.num_processes > 1:
+            record = gather_record(backend, cluster, record)
+        send({"type": "result", "record": record})
+    if backend is not None and hasattr(backend, "teardown"):
+        backend.teardown()
 
 
 def skipped(msg: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def test_good_scenario_expands_to_the_product():
         "input": "synthetic",
         "xla": True,  # JAX always compiles with XLA, whatever the scenario says
         "steps_per_call": 1,
+        "replicas": 1,
     }
     assert loaded.cells[2].key["xla"] is False  # TensorFlow's default: graph, no jit_compile
     assert len(loaded.sha256) == 64
@@ -77,6 +78,42 @@ def test_compilation_axes_extend_ids_only_when_not_at_their_defaults():
     ]
     assert problems("name: t\nmodel: mlp\nmatrix:\n  xla: [maybe]\n") == [
         "s.yaml:4: matrix.xla[0]: got 'maybe'; expected a valid boolean, unable to interpret input"
+    ]
+
+
+def test_replicas_axis_extends_the_id_only_beyond_one_replica():
+    loaded = parse_scenario(
+        "name: t\nmodel: mlp\nbatch_size: 64\nmatrix:\n  replicas: [1, 2, 4, all]\n", "s.yaml"
+    )
+    # Single-device ids stay as they were, so older runs and baselines still match.
+    assert [c.cell_id for c in loaded.cells] == [
+        "jax-cpu-train-bs64-float32-synthetic",
+        "jax-cpu-train-bs64-float32-synthetic-r2",
+        "jax-cpu-train-bs64-float32-synthetic-r4",
+        "jax-cpu-train-bs64-float32-synthetic-rall",
+    ]
+    assert [c.key["replicas"] for c in loaded.cells] == [1, 2, 4, "all"]
+
+
+def test_global_batch_must_split_evenly_over_numeric_replicas():
+    assert problems("name: t\nmodel: mlp\nbatch_size: 6\nmatrix:\n  replicas: [1, 4, all]\n") == [
+        "s.yaml:5: replicas: cell jax-cpu-train-bs6-float32-synthetic-r4: batch_size 6 (the "
+        "global batch) does not split evenly over 4 replicas; expected a batch_size divisible "
+        "by 4, or exclude the cell"
+    ]
+    # One message per field for a union, naming both branches.
+    assert problems("name: t\nmodel: mlp\nreplicas: 0\n") == [
+        "s.yaml:3: replicas: got 0; expected a number greater than 0, or one of 'all'"
+    ]
+
+
+def test_tpu_node_is_validated_strictly():
+    loaded = parse_scenario("name: t\nmodel: mlp\ntpu: {name: n1, zone: z}\n", "s.yaml")
+    assert loaded.scenario.tpu is not None and loaded.scenario.tpu.wait_s == 300
+    assert problems("name: t\nmodel: mlp\ntpu: {nam: n1}\n") == [
+        "s.yaml:3: tpu.name: required field is missing",
+        "s.yaml:3: tpu.nam: unknown key 'nam' (did you mean 'name'?); expected one of: name, "
+        "zone, project, wait_s, poll_s",
     ]
 
 

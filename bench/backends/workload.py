@@ -16,6 +16,7 @@ import numpy as np
 
 from bench.inputs.synthetic import make_batch
 from bench.modeldef import DataSpec, ModelDef
+from bench.scaling import per_device_batch, resolve_replicas
 
 # The ``numpy`` input cycles through this many distinct host batches, so every step copies
 # fresh host memory to the device instead of hitting a cache.
@@ -32,6 +33,56 @@ class BuildRequest:
     seed: int
 
 
+@dataclass(frozen=True)
+class Split:
+    """How one cell's global batch is spread: over ``replicas`` devices in ``processes``
+    processes (hosts), each process feeding its ``local_batch`` rows of every global batch."""
+
+    requested: int | str  # the cell's replicas axis value ("all" or a number)
+    replicas: int  # devices the step runs on, over every process
+    processes: int
+    global_batch: int  # the cell's batch_size
+
+    @property
+    def local_replicas(self) -> int:
+        return self.replicas // self.processes
+
+    @property
+    def per_device_batch(self) -> int:
+        return self.global_batch // self.replicas
+
+    @property
+    def local_batch(self) -> int:
+        return self.global_batch // self.processes
+
+    def describe(self, method: str) -> dict[str, Any]:
+        """The record's ``parallelism`` block."""
+        return {
+            "replicas": self.replicas,
+            "requested": self.requested,
+            "processes": self.processes,
+            "local_replicas": self.local_replicas,
+            "global_batch_size": self.global_batch,
+            "per_device_batch_size": self.per_device_batch,
+            "method": method,
+        }
+
+
+def plan_split(key: dict[str, Any], available: int, processes: int = 1) -> Split:
+    """Resolve ``replicas`` against the devices the worker sees (over every process) and check
+    the batch splits evenly; ``BatchSplitError`` (a skip, with its reason) otherwise."""
+    requested = key.get("replicas", 1)
+    replicas = resolve_replicas(requested, available, processes)
+    per_device_batch(key["batch_size"], replicas, processes)
+    return Split(requested, replicas, processes, key["batch_size"])
+
+
+def paid_devices(device: str, split: Split) -> int:
+    """Devices MFU and cost count: every accelerator the step runs on, but one host per process
+    on CPUs, where replicas are virtual devices sharing the host's cores (and its price)."""
+    return split.processes if device == "cpu" else split.replicas
+
+
 class Workload(ABC):
     """One cell's compiled step. ``__init__`` sets the attributes below.
 
@@ -45,8 +96,10 @@ class Workload(ABC):
     # The name the peak-FLOPs and price tables are keyed by ("NVIDIA H100 80GB HBM3",
     # "TPU v5 lite"); "cpu" for host CPUs, which are calibrated instead.
     device_name: str = "cpu"
-    device_count: int = 1  # devices the step runs on (data parallelism multiplies it)
+    device_count: int = 1  # devices MFU and cost count (see paid_devices)
     steps_per_call: int = 1  # steps (or batch predictions) inside one compiled call
+    split: Split | None = None  # data parallelism; None: one device, the whole batch
+    parallel_method: str = "one device"
 
     def compiler_flops(self) -> float | None:
         """FLOPs of one step (not one call) by the compiler's own count, when it has one."""
@@ -97,8 +150,15 @@ def stacks_batches(key: dict[str, Any]) -> bool:
     return k > 1 and (key["workload"] == "predict" or key["input"] == "numpy")
 
 
-def host_batches(req: BuildRequest) -> list[dict[str, np.ndarray]]:
-    """The distinct host batches a cell uses; the first one also initialises the model."""
+def host_batches(
+    req: BuildRequest, process_id: int = 0, processes: int = 1
+) -> list[dict[str, np.ndarray]]:
+    """The distinct host batches a cell uses; the first one also initialises the model.
+
+    They are GLOBAL batches, made the same on every process from the seed; in a multi-host run
+    each process keeps only its rows of each, so a multi-host step sees the examples a
+    single-host one would.
+    """
     key = req.key
     if key["input"] == "numpy":
         count = NUMPY_POOL
@@ -106,7 +166,12 @@ def host_batches(req: BuildRequest) -> list[dict[str, np.ndarray]]:
         count = steps_per_call(key)  # synthetic predictions: K distinct batches kept on device
     else:
         count = 1
-    return [make_batch(req.spec, key["batch_size"], req.seed + i) for i in range(count)]
+    batches = [make_batch(req.spec, key["batch_size"], req.seed + i) for i in range(count)]
+    if processes == 1:
+        return batches
+    rows = key["batch_size"] // processes
+    part = slice(process_id * rows, (process_id + 1) * rows)
+    return [{k: v[part] for k, v in batch.items()} for batch in batches]
 
 
 def call_inputs(req: BuildRequest, hosts: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:

@@ -59,10 +59,19 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     workload = backend.build(req)
 
     m = msg["measure"]
+    processes = (msg.get("cluster") or {}).get("num_processes", 1)
     rule = RunLength(
-        m["warmup_steps"], m["min_steps"], m["min_seconds"], m["max_seconds"], m["target_rel_ci"]
+        m["warmup_steps"],
+        m["min_steps"],
+        m["min_seconds"],
+        m["max_seconds"],
+        m["target_rel_ci"],
+        # Processes must agree on the step count without talking: see timing.RunLength.
+        fixed_steps=m["min_steps"] if processes > 1 else None,
     )
-    gpus = tuple(range(workload.device_count)) if key["device"] == "gpu" else ()
+    split = workload.split
+    local = split.local_replicas if split else 1
+    gpus = tuple(range(local)) if key["device"] == "gpu" else ()
     energy = EnergyMeter(device=key["device"], gpu_indices=gpus)
     telemetry = TelemetrySampler(gpu_indices=gpus, tpu=key["device"] == "tpu")
     energy_metrics: dict[str, Any] = {}
@@ -172,13 +181,16 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     price = price_per_hour(workload.device_name, overrides=msg.get("pricing") or None)
     metrics["price_per_hour_usd"] = price
     metrics.update(cost_metrics(examples_per_s, price, workload.device_count))
-    return {
+    found = {
         "status": status,
         "reason": reason,
         "flags": flags,
         "metrics": metrics,
         "samples": {"step_time_s": times, "warmup_s": warmup},
     }
+    if split is not None:
+        found["parallelism"] = split.describe(workload.parallel_method)
+    return found
 
 
 def _host_rss(reset_worked: bool) -> dict[str, Any]:
@@ -208,11 +220,14 @@ def _flops_metrics(
     }
     compiled = workload.compiler_flops()
     if compiled:
+        # A partitioned (SPMD) executable is one device's program: it sees the per-device batch.
+        split = workload.split
+        per_program = split.per_device_batch if split else key["batch_size"]
         out["xla_flops_per_example"] = metric(
-            compiled / key["batch_size"],
+            compiled / per_program,
             "FLOP/example",
-            "XLA cost_analysis() of the compiled step / batch_size; a cross-check only "
-            "(it misses library calls such as GPU convolutions)"
+            "XLA cost_analysis() of the compiled step / the batch one device computes; a "
+            "cross-check only (it misses library calls such as GPU convolutions)"
             + (
                 f"; steps_per_call={workload.steps_per_call}: of one step's lowered HLO"
                 if workload.steps_per_call > 1

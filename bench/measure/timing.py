@@ -9,6 +9,10 @@ Run-length rule: keep stepping until at least ``min_steps`` AND ``min_seconds``;
 there once the 95% confidence interval of the mean step time is within ``target_rel_ci`` of the
 mean (half-width / mean); stop at ``max_seconds`` regardless. A cell stopped by ``max_seconds``
 before reaching the target is ``unstable``: kept, and flagged.
+
+Multi-host runs set ``fixed_steps`` instead: every process takes exactly that many timed steps.
+Each step holds a collective (the gradient all-reduce), so a process that stopped on its own
+clock while another went on would leave the other waiting in a collective forever.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class RunLength:
     min_seconds: float = MIN_SECONDS
     max_seconds: float = MAX_SECONDS
     target_rel_ci: float = TARGET_REL_CI
+    fixed_steps: int | None = None  # exactly this many timed steps (multi-host lockstep)
 
 
 @dataclass
@@ -121,6 +126,13 @@ class Timer:
             mean += delta / n
             m2 += delta * (dt - mean)
             elapsed = now - phase_start
+            if rule.fixed_steps is not None:
+                if n >= rule.fixed_steps:
+                    timing.rel_ci = rel_ci_halfwidth(n, mean, m2)
+                    timing.converged = timing.rel_ci <= rule.target_rel_ci
+                    timing.stop_reason = "fixed step count (multi-host: every process in step)"
+                    break
+                continue
             if n >= rule.min_steps and elapsed >= rule.min_seconds:
                 timing.rel_ci = rel_ci_halfwidth(n, mean, m2)
                 if timing.rel_ci <= rule.target_rel_ci:
