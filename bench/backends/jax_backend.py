@@ -7,6 +7,12 @@ cannot recompile: an AOT executable refuses inputs of another shape instead of r
 JAX always compiles through XLA, so the scenario's ``xla`` axis has nothing to switch here (the
 scenario records it as true for JAX cells). ``steps_per_call`` K > 1 runs K steps in one
 executable with ``jax.lax.scan``, so a small step is not bound by the ~50 us dispatch of a call.
+
+Data parallelism (the ``replicas`` axis): a 1-D device mesh over ``data``, the batch sharded
+along it and parameters, optimizer and model state replicated, compiled once with those
+in/out shardings; XLA's SPMD partitioner inserts the gradient all-reduce. Multi-host: the mesh
+spans every process's devices (``jax.distributed.initialize`` in ``setup``), each process
+feeding its own rows of the global batch.
 """
 
 from __future__ import annotations
@@ -20,19 +26,111 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bench.backends.workload import (
     BuildRequest,
+    Split,
     Workload,
     call_inputs,
     host_batches,
+    paid_devices,
+    plan_split,
     short_reason,
     stacks_batches,
     steps_per_call,
 )
+from bench.cluster import Cluster
 from bench.metrics import metric, unavailable
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
+DATA_AXIS = "data"
+_DISTRIBUTED = False
+
+
+def setup(device: str, cluster: Cluster | None) -> None:
+    """Join the multi-host job before any device is used (JAX's rule for initialize)."""
+    global _DISTRIBUTED
+    if cluster is None or cluster.num_processes == 1 or _DISTRIBUTED:
+        return
+    if device == "cpu":
+        # CPU collectives across processes need an implementation; gloo ships with jaxlib.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=cluster.coordinator,
+        num_processes=cluster.num_processes,
+        process_id=cluster.process_id,
+    )
+    _DISTRIBUTED = True
+
+
+def teardown() -> None:
+    if _DISTRIBUTED:
+        jax.distributed.shutdown()
+
+
+def all_gather_text(text: str) -> list[str]:
+    """Every process's ``text``, in process order, through JAX's own collectives (so the
+    results need no shared disk); each call is a collective every process must make."""
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(text.encode(), np.uint8).astype(np.int32)
+    lengths = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int32)))
+    padded = np.zeros(int(lengths.max()), np.int32)
+    padded[: data.size] = data
+    rows = np.asarray(multihost_utils.process_allgather(padded))
+    return [
+        bytes(rows[i, : int(lengths[i].item())].astype(np.uint8)).decode()
+        for i in range(rows.shape[0])
+    ]
+
+
+def data_mesh(platform: str, split: Split) -> Mesh:
+    """A 1-D mesh of ``split.replicas`` devices: the first ``local_replicas`` of each process,
+    in process order, so process i's devices hold the i-th block of every global batch."""
+    devices = jax.devices(platform)
+    by_process: dict[int, list[Any]] = {}
+    for d in devices:
+        by_process.setdefault(d.process_index, []).append(d)
+    chosen = [d for p in sorted(by_process) for d in by_process[p][: split.local_replicas]]
+    return Mesh(np.array(chosen), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh, stacked: bool = False) -> NamedSharding:
+    """Examples split along the mesh: each device holds batch / replicas of them. ``stacked``
+    inputs carry K batches on a leading axis (steps_per_call): split the axis after it."""
+    spec = PartitionSpec(None, DATA_AXIS) if stacked else PartitionSpec(DATA_AXIS)
+    return NamedSharding(mesh, spec)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def replicate(tree: Any, sharding: NamedSharding) -> Any:
+    """The same host values on every device of the mesh. Built from a callback, which works
+    when the mesh spans other processes' devices too (each process places its own copies)."""
+
+    def put(leaf: Any) -> jax.Array:
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+def shard_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+    """This process's rows of a global batch, spread over its devices of the mesh."""
+    if jax.process_count() == 1:
+        return jax.device_put(batch, sharding)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def local_values(arr: jax.Array) -> np.ndarray:
+    """This process's part of an array (a replicated scalar, or its rows of a sharded one)."""
+    shards = sorted(arr.addressable_shards, key=lambda s: (s.index[0].start or 0) if s.index else 0)
+    if arr.sharding.is_fully_replicated:
+        return np.asarray(shards[0].data)
+    return np.concatenate([np.asarray(s.data) for s in shards])
 
 
 def version() -> str:
@@ -200,29 +298,46 @@ def repeat_predict_step(predict_step):
 class JaxWorkload(Workload):
     def __init__(self, req: BuildRequest):
         key = req.key
-        self.device = jax.devices(PLATFORMS[key["device"]])[0]
+        platform = PLATFORMS[key["device"]]
+        processes = jax.process_count()
+        self.split = split = plan_split(key, len(jax.devices(platform)), processes)
+        self.mesh = mesh = data_mesh(platform, split)
+        self.local_devices = [
+            d for d in mesh.devices.flat if d.process_index == jax.process_index()
+        ]
+        self.device = self.local_devices[0]
         self.device_name = "cpu" if self.device.platform == "cpu" else self.device.device_kind
+        self.device_count = paid_devices(key["device"], split)
+        self.parallel_method = (
+            f"jax.jit over a {split.replicas}-device mesh ('{DATA_AXIS}',): batch sharded, "
+            f"parameters replicated, {processes} process(es)"
+        )
+        rep = replicated(mesh)
         dtype = jnp.bfloat16 if key["precision"] == "bfloat16" else jnp.float32
         module = req.model.build_jax(req.args, dtype)
-        hosts = host_batches(req)
+        hosts = host_batches(req, jax.process_index(), processes)
         features0 = {k: v for k, v in hosts[0].items() if k != "label"}
         with jax.default_device(self.device):
-            variables = init_variables(module, features0, req.seed, self.device.platform)
-        params, state = split_variables(jax.device_put(variables, self.device))
-        self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))
+            variables = jax.device_get(
+                init_variables(module, features0, req.seed, self.device.platform)
+            )
+        host_params, host_state = split_variables(variables)
+        params, state = replicate(host_params, rep), replicate(host_state, rep)
+        self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host_params)))
         self.steps_per_call = per_call = steps_per_call(key)
         stacked = stacks_batches(key)
+        data = batch_sharding(mesh, stacked)
 
         inputs = call_inputs(req, hosts)
         # Compiled for the first call's input without taking it, so the first step sees the
         # first batch (steps_per_call equivalence relies on the order).
-        example = jax.device_put(inputs[0], self.device)
+        example = shard_batch(inputs[0], data)
         if key["input"] == "synthetic":
-            # Made once and kept on the device: the upper bound with no input cost.
+            # Made once and kept on the devices: the upper bound with no input cost.
             self._next_batch = lambda: example
         else:
             cycle = itertools.cycle(inputs)
-            self._next_batch = lambda: jax.device_put(next(cycle), self.device)
+            self._next_batch = lambda: shard_batch(next(cycle), data)
 
         # One step's function and argument shapes, for the compiler's FLOP count when K > 1.
         first = functools.partial(jax.tree_util.tree_map, lambda x: x[0])
@@ -230,11 +345,15 @@ class JaxWorkload(Workload):
         start = time.perf_counter()
         if key["workload"] == "train":
             tx = make_optimizer(req.optimizer)
-            carry = (params, state, jax.device_put(tx.init(params), self.device))
+            with jax.default_device(self.device):
+                opt_state = replicate(jax.device_get(tx.init(host_params)), rep)
+            carry = (params, state, opt_state)
             single = step = make_train_step(module, tx, req.spec.task)
             if per_call > 1:
                 step = repeat_train_step(step, per_call, stacked)
-            jitted = jax.jit(step, donate_argnums=0)
+            jitted = jax.jit(
+                step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0
+            )
             self._compiled = jitted.lower(carry, example).compile()
             self._carry = carry
             single_args: tuple = (carry, one)
@@ -243,7 +362,8 @@ class JaxWorkload(Workload):
             single = step = make_predict_step(module)
             if per_call > 1:
                 step = repeat_predict_step(step)
-            self._compiled = jax.jit(step).lower(params, state, feats).compile()
+            jitted = jax.jit(step, in_shardings=(rep, rep, data), out_shardings=data)
+            self._compiled = jitted.lower(params, state, feats).compile()
             self._params, self._state = params, state
             single_args = (params, state, {k: v for k, v in one.items() if k != "label"})
         self._single = (
@@ -255,6 +375,11 @@ class JaxWorkload(Workload):
             f"; {per_call} steps per call (lax.scan)" if per_call > 1 else ""
         )
         self.workload = key["workload"]
+
+    def params(self) -> Any:
+        """This process's copy of the trained parameters, as numpy (for equivalence tests)."""
+        params = self._carry[0] if self.workload == "train" else self._params
+        return jax.tree_util.tree_map(local_values, params)
 
     def step(self) -> Any:
         if self.workload == "train":
@@ -269,7 +394,7 @@ class JaxWorkload(Workload):
 
     def check_output(self, out: Any) -> str | None:
         value = out[1] if self.workload == "train" else out
-        arr = np.asarray(jax.device_get(value), dtype=np.float32)
+        arr = np.asarray(local_values(value), dtype=np.float32)
         if not np.all(np.isfinite(arr)):
             what = "loss" if self.workload == "train" else "predictions"
             return f"non-finite {what} ({arr.ravel()[:3].tolist()}...)"
@@ -279,26 +404,30 @@ class JaxWorkload(Workload):
         return 0  # an AOT executable never retraces
 
     def compiler_flops(self) -> float | None:
-        """XLA's count for one step. A K-step executable is a while loop, whose body XLA's cost
+        """XLA's count for one step of the global batch. A K-step executable is a while loop, whose body XLA's cost
         analysis counts once (not K times) today; rather than lean on that, K > 1 asks for the
         count of one step's lowered (not yet optimised) program, which costs no compile."""
         from bench.measure.flops import xla_cost_flops
 
-        if self.steps_per_call == 1:
+        if self.steps_per_call == 1 and self.split is not None and self.split.replicas == 1:
             return xla_cost_flops(self._compiled)
+        # A partitioned executable is one device's share of the step; the lowered program
+        # (before SPMD partitioning) is the whole global batch's, as the caller expects.
         single, shapes = self._single
         return xla_cost_flops(jax.jit(single).lower(*shapes))
 
     def memory(self) -> dict[str, Any]:
-        stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None
-        if not stats or "peak_bytes_in_use" not in stats:
-            reason = f"jax reports no memory_stats for {self.device.platform} devices"
-            return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
+        peaks = []
+        for device in self.local_devices:
+            stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+            if not stats or "peak_bytes_in_use" not in stats:
+                reason = f"jax reports no memory_stats for {device.platform} devices"
+                return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
+            peaks.append(int(stats["peak_bytes_in_use"]))
+        across = f", the largest of {len(peaks)} devices" if len(peaks) > 1 else ""
         return {
             "peak_device_memory_bytes": metric(
-                int(stats["peak_bytes_in_use"]),
-                "bytes",
-                "jax Device.memory_stats() peak_bytes_in_use",
+                max(peaks), "bytes", f"jax Device.memory_stats() peak_bytes_in_use{across}"
             )
         }
 

@@ -220,14 +220,11 @@ def _flops_metrics(
     }
     compiled = workload.compiler_flops()
     if compiled:
-        # A partitioned (SPMD) executable is one device's program: it sees the per-device batch.
-        split = workload.split
-        per_program = split.per_device_batch if split else key["batch_size"]
         out["xla_flops_per_example"] = metric(
-            compiled / per_program,
+            compiled / key["batch_size"],
             "FLOP/example",
-            "XLA cost_analysis() of the compiled step / the batch one device computes; a "
-            "cross-check only (it misses library calls such as GPU convolutions)"
+            "XLA cost_analysis() of the compiled step / batch_size; a cross-check only "
+            "(it misses library calls such as GPU convolutions)"
             + (
                 f"; steps_per_call={workload.steps_per_call}: of one step's lowered HLO"
                 if workload.steps_per_call > 1
