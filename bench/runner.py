@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
 from bench.cluster import Cluster
 from bench.environment import collect
 from bench.measure.repeats import merge_repeats
@@ -45,10 +46,6 @@ EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN, EXIT_INTERRUPTED = 0, 1
 Events = Callable[..., None]
 TpuCheck = Callable[[TpuNode], NodeCheck]
 TpuRecheck = Callable[[NodeCheck], str | None]
-# Read by the TF backend: how many logical CPU devices to split the host into (before TF starts).
-ENV_CPU_DEVICES = "BENCH_CPU_DEVICES"
-# Read by the TF backend: the TPUClusterResolver arguments of a legacy TPU node, as JSON.
-ENV_TPU_RESOLVER = "BENCH_TPU_RESOLVER"
 
 
 class WorkerDied(Exception):

@@ -1,8 +1,11 @@
 """TensorFlow backend (Keras 3 on the TF backend): placement, tf.function steps, sync, memory.
 
 Imported only inside a TensorFlow worker process. Every step runs through a
-``tf.distribute`` strategy: ``OneDeviceStrategy`` on a CPU or GPU, ``TPUStrategy`` on a TPU VM,
-so the same step code serves each device. Compile time is the first call of the
+``tf.distribute`` strategy: ``OneDeviceStrategy`` on one CPU or GPU, ``MirroredStrategy`` over
+several (``replicas``; on CPUs over logical devices split from the host), ``TPUStrategy`` on a
+TPU VM or legacy node (a device assignment picks fewer replicas than cores), and
+``MultiWorkerMirroredStrategy`` in a multi-host run, so the same step code serves each device.
+The global batch is cut into one slice per replica (``shard_batch``). Compile time is the first call of the
 ``tf.function`` (trace + graph optimisation, plus XLA when ``xla`` is set, plus that one step);
 a retrace during the timed phase shows in the function's tracing count.
 
@@ -14,6 +17,7 @@ a retrace during the timed phase shows in the function's tracing count.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from typing import Any
@@ -26,17 +30,76 @@ import numpy as np
 import tensorflow as tf
 
 from bench.backends.workload import (
+    ENV_CPU_DEVICES,
+    ENV_TPU_RESOLVER,
     BuildRequest,
+    Split,
     Workload,
     call_inputs,
     host_batches,
+    paid_devices,
+    plan_split,
     short_reason,
     stacks_batches,
     steps_per_call,
 )
+from bench.cluster import Cluster
 from bench.metrics import metric, unavailable
+from bench.scaling import BatchSplitError
+from bench.tpu import device_name as tpu_device_name
 
-_TPU_STRATEGY: Any = None
+# The TPU system is initialised once per process: resolver, topology, and a strategy per
+# replica count (all cores under "all").
+_TPU: dict[Any, Any] = {}
+_MULTI_WORKER: Any = None
+_CLUSTER: Cluster | None = None
+
+
+def setup(device: str, cluster: Cluster | None) -> None:
+    """Before TensorFlow initialises its devices: split the CPU into logical devices, or join a
+    multi-worker job (MultiWorkerMirroredStrategy must exist before any other TF op runs)."""
+    global _MULTI_WORKER, _CLUSTER
+    if cluster is not None and cluster.num_processes > 1:
+        if device == "tpu":
+            raise RuntimeError(
+                "TensorFlow drives a multi-host TPU slice with TPUStrategy from the slice's "
+                "resolver, not MultiWorkerMirroredStrategy; run it single-process"
+            )
+        if _MULTI_WORKER is None:
+            os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())
+            _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+            _CLUSTER = cluster
+        return
+    count = int(os.environ.get(ENV_CPU_DEVICES) or 0)
+    if device == "cpu" and count > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        if not tf.config.get_logical_device_configuration(cpu):
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+            )
+
+
+def all_gather_text(text: str) -> list[str]:
+    """Every worker's ``text``, in process order, through the strategy's all-reduce: each
+    worker writes its bytes into its own row of a zero matrix and the SUM is every row (each
+    of a worker's local replicas adds the same row, hence the division)."""
+    assert _MULTI_WORKER is not None and _CLUSTER is not None
+    procs, pid = _CLUSTER.num_processes, _CLUSTER.process_id
+    local = _MULTI_WORKER.num_replicas_in_sync // procs
+    data = np.frombuffer(text.encode(), np.uint8).astype(np.int32)
+    lengths = np.zeros(procs, np.int32)
+    lengths[pid] = data.size
+    lengths = _sum_over_replicas(lengths) // local
+    rows = np.zeros((procs, int(lengths.max())), np.int32)
+    rows[pid, : data.size] = data
+    rows = _sum_over_replicas(rows) // local
+    return [bytes(rows[i, : lengths[i]].astype(np.uint8)).decode() for i in range(procs)]
+
+
+def _sum_over_replicas(arr: np.ndarray) -> np.ndarray:
+    strategy = _MULTI_WORKER
+    value = strategy.experimental_distribute_values_from_function(lambda ctx: tf.constant(arr))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy()
 
 
 def version() -> str:
@@ -67,14 +130,27 @@ def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
     return True, "", seen
 
 
-def _tpu_strategy() -> Any:
-    global _TPU_STRATEGY
-    if _TPU_STRATEGY is None:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
+def _tpu_strategy(replicas: int | None = None) -> Any:
+    """TPUStrategy over all cores, or over the first ``replicas`` through a device assignment.
+    A legacy node's resolver arguments come from the runner; on a TPU VM, tpu="local"."""
+    if not _TPU:
+        target = json.loads(os.environ.get(ENV_TPU_RESOLVER) or '{"tpu": "local"}')
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            **{k: v for k, v in target.items() if v}
+        )
         tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        _TPU_STRATEGY = tf.distribute.TPUStrategy(resolver)
-    return _TPU_STRATEGY
+        topology = tf.tpu.experimental.initialize_tpu_system(resolver)
+        _TPU.update(resolver=resolver, topology=topology, all=tf.distribute.TPUStrategy(resolver))
+    if replicas is None or replicas == _TPU["all"].num_replicas_in_sync:
+        return _TPU["all"]
+    if replicas not in _TPU:
+        assignment = tf.tpu.experimental.DeviceAssignment.build(
+            _TPU["topology"], num_replicas=replicas
+        )
+        _TPU[replicas] = tf.distribute.TPUStrategy(
+            _TPU["resolver"], experimental_device_assignment=assignment
+        )
+    return _TPU[replicas]
 
 
 def device_name(device: str) -> str:
@@ -85,20 +161,61 @@ def device_name(device: str) -> str:
         )
         return details.get("device_name", "GPU")
     if device == "tpu":
-        # TF names TPU devices only "TPU"; TPU VMs carry their type (e.g. v5litepod-8) in env.
-        kind = os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("ACCELERATOR_TYPE") or ""
-        generation = kind.split("-")[0]
-        # Spell it as JAX's device_kind does, which the peak and price tables match.
-        return {"v5litepod": "TPU v5 lite", "v5e": "TPU v5 lite"}.get(
-            generation, f"TPU {generation}"
-        )
+        # TF names TPU devices only "TPU"; TPU VMs carry their type (e.g. v5litepod-8) in env,
+        # and the runner sets it from the API for a legacy node.
+        kind = os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("ACCELERATOR_TYPE")
+        return tpu_device_name(kind)
     return "cpu"
 
 
-def make_strategy(device: str) -> Any:
+def available_replicas(device: str) -> int:
+    """Devices a cell may spread over: every replica of the multi-worker job, every TPU core,
+    or every (logical) local device of the kind."""
+    if _MULTI_WORKER is not None:
+        return int(_MULTI_WORKER.num_replicas_in_sync)
     if device == "tpu":
-        return _tpu_strategy()
-    return tf.distribute.OneDeviceStrategy(f"/{device.upper()}:0")
+        return int(_tpu_strategy().num_replicas_in_sync)
+    return len(tf.config.list_logical_devices(device.upper()))
+
+
+def make_strategy(device: str, split: Split) -> Any:
+    """The strategy that runs one cell's step on ``split.replicas`` devices."""
+    if _MULTI_WORKER is not None:
+        if split.replicas != _MULTI_WORKER.num_replicas_in_sync:
+            raise BatchSplitError(
+                "TensorFlow's MultiWorkerMirroredStrategy runs on every local GPU (or the "
+                f"CPU) of every worker: replicas must be all "
+                f"({_MULTI_WORKER.num_replicas_in_sync}), not {split.replicas}"
+            )
+        return _MULTI_WORKER
+    if device == "tpu":
+        return _tpu_strategy(split.replicas)
+    kind = device.upper()
+    if split.replicas == 1:
+        return tf.distribute.OneDeviceStrategy(f"/{kind}:0")
+    return tf.distribute.MirroredStrategy([f"/{kind}:{i}" for i in range(split.replicas)])
+
+
+def shard_batch(strategy: Any, batch: dict[str, np.ndarray], stacked: bool = False) -> Any:
+    """One slice of the GLOBAL batch per replica, on that replica's device: replica i gets rows
+    [i * b, (i + 1) * b) with b = batch / replicas (a worker builds only its own replicas').
+    ``stacked`` inputs hold K batches on a leading axis (steps_per_call): slice the next one."""
+    n = strategy.num_replicas_in_sync
+    axis = 1 if stacked else 0
+    rows = next(iter(batch.values())).shape[axis] // n
+    devices = strategy.extended.worker_devices
+    on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def value_fn(ctx: Any) -> dict[str, tf.Tensor]:
+        i = ctx.replica_id_in_sync_group
+        cut = slice(i * rows, (i + 1) * rows)
+        part = {k: v[:, cut] if stacked else v[cut] for k, v in batch.items()}
+        if on_tpu:  # TPUStrategy feeds each core from the host itself
+            return {k: tf.constant(v) for k, v in part.items()}
+        with tf.device(devices[i % len(devices)]):
+            return {k: tf.identity(tf.constant(v)) for k, v in part.items()}
+
+    return strategy.experimental_distribute_values_from_function(value_fn)
 
 
 def calibration_matmul(precision: str, n: int) -> Any:
@@ -147,14 +264,25 @@ class TfWorkload(Workload):
         key = req.key
         self.device = key["device"]
         self.workload = key["workload"]
-        self.strategy = make_strategy(self.device)
+        processes = _CLUSTER.num_processes if _CLUSTER else 1
+        self.split = split = plan_split(key, available_replicas(self.device), processes)
+        self.strategy = make_strategy(self.device, split)
         self.device_name = device_name(self.device)
+        self.device_count = paid_devices(self.device, split)
+        self.parallel_method = (
+            f"tf.distribute.{type(self.strategy).__name__} over {split.replicas} replica(s), "
+            f"{processes} worker(s); loss / replicas, gradients summed by the optimizer"
+        )
         set_precision(key["precision"])
         keras.utils.set_random_seed(req.seed)
-        hosts = host_batches(req)
+        hosts = host_batches(req)  # the global batch: shard_batch hands each replica its rows
         task = req.spec.task
+        # One device and no cluster: the batch goes in whole, as before data parallelism.
+        distribute = split.replicas > 1 or processes > 1 or self.device == "tpu"
+        self._gpus = [f"GPU:{i}" for i in range(split.local_replicas)]
         if self.device == "gpu":
-            tf.config.experimental.reset_memory_stats("GPU:0")
+            for gpu in self._gpus:
+                tf.config.experimental.reset_memory_stats(gpu)
 
         with self.strategy.scope():
             self.model = req.model.build_tf(req.args)
@@ -169,10 +297,16 @@ class TfWorkload(Workload):
         stacked = stacks_batches(key)
         inputs = call_inputs(req, hosts)
         if key["input"] == "synthetic":
-            # Made once and kept on the device: the upper bound with no input cost.
-            with tf.device(self._device_name()):
-                on_device = {k: tf.identity(tf.constant(v)) for k, v in inputs[0].items()}
+            # Made once and kept on the device(s): the upper bound with no input cost.
+            if distribute:
+                on_device = shard_batch(self.strategy, inputs[0], stacked)
+            else:
+                with tf.device(self._device_name()):
+                    on_device = {k: tf.identity(tf.constant(v)) for k, v in inputs[0].items()}
             self._next_batch = lambda: on_device
+        elif distribute:
+            cycle = itertools.cycle(inputs)
+            self._next_batch = lambda: shard_batch(self.strategy, next(cycle), stacked)
         else:
             cycle = itertools.cycle(inputs)
             self._next_batch = lambda: {k: tf.convert_to_tensor(v) for k, v in next(cycle).items()}
@@ -249,14 +383,21 @@ class TfWorkload(Workload):
             # get_memory_info("CPU:0") answers, but with zeros: TF does not track host allocations.
             reason = "tensorflow does not track CPU device memory; see peak_host_rss_bytes"
             return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
-        name = {"gpu": "GPU:0", "tpu": "TPU:0"}[self.device]
-        try:
-            info = tf.config.experimental.get_memory_info(name)
-        except (ValueError, tf.errors.OpError) as exc:
-            reason = f"tensorflow get_memory_info({name!r}) unsupported: {str(exc).splitlines()[0][:100]}"
-            return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
-        method = "tf.config.experimental.get_memory_info peak (reset at cell start)"
-        return {"peak_device_memory_bytes": metric(int(info["peak"]), "bytes", method)}
+        names = self._gpus if self.device == "gpu" else ["TPU:0"]
+        peaks = []
+        for name in names:
+            try:
+                peaks.append(int(tf.config.experimental.get_memory_info(name)["peak"]))
+            except (ValueError, tf.errors.OpError) as exc:
+                reason = f"tensorflow get_memory_info({name!r}) unsupported: {str(exc).splitlines()[0][:100]}"
+                return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
+        across = f", the largest of {len(peaks)} devices" if len(peaks) > 1 else ""
+        method = f"tf.config.experimental.get_memory_info peak (reset at cell start){across}"
+        return {"peak_device_memory_bytes": metric(max(peaks), "bytes", method)}
+
+    def params(self) -> list[np.ndarray]:
+        """The trained parameters, as numpy (replica 0's copy; for equivalence tests)."""
+        return [v.numpy() for v in self.model.trainable_variables]
 
 
 def build(req: BuildRequest) -> Workload:

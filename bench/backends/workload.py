@@ -18,6 +18,12 @@ from bench.inputs.synthetic import make_batch
 from bench.modeldef import DataSpec, ModelDef
 from bench.scaling import per_device_batch, resolve_replicas
 
+# Set by the runner for a worker, read by the backends before their framework starts: how many
+# logical devices to split the host CPU into (TF; JAX reads JAX_NUM_CPU_DEVICES), and the
+# TPUClusterResolver arguments of a legacy TPU node, as JSON.
+ENV_CPU_DEVICES = "BENCH_CPU_DEVICES"
+ENV_TPU_RESOLVER = "BENCH_TPU_RESOLVER"
+
 # The ``numpy`` input cycles through this many distinct host batches, so every step copies
 # fresh host memory to the device instead of hitting a cache.
 NUMPY_POOL = 4
