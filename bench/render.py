@@ -113,6 +113,11 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     headers = {"strong": "scaling (same global batch)", "weak": "scaling (same per-device batch)"}
     for kind in kinds:
         table.add_column(headers[kind], justify="right")
+    # Multi-host: each process's own median step time, in process order (the aggregate above is
+    # bounded by the slowest).
+    per_host = any(r.get("hosts") for r in records)
+    if per_host:
+        table.add_column("per-host median ms", justify="right")
     notes = [record.get("reason", "") or ", ".join(record.get("flags", [])) for record in records]
     if any(notes):
         table.add_column("notes", overflow="fold", min_width=20)
@@ -128,6 +133,9 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
             fmt_ms(value_of(steps, "p99")),
             *(f"{eff[k]:.2f}" if k in eff else "-" for k in kinds),
         ]
+        if per_host:
+            hosts = record.get("hosts") or []
+            row.append(" / ".join(fmt_ms(h.get("median_step_s")) for h in hosts) or "-")
         table.add_row(*row, *([note] if any(notes) else []))
     return table
 

@@ -196,6 +196,11 @@ def make_strategy(device: str, split: Split) -> Any:
     return tf.distribute.MirroredStrategy([f"/{kind}:{i}" for i in range(split.replicas)])
 
 
+def strategy_name(strategy: Any) -> str:
+    # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy: say the public name.
+    return "MultiWorkerMirroredStrategy" if strategy is _MULTI_WORKER else type(strategy).__name__
+
+
 def shard_batch(strategy: Any, batch: dict[str, np.ndarray], stacked: bool = False) -> Any:
     """One slice of the GLOBAL batch per replica, on that replica's device: replica i gets rows
     [i * b, (i + 1) * b) with b = batch / replicas (a worker builds only its own replicas').
@@ -270,7 +275,7 @@ class TfWorkload(Workload):
         self.device_name = device_name(self.device)
         self.device_count = paid_devices(self.device, split)
         self.parallel_method = (
-            f"tf.distribute.{type(self.strategy).__name__} over {split.replicas} replica(s), "
+            f"tf.distribute.{strategy_name(self.strategy)} over {split.replicas} replica(s), "
             f"{processes} worker(s); loss / replicas, gradients summed by the optimizer"
         )
         set_precision(key["precision"])
