@@ -98,7 +98,19 @@ def tpus() -> list[dict[str, Any]]:
     accelerator_type = os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("ACCELERATOR_TYPE")
     if not chips and not accelerator_type:
         return []
-    return [{"kind": "tpu", "accelerator_type": accelerator_type, "chips": len(chips)}]
+    from bench.tpu import chip_count, device_name
+
+    # The device files count this host's chips; the accelerator type names the whole slice
+    # (a multi-host slice has more chips than one host shows).
+    return [
+        {
+            "kind": "tpu",
+            "accelerator_type": accelerator_type,
+            "device_name": device_name(accelerator_type),
+            "chips": len(chips),
+            "slice_chips": chip_count(accelerator_type),
+        }
+    ]
 
 
 def git_state(cwd: Path) -> dict[str, Any]:

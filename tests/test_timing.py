@@ -119,3 +119,20 @@ def test_sync_runs_before_each_clock_read():
     # After the first read, every clock read comes right after a sync.
     for n_events in clock_reads[1:]:
         assert events[n_events - 1] == "sync"
+
+
+def test_fixed_steps_ignore_the_clock_so_every_process_stops_together():
+    # Multi-host lockstep: 7 timed steps whatever the clock says. Steady 0.1 s steps would have
+    # met min_steps=3 and the CI target after 3; 50 s steps would have hit max_seconds after 1.
+    for duration in (0.1, 50.0):
+        timing, _ = run(
+            [duration],
+            warmup_steps=1,
+            min_steps=3,
+            min_seconds=0.0,
+            max_seconds=10.0,
+            target_rel_ci=0.5,
+            fixed_steps=7,
+        )
+        assert len(timing.step_times_s) == 7
+        assert timing.stop_reason.startswith("fixed step count")

@@ -7,6 +7,8 @@ network_endpoints) as they happen against the API.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.scenario import TpuNode
@@ -120,3 +122,71 @@ def test_recheck_after_a_failed_cell_tells_preemption():
     assert recheck_lost(check, service=FakeTpuService(node())) is None
     lost = recheck_lost(check, service=FakeTpuService(node("PREEMPTED", None)))
     assert lost == "TPU node 't' was preempted during the run (state PREEMPTED)"
+
+
+def run_with_node(tmp_path, fake, workers_started: list):
+    """Drive the real runner over TPU cells with the node check pointed at ``fake``; workers
+    must not start for a node that is not usable (recorded in ``workers_started``)."""
+    from bench.environment import collect
+    from bench.results import RunWriter, load_run
+    from bench.runner import Runner
+    from bench.scenario import parse_scenario
+
+    loaded = parse_scenario(
+        "name: node\nmodel: mlp\ndevice: tpu\nmatrix:\n  framework: [tensorflow, jax]\n"
+        "  batch_size: [8, 16]\ntpu: {name: t, zone: z, project: p, wait_s: 0.05, poll_s: 0.01}\n",
+        "s.yaml",
+    )
+    meta = {"scenario": {"name": "node"}, "environment": collect()}
+    writer = RunWriter.create(tmp_path, meta)
+    events: list[str] = []
+    runner = Runner(
+        loaded,
+        writer,
+        lambda kind, **_: events.append(kind),
+        "python-that-must-not-start",
+        tpu_check=lambda spec: check_node(spec, service=fake),
+    )
+
+    def fake_worker(framework, device, pending, emit, env=None):
+        workers_started.append((framework, device, list(pending), env))
+        pending.clear()  # as a worker that ran them all would
+
+    runner._run_worker = fake_worker  # type: ignore[method-assign]
+    runner.run(loaded.cells)
+    writer.finish("complete")
+    return load_run(writer.path), events
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "words"),
+    [
+        ([node("STOPPED", None)], "skipped", "is STOPPED, not READY"),
+        ([node("READY", "UNHEALTHY_MAINTENANCE")], "failed", "did not become HEALTHY"),
+        ([node("PREEMPTED", None)], "failed", "was preempted"),
+    ],
+)
+def test_runner_records_an_unusable_nodes_cells_and_goes_on(tmp_path, script, status, words):
+    started: list = []
+    run, events = run_with_node(tmp_path, FakeTpuService(*script), started)
+    assert started == []  # no worker was pointed at the node
+    assert "tpu_node" in events
+    tf_cells = [r for r in run.cells.values() if r["key"]["framework"] == "tensorflow"]
+    assert len(tf_cells) == 2
+    for record in tf_cells:
+        assert record["status"] == status and words in record["reason"]
+    jax_cells = [r for r in run.cells.values() if r["key"]["framework"] == "jax"]
+    assert {r["status"] for r in jax_cells} == {"skipped"}
+    assert "legacy TPU node" in jax_cells[0]["reason"]
+    node_meta = run.meta["environment"]["tpu_node"]
+    assert node_meta["name"] == "t" and node_meta["status"] == status
+
+
+def test_runner_hands_a_healthy_nodes_endpoint_and_type_to_the_tf_worker(tmp_path):
+    started: list = []
+    run, _ = run_with_node(tmp_path, FakeTpuService(node("READY", "HEALTHY", "v2-8")), started)
+    ((framework, device, pending, env),) = started  # only the TF group starts a worker
+    assert (framework, device, len(pending)) == ("tensorflow", "tpu", 2)
+    assert json.loads(env["BENCH_TPU_RESOLVER"]) == {"tpu": "grpc://10.0.0.2:8470"}
+    assert env["TPU_ACCELERATOR_TYPE"] == "v2-8"
+    assert run.meta["environment"]["tpu_node"]["device_name"] == "TPU v2"
