@@ -79,6 +79,22 @@ def worker_env(
     return env
 
 
+def worker_batches(framework: str, cells: list[Cell]) -> list[list[Cell]]:
+    """The cells of one (framework, device) group, cut into the runs of one worker each.
+
+    TensorFlow gets a fresh worker per replica count: its collective all-reduce keys groups by
+    a per-process counter, so a second MirroredStrategy over a different number of devices in
+    the same process joins a group of the wrong size and aborts every collective after it
+    ("joining a group with size 4, but that group has size 2"). JAX has no such state.
+    """
+    if framework != "tensorflow":
+        return [cells]
+    by_replicas: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_replicas.setdefault(str(cell.key.get("replicas", 1)), []).append(cell)
+    return list(by_replicas.values())
+
+
 def cpu_devices_for(cells: Iterable[Cell], processes: int = 1) -> int:
     """Virtual CPU devices per process for a CPU group: enough for its largest numeric
     ``replicas`` (spread over the processes); "all" then means that many."""
@@ -259,27 +275,34 @@ class Runner:
         groups: dict[tuple[str, str], list[Cell]] = {}
         for cell in cells:
             groups.setdefault(cell.group, []).append(cell)
-        repeats = self.loaded.scenario.measure.repeats
-        for (framework, device), group in groups.items():
+        for (framework, device), whole in groups.items():
             blocked = self._blocked(framework, device)
             if blocked is not None:
-                for cell in group:
+                for cell in whole:
                     self._finish(runner_record(cell, *blocked))
                 continue
-            env = self._env(framework, device, group)
-            if repeats == 1:
-                pending = list(group)
-                while pending:
-                    self._run_worker(framework, device, pending, self._finish, env)
-                    if pending and self._node_lost(framework, device, pending):
-                        break
-                continue
-            for cell in group:
-                # Each repeat in a fresh process: that is what shows between-process variance.
-                records: list[dict[str, Any]] = []
-                for _ in range(repeats):
-                    self._run_worker(framework, device, [cell], records.append, env)
-                self._finish(merge_repeats(records))
+            # Virtual CPU devices from the whole group, so "all" means the same in each worker.
+            env = self._env(framework, device, whole)
+            for group in worker_batches(framework, whole):
+                self._run_group(framework, device, group, env)
+
+    def _run_group(
+        self, framework: str, device: str, group: list[Cell], env: dict[str, str]
+    ) -> None:
+        repeats = self.loaded.scenario.measure.repeats
+        if repeats == 1:
+            pending = list(group)
+            while pending:
+                self._run_worker(framework, device, pending, self._finish, env)
+                if pending and self._node_lost(framework, device, pending):
+                    break
+            return
+        for cell in group:
+            # Each repeat in a fresh process: that is what shows between-process variance.
+            records: list[dict[str, Any]] = []
+            for _ in range(repeats):
+                self._run_worker(framework, device, [cell], records.append, env)
+            self._finish(merge_repeats(records))
 
     def _blocked(self, framework: str, device: str) -> tuple[str, str] | None:
         """(status, reason) when no worker should start for this group: its TPU node is not

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.cluster import Cluster, ClusterError, from_env, resolve
-from bench.runner import cpu_devices_for, worker_env
+from bench.runner import cpu_devices_for, worker_batches, worker_env
 from bench.scenario import parse_scenario
 
 
@@ -57,3 +57,18 @@ def test_workers_get_the_cluster_and_enough_virtual_cpus():
     assert from_env(env) == cluster
     assert env["JAX_NUM_CPU_DEVICES"] == env["BENCH_CPU_DEVICES"] == "2"
     assert "JAX_NUM_CPU_DEVICES" not in worker_env("jax", "gpu", 4)
+
+
+def test_tensorflow_gets_a_fresh_worker_per_replica_count():
+    loaded = parse_scenario(
+        "name: t\nmodel: mlp\nmatrix:\n  batch_size: [32, 64]\n  replicas: [1, 2]\n",
+        "s.yaml",
+    )
+    ids = [
+        [c.cell_id.split("-", 3)[3] for c in b] for b in worker_batches("tensorflow", loaded.cells)
+    ]
+    assert ids == [
+        ["bs32-float32-synthetic", "bs64-float32-synthetic"],
+        ["bs32-float32-synthetic-r2", "bs64-float32-synthetic-r2"],
+    ]
+    assert len(worker_batches("jax", loaded.cells)) == 1

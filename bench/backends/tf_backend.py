@@ -51,6 +51,7 @@ from bench.tpu import device_name as tpu_device_name
 # The TPU system is initialised once per process: resolver, topology, and a strategy per
 # replica count (all cores under "all").
 _TPU: dict[Any, Any] = {}
+_MIRRORED: dict[tuple[str, int], Any] = {}
 _MULTI_WORKER: Any = None
 _CLUSTER: Cluster | None = None
 
@@ -193,7 +194,12 @@ def make_strategy(device: str, split: Split) -> Any:
     kind = device.upper()
     if split.replicas == 1:
         return tf.distribute.OneDeviceStrategy(f"/{kind}:0")
-    return tf.distribute.MirroredStrategy([f"/{kind}:{i}" for i in range(split.replicas)])
+    # One strategy per device set for the worker's life: each new one would open another
+    # collective group (the runner already gives each replica count its own worker).
+    if (kind, split.replicas) not in _MIRRORED:
+        devices = [f"/{kind}:{i}" for i in range(split.replicas)]
+        _MIRRORED[kind, split.replicas] = tf.distribute.MirroredStrategy(devices)
+    return _MIRRORED[kind, split.replicas]
 
 
 def strategy_name(strategy: Any) -> str:
