@@ -101,6 +101,7 @@ def test_single_device_table_puts_both_batches_in_the_caption():
 
 def host(record_, pid, median, energy=None):
     out = {**record_, "host": {"process_id": pid, "hostname": f"h{pid}"}}
+    out["samples"] = {"step_time_s": [median] * 3}
     out["metrics"] = {
         **record_["metrics"],
         "step_time_s": {"unit": "s", "method": "m", "median": median, "p99": median},
@@ -120,6 +121,8 @@ def test_merge_keeps_every_host_and_the_slowest_bounds_the_aggregate():
     assert merged["metrics"]["examples_per_s"]["value"] == pytest.approx(2000.0)
     assert merged["metrics"]["mfu"]["value"] == pytest.approx(0.5 * 2000 / 2560)
     assert merged["metrics"]["energy_j"]["value"] == 120.0
+    # 120 J over 3 steps of the 256-example global batch.
+    assert merged["metrics"]["energy_per_example_j"]["value"] == pytest.approx(120 / (3 * 256))
     assert "host" not in merged
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bench.measure.energy import per_example
 from bench.metrics import metric, value_of
 
 WITH_THROUGHPUT = ("tokens_per_s", "examples_per_usd", "mfu")
@@ -86,4 +87,7 @@ def merge_hosts(records: list[dict[str, Any]]) -> dict[str, Any]:
             "value": sum(e for e in energies if e is not None),
             "method": metrics["energy_j"].get("method", "") + f"; summed over {len(records)} hosts",
         }
+        # Every host timed the same steps of the same global batch: all hosts' joules per example.
+        steps = len(merged.get("samples", {}).get("step_time_s", []))
+        metrics.update(per_example(metrics, batch * steps))
     return merged
