@@ -47,6 +47,7 @@ def test_jax_four_devices_train_like_one_on_the_same_global_batch():
     assert found["split"]["replicas"] == 4 and found["split"]["per_device_batch_size"] == 4
     assert found["max_abs_change"] > 1e-3  # the steps did move the parameters
     assert found["max_abs_diff"] < TOLERANCE
+    assert found["max_abs_diff_k2"] < TOLERANCE  # 2 steps per call: the same 6 steps
 
 
 def test_tensorflow_two_logical_cpus_train_like_one_on_the_same_global_batch():
@@ -55,6 +56,7 @@ def test_tensorflow_two_logical_cpus_train_like_one_on_the_same_global_batch():
     assert found["split"]["per_device_batch_size"] == 8
     assert found["max_abs_change"] > 1e-3
     assert found["max_abs_diff"] < TOLERANCE
+    assert found["max_abs_diff_k2"] < TOLERANCE
 
 
 FAST = """\

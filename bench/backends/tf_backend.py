@@ -350,10 +350,22 @@ class TfWorkload(Workload):
 
         replica_fn = one_step if per_call == 1 else repeated_replica
         jit = bool(key.get("xla", False))
+        # Training on several replicas syncs gradients (a merge_call) in every step, which TF
+        # refuses inside control flow in the replica function: there the K-step loop goes
+        # around strategy.run instead, as Keras' steps_per_execution does. The call returns the
+        # last step's losses (a NaN earlier on propagates into them).
+        loop_outside = per_call > 1 and self.workload == "train" and replicas > 1
+
+        def step_at(batches: dict, i: tf.Tensor) -> tf.Tensor:
+            return one_step({k: v[i] for k, v in batches.items()} if stacked else batches)
 
         @tf.function(jit_compile=jit, reduce_retracing=False)
         def step_fn(batch: dict) -> Any:
-            return strategy.run(replica_fn, args=(batch,))
+            if not loop_outside:
+                return strategy.run(replica_fn, args=(batch,))
+            for i in tf.range(per_call - 1):
+                strategy.run(step_at, args=(batch, i))
+            return strategy.run(step_at, args=(batch, tf.constant(per_call - 1)))
 
         self._fn = step_fn
         start = time.perf_counter()
