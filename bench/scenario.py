@@ -20,13 +20,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.modeldef import ModelError, load_model
 
 Workload = Literal["train", "predict"]
 Framework = Literal["jax", "tensorflow"]
 Device = Literal["cpu", "gpu", "tpu"]
 Precision = Literal["float32", "bfloat16"]
-Input = Literal["synthetic", "numpy"]
+Input = Literal["synthetic", "numpy", "tfdata"]
 # Data-parallel replicas: a device count, or "all" for every device the worker sees (resolved at
 # run time and recorded). batch_size is the GLOBAL batch, split evenly across the replicas.
 Replicas = PositiveInt | Literal["all"]
@@ -40,10 +41,14 @@ AXES = (
     "batch_size",
     "precision",
     "input",
+    "pipeline",
     "xla",
     "steps_per_call",
     "replicas",
 )
+# Axes that only mean something for some cells: left out of the key (and the id) elsewhere, so
+# cells that differ only in them collapse into one and older ids stay as they were.
+CONDITIONAL = {"pipeline": lambda axes: axes["input"] == "tfdata"}
 
 
 class _Strict(BaseModel):
@@ -59,6 +64,7 @@ class Axes(_Strict):
     batch_size: PositiveInt | None = None
     precision: Precision | None = None
     input: Input | None = None
+    pipeline: PipelineChoice | None = None
     xla: bool | None = None
     steps_per_call: PositiveInt | None = None
     replicas: Replicas | None = None
@@ -73,6 +79,7 @@ class Matrix(_Strict):
     batch_size: list[PositiveInt] | None = Field(None, min_length=1)
     precision: list[Precision] | None = Field(None, min_length=1)
     input: list[Input] | None = Field(None, min_length=1)
+    pipeline: list[PipelineChoice] | None = Field(None, min_length=1)
     xla: list[bool] | None = Field(None, min_length=1)
     steps_per_call: list[PositiveInt] | None = Field(None, min_length=1)
     replicas: list[Replicas] | None = Field(None, min_length=1)
@@ -129,6 +136,10 @@ class Scenario(_Strict):
     batch_size: PositiveInt = 32
     precision: Precision = "float32"
     input: Input = "synthetic"
+    pipeline: PipelineChoice = Field(
+        DEFAULT_PIPELINE, description="tfdata pipeline: a preset, a label or {preset, knobs...}"
+    )
+    data: DataFiles = Field(default_factory=DataFiles)
     xla: bool = Field(
         False,
         description="TensorFlow: compile the step with XLA (tf.function jit_compile). JAX "
@@ -166,6 +177,8 @@ class Cell:
             f"{k['framework']}-{k['device']}-{k['workload']}-bs{k['batch_size']}"
             f"-{k['precision']}-{k['input']}"
         )
+        if "pipeline" in k:  # tfdata cells only
+            cell_id += f"-{k['pipeline']}"
         if k.get("xla") and k["framework"] != "jax":  # every JAX cell is XLA: no information
             cell_id += "-xla"
         if k.get("steps_per_call", 1) != 1:
@@ -260,6 +273,12 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
+        largest = max((c.key["batch_size"] for c in cells if c.key["input"] == "tfdata"), default=0)
+        if largest > scenario.data.examples:
+            problems.append(
+                f"{where}{_line(lines, ('data',))}: data.examples: got {scenario.data.examples}; "
+                f"expected at least the largest tfdata batch_size ({largest}): every batch is full"
+            )
     if problems:
         raise ScenarioError(where, sorted(problems, key=lambda p: _line_number(p, where)))
     assert scenario is not None
@@ -281,9 +300,9 @@ def expand(scenario: Scenario) -> list[Cell]:
         axes = _normalize(dict(zip(AXES, combo, strict=True)))
         if any(_matches(axes, ex) for ex in scenario.exclude):
             continue
-        if tuple(axes.values()) not in seen:
+        if tuple(axes.items()) not in seen:
             cells.append(axes)
-            seen.add(tuple(axes.values()))
+            seen.add(tuple(axes.items()))
     for inc in scenario.include:
         axes = _normalize(
             {
@@ -291,7 +310,7 @@ def expand(scenario: Scenario) -> list[Cell]:
                 for a in AXES
             }
         )
-        combo = tuple(axes.values())
+        combo = tuple(axes.items())
         if combo not in seen:
             cells.append(axes)
             seen.add(combo)
@@ -305,10 +324,11 @@ def _values(scenario: Scenario, axis: str) -> list[Any]:
 
 def _normalize(axes: dict[str, Any]) -> dict[str, Any]:
     """JAX compiles every step with XLA, so its cells say ``xla: true`` whatever was asked;
-    ``xla: [false, true]`` then yields one JAX cell, not two identical ones."""
+    ``xla: [false, true]`` then yields one JAX cell, not two identical ones. Likewise a
+    conditional axis is dropped where it does not apply (``pipeline`` without ``tfdata``)."""
     if axes["framework"] == "jax":
         axes["xla"] = True
-    return axes
+    return {a: v for a, v in axes.items() if a not in CONDITIONAL or CONDITIONAL[a](axes)}
 
 
 def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
@@ -332,7 +352,7 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
 
 def _matches(axes: dict[str, Any], pattern: Axes) -> bool:
     given = pattern.model_dump(exclude_none=True)
-    return all(axes[k] == v for k, v in given.items())
+    return all(axes.get(k) == v for k, v in given.items())
 
 
 def _check_model(name: str, args: dict, where: str, lines: dict, problems: list[str]) -> Any:
@@ -471,6 +491,8 @@ def _expected(err: dict) -> str:
         return err["msg"].replace("Input should be ", "a number ")
     if kind == "too_short":
         return "a non-empty list"
+    if kind == "value_error":
+        return err["msg"].removeprefix("Value error, ")
     return err["msg"].replace("Input should be ", "").replace("input should be ", "")
 
 
