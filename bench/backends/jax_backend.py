@@ -18,7 +18,6 @@ feeding its own rows of the global batch.
 from __future__ import annotations
 
 import functools
-import itertools
 import time
 from typing import Any
 
@@ -32,7 +31,6 @@ from bench.backends.workload import (
     BuildRequest,
     Split,
     Workload,
-    call_inputs,
     host_batches,
     paid_devices,
     plan_split,
@@ -41,6 +39,7 @@ from bench.backends.workload import (
     steps_per_call,
 )
 from bench.cluster import Cluster
+from bench.inputs.feed import open_batches
 from bench.metrics import metric, unavailable
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
@@ -328,16 +327,12 @@ class JaxWorkload(Workload):
         stacked = stacks_batches(key)
         data = batch_sharding(mesh, stacked)
 
-        inputs = call_inputs(req, hosts)
+        # This process's rows of each call's input, spread over its devices of the mesh.
+        self.batches = open_batches(req, "jax", hosts, lambda batch: shard_batch(batch, data))
+        self._next_batch = self.batches
         # Compiled for the first call's input without taking it, so the first step sees the
         # first batch (steps_per_call equivalence relies on the order).
-        example = shard_batch(inputs[0], data)
-        if key["input"] == "synthetic":
-            # Made once and kept on the devices: the upper bound with no input cost.
-            self._next_batch = lambda: example
-        else:
-            cycle = itertools.cycle(inputs)
-            self._next_batch = lambda: shard_batch(next(cycle), data)
+        example = self.batches.example
 
         # One step's function and argument shapes, for the compiler's FLOP count when K > 1.
         first = functools.partial(jax.tree_util.tree_map, lambda x: x[0])

@@ -16,7 +16,7 @@ a retrace during the timed phase shows in the function's tracing count.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import os
 import time
@@ -35,7 +35,6 @@ from bench.backends.workload import (
     BuildRequest,
     Split,
     Workload,
-    call_inputs,
     host_batches,
     paid_devices,
     plan_split,
@@ -44,6 +43,7 @@ from bench.backends.workload import (
     steps_per_call,
 )
 from bench.cluster import Cluster
+from bench.inputs.feed import open_batches
 from bench.metrics import metric, unavailable
 from bench.scaling import BatchSplitError
 from bench.tpu import device_name as tpu_device_name
@@ -306,21 +306,21 @@ class TfWorkload(Workload):
 
         self.steps_per_call = per_call = steps_per_call(key)
         stacked = stacks_batches(key)
-        inputs = call_inputs(req, hosts)
-        if key["input"] == "synthetic":
-            # Made once and kept on the device(s): the upper bound with no input cost.
-            if distribute:
-                on_device = shard_batch(self.strategy, inputs[0], stacked)
-            else:
-                with tf.device(self._device_name()):
-                    on_device = {k: tf.identity(tf.constant(v)) for k, v in inputs[0].items()}
-            self._next_batch = lambda: on_device
-        elif distribute:
-            cycle = itertools.cycle(inputs)
-            self._next_batch = lambda: shard_batch(self.strategy, next(cycle), stacked)
+        if distribute:
+            place = keep = functools.partial(shard_batch, self.strategy, stacked=stacked)
+            device = None
         else:
-            cycle = itertools.cycle(inputs)
-            self._next_batch = lambda: {k: tf.convert_to_tensor(v) for k, v in next(cycle).items()}
+            device = self._device_name()
+
+            def place(batch: dict) -> dict:  # the step copies host tensors to its device
+                return {k: tf.convert_to_tensor(v) for k, v in batch.items()}
+
+            def keep(batch: dict) -> dict:  # synthetic: made once and kept on the device
+                with tf.device(device):
+                    return {k: tf.identity(tf.constant(v)) for k, v in batch.items()}
+
+        self.batches = open_batches(req, "tensorflow", hosts, place, keep, device)
+        self._next_batch = self.batches
 
         model, strategy = self.model, self.strategy
         replicas = strategy.num_replicas_in_sync

@@ -37,6 +37,7 @@ class BuildRequest:
     spec: DataSpec
     optimizer: Any  # bench.scenario.Optimizer
     seed: int
+    data: Any = None  # bench.inputs.datafiles.DataSet for tfdata cells: the files to read
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Workload(ABC):
     steps_per_call: int = 1  # steps (or batch predictions) inside one compiled call
     split: Split | None = None  # data parallelism; None: one device, the whole batch
     parallel_method: str = "one device"
+    batches: Any = None  # bench.inputs.feed.Batches: the step's input, timed by the cell
 
     def compiler_flops(self) -> float | None:
         """FLOPs of one step (not one call) by the compiler's own count, when it has one."""
@@ -150,10 +152,11 @@ def stacks_batches(key: dict[str, Any]) -> bool:
     K steps per call compute exactly what K single steps do. Predictions (K > 1) always take K
     distinct batches: with the same batch K times the forward pass is loop-invariant and a
     compiler may hoist it out of the loop, faking a K-fold speed-up. Numpy input takes the next
-    K host batches, copied to the device in one transfer per call.
+    K host batches, copied to the device in one transfer per call; tfdata input the pipeline's
+    next K batches, stacked by the pipeline itself (``batch(K)``).
     """
     k = steps_per_call(key)
-    return k > 1 and (key["workload"] == "predict" or key["input"] == "numpy")
+    return k > 1 and (key["workload"] == "predict" or key["input"] in ("numpy", "tfdata"))
 
 
 def host_batches(
