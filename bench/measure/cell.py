@@ -2,17 +2,25 @@
 
 Composes the pieces that stay independent: the backend (framework), the model, the input, the
 timer, and the counters read around the timed phase (energy, telemetry). Returns the parts of a
-cell record that measurement fills in (status, reason, flags, metrics, samples); the worker adds
-identity and timestamps.
+cell record that measurement fills in (status, reason, flags, metrics, samples, input); the
+worker adds identity and timestamps.
+
+Input measurements (``numpy`` and ``tfdata`` cells): the time each timed step waited for its
+batch, that wait as a fraction of step time, and the pipeline's own throughput, measured after
+the timed phase by iterating a fresh copy of the same pipeline with no model. Whether the cell
+is input-bound needs the matching ``synthetic`` cell, so the runner decides it
+(``bench.inputs.verdict``).
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.backends.workload import BuildRequest, Workload
+from bench.inputs.feed import Batches
 from bench.measure.cost import cost_metrics, price_per_hour
 from bench.measure.energy import EnergyMeter, per_example
 from bench.measure.flops import calibrate_cpu_peak, mfu, peak_flops
@@ -26,6 +34,9 @@ from bench.modeldef import load_model
 # Sizes of the CPU calibration matmuls: the fastest is the peak, as the best size depends on the
 # CPU's caches and the framework's kernels (0.3-17 GFLOP each: well under a second in all).
 CALIBRATION_SIZES = (512, 1024, 2048)
+MEASURED_INPUTS = ("numpy", "tfdata")  # inputs whose cost is measured (synthetic has none)
+# The pipeline alone runs by the cell's run-length rule, but for at most this long.
+ALONE_MAX_SECONDS = 5.0
 
 
 @functools.cache
@@ -51,12 +62,21 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
 
     key = msg["key"]
     rss_reset = reset_peak_rss()
-    build_start = time.perf_counter()
     model = load_model(key["model"])
     args = model.Args.model_validate(msg["model_args"])
     spec = model.data_spec(args)
-    req = BuildRequest(key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"])
+    data = None
+    if key["input"] == "tfdata":
+        # Made (or found in the cache, and checked) before the clock starts: data files are
+        # prepared once, offline, in real jobs too.
+        from bench.inputs.datafiles import ensure
+        from bench.inputs.settings import DataFiles
+
+        data = ensure(spec, DataFiles(**msg.get("data", {})), msg["seed"])
+    build_start = time.perf_counter()
+    req = BuildRequest(key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data)
     workload = backend.build(req)
+    batches: Batches | None = workload.batches
 
     m = msg["measure"]
     processes = (msg.get("cluster") or {}).get("num_processes", 1)
@@ -84,12 +104,22 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         energy_metrics.update(energy.stop())
         telemetry.stop()
 
-    traces_before = workload.trace_count()
-    timing = Timer(rule).run(workload.step, workload.sync, timed_phase_start, timed_phase_end)
-    time_to_first = (
-        time.perf_counter() - build_start - sum(timing.warmup_s) - sum(timing.step_times_s)
-    )
-    retraced = workload.trace_count() - traces_before
+    try:
+        fill_s = batches.fill_cache() if batches is not None else None
+        step, waits = _step_noting_input_waits(workload, batches)
+        traces_before = workload.trace_count()
+        timing = Timer(rule).run(step, workload.sync, timed_phase_start, timed_phase_end)
+        time_to_first = (
+            time.perf_counter()
+            - build_start
+            - sum(timing.warmup_s)
+            - sum(timing.step_times_s)
+            - (fill_s or 0.0)
+        )
+        retraced = workload.trace_count() - traces_before
+    finally:
+        if batches is not None:
+            batches.close()  # stop prefetching: the pipeline is timed alone below
 
     status, reason, flags = "ok", "", []
     bad_output = workload.check_output(timing.last_output)
@@ -105,6 +135,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     per_call = workload.steps_per_call
     times = [t / per_call for t in timing.step_times_s]
     warmup = [t / per_call for t in timing.warmup_s]
+    step_waits = [w / per_call for w in waits[-len(times) :]] if waits else []
     steps = summarize(times)
     examples_per_s = batch / steps["median"]
     sync_how = "device-synced" if key["framework"] == "jax" else "host read of the output"
@@ -126,7 +157,9 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         "compile_s": metric(workload.compile_s, "s", workload.compile_method),
         "first_step_s": metric(timing.first_step_s, "s", first),
         "time_to_first_result_s": metric(
-            time_to_first, "s", "model build + compile + first step, wall clock"
+            time_to_first,
+            "s",
+            "model build + compile + first step, wall clock (data files and cache fill apart)",
         ),
         "run_length": {
             "steps": len(times) * per_call,
@@ -159,6 +192,14 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             "p50": steps["p50"],
             "p99": steps["p99"],
         }
+    measured_input = batches is not None and key["input"] in MEASURED_INPUTS
+    if batches is not None and measured_input:
+        metrics.update(input_metrics(step_waits, times, fill_s))
+        if per_call > 1:
+            metrics["input_wait_s"]["method"] += f"; call wait / steps_per_call={per_call}"
+        metrics["pipeline_examples_per_s"] = pipeline_alone(
+            batches, rule, batches.examples_per_call
+        )
     metrics.update(workload.memory())
     metrics["peak_host_rss_bytes"] = _host_rss(rss_reset)
 
@@ -186,11 +227,82 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         "reason": reason,
         "flags": flags,
         "metrics": metrics,
-        "samples": {"step_time_s": times, "warmup_s": warmup},
+        "samples": {
+            "step_time_s": times,
+            "warmup_s": warmup,
+            **({"input_wait_s": step_waits} if measured_input else {}),
+        },
+        "input": batches.describe() if batches is not None else {},
     }
     if split is not None:
         found["parallelism"] = split.describe(workload.parallel_method)
     return found
+
+
+def _step_noting_input_waits(
+    workload: Workload, batches: Batches | None
+) -> tuple[Callable[[], Any], list[float]]:
+    """The workload's step, also noting how long each call waited for its batch."""
+    waits: list[float] = []
+    if batches is None:
+        return workload.step, waits
+
+    def step() -> Any:
+        before = batches.wait_s
+        out = workload.step()
+        waits.append(batches.wait_s - before)
+        return out
+
+    return step, waits
+
+
+def input_metrics(waits: list[float], times: list[float], fill_s: float | None) -> dict[str, Any]:
+    """How long the timed steps waited for input, alone and as a share of step time."""
+    out: dict[str, Any] = {
+        "input_wait_s": {
+            "unit": "s",
+            "method": "per timed step: time in the call for its batch (pipeline work not hidden "
+            "by prefetching + placing the batch), wall clock",
+            **summarize(waits),
+        },
+        "input_wait_fraction": metric(
+            sum(waits) / sum(times),
+            "fraction",
+            "sum of input waits / sum of step times over the timed steps",
+        ),
+    }
+    if fill_s is not None:
+        out["cache_fill_s"] = metric(
+            fill_s, "s", "pulling one epoch through the pipeline to fill its cache, before timing"
+        )
+    return out
+
+
+def pipeline_alone(batches: Batches, rule: RunLength, examples_per_call: int) -> dict[str, Any]:
+    """The same pipeline, opened fresh and iterated with no model: what it can deliver."""
+    alone = RunLength(
+        rule.warmup_steps,
+        rule.min_steps,
+        min(rule.min_seconds, ALONE_MAX_SECONDS),
+        min(rule.max_seconds, ALONE_MAX_SECONDS),
+        rule.target_rel_ci,
+    )
+    fresh = batches.fresh()
+    try:
+        fresh.fill_cache()
+        timing = Timer(alone).run(fresh, fresh.ready)
+    finally:
+        fresh.close()
+    times = timing.step_times_s
+    return metric(
+        examples_per_call * len(times) / sum(times),
+        "examples/s",
+        f"a fresh copy of the pipeline iterated with no model after the timed phase (cache "
+        f"filled, {alone.warmup_steps} warm-up calls, then the cell's run-length rule capped at "
+        f"{ALONE_MAX_SECONDS:g} s), inputs placed on the device; examples per call * calls / time",
+        calls=len(times),
+        seconds=sum(times),
+    )
 
 
 def _host_rss(reset_worked: bool) -> dict[str, Any]:
