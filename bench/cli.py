@@ -82,6 +82,8 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
         elif kind == "cell_done":
             progress.console.print(cell_line(data["record"]), highlight=False)
             progress.advance(task_ref["id"])
+        elif kind == "cell_updated":  # judged again once its synthetic twin finished
+            progress.console.print(cell_line(data["record"]), highlight=False)
 
     return on_event
 

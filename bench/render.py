@@ -20,7 +20,16 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "magenta",
 }
-KEY_COLUMNS = ("workload", "framework", "device", "precision", "input", "xla", "steps_per_call")
+KEY_COLUMNS = (
+    "workload",
+    "framework",
+    "device",
+    "precision",
+    "input",
+    "pipeline",
+    "xla",
+    "steps_per_call",
+)
 # Derived from the key and the record: the replicas a cell ran on ("all" resolved) and both
 # readings of its batch, so no table leaves the global/per-device question open.
 SPLIT_COLUMNS = ("replicas", "global batch", "per-device batch")
@@ -52,8 +61,11 @@ def cell_line(record: dict[str, Any]) -> Text:
         rate = value_of(metrics.get("examples_per_s"))
         median = value_of(metrics.get("step_time_s"), "median")
         line.append(f"  {fmt_rate(rate)} ex/s  median {fmt_ms(median)} ms", style="dim")
-        if "unstable" in record.get("flags", []):
-            line.append("  unstable", style="yellow")
+        wait = value_of(metrics.get("input_wait_fraction"))
+        if wait is not None:
+            line.append(f"  input wait {wait:.0%}", style="dim")
+        for flag in record.get("flags", []):
+            line.append(f"  {flag_note(record, flag)}", style="yellow")
     else:
         line.append(f"  {status}: {record.get('reason', '')}", style=STATUS_STYLE.get(status, ""))
     return line
@@ -76,6 +88,24 @@ def split_of(record: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def flag_note(record: dict[str, Any], flag: str) -> str:
+    """A flag with the number behind it: ``input_bound (61% of synthetic)``."""
+    detail = record.get("metrics", {}).get(flag, {})
+    if flag == "input_bound" and "share_of_synthetic" in detail:
+        return f"{flag} ({detail['share_of_synthetic']:.0%} of synthetic)"
+    if flag == "input_bound" and "input_wait_fraction" in detail:
+        return f"{flag} (waits {detail['input_wait_fraction']:.0%} of step time)"
+    return flag
+
+
+def key_text(key: dict[str, Any], axis: str) -> str:
+    """An axis value for a table; "-" where a conditional axis does not apply (the pipeline of
+    a cell that reads no tf.data pipeline)."""
+    if axis == "pipeline" and axis not in key:
+        return "-"
+    return str(key.get(axis))
+
+
 def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     """Axes that vary get a column each; the constant ones go in the caption to save width.
 
@@ -86,7 +116,7 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     records = [run.cells[c] for c in (planned or list(run.cells)) if c in run.cells]
     splits = [split_of(r) for r in records]
     values = [
-        {**{k: str(r["key"].get(k)) for k in KEY_COLUMNS}, **split}
+        {**{k: key_text(r["key"], k) for k in KEY_COLUMNS}, **split}
         for r, split in zip(records, splits, strict=True)
     ]
     names = (*KEY_COLUMNS[:3], *SPLIT_COLUMNS, *KEY_COLUMNS[3:])
@@ -118,7 +148,15 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     per_host = any(r.get("hosts") for r in records)
     if per_host:
         table.add_column("per-host median ms", justify="right")
-    notes = [record.get("reason", "") or ", ".join(record.get("flags", [])) for record in records]
+    # Input columns only when some cell measured its input (numpy or tfdata cells).
+    inputs = any("input_wait_fraction" in r.get("metrics", {}) for r in records)
+    if inputs:
+        table.add_column("input wait", justify="right")
+        table.add_column("pipeline ex/s", justify="right")
+    notes = [
+        record.get("reason", "") or ", ".join(flag_note(record, f) for f in record.get("flags", []))
+        for record in records
+    ]
     if any(notes):
         table.add_column("notes", overflow="fold", min_width=20)
     for record, value, note in zip(records, values, notes, strict=True):
@@ -136,6 +174,12 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
         if per_host:
             hosts = record.get("hosts") or []
             row.append(" / ".join(fmt_ms(h.get("median_step_s")) for h in hosts) or "-")
+        if inputs:
+            wait = value_of(metrics.get("input_wait_fraction"))
+            row += [
+                "-" if wait is None else f"{wait:.0%}",
+                fmt_rate(value_of(metrics.get("pipeline_examples_per_s"))),
+            ]
         table.add_row(*row, *([note] if any(notes) else []))
     return table
 
