@@ -496,6 +496,72 @@ def _add_gate_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from bench.inputs.datafiles import DataError, make_for_model
+    from bench.inputs.settings import DataFiles
+    from bench.modeldef import ModelError
+    from bench.scenario import ScenarioError, load_scenario
+
+    if bool(args.models) == bool(args.scenario):
+        err.print("bench data make: give MODEL names, or --scenario FILE (not both)")
+        return EXIT_USAGE
+    flags = {
+        "examples": args.examples,
+        "shards": args.shards,
+        "stored_image_size": args.stored_image_size,
+        "jpeg_quality": args.jpeg_quality,
+        "dir": args.dir,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        if args.scenario:
+            s = load_scenario(args.scenario).scenario
+            jobs = [(s.model, s.model_args)]
+            data = DataFiles(**{**s.data.model_dump(exclude_none=True), **given})
+            seed = s.seed if args.seed is None else args.seed
+        else:
+            model_args = json.loads(args.model_args) if args.model_args else {}
+            jobs = [(name, model_args) for name in args.models]
+            data, seed = DataFiles(**given), args.seed or 0
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            err.print(problem, style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    except (ValidationError, json.JSONDecodeError) as exc:
+        err.print(f"bench data make: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+
+    for model, model_args in jobs:
+        try:
+            with out.status(f"{model}: making or checking data files..."):
+                made = make_for_model(model, model_args, data, seed)
+        except ModelError as exc:
+            err.print(
+                f"bench data make: {model}: {exc}", style="red", highlight=False, markup=False
+            )
+            return EXIT_USAGE
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                err.print(f"bench data make: {model}: model_args.{where}: {e['msg']}", style="red")
+            return EXIT_USAGE
+        except DataError as exc:
+            err.print(
+                f"bench data make: {model}: {exc}", style="red", highlight=False, markup=False
+            )
+            return 1
+        info = made.describe()
+        how = f"made in {info['make_s']:.1f} s" if info["made"] else "found in the cache, checked"
+        # One line per model, never wrapped: the folder is what users copy.
+        print(
+            f"{model} ({info['kind']}): {info['examples']} examples in {info['files']} files, "
+            f"{info['bytes'] / 2**20:.1f} MiB, {how}: {info['dir']}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
@@ -648,6 +714,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recommend)
 
     _add_gate_parsers(sub)
+
+    p = sub.add_parser("data", help="data files for tfdata cells")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_sub.add_parser(
+        "make",
+        help="write a model's data files (deterministic from the seed) or find them in the cache",
+        description="Write the sharded TFRecord files (and CSV for tabular data) that tfdata "
+        "cells of a model read, into a cache folder named by a hash of every parameter; "
+        "print where. Files already there are checked and reused.",
+    )
+    p.add_argument("models", nargs="*", metavar="MODEL", help="registered model names")
+    p.add_argument("--scenario", help="take model, model_args, seed and data: from a scenario")
+    p.add_argument("--model-args", help="the model's options as JSON, e.g. '{\"image_size\": 64}'")
+    p.add_argument("--examples", type=int, help="examples to write (default 2048)")
+    p.add_argument("--shards", type=int, help="TFRecord files to split them into (default 8)")
+    p.add_argument("--seed", type=int, help="default 0 (or the scenario's seed)")
+    p.add_argument(
+        "--stored-image-size", type=int, help="store JPEGs at this size (default: the model's)"
+    )
+    p.add_argument("--jpeg-quality", type=int, help="default 90")
+    p.add_argument("--dir", help="cache root (default $BENCH_DATA_DIR or ~/.cache/bench/data)")
+    p.set_defaults(func=cmd_data_make)
 
     p = sub.add_parser("list", help="list models and scenarios")
     p.add_argument("--scenarios", default="scenarios")

@@ -474,3 +474,12 @@ def read_csv(dataset: DataSet) -> Iterator[dict[str, np.ndarray]]:
                 dtype = np.int64 if col.encoding == "int" else np.float32
                 out[col.name] = np.array([dtype(v) for v in raw], dtype).reshape(col.shape)
             yield out
+
+
+def make_for_model(model: str, model_args: dict[str, Any], data: DataFiles, seed: int) -> DataSet:
+    """``bench data make``: the files a ``tfdata`` cell of ``model`` reads, made or reused."""
+    from bench.modeldef import load_model
+
+    definition = load_model(model)
+    spec = definition.data_spec(definition.Args.model_validate(model_args))
+    return ensure(spec, data, seed)
