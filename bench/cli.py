@@ -517,7 +517,7 @@ def cmd_data_make(args: argparse.Namespace) -> int:
     given = {k: v for k, v in flags.items() if v is not None}
     try:
         if args.scenario:
-            s = load_scenario(args.scenario).scenario
+            s = load_scenario(args.scenario, args.set).scenario
             jobs = [(s.model, s.model_args)]
             data = DataFiles(**{**s.data.model_dump(exclude_none=True), **given})
             seed = s.seed if args.seed is None else args.seed
@@ -726,6 +726,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help="registered model names")
     p.add_argument("--scenario", help="take model, model_args, seed and data: from a scenario")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --scenario: override a scenario field, as bench run does",
+    )
     p.add_argument("--model-args", help="the model's options as JSON, e.g. '{\"image_size\": 64}'")
     p.add_argument("--examples", type=int, help="examples to write (default 2048)")
     p.add_argument("--shards", type=int, help="TFRecord files to split them into (default 8)")

@@ -59,7 +59,7 @@ IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 ZIPF_EXPONENT = 1.1
 TABULAR_MAX_COLUMNS = 256
-LABEL_CHUNK = 256  # examples labelled per teacher call (the teacher rebuilds its tables each call)
+LABEL_CHUNK = 32  # examples per teacher call: amortises its tables, keeps arrays in cache
 
 
 class DataError(Exception):
@@ -182,26 +182,36 @@ def _zipf(rng: np.random.Generator, vocab: int, shape: tuple[int, ...]) -> np.nd
     return np.minimum(ids, vocab - 1).astype(np.int32)
 
 
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _picture(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """A smooth, photo-like uint8 picture: gradients, low-frequency waves, shapes, mild noise."""
     h, w, c = shape
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    y, x = y / h, x / w
+    if (h, w) not in _GRIDS:
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        _GRIDS[(h, w)] = (y / h, x / w)
+    y, x = _GRIDS[(h, w)]
     img = np.empty((h, w, c), np.float32)
     for ch in range(c):
-        fy, fx = rng.uniform(0.5, 3.0, size=2)
-        phase = rng.uniform(0, 2 * np.pi)
+        fy, fx, phase = rng.uniform(0.5, 3.0), rng.uniform(0.5, 3.0), rng.uniform(0, 2 * np.pi)
+        wave = np.sin(np.float32(2 * np.pi) * (np.float32(fx) * x + np.float32(fy) * y) + phase)
         img[..., ch] = (
-            rng.uniform(60, 190)
-            + rng.uniform(-60, 60) * x
-            + rng.uniform(-60, 60) * y
-            + rng.uniform(10, 40) * np.sin(2 * np.pi * (fx * x + fy * y) + phase)
+            np.float32(rng.uniform(60, 190))
+            + np.float32(rng.uniform(-60, 60)) * x
+            + np.float32(rng.uniform(-60, 60)) * y
+            + np.float32(rng.uniform(10, 40)) * wave
         )
     for _ in range(rng.integers(2, 6)):  # a few filled ellipses of flat colour
         cy, cx, ry, rx = rng.uniform(0, 1), rng.uniform(0, 1), *rng.uniform(0.05, 0.3, size=2)
-        inside = ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1
-        img[inside] = rng.uniform(0, 255, size=c)
-    img += rng.normal(0, 6, size=img.shape).astype(np.float32)
+        colour = rng.uniform(0, 255, size=c).astype(np.float32)
+        # Only the ellipse's bounding box is tested, not the whole picture.
+        top, bottom = max(int((cy - ry) * h), 0), min(int((cy + ry) * h) + 1, h)
+        left, right = max(int((cx - rx) * w), 0), min(int((cx + rx) * w) + 1, w)
+        yy, xx = y[top:bottom, left:right], x[top:bottom, left:right]
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        img[top:bottom, left:right][inside] = colour
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(6)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -223,14 +233,14 @@ def generate(
                 values[col.name].append(rng.standard_normal(col.shape, dtype=np.float32))
     out = {name: np.stack(vals) for name, vals in values.items()}
     # Label each example by what the model will see (pictures in [0, 1], normalised).
-    seen = dict(out)
-    for col in lay.columns:
-        if col.encoding == "jpeg":
-            seen[col.name] = (out[col.name] / np.float32(255) - IMAGE_MEAN) / IMAGE_STD
-    labels = [
-        teacher_labels(spec, {k: v[i : i + LABEL_CHUNK] for k, v in seen.items()})
-        for i in range(0, stop - start, LABEL_CHUNK)
-    ]
+    mean, std = np.float32(IMAGE_MEAN), np.float32(IMAGE_STD)
+    labels = []
+    for i in range(0, stop - start, LABEL_CHUNK):
+        seen = {k: v[i : i + LABEL_CHUNK] for k, v in out.items()}
+        for col in lay.columns:
+            if col.encoding == "jpeg":
+                seen[col.name] = (seen[col.name] / np.float32(255) - mean) / std
+        labels.append(teacher_labels(spec, seen))
     out["label"] = np.concatenate(labels) if labels else np.zeros((0,), np.int32)
     return out
 
