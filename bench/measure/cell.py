@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.backends.workload import BuildRequest, Workload
 from bench.inputs.feed import Batches
+from bench.inputs.waits import input_metrics
 from bench.measure.cost import cost_metrics, price_per_hour
 from bench.measure.energy import EnergyMeter, per_example
 from bench.measure.flops import calibrate_cpu_peak, mfu, peak_flops
@@ -254,28 +255,6 @@ def _step_noting_input_waits(
         return out
 
     return step, waits
-
-
-def input_metrics(waits: list[float], times: list[float], fill_s: float | None) -> dict[str, Any]:
-    """How long the timed steps waited for input, alone and as a share of step time."""
-    out: dict[str, Any] = {
-        "input_wait_s": {
-            "unit": "s",
-            "method": "per timed step: time in the call for its batch (pipeline work not hidden "
-            "by prefetching + placing the batch), wall clock",
-            **summarize(waits),
-        },
-        "input_wait_fraction": metric(
-            sum(waits) / sum(times),
-            "fraction",
-            "sum of input waits / sum of step times over the timed steps",
-        ),
-    }
-    if fill_s is not None:
-        out["cache_fill_s"] = metric(
-            fill_s, "s", "pulling one epoch through the pipeline to fill its cache, before timing"
-        )
-    return out
 
 
 def pipeline_alone(batches: Batches, rule: RunLength, examples_per_call: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import copy
 import statistics
 from typing import Any
 
+from bench.inputs.waits import input_metrics
 from bench.measure.stats import summarize
 from bench.metrics import metric, value_of
 
@@ -92,4 +93,11 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
         "step_time_s_by_repeat": by_repeat,
         "warmup_s": ok[0]["samples"].get("warmup_s", []),
     }
+    if all("input_wait_s" in r["samples"] for r in ok):
+        # Input waits pooled the same way, so the wait fraction covers every process.
+        waits = [w for r in ok for w in r["samples"]["input_wait_s"]]
+        fill = metrics.get("cache_fill_s")
+        metrics.update(input_metrics(waits, pooled, value_of(fill) if fill else None))
+        metrics["input_wait_s"]["method"] += f"; pooled over {len(ok)} processes"
+        merged["samples"]["input_wait_s"] = waits
     return merged
