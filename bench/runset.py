@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 # Axes of a cell key in the order people read them; axes added later sort after these.
-AXES = ("model", "workload", "framework", "device", "batch_size", "precision", "input")
+AXES = ("model", "workload", "framework", "device", "batch_size", "precision", "input", "pipeline")
 GIB = 2**30
 
 
@@ -172,6 +172,7 @@ FIELDS: dict[str, Field] = {
     "batch_size": Field("number", "examples", "examples per step", _key("batch_size")),
     "precision": Field("text", "", "float32 or bfloat16", _key("precision")),
     "input": Field("text", "", "input pipeline", _key("input")),
+    "pipeline": Field("text", "", "tfdata pipeline label (tfdata cells only)", _key("pipeline")),
     "host": Field("text", "", "the machine that ran the cell", lambda r, m, h, i: h.label),
     "run": Field("text", "", "run id", lambda r, m, h, i: i),
     "status": Field(
