@@ -48,7 +48,8 @@ PIPELINES = (
     "tuned+cache=false+batch_before_map=false",
     "naive+device_prefetch=2",
 )
-INPUTS = ("synthetic", "numpy", *(f"tfdata:{p}" for p in PIPELINES))
+# "...:k2": two steps per compiled call, so calls take [2, batch, ...] stacks.
+INPUTS = ("synthetic", "numpy", *(f"tfdata:{p}" for p in PIPELINES), "numpy:k2", "tfdata:tuned:k2")
 CHECKS = {
     "tensorflow": [
         *(f"decode_back_{kind}" for kind in SPECS),
@@ -70,15 +71,24 @@ def data(kind: str, root: Path) -> tuple[DataSpec, datafiles.DataSet]:
 
 
 def request(spec: DataSpec, dataset: Any, inp: str) -> BuildRequest:
-    input_, _, pipeline = inp.partition(":")
-    key = {"input": input_, "batch_size": BATCH, **({"pipeline": pipeline} if pipeline else {})}
+    input_, *rest = inp.split(":")
+    per_call = int(rest.pop()[1:]) if rest and rest[-1].startswith("k") else 1
+    key = {
+        "workload": "train",
+        "input": input_,
+        "batch_size": BATCH,
+        "steps_per_call": per_call,
+        **({"pipeline": rest[0]} if rest else {}),
+    }
     return BuildRequest(key, None, None, spec, None, 0, dataset)  # type: ignore[arg-type]
 
 
-def expect_shapes(spec: DataSpec, batch: dict[str, Any]) -> None:
-    """Every feature [B, *shape] with the spec's dtype; labels int32 [B] for classification."""
-    want = {name: ((BATCH, *f.shape), f.dtype) for name, f in spec.features.items()}
-    want["label"] = ((BATCH,), "int32")
+def expect_shapes(spec: DataSpec, batch: dict[str, Any], per_call: int = 1) -> None:
+    """Every feature [B, *shape] with the spec's dtype; labels int32 [B] for classification;
+    a leading [K] when a call takes K batches."""
+    lead = (per_call, BATCH) if per_call > 1 else (BATCH,)
+    want = {name: ((*lead, *f.shape), f.dtype) for name, f in spec.features.items()}
+    want["label"] = (lead, "int32")
     got = {name: (tuple(v.shape), str(np.dtype(v.dtype.name))) for name, v in batch.items()}
     assert got == want, f"got {got}, expected {want}"
 
@@ -126,13 +136,16 @@ def check_deterministic(kind: str, root: Path) -> None:
 
 def check_shapes(framework: str, kind: str, inp: str, root: Path) -> None:
     spec, ds = data(kind, root)
-    batches = open_batches(framework, request(spec, ds, inp))
+    req = request(spec, ds, inp)
+    per_call = req.key["steps_per_call"]
+    batches = open_batches(framework, req)
     try:
         batches.fill_cache()
+        assert batches.examples_per_call == BATCH * per_call
         for _ in range(2 * ds.examples // BATCH + 1):  # past an epoch end
             batch = batches()
             batches.ready(batch)
-            expect_shapes(spec, batch)
+            expect_shapes(spec, batch, per_call)
             if framework == "jax":
                 import jax
 

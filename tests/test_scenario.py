@@ -221,11 +221,7 @@ def test_json_schema_is_strict_and_documents_axes():
 def test_shipped_scenarios_are_valid():
     from pathlib import Path
 
-    from bench.models import REGISTRY
-
     for path in sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml")):
         text = path.read_text()
         assert text.startswith("#"), f"{path} must open with a comment on what it shows"
-        if path.name == "input_pipeline.yaml" and "resnet" not in REGISTRY:
-            continue  # needs the model zoo's resnet; test_pipeline_settings says when it is skipped
         assert load_scenario(path).cells
