@@ -184,13 +184,22 @@ def check_tf_on_cpu_only() -> None:
 
 
 def open_batches(framework: str, req: BuildRequest) -> Any:
+    """The provider as a single-device backend opens it: the backend's hosts and placement."""
+    from bench.backends.workload import host_batches
     from bench.inputs.feed import open_batches as open_
 
+    hosts = host_batches(req)
     if framework == "jax":
         import jax
 
-        return open_(req, "jax", jax.devices("cpu")[0])
-    return open_(req, "tensorflow", "/CPU:0")
+        device = jax.devices("cpu")[0]
+        return open_(req, "jax", hosts, lambda batch: jax.device_put(batch, device))
+    import tensorflow as tf
+
+    def place(batch: dict) -> dict:
+        return {k: tf.convert_to_tensor(v) for k, v in batch.items()}
+
+    return open_(req, "tensorflow", hosts, place, device="/CPU:0")
 
 
 def run(framework: str, root: Path) -> dict[str, str]:

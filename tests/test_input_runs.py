@@ -101,3 +101,26 @@ def test_bench_data_make_writes_once_then_finds_the_files(tmp_path):
     ]
     again = subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=300)
     assert "found in the cache, checked" in again.stdout and str(folder) in again.stdout
+
+
+def test_tfdata_feeds_data_parallel_replicas_in_both_frameworks(tmp_path, worker_env):
+    # The backend's placement shards each call's input (a JAX mesh, a TF MirroredStrategy over
+    # logical CPUs); the pipeline and its prefetch thread hand over whole batches to it.
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        SCENARIO.format(data=tmp_path / "data")
+        .replace("batch_size: 4\n", "batch_size: 4\nreplicas: 2\n")
+        .replace("input: [tfdata, synthetic]", "input: [tfdata]")
+        .replace("pipeline: [naive, tuned]", "pipeline: [tuned]")
+    )
+    done, run_dir = run(scenario, tmp_path / "results")
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = load_run(run_dir).cells
+    assert sorted(cells) == [
+        "jax-cpu-train-bs4-float32-tfdata-tuned-r2",
+        "tensorflow-cpu-train-bs4-float32-tfdata-tuned-r2",
+    ]
+    for record in cells.values():
+        assert record["parallelism"]["replicas"] == 2
+        assert record["metrics"]["input_wait_fraction"]["unit"] == "fraction"
+        assert record["metrics"]["pipeline_examples_per_s"]["value"] > 0
