@@ -26,6 +26,9 @@ alternatives joined by |, e.g. device==gpu|tpu). Fields:
 {fields}
 """
 out = Console()
+if not out.is_terminal:
+    # Piped into a log or a CI job: tables are read later, wide, rather than folded at 80.
+    out = Console(width=160)
 # Errors are never wrapped: a message names a file and line that tools and people grep for.
 err = Console(stderr=True, soft_wrap=True)
 

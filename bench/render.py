@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -99,14 +100,21 @@ def flag_note(record: dict[str, Any], flag: str) -> str:
 
 
 def key_text(key: dict[str, Any], axis: str) -> str:
-    """An axis value for a table; "-" where a conditional axis does not apply (the pipeline of
-    a cell that reads no tf.data pipeline)."""
+    """An axis value for a table; "-" where an axis does not apply (the pipeline of a cell that
+    reads no tf.data pipeline; ``xla`` for JAX, which always compiles with XLA)."""
     if axis == "pipeline" and axis not in key:
+        return "-"
+    if axis == "xla" and key.get("framework") == "jax":
         return "-"
     return str(key.get(axis))
 
 
-def cells_table(run: Run, planned: list[str] | None = None) -> Table:
+def _distinct(values: list[dict[str, str]], name: str) -> set[str]:
+    """The values a column would show, "-" (does not apply) aside."""
+    return {v[name] for v in values} - {"-"}
+
+
+def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     """Axes that vary get a column each; the constant ones go in the caption to save width.
 
     The global and per-device batch always show (a column when they vary, else the caption);
@@ -120,10 +128,10 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
         for r, split in zip(records, splits, strict=True)
     ]
     names = (*KEY_COLUMNS[:3], *SPLIT_COLUMNS, *KEY_COLUMNS[3:])
-    varying = [k for k in names if len({v[k] for v in values}) > 1]
+    varying = [k for k in names if len(_distinct(values, k)) > 1]
     # Records from before an axis existed lack it: say nothing rather than "xla=None".
-    fixed = [k for k in names if k not in varying and records and values[0][k] != "None"]
-    caption = "  ".join(f"{k}={values[0][k]}" for k in fixed)
+    fixed = {k: next(iter(_distinct(values, k))) for k in names if len(_distinct(values, k)) == 1}
+    caption = "  ".join(f"{k}={v}" for k, v in fixed.items() if v != "None")
     efficiency = scaling_efficiency(records)
     kinds = [k for k in ("strong", "weak") if any(k in e for e in efficiency.values())]
     table = Table(
@@ -153,10 +161,15 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
     if inputs:
         table.add_column("input wait", justify="right")
         table.add_column("pipeline ex/s", justify="right")
-    notes = [
-        record.get("reason", "") or ", ".join(flag_note(record, f) for f in record.get("flags", []))
-        for record in records
-    ]
+    # Reasons are listed once under the table, numbered: a sweep with no TPU has the same long
+    # reason on every TPU cell, and a column of them leaves no room for the numbers.
+    reasons = list(dict.fromkeys(r["reason"] for r in records if r.get("reason")))
+    notes = []
+    for record in records:
+        parts = [flag_note(record, f) for f in record.get("flags", [])]
+        if record.get("reason"):
+            parts.insert(0, f"[{reasons.index(record['reason']) + 1}]")
+        notes.append(", ".join(parts))
     if any(notes):
         table.add_column("notes", overflow="fold", min_width=20)
     for record, value, note in zip(records, values, notes, strict=True):
@@ -181,7 +194,16 @@ def cells_table(run: Run, planned: list[str] | None = None) -> Table:
                 fmt_rate(value_of(metrics.get("pipeline_examples_per_s"))),
             ]
         table.add_row(*row, *([note] if any(notes) else []))
-    return table
+    if not reasons:
+        return table
+    legend = Text()
+    for number, reason in enumerate(reasons, 1):
+        cells = [r for r in records if r.get("reason") == reason]
+        status = cells[0]["status"]
+        legend.append(f"[{number}] ", style="bold")
+        legend.append(f"{status}", style=STATUS_STYLE.get(status, ""))
+        legend.append(f" ({len(cells)} cell{'s' if len(cells) > 1 else ''}): {reason}\n")
+    return Group(table, legend)
 
 
 def runs_table(runs: list[Run | ResultsError]) -> Table:
