@@ -17,18 +17,8 @@ import copy
 from typing import Any
 
 from bench.measure.energy import per_example
+from bench.measure.repeats import PER_PROCESS, rescale_with_throughput
 from bench.metrics import metric, value_of
-
-WITH_THROUGHPUT = ("tokens_per_s", "examples_per_usd", "mfu")
-AGAINST_THROUGHPUT = ("cost_per_million_examples_usd",)
-PER_HOST = (
-    "examples_per_s",
-    "compile_s",
-    "first_step_s",
-    "peak_device_memory_bytes",
-    "peak_host_rss_bytes",
-    "energy_j",
-)
 
 
 def host_summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +31,7 @@ def host_summary(record: dict[str, Any]) -> dict[str, Any]:
         "median_step_s": value_of(steps, "median"),
         "p99_step_s": value_of(steps, "p99"),
     }
-    for name in PER_HOST:
+    for name in PER_PROCESS:
         out[name] = value_of(metrics.get(name))
     return out
 
@@ -73,13 +63,7 @@ def merge_hosts(records: list[dict[str, Any]]) -> dict[str, Any]:
             f"global batch_size / median step time of the slowest of {len(records)} processes",
         )
         scale = new_rate / old_rate if old_rate else 1.0
-        for name, factor in [(m, scale) for m in WITH_THROUGHPUT] + [
-            (m, 1 / scale) for m in AGAINST_THROUGHPUT
-        ]:
-            entry = metrics.get(name)
-            if entry and value_of(entry) is not None:
-                entry["value"] = entry["value"] * factor
-                entry["method"] += "; rescaled to the slowest process's throughput"
+        rescale_with_throughput(metrics, scale, "the slowest process's")
     energies = [value_of(r["metrics"].get("energy_j")) for r in records]
     if all(e is not None for e in energies) and "energy_j" in metrics:
         metrics["energy_j"] = {

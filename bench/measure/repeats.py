@@ -20,7 +20,7 @@ from bench.metrics import metric, value_of
 # Metrics proportional to throughput, and those inversely proportional to it.
 WITH_THROUGHPUT = ("tokens_per_s", "examples_per_usd", "mfu")
 AGAINST_THROUGHPUT = ("cost_per_million_examples_usd",)
-PER_REPEAT = (
+PER_PROCESS = (
     "examples_per_s",
     "compile_s",
     "first_step_s",
@@ -30,10 +30,22 @@ PER_REPEAT = (
 )
 
 
+def rescale_with_throughput(metrics: dict[str, Any], scale: float, to_what: str) -> None:
+    """Scale the metrics derived from throughput (MFU, tokens/s, cost) to a new throughput that
+    is ``scale`` times the one they were computed at, in place."""
+    for name, factor in [(m, scale) for m in WITH_THROUGHPUT] + [
+        (m, 1 / scale) for m in AGAINST_THROUGHPUT
+    ]:
+        entry = metrics.get(name)
+        if entry and value_of(entry) is not None:
+            entry["value"] = entry["value"] * factor
+            entry["method"] += f"; rescaled to {to_what} throughput"
+
+
 def summary_of(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record.get("metrics", {})
     out: dict[str, Any] = {"status": record["status"], "reason": record.get("reason", "")}
-    for name in PER_REPEAT:
+    for name in PER_PROCESS:
         out[name] = value_of(metrics.get(name))
     out["median_step_s"] = value_of(metrics.get("step_time_s"), "median")
     return out
@@ -74,14 +86,7 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
     )
     if "latency_per_batch_s" in metrics:
         metrics["latency_per_batch_s"].update(p50=steps["p50"], p99=steps["p99"])
-    scale = new_rate / old_rate if old_rate else 1.0
-    for name, factor in [(m, scale) for m in WITH_THROUGHPUT] + [
-        (m, 1 / scale) for m in AGAINST_THROUGHPUT
-    ]:
-        entry = metrics.get(name)
-        if entry and value_of(entry) is not None:
-            entry["value"] = entry["value"] * factor
-            entry["method"] += "; rescaled to the pooled median throughput"
+    rescale_with_throughput(metrics, new_rate / old_rate if old_rate else 1.0, "the pooled median")
     medians = [statistics.median(s) for s in by_repeat]
     if len(medians) >= 2:
         cv = statistics.stdev(medians) / statistics.mean(medians)
