@@ -99,6 +99,10 @@ class CellView:
 
 
 def axis_text(axis: str, value: Any) -> str:
+    """An axis value as tables show it; "-" where the cell has no such axis (the pipeline of a
+    synthetic cell, or an axis newer than the run)."""
+    if value is None:
+        return "-"
     return f"bs{value}" if axis == "batch_size" else str(value)
 
 
