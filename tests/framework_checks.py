@@ -156,12 +156,12 @@ def check_shapes(framework: str, kind: str, inp: str, root: Path) -> None:
 
 def check_double_buffer(kind: str, root: Path) -> None:
     """Batches through the prefetch thread == batches from plain iteration, in order."""
-    from bench.inputs import tfdata
+    from bench.inputs import tf_runtime, tfdata
     from bench.inputs.settings import resolve_label
 
     spec, ds = data(kind, root)
     steps = 2 * ds.examples // BATCH + 1
-    tf = tfdata.import_tensorflow(hide_accelerators=True)
+    tf = tf_runtime.import_tensorflow(hide_accelerators=True)
     plain = tfdata.build(tf, ds, resolve_label("tuned"), BATCH).dataset.as_numpy_iterator()
     expected = [next(plain) for _ in range(steps)]
     buffered = open_batches("jax", request(spec, ds, "tfdata:tuned"))  # device_prefetch=2
@@ -186,20 +186,23 @@ def check_tf_on_cpu_only() -> None:
 def open_batches(framework: str, req: BuildRequest) -> Any:
     """The provider as a single-device backend opens it: the backend's hosts and placement."""
     from bench.backends.workload import host_batches
-    from bench.inputs.feed import open_batches as open_
 
     hosts = host_batches(req)
     if framework == "jax":
         import jax
 
+        from bench.backends import feed_jax
+
         device = jax.devices("cpu")[0]
-        return open_(req, "jax", hosts, lambda batch: jax.device_put(batch, device))
+        return feed_jax.open_batches(req, hosts, lambda batch: jax.device_put(batch, device))
     import tensorflow as tf
 
     def place(batch: dict) -> dict:
         return {k: tf.convert_to_tensor(v) for k, v in batch.items()}
 
-    return open_(req, "tensorflow", hosts, place, device="/CPU:0")
+    from bench.backends import feed_tf
+
+    return feed_tf.open_batches(req, hosts, place, device="/CPU:0")
 
 
 def run(framework: str, root: Path) -> dict[str, str]:

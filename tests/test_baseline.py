@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.baseline import (
+from bench.gate.baseline import (
     METRICS,
     BaselineError,
     dumps,

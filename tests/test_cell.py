@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.backends.workload import Workload
-from bench.measure.cell import measure_cell
+from bench.run.cell import measure_cell
 
 
 class FakeWorkload(Workload):

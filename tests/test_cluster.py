@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cluster import Cluster, ClusterError, from_env, resolve
-from bench.runner import cpu_devices_for, worker_batches, worker_env
-from bench.scenario import parse_scenario
+from bench.platform.cluster import Cluster, ClusterError, from_env, resolve
+from bench.run.runner import cpu_devices_for, worker_batches, worker_env
+from bench.run.scenario import parse_scenario
 
 
 def test_single_process_when_nothing_is_given():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.compare import ComparisonError, compare
+from bench.read.compare import ComparisonError, compare
+from bench.read.runset import load_runs
 from bench.report.compare import to_csv, to_markdown
-from bench.runset import load_runs
 from tests.fixtures.runs import record, write_run
 
 

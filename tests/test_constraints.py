@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.constraints import ConstraintError, parse, select
-from bench.runset import load_runs
+from bench.read.constraints import ConstraintError, parse, select
+from bench.read.runset import load_runs
 from tests.fixtures.runs import record, write_run
 
 

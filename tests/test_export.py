@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.export import pytest_benchmark_stats
+from bench.read.export import pytest_benchmark_stats
 from tests.conftest import REPO, bench_cmd
 
 pytest_benchmark = pytest.importorskip("pytest_benchmark.stats")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.fingerprint import compare_fingerprints, fingerprint, machine_check, robust_cv
-from bench.gate import GatePolicy
+from bench.gate.decision import GatePolicy
+from bench.gate.fingerprint import compare_fingerprints, fingerprint, machine_check, robust_cv
 from bench.measure.reference import SAMPLES, cpu_snapshot, others_cpu, run_reference_kernel
 
 ENV = {

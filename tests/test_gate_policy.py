@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.baseline import METRICS
-from bench.gate import GatePolicy
-from bench.gate_policy import PolicyError, build_config, parse_setting, percent
+from bench.gate.baseline import METRICS
+from bench.gate.decision import GatePolicy
+from bench.gate.policy import PolicyError, build_config, parse_setting, percent
 
 
 def test_defaults_are_the_documented_ones():

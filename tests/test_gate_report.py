@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.baseline import METRICS, load_side
-from bench.gate_policy import build_config
-from bench.regression import run_gate
+from bench.gate.baseline import METRICS, load_side
+from bench.gate.policy import build_config
+from bench.gate.regression import run_gate
 from bench.report.gate import render_json, render_markdown, render_text
 from tests.conftest import REPO, bench_cmd
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from bench.gate import Decision, GatePolicy, Verdict, decide, decide_many
+from bench.gate.decision import Decision, GatePolicy, Verdict, decide, decide_many
 from bench.measure.stats import holm, mann_whitney_u, ratio_of_medians_ci
 
 

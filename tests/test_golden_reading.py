@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.compare import compare
-from bench.constraints import parse_all
-from bench.recommend import recommend
+from bench.read.compare import compare
+from bench.read.constraints import parse_all
+from bench.read.recommend import recommend
+from bench.read.runset import load_runs
 from bench.report import compare as compare_render
 from bench.report import content, markdown
 from bench.report import recommend as recommend_render
-from bench.runset import load_runs
 from tests.fixtures.runs import fleet
 
 GOLDEN = Path(__file__).parent / "golden"

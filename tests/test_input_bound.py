@@ -8,9 +8,9 @@ from typing import Any
 from rich.console import Console
 
 from bench.inputs import verdict
-from bench.render import cells_table
+from bench.report.terminal import cells_table
 from bench.results import Run
-from bench.runner import Runner
+from bench.run.runner import Runner
 
 KEY = {"model": "m", "workload": "train", "framework": "jax", "device": "cpu", "batch_size": 32}
 

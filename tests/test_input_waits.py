@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.inputs.waits import input_metrics
 from bench.measure.repeats import merge_repeats
+from bench.measure.waits import input_metrics
 
 
 def test_wait_fraction_is_total_wait_over_total_step_time():

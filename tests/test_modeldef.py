@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.modeldef import ModelError, load_model
-from bench.scenario import ScenarioError, parse_scenario
+from bench.run.scenario import ScenarioError, parse_scenario
 from tests.conftest import REPO, bench_cmd
 
 COMPLETE = """\

@@ -20,7 +20,7 @@ import pytest
 from bench.models import resnet, transformer
 from pydantic import ValidationError
 
-from bench.scenario import load_scenario
+from bench.run.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 

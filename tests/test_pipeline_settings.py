@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.inputs.settings import PRESETS, Pipeline, parse_label, resolve_label, to_label
-from bench.scenario import ScenarioError, load_scenario, parse_scenario
+from bench.run.scenario import ScenarioError, load_scenario, parse_scenario
 
 
 def test_labels_are_canonical_and_parse_back_to_the_same_settings():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import yaml
 
-from bench.constraints import parse_all
-from bench.recommend import recommend
+from bench.read.constraints import parse_all
+from bench.read.recommend import recommend
+from bench.read.runset import load_runs
 from bench.report.recommend import explain, to_deploy_yaml
-from bench.runset import load_runs
 from tests.fixtures.runs import fleet, record, write_run
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.baseline import METRICS, load_side
-from bench.gate import Verdict
-from bench.gate_policy import build_config
-from bench.regression import GateError, run_gate
+from bench.gate.baseline import METRICS, load_side
+from bench.gate.decision import Verdict
+from bench.gate.policy import build_config
+from bench.gate.regression import GateError, run_gate
 from tests.fixtures.gate_runs import ENV, cell_id, lognormal, record, reference, write_run
 
 CONFIG = build_config(None, {}, METRICS)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.read.runset import load_runs
 from bench.report import content, html
 from bench.report.svg import PALETTE
-from bench.runset import load_runs
 from tests.fixtures.runs import fleet
 
 BROWSER = next(

@@ -6,15 +6,11 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from bench.backends.replicas import BatchSplitError, per_device_batch, resolve_replicas
 from bench.measure.hosts import merge_hosts
-from bench.render import cells_table
+from bench.read.scaling import scaling_efficiency
+from bench.report.terminal import cells_table
 from bench.results import Run
-from bench.scaling import (
-    BatchSplitError,
-    per_device_batch,
-    resolve_replicas,
-    scaling_efficiency,
-)
 
 
 def test_global_batch_splits_evenly_or_says_why():

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from bench.scenario import ScenarioError, json_schema, load_scenario, parse_scenario
+from bench.run.scenario import ScenarioError, json_schema, load_scenario, parse_scenario
 
 GOOD = """\
 name: t

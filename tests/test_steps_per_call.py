@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bench.backends.workload import Workload
-from bench.measure import cell
 from bench.measure.timing import Timing
+from bench.run import cell
 
 
 class FakeWorkload(Workload):

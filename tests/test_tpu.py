@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from bench.scenario import TpuNode
-from bench.tpu import check_node, chip_count, device_name, recheck_lost
+from bench.platform.tpu import check_node, chip_count, device_name, recheck_lost
+from bench.run.scenario import TpuNode
 from tests.fixtures.tpu_api import FakeTpuService, node
 
 pytest.importorskip("cloud_tpu_client")
@@ -127,10 +127,10 @@ def test_recheck_after_a_failed_cell_tells_preemption():
 def run_with_node(tmp_path, fake, workers_started: list):
     """Drive the real runner over TPU cells with the node check pointed at ``fake``; workers
     must not start for a node that is not usable (recorded in ``workers_started``)."""
-    from bench.environment import collect
+    from bench.platform.environment import collect
     from bench.results import RunWriter, load_run
-    from bench.runner import Runner
-    from bench.scenario import parse_scenario
+    from bench.run.runner import Runner
+    from bench.run.scenario import parse_scenario
 
     loaded = parse_scenario(
         "name: node\nmodel: mlp\ndevice: tpu\nmatrix:\n  framework: [tensorflow, jax]\n"

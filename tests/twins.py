@@ -29,7 +29,7 @@ import numpy as np
 from bench.backends.workload import BuildRequest
 from bench.inputs.synthetic import make_batch
 from bench.modeldef import load_model
-from bench.scenario import Optimizer
+from bench.run.scenario import Optimizer
 
 # Keras leaf name -> (Flax collection, Flax leaf name).
 KERAS_LEAVES = {

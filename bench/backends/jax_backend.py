@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bench.backends.feed_jax import open_batches
 from bench.backends.workload import (
     BuildRequest,
     Split,
@@ -38,9 +39,8 @@ from bench.backends.workload import (
     stacks_batches,
     steps_per_call,
 )
-from bench.cluster import Cluster
-from bench.inputs.feed import open_batches
 from bench.metrics import metric, unavailable
+from bench.platform.cluster import Cluster
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
 DATA_AXIS = "data"
@@ -328,7 +328,7 @@ class JaxWorkload(Workload):
         data = batch_sharding(mesh, stacked)
 
         # This process's rows of each call's input, spread over its devices of the mesh.
-        self.batches = open_batches(req, "jax", hosts, lambda batch: shard_batch(batch, data))
+        self.batches = open_batches(req, hosts, lambda batch: shard_batch(batch, data))
         self._next_batch = self.batches
         # Compiled for the first call's input without taking it, so the first step sees the
         # first batch (steps_per_call equivalence relies on the order).

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bench.backends.feed_tf import open_batches
+from bench.backends.replicas import BatchSplitError
 from bench.backends.workload import (
     ENV_CPU_DEVICES,
     ENV_TPU_RESOLVER,
@@ -42,11 +44,9 @@ from bench.backends.workload import (
     stacks_batches,
     steps_per_call,
 )
-from bench.cluster import Cluster
-from bench.inputs.feed import open_batches
 from bench.metrics import metric, unavailable
-from bench.scaling import BatchSplitError
-from bench.tpu import device_name as tpu_device_name
+from bench.platform.cluster import Cluster
+from bench.platform.tpu import device_name as tpu_device_name
 
 # The TPU system is initialised once per process: resolver, topology, and a strategy per
 # replica count (all cores under "all").
@@ -319,7 +319,7 @@ class TfWorkload(Workload):
                 with tf.device(device):
                     return {k: tf.identity(tf.constant(v)) for k, v in batch.items()}
 
-        self.batches = open_batches(req, "tensorflow", hosts, place, keep, device)
+        self.batches = open_batches(req, hosts, place, keep, device)
         self._next_batch = self.batches
 
         model, strategy = self.model, self.strategy

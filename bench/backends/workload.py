@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.backends.replicas import per_device_batch, resolve_replicas
 from bench.inputs.synthetic import make_batch
 from bench.modeldef import DataSpec, ModelDef
-from bench.scaling import per_device_batch, resolve_replicas
 
 # Set by the runner for a worker, read by the backends before their framework starts: how many
 # logical devices to split the host CPU into (TF; JAX reads JAX_NUM_CPU_DEVICES), and the
@@ -35,7 +35,7 @@ class BuildRequest:
     model: ModelDef
     args: Any  # the model's validated Args
     spec: DataSpec
-    optimizer: Any  # bench.scenario.Optimizer
+    optimizer: Any  # bench.run.scenario.Optimizer
     seed: int
     data: Any = None  # bench.inputs.datafiles.DataSet for tfdata cells: the files to read
 
@@ -107,7 +107,7 @@ class Workload(ABC):
     steps_per_call: int = 1  # steps (or batch predictions) inside one compiled call
     split: Split | None = None  # data parallelism; None: one device, the whole batch
     parallel_method: str = "one device"
-    batches: Any = None  # bench.inputs.feed.Batches: the step's input, timed by the cell
+    batches: Any = None  # bench.backends.feed.Batches: the step's input, timed by the cell
 
     def compiler_flops(self) -> float | None:
         """FLOPs of one step (not one call) by the compiler's own count, when it has one."""

@@ -439,7 +439,7 @@ def _write_csv(path: Path, lay: Layout, values: dict[str, np.ndarray]) -> None:
 
 
 def _tensorflow() -> Any:
-    from bench.inputs.tfdata import import_tensorflow
+    from bench.inputs.tf_runtime import import_tensorflow
 
     return import_tensorflow()
 

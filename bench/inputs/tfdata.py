@@ -20,9 +20,7 @@ off too, so ``naive`` really is sequential and each knob measures what it names.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,20 +28,6 @@ from bench.inputs.datafiles import IMAGE_MEAN, IMAGE_STD, Column, DataSet
 from bench.inputs.settings import PipelineSettings
 
 MAX_CYCLE_LENGTH = 16  # files read at once by the parallel interleave
-
-
-def import_tensorflow(hide_accelerators: bool = False) -> Any:
-    """TensorFlow for data work; with ``hide_accelerators`` it never touches a GPU or TPU."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if hide_accelerators:
-        for kind in ("GPU", "TPU"):
-            # RuntimeError: already initialised by an earlier cell (and hidden then);
-            # ValueError: this TensorFlow build knows no such device type.
-            with contextlib.suppress(RuntimeError, ValueError):
-                tf.config.set_visible_devices([], kind)
-    return tf
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A gate that compares today's candidate with last week's baseline must tell a slower program
 from a slower machine: another tenant on a shared CI runner, a throttled CPU, a different
 instance type behind the same CPU name. The same fixed work, timed beside every run, measures
-the machine itself; the gate reads it (``bench.fingerprint.machine_check``) and calls the
+the machine itself; the gate reads it (``bench.gate.fingerprint.machine_check``) and calls the
 machine UNSTABLE when it got slower or noisier.
 
 Two kernels, because a machine slows down in two ways:

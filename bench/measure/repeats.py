@@ -13,8 +13,8 @@ import copy
 import statistics
 from typing import Any
 
-from bench.inputs.waits import input_metrics
 from bench.measure.stats import summarize
+from bench.measure.waits import input_metrics
 from bench.metrics import metric, value_of
 
 # Metrics proportional to throughput, and those inversely proportional to it.

@@ -1,4 +1,4 @@
-"""Rendering of a ``bench.compare.Comparison``: terminal table, markdown, CSV and JSON.
+"""Rendering of a ``bench.read.compare.Comparison``: terminal table, markdown, CSV and JSON.
 
 Long format, one row per (group, metric): with a value, a ratio and an interval per run, a
 wide table would not fit a terminal past two metrics. Every renderer takes its rows from
@@ -17,9 +17,9 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
-from bench.compare import Comparison, Group, Ratio
+from bench.read.compare import Comparison, Group, Ratio
+from bench.read.runset import axis_text
 from bench.report.format import fmt_ci, fmt_ratio, fmt_value, md_escape
-from bench.runset import axis_text
 
 VERDICT_STYLE = {"better": "green", "worse": "red", "same": ""}
 STATUS_STYLE = {

@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.compare import run_labels
 from bench.metrics import value_of
-from bench.recommend import OBJECTIVES, latest_per_host, pareto, recommend
+from bench.read.compare import run_labels
+from bench.read.recommend import OBJECTIVES, latest_per_host, pareto, recommend
+from bench.read.runset import CellView, RunSet, axes_of, axis_text
 from bench.report import svg
-from bench.report.format import fmt_bytes, fmt_value, join_words
+from bench.report.format import fmt_bytes, fmt_value
 from bench.report.recommend import explain, ranking_rows
 from bench.results import STATUSES
-from bench.runset import CellView, RunSet, axes_of, axis_text
+from bench.text import join_words
 
 PROBLEM_STATUSES = ("skipped", "failed", "oom", "timeout", "invalid")
 

@@ -6,8 +6,6 @@ characters, which is what the golden-file tests compare.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 
 def fmt_value(value: float | None, unit: str = "") -> str:
     """Three significant digits below 100, thousands separators above; ``-`` when missing."""
@@ -46,13 +44,6 @@ def fmt_bytes(value: float | int | None) -> str:
 def fmt_times(factor: float) -> str:
     """How many times better, for sentences: ``1.65x``, ``12x``."""
     return f"{factor:.2f}x" if factor < 10 else f"{factor:.0f}x"
-
-
-def join_words(words: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``: lists in sentences."""
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def md_escape(text: str) -> str:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.gate import Decision, Verdict
-from bench.gate_policy import describe_policy, percent
-from bench.regression import GateReport, GateRow
+from bench.gate.decision import Decision, Verdict
+from bench.gate.policy import describe_policy, percent
+from bench.gate.regression import GateReport, GateRow
 
 EXIT_CODES = (
     "0 no regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts included), "

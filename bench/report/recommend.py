@@ -1,4 +1,4 @@
-"""Rendering of a ``bench.recommend.Recommendation``: the plain-language explanation, the
+"""Rendering of a ``bench.read.recommend.Recommendation``: the plain-language explanation, the
 terminal text, markdown, and the ``deploy.yaml`` a pipeline consumes."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
-from bench.recommend import Binding, Choice, Closest, Recommendation, RunnerUp, describe
-from bench.report.format import fmt_ci, fmt_times, fmt_value, join_words, md_escape
-from bench.runset import AXES, CellView, RunSet
+from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp, describe
+from bench.read.runset import AXES, CellView, RunSet
+from bench.report.format import fmt_ci, fmt_times, fmt_value, md_escape
+from bench.text import join_words
 
 
 def explain(choice: Choice) -> list[str]:

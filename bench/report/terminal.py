@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.metrics import value_of
+from bench.read.scaling import resolved_replicas, scaling_efficiency
 from bench.results import ResultsError, Run
-from bench.scaling import resolved_replicas, scaling_efficiency
 
 STATUS_STYLE = {
     "ok": "green",

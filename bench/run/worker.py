@@ -5,10 +5,10 @@ answers on a private copy of its original stdout with ``ready`` once, then one `
 cell. The worker points fd 1 at stderr first, so whatever the framework prints (TensorFlow and
 XLA log a lot, some from C++) lands in the worker log and never corrupts the protocol.
 
-Run by the runner as ``python -m bench.worker FRAMEWORK DEVICE``; ``--devices`` answers one
+Run by the runner as ``python -m bench.run.worker FRAMEWORK DEVICE``; ``--devices`` answers one
 ``ready`` message and exits (used by ``bench devices``).
 
-Multi-host: when the runner passes ``BENCH_COORDINATOR`` and friends (``bench.cluster``), the
+Multi-host: when the runner passes ``BENCH_COORDINATOR`` and friends (``bench.platform.cluster``), the
 worker joins the framework's distributed runtime before it looks at any device, runs each cell
 in step with the other processes, and then gathers every process's record of the cell through
 the framework's own collectives, so process 0 holds all hosts' figures without a shared disk.
@@ -26,8 +26,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bench.cluster import Cluster, ClusterError, from_env
-from bench.scaling import BatchSplitError
+from bench.backends.replicas import BatchSplitError
+from bench.platform.cluster import Cluster, ClusterError, from_env
 
 BACKENDS = {"jax": "bench.backends.jax_backend", "tensorflow": "bench.backends.tf_backend"}
 INSTALL_HINT = {"jax": "pip install 'bench[jax]'", "tensorflow": "pip install 'bench[tf]'"}
@@ -82,7 +82,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
 
 
 def run_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
-    from bench.measure.cell import measure_cell
+    from bench.run.cell import measure_cell
 
     record: dict[str, Any] = {
         "cell_id": msg["cell_id"],

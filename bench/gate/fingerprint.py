@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.gate import GatePolicy, Verdict, decide
+from bench.gate.decision import GatePolicy, Verdict, decide
 
 # Packages whose versions change a framework's speed, per framework a run used.
 FRAMEWORK_PACKAGES = {

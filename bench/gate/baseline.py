@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import __version__
-from bench.fingerprint import fingerprint
+from bench.gate.fingerprint import fingerprint
 from bench.metrics import value_of
 from bench.results import ResultsError, Run, load_run
 

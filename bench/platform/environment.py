@@ -98,7 +98,7 @@ def tpus() -> list[dict[str, Any]]:
     accelerator_type = os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("ACCELERATOR_TYPE")
     if not chips and not accelerator_type:
         return []
-    from bench.tpu import chip_count, device_name
+    from bench.platform.tpu import chip_count, device_name
 
     # The device files count this host's chips; the accelerator type names the whole slice
     # (a multi-host slice has more chips than one host shows).

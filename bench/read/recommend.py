@@ -28,16 +28,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.constraints import Constraint
 from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
-from bench.report.format import join_words
-from bench.runset import AXES, CellView, RunSet, axis_text
+from bench.read.constraints import Constraint
+from bench.read.runset import AXES, CellView, RunSet, axis_text
+from bench.text import join_words
 
 
 @dataclass(frozen=True)
 class Objective:
     name: str
-    field: str  # a bench.runset.FIELDS name
+    field: str  # a bench.read.runset.FIELDS name
     maximize: bool
     label: str
     unit: str

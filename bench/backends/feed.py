@@ -1,10 +1,9 @@
 """Per-step batch providers: what a backend calls each step to get the batch for that step.
 
-One seam between the inputs and the backends: ``open_batches(req, framework, hosts, place)``
-returns a ``Batches`` for the cell's ``input`` (``synthetic``, ``numpy`` or ``tfdata``), and the
-backend calls it once per step. The backend says how a batch is placed (one device, or sharded
-for data parallelism); the provider says where batches come from and when. Framework code lives
-in ``feed_jax`` and ``feed_tf``, imported here only when asked for, so this module stays
+Each backend's feed module (``open_batches(req, hosts, place)``) returns a ``Batches`` for the
+cell's ``input`` (``synthetic``, ``numpy`` or ``tfdata``), and the backend calls it once per
+step. The backend says how a batch is placed (one device, or sharded for data parallelism); the
+provider says where batches come from and when. This module, the contract, stays
 framework-free.
 
 Every provider times its own calls: ``wait_s`` adds up the time the step spent waiting for its
@@ -20,13 +19,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bench.backends.workload import stacks_batches, steps_per_call
 
 if TYPE_CHECKING:
-    from bench.backends.workload import BuildRequest
+    pass
 
 
 class Batches(ABC):
@@ -84,26 +82,3 @@ def batches_per_call(key: dict[str, Any]) -> int:
     """Batches one call takes: K when calls take stacks, else 1 (synthetic training reuses
     its one batch in every step of the call)."""
     return steps_per_call(key) if stacks_batches(key) else 1
-
-
-def open_batches(
-    req: BuildRequest,
-    framework: str,
-    hosts: list[dict[str, Any]],
-    place: Callable[[dict[str, Any]], Any],
-    keep: Callable[[dict[str, Any]], Any] | None = None,
-    device: str | None = None,
-) -> Batches:
-    """The cell's input for ``framework``, placed the backend's way.
-
-    ``hosts`` are the backend's host batches (this process's rows of the global batch);
-    ``place`` puts one call's input where the step reads it (sharded over a mesh or a strategy's
-    replicas, or onto the one device); ``keep`` places the synthetic batch once, to stay there
-    (default: ``place``); ``device`` names the one device for TensorFlow's prefetch to it
-    (None when a strategy spreads the batch).
-    """
-    if framework == "jax":
-        from bench.inputs import feed_jax as impl
-    else:
-        from bench.inputs import feed_tf as impl  # type: ignore[no-redef]
-    return impl.open_batches(req, hosts, place, keep or place, device)

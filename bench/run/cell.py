@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.backends.feed import Batches
 from bench.backends.workload import BuildRequest, Workload
-from bench.inputs.feed import Batches
-from bench.inputs.waits import input_metrics
 from bench.measure.cost import cost_metrics, price_per_hour
 from bench.measure.energy import EnergyMeter, per_example
 from bench.measure.flops import calibrate_cpu_peak, mfu, peak_flops
@@ -29,6 +28,7 @@ from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
 from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
 from bench.measure.timing import RunLength, Timer
+from bench.measure.waits import input_metrics
 from bench.metrics import metric, unavailable, value_of
 from bench.modeldef import load_model
 
@@ -59,7 +59,7 @@ def cpu_peak(backend: Any, precision: str) -> dict[str, Any]:
 
 
 def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
-    from bench.scenario import Optimizer
+    from bench.run.scenario import Optimizer
 
     key = msg["key"]
     rss_reset = reset_peak_rss()

@@ -1,6 +1,6 @@
 """The whole gate: a candidate against a baseline, per cell and metric, with one exit code.
 
-Builds on ``bench.gate`` (the per-cell rule and Holm) and adds what a CI job needs around it:
+Builds on ``bench.gate.decision`` (the per-cell rule and Holm) and adds what a CI job needs around it:
 
 - pairing: cells are paired by cell id; cells on one side only are listed in the notes;
 - samples: per-step metrics (step time, throughput) from each cell's raw step times;
@@ -9,7 +9,7 @@ Builds on ``bench.gate`` (the per-cell rule and Holm) and adds what a CI job nee
   (``measure.repeats`` in the scenario, or several runs per side);
 - one Holm family over every tested (cell, metric) pair, so the chance that any of them is
   falsely REGRESSED stays at most alpha for the whole gate;
-- trust: an environment that differs (``bench.fingerprint``) or a machine that got slower or
+- trust: an environment that differs (``bench.gate.fingerprint``) or a machine that got slower or
   noisier (UNSTABLE) makes the verdicts advisory: reported, never failing. ``strict_env``
   makes them count anyway.
 
@@ -24,10 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.baseline import METRICS, CellData, MetricDef, RunDoc, Side
-from bench.fingerprint import EnvironmentCheck, MachineCheck, compare_fingerprints, machine_check
-from bench.gate import Decision, GatePolicy, Verdict, decide, decide_many
-from bench.gate_policy import GateConfig
+from bench.gate.baseline import METRICS, CellData, MetricDef, RunDoc, Side
+from bench.gate.decision import Decision, GatePolicy, Verdict, decide, decide_many
+from bench.gate.fingerprint import (
+    EnvironmentCheck,
+    MachineCheck,
+    compare_fingerprints,
+    machine_check,
+)
+from bench.gate.policy import GateConfig
 
 EXIT_PASS, EXIT_REGRESSED = 0, 1
 DEFAULT_METRICS = ("step_time",)

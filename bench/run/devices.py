@@ -8,8 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.environment import cpu_model, nvidia_gpus, tpus
-from bench.worker import BACKENDS
+from bench.platform.environment import cpu_model, nvidia_gpus, tpus
+from bench.run.worker import BACKENDS
 
 DEVICES = ("cpu", "gpu", "tpu")
 PROBE_TIMEOUT_S = 180
@@ -19,7 +19,7 @@ def framework_view(framework: str, python: str = sys.executable) -> list[dict[st
     """One ``ready`` answer per device kind, from a worker started with ``--devices``."""
     try:
         done = subprocess.run(
-            [python, "-m", "bench.worker", framework, ",".join(DEVICES), "--devices"],
+            [python, "-m", "bench.run.worker", framework, ",".join(DEVICES), "--devices"],
             capture_output=True,
             text=True,
             timeout=PROBE_TIMEOUT_S,

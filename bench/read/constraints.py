@@ -1,7 +1,7 @@
 """``--where`` expressions: ``FIELD OP VALUE``, such as ``p99_ms<=50`` or ``device!=tpu``.
 
 A deliberately small language, parsed by a regular expression and never evaluated as code:
-a field from ``bench.runset.FIELDS``, one of ``<= >= < > == !=`` (``=`` means ``==``), and a
+a field from ``bench.read.runset.FIELDS``, one of ``<= >= < > == !=`` (``=`` means ``==``), and a
 value. Number fields take a number in the field's unit; text fields take a word, or several
 joined by ``|`` (``device==gpu|tpu``), compared case-insensitively, and only with ``==``/``!=``.
 Several ``--where`` options must all hold.
@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.runset import FIELDS, CellView
+from bench.read.runset import FIELDS, CellView
 
 _EXPR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>|=)\s*(\S.*?)\s*$")
 _OPS: dict[str, Callable[[float, float], bool]] = {

@@ -9,7 +9,7 @@ the reason; either way the sweep goes on with a fresh worker for the group's rem
 Before a group starts, the runner decides what its worker needs to see: on CPUs, as many
 virtual devices as the group's largest ``replicas`` asks for; on a legacy TPU node named by
 the scenario, the node's health (checked here, through the Cloud TPU API) and its endpoints. In
-a multi-host run (``bench.cluster``) every worker gets the cluster settings, and every process's
+a multi-host run (``bench.platform.cluster``) every worker gets the cluster settings, and every process's
 runner walks the same cells in the same order, so the workers meet in each cell's collectives.
 """
 
@@ -31,13 +31,13 @@ from typing import Any
 
 from bench import __version__
 from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
-from bench.cluster import Cluster
-from bench.environment import collect
 from bench.inputs import verdict
 from bench.measure.repeats import merge_repeats
+from bench.platform.cluster import Cluster
+from bench.platform.environment import collect
+from bench.platform.tpu import JAX_ON_NODE, NodeCheck, check_node, recheck_lost
 from bench.results import FAILED, Run, RunWriter, load_run, utc_now
-from bench.scenario import Cell, LoadedScenario, TpuNode, parse_scenario
-from bench.tpu import JAX_ON_NODE, NodeCheck, check_node, recheck_lost
+from bench.run.scenario import Cell, LoadedScenario, TpuNode, parse_scenario
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0
@@ -129,7 +129,7 @@ class WorkerProcess:
         self.log.flush()
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [python, "-m", "bench.worker", framework, device],
+            [python, "-m", "bench.run.worker", framework, device],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -347,7 +347,7 @@ class Runner:
         if device == "tpu" and self.node is not None and self.node.usable:
             extra[ENV_TPU_RESOLVER] = json.dumps(self.node.resolver_target())
             if self.node.accelerator_type:
-                # The TF backend names TPUs from it, as on a TPU VM (bench.tpu.device_name).
+                # The TF backend names TPUs from it, as on a TPU VM (bench.platform.tpu.device_name).
                 extra["TPU_ACCELERATOR_TYPE"] = self.node.accelerator_type
         return worker_env(framework, device, cpu_devices_for(group, processes), self.cluster, extra)
 

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.gate import GatePolicy
+from bench.gate.decision import GatePolicy
 
 SETTINGS = ("threshold", "alpha", "min_samples")
 

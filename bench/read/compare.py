@@ -1,6 +1,6 @@
 """Side-by-side comparison of runs: cells matched by key, every metric with a ratio and its CI.
 
-Pure functions over loaded runs (``bench.runset``); rendering lives in ``bench.report.compare``.
+Pure functions over loaded runs (``bench.read.runset``); rendering lives in ``bench.report.compare``.
 
 Matching. A cell of one run is matched with the cell of each other run that has the same values
 on the matching axes. By default these are all the axes of the cell keys except the ones a
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from bench.measure.stats import ratio_of_medians_ci
-from bench.runset import CellView, RunSet, axes_of
+from bench.read.runset import CellView, RunSet, axes_of
 
 Verdict = Literal["better", "worse", "same"]
 MISSING = "missing"
@@ -37,7 +37,7 @@ class ComparisonError(ValueError):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    field: str  # a bench.runset.FIELDS name
+    field: str  # a bench.read.runset.FIELDS name
     label: str
     unit: str
     higher_is_better: bool

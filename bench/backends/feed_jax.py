@@ -17,9 +17,9 @@ from typing import Any
 
 import jax
 
+from bench.backends.feed import Batches, batches_per_call
 from bench.backends.workload import BuildRequest, call_inputs
-from bench.inputs import tfdata
-from bench.inputs.feed import Batches, batches_per_call
+from bench.inputs import tf_runtime, tfdata
 from bench.inputs.prefetch import DevicePrefetch
 from bench.inputs.settings import resolve_label
 
@@ -98,7 +98,7 @@ class TfData(_JaxBatches):
         super().__init__(req, hosts, place, keep, device)
         if req.data is None:
             raise ValueError("a tfdata cell needs its data files (BuildRequest.data)")
-        tf = tfdata.import_tensorflow(hide_accelerators=True)
+        tf = tf_runtime.import_tensorflow(hide_accelerators=True)
         self.settings = resolve_label(req.key["pipeline"])
         shard = (jax.process_index(), jax.process_count())
         per_call = batches_per_call(req.key)
@@ -137,7 +137,14 @@ class TfData(_JaxBatches):
 
 
 def open_batches(
-    req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: Any
+    req: BuildRequest,
+    hosts: list[dict],
+    place: Place,
+    keep: Place | None = None,
+    device: Any = None,
 ) -> Batches:
+    """The cell's input: ``hosts`` are this process's rows of the global batch, ``place`` puts
+    one call's input where the step reads it, ``keep`` places the synthetic batch once, to stay
+    there (default: ``place``), ``device`` is the one device to prefetch to, if any."""
     kinds = {"synthetic": OnDevice, "numpy": HostCopies, "tfdata": TfData}
-    return kinds[req.key["input"]](req, hosts, place, keep, device)
+    return kinds[req.key["input"]](req, hosts, place, keep or place, device)

@@ -17,9 +17,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from bench.backends.feed import Batches, batches_per_call
 from bench.backends.workload import BuildRequest, call_inputs
 from bench.inputs import tfdata
-from bench.inputs.feed import Batches, batches_per_call
 from bench.inputs.settings import resolve_label
 
 Place = Callable[[dict[str, Any]], Any]
@@ -128,7 +128,14 @@ class TfData(_TfBatches):
 
 
 def open_batches(
-    req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: str | None
+    req: BuildRequest,
+    hosts: list[dict],
+    place: Place,
+    keep: Place | None = None,
+    device: str | None = None,
 ) -> Batches:
+    """The cell's input: ``hosts`` are this process's rows of the global batch, ``place`` puts
+    one call's input where the step reads it, ``keep`` places the synthetic batch once, to stay
+    there (default: ``place``), ``device`` is the one device to prefetch to, if any."""
     kinds = {"synthetic": OnDevice, "numpy": HostCopies, "tfdata": TfData}
-    return kinds[req.key["input"]](req, hosts, place, keep, device)
+    return kinds[req.key["input"]](req, hosts, place, keep or place, device)

@@ -1,0 +1,83 @@
+"""What every command shares: the consoles, exit codes, how errors print, argument helpers."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+EXIT_USAGE = 2
+WHERE_HELP = """\
+--where EXPR is FIELD OP VALUE, OP one of <= >= < > == != (text fields: == and != only,
+alternatives joined by |, e.g. device==gpu|tpu). Fields:
+{fields}
+"""
+out = Console()
+if not out.is_terminal:
+    # Piped into a log or a CI job: tables are read later, wide, rather than folded at 80.
+    out = Console(width=160)
+# Errors are never wrapped: a message names a file and line that tools and people grep for.
+err = Console(stderr=True, soft_wrap=True)
+
+
+def wide_console() -> Console:
+    """Piped output keeps whole rows (no wrapping to 80 columns); a terminal gets its width."""
+    return out if out.is_terminal else Console(width=250)
+
+
+def print_error(message: str) -> None:
+    err.print(message, style="red", highlight=False, markup=False)
+
+
+def where_help() -> str:
+    from bench.read.constraints import fields_help
+
+    return WHERE_HELP.format(fields=fields_help())
+
+
+def add_set_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_where_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--where", action="append", default=[], metavar="EXPR", help=help)
+
+
+def input_error(command: str, exc: Exception) -> int:
+    """A file that cannot be used: one message per problem, exit 2, never a traceback."""
+    for line in str(exc).splitlines():
+        err.print(f"bench {command}: {line}", style="red", highlight=False, markup=False)
+    return EXIT_USAGE
+
+
+def load_for_reading(paths: list[str], *, allow_repeats: bool = False):
+    """Runs for the reading commands, or None after printing why (the caller exits 2)."""
+    from bench.read.runset import load_runs
+    from bench.results import ResultsError
+
+    try:
+        runset = load_runs(paths, allow_repeats=allow_repeats)
+    except ResultsError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return None
+    for warning in runset.warnings:
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    return runset
+
+
+def parse_where(expressions: list[str]):
+    """Parsed --where options, or None after printing why (the caller exits 2)."""
+    from bench.read.constraints import ConstraintError, parse_all
+
+    try:
+        return parse_all(expressions)
+    except ConstraintError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return None
+
+
+def warn_unmatched(constraints, runset) -> None:
+    from bench.read.constraints import unmatched_words
+
+    for warning in unmatched_words(constraints, runset.cells):
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)

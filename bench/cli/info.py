@@ -1,0 +1,83 @@
+"""Commands about this machine and this install: ``bench devices``, ``list``, ``selfcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.cli.common import err, out
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from bench.report.terminal import devices_table
+    from bench.run.devices import inventory
+
+    with out.status("asking each installed framework what it sees..."):
+        found = inventory()
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        out.print(devices_table(found))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.modeldef import load_model, registered_models
+
+    models = Table(title="models", title_justify="left")
+    models.add_column("name")
+    models.add_column("description")
+    for name in registered_models():
+        models.add_row(name, load_model(name).DESCRIPTION)
+    out.print(models)
+    scenarios = Table(title=f"scenarios in {args.scenarios}/", title_justify="left")
+    scenarios.add_column("file")
+    scenarios.add_column("what it shows")
+    for path in sorted(Path(args.scenarios).glob("*.yaml")):
+        first = next(
+            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
+            "",
+        )
+        scenarios.add_row(str(path), first)
+    out.print(scenarios)
+    return 0
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    from bench.measure.overhead import run_in_subprocess
+
+    with out.status("timing one compiled JAX step bare and through bench's timer..."):
+        try:
+            found = run_in_subprocess(args.steps, args.trials, args.size)
+        except RuntimeError as exc:
+            err.print(str(exc), style="red", markup=False)
+            return 1
+    verdict = "meets" if found["ratio"] >= 0.98 else "MISSES"
+    out.print(
+        f"step {found['step_ms']:.3f} ms on {found['device']} (jax {found['jax']}): bare loop "
+        f"{found['bare_steps_per_s']:,.1f} steps/s, bench timer {found['bench_steps_per_s']:,.1f} "
+        f"steps/s, ratio {found['ratio']:.3f} ({verdict} the 0.98 target; "
+        f"{found['trials']} interleaved trials x {found['steps_per_trial']} steps)",
+        highlight=False,
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("devices", help="what each installed framework sees on this machine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("selfcheck", help="measure the timer's overhead against a bare JAX loop")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--trials", type=int, default=7)
+    p.add_argument("--size", type=int, default=256, help="matrix size (sets the step time)")
+    p.set_defaults(func=cmd_selfcheck)
+
+    p = sub.add_parser("list", help="list models and scenarios")
+    p.add_argument("--scenarios", default="scenarios")
+    p.set_defaults(func=cmd_list)

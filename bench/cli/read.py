@@ -1,0 +1,234 @@
+"""Commands that read run folders: ``bench results``, ``compare``, ``report``, ``recommend``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.cli.common import (
+    EXIT_USAGE,
+    err,
+    input_error,
+    load_for_reading,
+    out,
+    parse_where,
+    warn_unmatched,
+    where_help,
+)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from bench.report.terminal import cells_table, runs_table
+    from bench.results import ResultsError, list_runs, load_run
+
+    if args.run:
+        try:
+            run = load_run(args.run)
+        except ResultsError as exc:
+            err.print(str(exc), style="red", highlight=False, markup=False)
+            return EXIT_USAGE
+        out.print(cells_table(run, run.meta.get("cells_planned")))
+        return 0
+    runs = list_runs(args.results_dir)
+    if not runs:
+        out.print(f"no runs in {args.results_dir}/ yet: bench run scenarios/quickstart.yaml")
+        return 0
+    out.print(runs_table(runs))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.read.compare import ComparisonError, compare
+    from bench.read.constraints import select
+    from bench.report import compare as render
+
+    constraints = parse_where(args.where)
+    runset = load_for_reading(args.runs, allow_repeats=True)
+    if constraints is None or runset is None:
+        return EXIT_USAGE
+    warn_unmatched(constraints, runset)
+    by = [a.strip() for a in args.by.split(",") if a.strip()] if args.by else None
+    try:
+        result = compare(runset, select(runset.cells, constraints), by=by)
+    except ComparisonError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    if args.format == "table":
+        # Piped output keeps whole rows (no wrapping to 80 columns); a terminal gets its width.
+        console = out if out.is_terminal else Console(width=250)
+        console.print(render.to_table(result), highlight=False)
+    else:
+        writer = {"md": render.to_markdown, "csv": render.to_csv, "json": render.to_json}
+        sys.stdout.write(writer[args.format](result))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from bench.read.recommend import recommend
+    from bench.report import recommend as render
+
+    constraints = parse_where(args.where)
+    runset = load_for_reading(args.runs)
+    if constraints is None or runset is None:
+        return EXIT_USAGE
+    warn_unmatched(constraints, runset)
+    result = recommend(runset, args.objective, constraints)
+    console = out if out.is_terminal else Console(width=250)
+    console.print(render.to_text(result, runset), highlight=False)
+    if args.out:
+        if not any(c.winner is not None for c in result.choices):
+            err.print(f"{args.out} not written: nothing to deploy", style="red")
+        else:
+            try:
+                Path(args.out).write_text(render.to_deploy_yaml(result, runset))
+            except OSError as exc:
+                err.print(f"cannot write {args.out}: {exc}", style="red", markup=False)
+                return EXIT_USAGE
+            console.print(f"wrote {args.out}", highlight=False)
+    # 1 when some (model, workload) has no cell meeting the constraints: scripts can tell.
+    return 0 if result.complete else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import content, html, markdown
+
+    runset = load_for_reading(args.runs)
+    if runset is None:
+        return EXIT_USAGE
+    report = content.build(runset, args.objective)
+    target = Path(args.output or f"report.{'md' if args.format == 'md' else 'html'}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if args.format == "md":
+            written = markdown.write(report, target)
+            out.print(
+                f"wrote {target} and {len(written) - 1} plot(s) in {markdown.plots_dir(target)}",
+                highlight=False,
+            )
+        else:
+            target.write_text(html.render(report))
+            out.print(f"wrote {target}", highlight=False)
+    except OSError as exc:
+        err.print(f"cannot write {target}: {exc}", style="red", markup=False)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.read.export import pytest_benchmark_json
+    from bench.results import ResultsError, load_run
+
+    try:
+        run = load_run(args.run)
+    except ResultsError as exc:
+        return input_error("export", exc)
+    doc = pytest_benchmark_json(run, include_data=args.include_data)
+    text = json.dumps(doc, indent=4) + "\n"
+    try:
+        Path(args.output).write_text(text)
+    except OSError as exc:
+        return input_error("export", OSError(f"{args.output}: cannot write ({exc})"))
+    out.print(
+        f"{args.output}: {len(doc['benchmarks'])} benchmarks from run {run.run_id} "
+        f"(pytest-benchmark format; compare with: pytest-benchmark compare {args.output})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    help_for_where = where_help()
+    p = sub.add_parser("results", help="list runs, or show one run's cells")
+    p.add_argument("run", nargs="?", help="a run folder to show")
+    p.add_argument("--results-dir", default="results")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser(
+        "compare",
+        help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
+        description="Match cells across runs and show each metric side by side, with the ratio "
+        "to the first run and its 95%% bootstrap CI. Exit 0, or 2 on bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=help_for_where,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders; the first is the baseline")
+    p.add_argument(
+        "--by",
+        metavar="AXES",
+        help="comma-separated axes to match cells on (default: every axis except those that "
+        "differ between runs as a whole, e.g. device when run A is all cpu and B all gpu)",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="keep only cells where EXPR holds (repeatable), e.g. workload==predict",
+    )
+    p.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML report (or markdown) of runs",
+        description="Write a report of the runs: recommendation, throughput vs batch size, "
+        "step-time percentiles, cost, energy, MFU, Pareto frontiers, problems and environments. "
+        "HTML is one self-contained file (no network requests); --format md writes markdown for "
+        "a CI job summary with the plots as SVG files beside it. Exit 0, or 2 on bad input.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file (default: report.html, or report.md with --format md)",
+    )
+    p.add_argument("--format", choices=("html", "md"), default="html")
+    p.add_argument(
+        "--objective",
+        choices=("throughput", "cost", "energy", "latency"),
+        default="throughput",
+        help="what the summary's recommendation optimises",
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "recommend",
+        help="the configuration to deploy for an objective under constraints, and why",
+        description="Pick the best cell per model and workload for an objective among the runs "
+        "given (runs from different machines merge: each cell shows its host), under --where "
+        "constraints. Exit 0 when every model/workload has a recommendation, 1 when some has "
+        "no cell meeting the constraints (the closest cells are named), 2 on bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=help_for_where,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
+    p.add_argument(
+        "--objective",
+        choices=("throughput", "cost", "energy", "latency"),
+        default="throughput",
+        help="throughput: most examples/s; cost: least USD per 1M examples; energy: least kWh "
+        "per 1M examples; latency: lowest p99 step time (default: throughput)",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a constraint every chosen cell must meet (repeatable), e.g. p99_ms<=50",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
+    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
+    p.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    p.add_argument("--include-data", action="store_true", help="also write every raw step time")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,279 @@
+"""Commands that measure: ``bench run``, ``bench validate``, ``bench schema``, ``bench data make``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.cli.common import EXIT_USAGE, err, out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.run.scenario import ScenarioError, load_scenario
+
+    code = 0
+    for path in args.files:
+        try:
+            loaded = load_scenario(path, args.set)
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                err.print(problem, style="red", highlight=False, markup=False)
+            code = EXIT_USAGE
+            continue
+        out.print(f"{path}: valid, {len(loaded.cells)} cells", highlight=False)
+    return code
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from bench.run.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _on_event(progress: Progress, task_ref: dict[str, Any]):
+    from bench.report.terminal import cell_line
+
+    def on_event(kind: str, **data: Any) -> None:
+        if kind == "start":
+            resumed = (
+                f", resuming after {data['resumed']} recorded cells" if "resumed" in data else ""
+            )
+            progress.console.print(f"run [bold]{data['run_id']}[/] -> {data['path']}{resumed}")
+            task_ref["id"] = progress.add_task("starting", total=len(data["cells"]))
+        elif kind == "worker_ready":
+            ready = data["ready"]
+            what = "ready" if ready["present"] else f"device not available: {ready['reason']}"
+            progress.console.print(
+                f"[dim]worker {data['framework']}/{data['device']} {what}[/]", highlight=False
+            )
+        elif kind == "tpu_node":
+            node = data["node"]
+            what = (
+                f"{node.state}/{node.health}, {node.accelerator_type}"
+                if node.usable
+                else node.reason
+            )
+            progress.console.print(f"[dim]TPU node {node.name}: {what}[/]", highlight=False)
+        elif kind == "cell_start":
+            progress.update(task_ref["id"], description=data["cell"].cell_id)
+        elif kind == "cell_done":
+            progress.console.print(cell_line(data["record"]), highlight=False)
+            progress.advance(task_ref["id"])
+        elif kind == "cell_updated":  # judged again once its synthetic twin finished
+            progress.console.print(cell_line(data["record"]), highlight=False)
+
+    return on_event
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.platform.cluster import ClusterError, resolve
+    from bench.report.terminal import cells_table
+    from bench.results import ResultsError
+    from bench.run.runner import resume_run, start_run
+    from bench.run.scenario import ScenarioError, load_scenario
+
+    if bool(args.scenario) == bool(args.resume):
+        err.print("bench run: give a SCENARIO file, or --resume RUN_DIR (not both)")
+        return EXIT_USAGE
+    try:
+        cluster = resolve(args.coordinator, args.num_processes, args.process_id, args.worker_hosts)
+    except ClusterError as exc:
+        err.print(f"bench run: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    if cluster is not None and args.resume:
+        # Each host recorded a different set of cells when it stopped: resuming would send the
+        # processes into different cells, where each would wait for the others forever.
+        err.print("bench run: --resume is single-host only; rerun a multi-host scenario whole")
+        return EXIT_USAGE
+    loaded = None
+    if args.scenario:
+        try:
+            loaded = load_scenario(args.scenario, args.set)
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                err.print(problem, style="red", highlight=False, markup=False)
+            err.print(f"{len(exc.problems)} problem(s); nothing was run.")
+            return EXIT_USAGE
+        if args.dry_run:
+            for cell in loaded.cells:
+                out.print(cell.cell_id, highlight=False)
+            out.print(f"{len(loaded.cells)} cells", highlight=False)
+            return 0
+
+    # SIGTERM (a CI job cancelled, `kill`) stops the run as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    task_ref: dict[str, Any] = {}
+    with Progress(*columns, console=out, transient=True) as progress:
+        on_event = _on_event(progress, task_ref)
+        try:
+            if loaded is not None:
+                outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
+            else:
+                outcome = resume_run(Path(args.resume), on_event, retry_failed=args.retry_failed)
+        except (ResultsError, ScenarioError) as exc:
+            err.print(str(exc), style="red", highlight=False, markup=False)
+            return EXIT_USAGE
+    run = outcome.run
+    out.print(cells_table(run, run.meta.get("cells_planned")))
+    statuses = [r["status"] for r in run.cells.values()]
+    summary = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    out.print(f"run {run.run_id} {outcome.status}: {summary or 'no cells'}", highlight=False)
+    out.print(f"results: {run.path}", highlight=False)
+    if outcome.status == "interrupted":
+        out.print(f"interrupted; finish it with: bench run --resume {run.path}", highlight=False)
+    return outcome.exit_code
+
+
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from bench.inputs.datafiles import DataError, make_for_model
+    from bench.inputs.settings import DataFiles
+    from bench.modeldef import ModelError
+    from bench.run.scenario import ScenarioError, load_scenario
+
+    if bool(args.models) == bool(args.scenario):
+        err.print("bench data make: give MODEL names, or --scenario FILE (not both)")
+        return EXIT_USAGE
+    flags = {
+        "examples": args.examples,
+        "shards": args.shards,
+        "stored_image_size": args.stored_image_size,
+        "jpeg_quality": args.jpeg_quality,
+        "dir": args.dir,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        if args.scenario:
+            s = load_scenario(args.scenario, args.set).scenario
+            jobs = [(s.model, s.model_args)]
+            data = DataFiles(**{**s.data.model_dump(exclude_none=True), **given})
+            seed = s.seed if args.seed is None else args.seed
+        else:
+            model_args = json.loads(args.model_args) if args.model_args else {}
+            jobs = [(name, model_args) for name in args.models]
+            data, seed = DataFiles(**given), args.seed or 0
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            err.print(problem, style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    except (ValidationError, json.JSONDecodeError) as exc:
+        err.print(f"bench data make: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+
+    for model, model_args in jobs:
+        try:
+            with out.status(f"{model}: making or checking data files..."):
+                made = make_for_model(model, model_args, data, seed)
+        except ModelError as exc:
+            err.print(
+                f"bench data make: {model}: {exc}", style="red", highlight=False, markup=False
+            )
+            return EXIT_USAGE
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                err.print(f"bench data make: {model}: model_args.{where}: {e['msg']}", style="red")
+            return EXIT_USAGE
+        except DataError as exc:
+            err.print(
+                f"bench data make: {model}: {exc}", style="red", highlight=False, markup=False
+            )
+            return 1
+        info = made.describe()
+        how = f"made in {info['make_s']:.1f} s" if info["made"] else "found in the cache, checked"
+        # One line per model, never wrapped: the folder is what users copy.
+        print(
+            f"{model} ({info['kind']}): {info['examples']} examples in {info['files']} files, "
+            f"{info['bytes'] / 2**20:.1f} MiB, {how}: {info['dir']}"
+        )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a scenario's cells and write a run folder")
+    p.add_argument("scenario", nargs="?", help="scenario YAML file")
+    p.add_argument(
+        "--results-dir", default="results", help="where run folders go (default: results)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field, e.g. --set matrix.batch_size=[8,16] (repeatable)",
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="run only the cells RUN_DIR has no record of"
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: also rerun failed cells"
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    multi = p.add_argument_group(
+        "multi-host",
+        "run the same scenario on every host, each with its own --process-id; process 0 "
+        "writes every host's figures (or set BENCH_COORDINATOR, BENCH_NUM_PROCESSES, "
+        "BENCH_PROCESS_ID, BENCH_WORKER_HOSTS)",
+    )
+    multi.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="address of process 0 (JAX coordinator)"
+    )
+    multi.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    multi.add_argument("--process-id", type=int, metavar="I", help="this process: 0..N-1")
+    multi.add_argument(
+        "--worker-hosts",
+        metavar="H0,H1,...",
+        help="every process's host, in process-id order (TensorFlow needs each worker's "
+        "address; default: all on the coordinator's host)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check scenario files (exit 0 valid, 2 invalid)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the scenario JSON Schema (for editor completion)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("data", help="data files for tfdata cells")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_sub.add_parser(
+        "make",
+        help="write a model's data files (deterministic from the seed) or find them in the cache",
+        description="Write the sharded TFRecord files (and CSV for tabular data) that tfdata "
+        "cells of a model read, into a cache folder named by a hash of every parameter; "
+        "print where. Files already there are checked and reused.",
+    )
+    p.add_argument("models", nargs="*", metavar="MODEL", help="registered model names")
+    p.add_argument("--scenario", help="take model, model_args, seed and data: from a scenario")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --scenario: override a scenario field, as bench run does",
+    )
+    p.add_argument("--model-args", help="the model's options as JSON, e.g. '{\"image_size\": 64}'")
+    p.add_argument("--examples", type=int, help="examples to write (default 2048)")
+    p.add_argument("--shards", type=int, help="TFRecord files to split them into (default 8)")
+    p.add_argument("--seed", type=int, help="default 0 (or the scenario's seed)")
+    p.add_argument(
+        "--stored-image-size", type=int, help="store JPEGs at this size (default: the model's)"
+    )
+    p.add_argument("--jpeg-quality", type=int, help="default 90")
+    p.add_argument("--dir", help="cache root (default $BENCH_DATA_DIR or ~/.cache/bench/data)")
+    p.set_defaults(func=cmd_data_make)
