@@ -1,5 +1,5 @@
 """User models (``model: "package.module:factory"``): clear errors for every way a reference can
-be wrong, and the README's minimal example runs in both frameworks."""
+be wrong, and the minimal example in docs/extending.md runs in both frameworks."""
 
 from __future__ import annotations
 
@@ -134,17 +134,17 @@ def test_validate_reports_a_bad_model_with_its_line():
     ]
 
 
-def readme_model() -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Your own model") :]
+def docs_model() -> str:
+    page = (REPO / "docs" / "extending.md").read_text()
+    section = page[page.index("## Add a model") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 @pytest.mark.slow
-def test_readme_example_model_runs_in_both_frameworks(tmp_path):
+def test_docs_example_model_runs_in_both_frameworks(tmp_path):
     (tmp_path / "mymodels").mkdir()
     (tmp_path / "mymodels" / "__init__.py").write_text("")
-    (tmp_path / "mymodels" / "linear.py").write_text(readme_model())
+    (tmp_path / "mymodels" / "linear.py").write_text(docs_model())
     scenario = tmp_path / "s.yaml"
     scenario.write_text(
         "name: readme\nmodel: mymodels.linear:factory\nmodel_args: {features: 64}\n"
