@@ -96,7 +96,8 @@ def test_a_run_cut_off_mid_record_is_read_with_a_warning(tmp_path):
 def test_a_record_cut_to_valid_json_without_its_metrics(tmp_path):
     run = write_run(tmp_path, "r", [record()])
     (run / "cells.jsonl").write_text(
-        json.dumps({"cell_id": "x", "key": {"model": "mlp"}, "status": "ok"}) + "\n"
+        json.dumps({"cell_id": "x", "key": {"model": "mlp", "batch_size": 8}, "status": "ok"})
+        + "\n"
     )
     assert_clean_failure(bench("compare", str(run), str(run)), "status ok but no examples_per_s")
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+from pathlib import Path
 
 from bench import __version__
 from bench.cli import gate, info, read, run
-from bench.cli.common import err
+from bench.cli.common import EXIT_USAGE, err
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # Whatever slipped past the loaders' checks must not exit 1: for `bench gate` that code
+        # means a regression, for `bench run` a failed cell. Say where, without a traceback.
+        return internal_error(args.command, exc)
+
+
+def internal_error(command: str, exc: BaseException) -> int:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    err.print(
+        f"bench {command}: unexpected {type(exc).__name__}{at}: {exc} (the input may be "
+        "damaged in a way bench does not check yet; please report it)",
+        style="red",
+        highlight=False,
+        markup=False,
+    )
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.cli.common import EXIT_USAGE, err, out
+from bench.cli.common import EXIT_USAGE, err, input_error, out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -65,6 +65,8 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
         elif kind == "cell_done":
             progress.console.print(cell_line(data["record"]), highlight=False)
             progress.advance(task_ref["id"])
+        elif kind == "repaired":  # a resume set aside a cut-off record before appending
+            err.print(f"note: {data['message']}", highlight=False, markup=False)
         elif kind == "cell_updated":  # judged again once its synthetic twin finished
             progress.console.print(cell_line(data["record"]), highlight=False)
 
@@ -73,9 +75,8 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.platform.cluster import ClusterError, resolve
-    from bench.report.terminal import cells_table
     from bench.results import ResultsError
-    from bench.run.runner import resume_run, start_run
+    from bench.run.runner import start_run
     from bench.run.scenario import ScenarioError, load_scenario
 
     if bool(args.scenario) == bool(args.resume):
@@ -91,6 +92,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         # processes into different cells, where each would wait for the others forever.
         err.print("bench run: --resume is single-host only; rerun a multi-host scenario whole")
         return EXIT_USAGE
+    if args.resume and args.set:
+        # A resumed run measures the scenario it was started with, so its cells stay one
+        # experiment; run.json keeps that text and its overrides.
+        err.print(
+            "bench run: --set does not apply to --resume (a resumed run keeps the scenario and "
+            "overrides it started with); start a new run to change the scenario",
+            style="red",
+            highlight=False,
+            markup=False,
+        )
+        return EXIT_USAGE
+    if args.resume:
+        return _resume(args)
     loaded = None
     if args.scenario:
         try:
@@ -108,23 +122,82 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # SIGTERM (a CI job cancelled, `kill`) stops the run as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    task_ref: dict[str, Any] = {}
+    with _progress() as progress:
+        on_event = _on_event(progress, task_ref)
+        try:
+            outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
+        except (ResultsError, ScenarioError) as exc:
+            err.print(str(exc), style="red", highlight=False, markup=False)
+            return EXIT_USAGE
+    return _report_outcome(outcome)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from bench.results import ResultsError
+    from bench.run.runner import plan_resume, resume_run
+
+    try:
+        plan = plan_resume(Path(args.resume), retry_failed=args.retry_failed)
+    except ResultsError as exc:
+        return input_error("run --resume", exc)
+    run = plan.run
+    if args.dry_run:
+        for cell in plan.todo:
+            out.print(cell.cell_id, highlight=False)
+        out.print(
+            f"{len(plan.todo)} of {len(plan.loaded.cells)} cells to run "
+            f"({len(run.cells)} recorded); nothing was run",
+            highlight=False,
+        )
+        return 0
+    if not plan.todo:
+        return _complete(run, args.retry_failed)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    task_ref: dict[str, Any] = {}
+    with _progress() as progress:
+        try:
+            outcome = resume_run(
+                Path(args.resume), _on_event(progress, task_ref), retry_failed=args.retry_failed
+            )
+        except ResultsError as exc:
+            return input_error("run --resume", exc)
+    if "id" not in task_ref:
+        return _complete(outcome.run, args.retry_failed)  # completed by another process meanwhile
+    return _report_outcome(outcome)
+
+
+def _complete(run: Any, retry_failed: bool) -> int:
+    """A resume with nothing to run: say so, write nothing, exit as the run did."""
+    from bench.results import FAILED
+    from bench.run.runner import exit_code
+
+    failed = sum(1 for r in run.cells.values() if r["status"] in FAILED)
+    hint = (
+        f"; {failed} failed (--retry-failed runs them again)" if failed and not retry_failed else ""
+    )
+    out.print(
+        f"run {run.run_id} is complete: every planned cell has a record{hint}; nothing was run "
+        f"and nothing changed in {run.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return exit_code(r["status"] for r in run.cells.values())
+
+
+def _progress() -> Progress:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    task_ref: dict[str, Any] = {}
-    with Progress(*columns, console=out, transient=True) as progress:
-        on_event = _on_event(progress, task_ref)
-        try:
-            if loaded is not None:
-                outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
-            else:
-                outcome = resume_run(Path(args.resume), on_event, retry_failed=args.retry_failed)
-        except (ResultsError, ScenarioError) as exc:
-            err.print(str(exc), style="red", highlight=False, markup=False)
-            return EXIT_USAGE
+    return Progress(*columns, console=out, transient=True)
+
+
+def _report_outcome(outcome: Any) -> int:
+    from bench.report.terminal import cells_table
+
     run = outcome.run
     out.print(cells_table(run, run.meta.get("cells_planned")))
     statuses = [r["status"] for r in run.cells.values()]
@@ -216,12 +289,20 @@ def add_parsers(sub: Any) -> None:
         help="override a scenario field, e.g. --set matrix.batch_size=[8,16] (repeatable)",
     )
     p.add_argument(
-        "--resume", metavar="RUN_DIR", help="run only the cells RUN_DIR has no record of"
+        "--resume",
+        metavar="RUN_DIR",
+        help="run only the cells RUN_DIR has no record of, with the scenario and overrides it "
+        "started with (--set is refused; --dry-run lists those cells); a complete run is left "
+        "as it is. One process at a time writes a run folder",
     )
     p.add_argument(
         "--retry-failed", action="store_true", help="with --resume: also rerun failed cells"
     )
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the cells that would run and exit, writing nothing",
+    )
     multi = p.add_argument_group(
         "multi-host",
         "run the same scenario on every host, each with its own --process-id; process 0 "

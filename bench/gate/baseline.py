@@ -449,13 +449,21 @@ class Side:
 
 def _read_file(path: Path) -> Any:
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{path}: cannot read ({exc})") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BaselineError(
+            f"{path}: not UTF-8 text (byte {exc.start}): a binary or damaged file"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BaselineError(f"{path}: nested too deeply to be a baseline file") from None
 
 
 def load_document(

@@ -112,16 +112,52 @@ class _PolicyModel(_Strict):
     rules: list[_RuleModel] = []
 
 
-def load_policy_file(path: str | Path, known_metrics: Iterable[str]) -> _PolicyModel:
-    path = Path(path)
+# A policy is a few lines; these bounds keep a damaged or hostile file from costing more than a
+# moment (deep nesting would exhaust the YAML composer's recursion, aliases multiply the
+# nodes that validation walks).
+MAX_POLICY_BYTES = 2**20
+MAX_POLICY_DEPTH = 32
+MAX_POLICY_ALIASES = 100
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES // 2**20} MiB; not a policy file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            f"{path}: not UTF-8 text (byte {exc.start}): a binary or damaged file"
+        ) from None
+    try:
+        depth = aliases = 0
+        # Events come from a streaming parser: the bounds hold before anything is built.
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_POLICY_DEPTH:
+                    raise PolicyError(f"{path}: nested deeper than {MAX_POLICY_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_POLICY_ALIASES:
+                    raise PolicyError(f"{path}: more than {MAX_POLICY_ALIASES} YAML aliases")
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise PolicyError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_policy_file(path: str | Path, known_metrics: Iterable[str]) -> _PolicyModel:
+    path = Path(path)
+    data = _read_yaml(path)
     try:
         model = _PolicyModel.model_validate(data if data is not None else {})
     except ValidationError as exc:

@@ -36,8 +36,16 @@ from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
 from bench.platform.tpu import JAX_ON_NODE, NodeCheck, check_node, recheck_lost
-from bench.results import FAILED, Run, RunWriter, load_run, utc_now
-from bench.run.scenario import Cell, LoadedScenario, TpuNode, parse_scenario
+from bench.results import (
+    FAILED,
+    ResultsError,
+    Run,
+    RunWriter,
+    load_run,
+    open_in_run,
+    utc_now,
+)
+from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, parse_scenario
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0
@@ -124,7 +132,7 @@ class WorkerProcess:
         python: str = sys.executable,
         env: dict[str, str] | None = None,
     ):
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.log = open_in_run(log_path, "ab")  # closed in close(); never through a link
         self.log.write(f"\n=== worker {framework}/{device} started {utc_now()}\n".encode())
         self.log.flush()
         self.log_path = log_path
@@ -188,8 +196,11 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 1) -> str:
         try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
+            with open_in_run(self.log_path) as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(0, size - 65536))  # the tail is all we show
+                text = f.read().decode(errors="replace").strip().splitlines()
+        except (OSError, ResultsError):
             return ""
         useful = [t for t in text if t.strip() and not t.startswith("===")]
         return " | ".join(useful[-lines:])[-300:]
@@ -470,7 +481,10 @@ def _drive(
         runner.abort()
     except BaseException:
         runner.abort()
-        writer.finish("failed")
+        try:
+            writer.finish("failed")
+        finally:
+            writer.close()  # the lock goes with the writer, however the run ended
         raise
     writer.finish(status)
     run = load_run(writer.path)
@@ -519,21 +533,70 @@ def start_run(
     return _drive(loaded, writer, loaded.cells, on_event, python, cluster)
 
 
-def resume_run(
-    run_dir: Path, on_event: Events, retry_failed: bool = False, python: str = sys.executable
-) -> RunOutcome:
-    """Run the cells of ``run_dir`` that have no record yet (and failed ones if asked)."""
+@dataclass
+class ResumePlan:
+    """What ``bench run --resume`` would do: the run as recorded and the cells still to run."""
+
+    run: Run
+    loaded: LoadedScenario
+    todo: list[Cell]
+
+
+def plan_resume(run_dir: Path, retry_failed: bool = False) -> ResumePlan:
+    """Read ``run_dir`` (writing nothing) and list the cells a resume would run: those with no
+    record yet, and failed ones if asked. ResultsError for a run that cannot be resumed."""
     run = load_run(run_dir)
+    return _plan(run, retry_failed)
+
+
+def _plan(run: Run, retry_failed: bool) -> ResumePlan:
     scenario = run.meta["scenario"]
-    loaded = parse_scenario(
-        scenario["text"], scenario["path"], tuple(scenario.get("overrides", ()))
-    )
+    where = f"{run.path / 'run.json'}: scenario.text"
+    if not isinstance(scenario.get("text"), str):
+        raise ResultsError(f"{where}: missing; this run cannot be resumed")
+    try:
+        loaded = parse_scenario(
+            scenario["text"],
+            scenario.get("path") or "scenario",
+            tuple(scenario.get("overrides") or ()),
+        )
+    except ScenarioError as exc:
+        problems = "; ".join(exc.problems)
+        raise ResultsError(f"{where}: no longer a valid scenario ({problems})") from None
     redo = set(FAILED) if retry_failed else set()
     todo = [
         c
         for c in loaded.cells
         if c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo
     ]
-    writer = RunWriter.reopen(run)
-    on_event("start", run_id=run.run_id, path=writer.path, cells=todo, resumed=len(run.cells))
-    return _drive(loaded, writer, todo, on_event, python, recorded=run.cells)
+    return ResumePlan(run, loaded, todo)
+
+
+def resume_run(
+    run_dir: Path, on_event: Events, retry_failed: bool = False, python: str = sys.executable
+) -> RunOutcome:
+    """Run the cells of ``run_dir`` that have no record yet (and failed ones if asked).
+
+    The folder is locked first, then read: a second resumer is refused before it measures
+    anything. A run with nothing left to run is returned as it is, with nothing written.
+    """
+    run_dir = Path(run_dir).resolve()  # a link given on the command line, resolved once
+    plan = plan_resume(run_dir, retry_failed)
+    if not plan.todo:
+        return RunOutcome(
+            plan.run, "complete", exit_code(r["status"] for r in plan.run.cells.values())
+        )
+    writer, run = RunWriter.reopen(run_dir)
+    try:
+        for note in writer.notes:
+            on_event("repaired", message=note)
+        plan = _plan(run, retry_failed)  # as the run is now, under the lock
+        if not plan.todo:
+            writer.close()
+            return RunOutcome(run, "complete", exit_code(r["status"] for r in run.cells.values()))
+        writer.resume()
+    except BaseException:
+        writer.close()
+        raise
+    on_event("start", run_id=run.run_id, path=writer.path, cells=plan.todo, resumed=len(run.cells))
+    return _drive(plan.loaded, writer, plan.todo, on_event, python, recorded=run.cells)
