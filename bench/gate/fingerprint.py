@@ -29,6 +29,15 @@ and the end of every run, and calls the machine UNSTABLE when, for either kernel
 A machine that got faster, or a baseline measured while shared, is noted, not flagged: that can
 hide a regression, never invent one. Runs without reference timings (written before the kernel
 existed) leave the check "unknown".
+
+An UNSTABLE machine does not excuse every slowdown: the check also says how much slower it
+measured the machine at most (``MachineCheck.slowdown``, a factor >= 1), and the gate still
+fails a cell whose whole interval lies beyond the threshold compounded with it
+(``bench.gate.regression``). The factor is the largest of: for each kernel, the upper end of
+the interval of candidate / baseline; for each run's drift, the upper end of end / start or of
+start / end (a run that sped up was slow at its start, and cells measured then were too); and
+for the candidate run, 1 / (1 - others' CPU share), the slowdown of a program that needed the
+whole machine while others held that share of it.
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ FRAMEWORK_PACKAGES = {
 }
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
 REFERENCE_KERNELS = ("matmul_s", "copy_s")
+# Others holding (nearly) all of the CPU would make any slowdown explainable; past 95% the
+# factor 1 / (1 - share) stops at 20x.
+MAX_OTHERS_SHARE = 0.95
 DEFAULT_POLICY = GatePolicy()
 
 
@@ -162,6 +174,9 @@ class MachineCheck:
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     kernels: tuple[KernelComparison, ...] = field(default=())
+    # The largest slowdown factor the check measured (>= 1), and where it was measured.
+    slowdown: float = 1.0
+    slowdown_source: str = ""
 
     @property
     def unstable(self) -> bool:
@@ -252,6 +267,7 @@ def machine_check(
     reasons: list[str] = []
     notes: list[str] = []
     kernels: list[KernelComparison] = []
+    slowdowns: list[tuple[float, str]] = [(1.0, "")]
     for kernel in REFERENCE_KERNELS:
         pooled = {
             side: [
@@ -266,16 +282,23 @@ def machine_check(
         )  # fmt: skip
         if compared:
             kernels.append(compared)
+            slowdowns.append(
+                (compared.ci_hi, f"{kernel} candidate / baseline, interval's upper end")
+            )
         # a run on both sides (gating a run against itself) is checked once
         for run_id, (side, entry) in _runs_once(baseline, candidate).items():
             start, end = _samples(entry, "start", kernel), _samples(entry, "end", kernel)
             if not end:
                 notes.append(f"{side} run {run_id} has no end timing (interrupted?)")
                 continue
-            _compare(
+            drift = _compare(
                 f"{side} run {run_id}: machine during the run", kernel, start, end,
                 machine_policy, policy.threshold, (reasons, notes), note_faster=False,
             )  # fmt: skip
+            if drift:
+                where = f"{kernel} drift in {side} run {run_id}"
+                slowdowns.append((drift.ci_hi, f"{where} (end / start, interval's upper end)"))
+                slowdowns.append((1 / drift.ci_lo, f"{where} (start / end, interval's upper end)"))
     for run_id, (side, entry) in _runs_once(baseline, candidate).items():
         host = ((entry or {}).get("end") or {}).get("host_cpu")
         if not host or host["others_share"] <= policy.threshold:
@@ -287,7 +310,17 @@ def machine_check(
         )
         if side == "candidate":
             reasons.append(shared)
+            share = min(float(host["others_share"]), MAX_OTHERS_SHARE)
+            slowdowns.append((1 / (1 - share), f"others' CPU share in candidate run {run_id}"))
         else:
             notes.append(f"{shared}; this can hide a regression, never invent one")
     status = "UNSTABLE" if reasons else "stable"
-    return MachineCheck(status, tuple(reasons), tuple(dict.fromkeys(notes)), tuple(kernels))
+    slowdown, source = max(slowdowns, key=lambda found: found[0])
+    return MachineCheck(
+        status,
+        tuple(reasons),
+        tuple(dict.fromkeys(notes)),
+        tuple(kernels),
+        slowdown=float(slowdown),
+        slowdown_source=source,
+    )
