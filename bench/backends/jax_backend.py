@@ -429,3 +429,17 @@ class JaxWorkload(Workload):
 
 def build(req: BuildRequest) -> Workload:
     return JaxWorkload(req)
+
+
+def matmul_settings(device: str) -> dict[str, Any]:
+    """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
+    import os
+
+    found: dict[str, Any] = {
+        "framework": "jax",
+        "default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
+    }
+    if device == "gpu":
+        found["compute_capability"] = getattr(jax.devices("gpu")[0], "compute_capability", None)
+    return found
