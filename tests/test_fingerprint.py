@@ -180,3 +180,86 @@ def test_machine_tolerance_follows_the_gate_threshold():
 def test_robust_cv_ignores_one_stray_sample():
     x = [1.0, 1.01, 0.99, 1.02, 0.98] * 6
     assert robust_cv([*x, 50.0]) == pytest.approx(robust_cv(x), rel=0.2)
+
+
+# ------------------------------------------------------------------ the fuller fingerprint
+
+STACK = {
+    **ENV,
+    "host": {**ENV["host"], "cpu_quota": {"cpus": 2.0, "source": "cgroup v2 cpu.max"}},
+    "packages": {**ENV["packages"], "jax-cuda12-plugin": "0.4.35", "jax-cuda12-pjrt": "0.4.35"},
+    "cuda": {"driver": "12.4", "runtime": "12.4.127", "cudnn": "9.1.0"},
+    "flags": {"XLA_FLAGS": None, "TF_XLA_FLAGS": None},
+}
+
+
+def test_fingerprint_has_the_cuda_stack_plugins_flags_and_quota():
+    found = fingerprint(STACK)
+    assert found["cpu_quota"] == "2 CPUs"
+    assert (found["cuda_driver"], found["cuda_runtime"], found["cudnn"]) == (
+        "12.4",
+        "12.4.127",
+        "9.1.0",
+    )
+    assert found["framework.jax-cuda12-plugin"] == "0.4.35"
+    assert found["flags.XLA_FLAGS"] == "unset"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "values"),
+    [
+        ({"cuda": {**STACK["cuda"], "cudnn": "9.3.0"}}, "cudnn", ("9.1.0", "9.3.0")),
+        ({"packages": {**STACK["packages"], "jax-cuda12-plugin": "0.4.36"}},
+         "framework.jax-cuda12-plugin", ("0.4.35", "0.4.36")),
+        ({"flags": {"XLA_FLAGS": "--xla_gpu_autotune_level=0", "TF_XLA_FLAGS": None}},
+         "flags.XLA_FLAGS", ("unset", "'--xla_gpu_autotune_level=0'")),
+        ({"host": {**STACK["host"], "cpu_quota": {"cpus": None, "source": "max"}}},
+         "cpu_quota", ("2 CPUs", "none")),
+    ],
+)  # fmt: skip
+def test_a_stack_change_is_an_environment_difference_the_gate_names(change, field, values):
+    check = compare_fingerprints([fingerprint(STACK)], [fingerprint({**STACK, **change})])
+    assert check.mismatches == ((field, *values),)
+
+
+def test_a_run_of_an_older_bench_without_the_stack_still_matches():
+    assert compare_fingerprints([fingerprint(ENV)], [fingerprint(STACK)]).match
+
+
+def test_cpu_quota_from_cgroup_v2_and_v1(tmp_path):
+    from bench.platform.environment import cpu_quota
+
+    v2 = tmp_path / "v2"
+    (v2 / "ci.slice").mkdir(parents=True)
+    (v2 / "ci.slice" / "cpu.max").write_text("200000 100000\n")
+    (tmp_path / "self-v2").write_text("0::/ci.slice\n")
+    found = cpu_quota(v2, tmp_path / "self-v2")
+    assert found["cpus"] == 2.0 and "cgroup v2" in found["source"]
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(v2, tmp_path / "missing")["cpus"] is None  # the root: unlimited
+
+    v1 = tmp_path / "v1" / "cpu,cpuacct" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("150000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "self-v1").write_text("4:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert cpu_quota(tmp_path / "v1", tmp_path / "self-v1")["cpus"] == 1.5
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(tmp_path / "v1", tmp_path / "self-v1")["cpus"] is None
+    assert cpu_quota(tmp_path / "none", tmp_path / "missing")["cpus"] is None
+
+
+def test_cuda_stack_from_nvidia_smi_and_the_toolkit(tmp_path, monkeypatch):
+    from bench.platform import environment
+
+    monkeypatch.setattr(environment, "CUDNN_PACKAGES", ("no-such-package-x",))
+    monkeypatch.setattr(environment, "CUDA_RUNTIME_PACKAGES", ("no-such-package-y",))
+    (tmp_path / "version.json").write_text('{"cuda": {"name": "CUDA SDK", "version": "12.6.3"}}')
+    header = tmp_path / "cudnn_version.h"
+    header.write_text("#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 5\n#define CUDNN_PATCHLEVEL 1\n")
+    smi = "| NVIDIA-SMI 560.35.03   Driver Version: 560.35.03   CUDA Version: 12.6     |"
+    found = environment.cuda_stack(smi, tmp_path, (tmp_path / "absent.h", header))
+    assert (found["driver"], found["runtime"], found["cudnn"]) == ("12.6", "12.6.3", "9.5.1")
+    assert found["sources"]["cudnn"] == str(header)
+    none = environment.cuda_stack("", tmp_path / "absent", ())
+    assert (none["driver"], none["runtime"], none["cudnn"]) == (None, None, None)

@@ -8,7 +8,9 @@ from bench.measure.flops import (
     calibrate_cpu_peak,
     device_key,
     load_peaks,
+    matmul_precision,
     mfu,
+    mfu_peak,
     peak_flops,
     xla_cost_flops,
 )
@@ -155,3 +157,50 @@ def test_xla_cost_flops_shapes() -> None:
     assert xla_cost_flops(_Compiled({"flops": -1.0})) is None  # XLA's "unknown"
     assert xla_cost_flops(_Compiled(NotImplementedError("no cost model"))) is None
     assert xla_cost_flops(object()) is None
+
+
+# What the JAX backend reports on an H200 (compute capability 9.0) at JAX's defaults.
+H200_JAX = {"framework": "jax", "default_matmul_precision": None, "compute_capability": "9.0"}
+
+
+def test_float32_on_an_ampere_or_later_gpu_runs_as_tf32_and_takes_the_tf32_peak() -> None:
+    in_effect = matmul_precision("float32", "gpu", H200_JAX, "NVIDIA H200")
+    assert in_effect["value"] == "tf32"
+    assert "compute capability 9" in in_effect["method"]
+    peak = mfu_peak("NVIDIA H200", in_effect)
+    assert value_of(peak) == pytest.approx(494.5e12)  # TF32 dense, not the 67 TFLOP/s FP32 peak
+    assert "matmul precision in effect: tf32" in peak["method"]
+    # The H200 of the issue: float32 matmuls at ~360 TFLOP/s are 0.73 of TF32, 5.4x FP32.
+    assert value_of(mfu(360e12, 1.0, peak)) == pytest.approx(360 / 494.5)
+    assert mfu(360e12, 1.0, peak_flops("NVIDIA H200", "float32"))["exceeds_peak"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        # A100 in TensorFlow: TF32 execution is on by default; compute capability as a tuple.
+        ({"framework": "tensorflow", "tf32_execution": True, "compute_capability": (8, 0)}, "tf32"),
+        ({"framework": "tensorflow", "tf32_execution": False, "compute_capability": (8, 0)},
+         "float32"),
+        ({**H200_JAX, "default_matmul_precision": "highest"}, "float32"),
+        ({**H200_JAX, "default_matmul_precision": "tensorfloat32"}, "tf32"),
+        ({**H200_JAX, "nvidia_tf32_override": "0"}, "float32"),
+        ({**H200_JAX, "compute_capability": "7.0"}, "float32"),  # Volta: no TF32
+        ({"framework": "jax", "default_matmul_precision": None}, "tf32"),  # capability unknown
+    ],
+)  # fmt: skip
+def test_matmul_precision_in_effect(settings: dict, expected: str) -> None:
+    # capability unknown: the peak table's TF32 figure for the A100 says the hardware has it
+    assert (
+        matmul_precision("float32", "gpu", settings, "NVIDIA A100-SXM4-40GB")["value"] == expected
+    )
+
+
+def test_only_float32_on_gpus_changes() -> None:
+    assert matmul_precision("bfloat16", "gpu", H200_JAX, "NVIDIA H200")["value"] == "bfloat16"
+    assert matmul_precision("float32", "cpu", {"framework": "jax"}, "cpu")["value"] == "float32"
+    assert matmul_precision("float32", "tpu", {"framework": "jax"}, "TPU v5 lite")["value"] == (
+        "float32"
+    )
+    unknown_t4 = matmul_precision("float32", "gpu", {"framework": "jax"}, "Tesla T4")
+    assert unknown_t4["value"] == "float32"  # the table's T4 has no TF32 figure

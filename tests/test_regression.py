@@ -8,13 +8,16 @@ from bench.gate.baseline import METRICS, load_side
 from bench.gate.decision import Verdict
 from bench.gate.policy import build_config
 from bench.gate.regression import GateError, run_gate
+from bench.report.gate import render_text, report_dict
 from tests.fixtures.gate_runs import ENV, cell_id, lognormal, record, reference, write_run
 
 CONFIG = build_config(None, {}, METRICS)
 
 
-def gate(tmp_path, base_records, cand_records, metrics=None, config=CONFIG, **cand_opts):
-    b = write_run(tmp_path / "base", base_records)
+def gate(
+    tmp_path, base_records, cand_records, metrics=None, config=CONFIG, base_ref=None, **cand_opts
+):
+    b = write_run(tmp_path / "base", base_records, ref=base_ref)
     c = write_run(tmp_path / "cand", cand_records, **cand_opts)
     return run_gate(load_side([b]), load_side([c]), config, metrics)
 
@@ -111,6 +114,63 @@ def test_unstable_machine_makes_a_regression_advisory(tmp_path):
                   ref=reference(7, factor=1.25))  # fmt: skip
     assert report.machine.unstable and report.advisory and report.exit_code == 0
     assert report.advisory_reasons == ["the machine is UNSTABLE"]
+    # the machine measured up to ~1.27x slower: 1.10 x 1.27 = 1.40 explains a 1.25x slowdown
+    (row,) = report.rows
+    assert 1.25 < report.machine.slowdown < 1.35
+    assert row.slowdown_lo < row.machine_bound(report.machine)
+    assert report.rule(row) == "advisory"
+    text = render_text(report)
+    assert "REGRESSED (advisory)" in text and "within the" in text
+
+
+def test_a_slowdown_beyond_what_the_unstable_machine_measured_still_fails(tmp_path):
+    # The baseline's reference kernel ran 9% slower at its end than at its start (drift beyond
+    # half the 10% threshold: UNSTABLE), and the candidate's model is 2.3x slower. The machine
+    # explains at most ~1.1x: 1.10 x ~1.11 = ~1.22, far below 2.3, so the gate fails.
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.023))],
+                  base_ref=reference(3, drift=1.09))  # fmt: skip
+    (row,) = report.rows
+    assert report.machine.unstable and report.advisory
+    assert any("machine during the run" in r for r in report.machine.reasons)
+    assert 1.05 < report.machine.slowdown < 1.15
+    assert "drift in baseline run" in report.machine.slowdown_source
+    assert report.rule(row) == "beyond_machine" and report.exit_code == 1
+    text = render_text(report)
+    assert text.startswith(
+        "bench gate: FAIL (exit 1): 1 REGRESSED, beyond what the UNSTABLE machine explains"
+    )
+    assert "REGRESSED (beyond machine)" in text and "it counts" in text
+    assert "largest slowdown the machine check measured: x1.1" in text
+    assert report_dict(report)["rows"][0]["rule"] == "beyond_machine"
+
+
+def test_the_same_drift_leaves_a_slowdown_it_can_explain_advisory(tmp_path):
+    # 1.2x slower steps on the same drifting machine: beyond the 10% threshold, within ~1.22
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.0118))],
+                  base_ref=reference(3, drift=1.09))  # fmt: skip
+    (row,) = report.rows
+    assert row.decision.verdict == Verdict.REGRESSED
+    assert report.rule(row) == "advisory" and report.exit_code == 0
+
+
+def test_a_busy_machine_explains_at_most_what_others_took(tmp_path):
+    # others held 50% of the CPU: a program needing the whole machine ran at most 2x slower,
+    # so 1.10 x 2 = 2.2 is explained and 3x is not
+    for factor, code in ((1.25, 0), (3.0, 1)):
+        report = gate(tmp_path / str(factor), [record(lognormal(1, 30, 0.010))],
+                      [record(lognormal(2, 30, 0.010 * factor))],
+                      ref=reference(7, others=0.5))  # fmt: skip
+        assert report.machine.slowdown == pytest.approx(2.0)
+        assert report.machine.slowdown_source.startswith("others' CPU share in candidate run")
+        assert report.exit_code == code, factor
+
+
+def test_a_changed_environment_is_never_overruled_by_the_machine_rule(tmp_path):
+    env = {**ENV, "packages": {**ENV["packages"], "jax": "0.5.0"}}
+    report = gate(tmp_path, [record(lognormal(1, 30, 0.010))], [record(lognormal(2, 30, 0.03))],
+                  env=env, base_ref=reference(3, drift=1.09))  # fmt: skip
+    assert report.machine.unstable and report.regressed
+    assert report.rule(report.rows[0]) == "advisory" and report.exit_code == 0
 
 
 def test_a_busy_candidate_machine_makes_a_regression_advisory(tmp_path):

@@ -39,7 +39,6 @@ from bench.backends.workload import (
     stacks_batches,
     steps_per_call,
 )
-from bench.metrics import metric, unavailable
 from bench.platform.cluster import Cluster
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
@@ -412,20 +411,51 @@ class JaxWorkload(Workload):
         return xla_cost_flops(jax.jit(single).lower(*shapes))
 
     def memory(self) -> dict[str, Any]:
-        peaks = []
-        for device in self.local_devices:
-            stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-            if not stats or "peak_bytes_in_use" not in stats:
-                reason = f"jax reports no memory_stats for {device.platform} devices"
-                return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
-            peaks.append(int(stats["peak_bytes_in_use"]))
-        across = f", the largest of {len(peaks)} devices" if len(peaks) > 1 else ""
-        return {
-            "peak_device_memory_bytes": metric(
-                max(peaks), "bytes", f"jax Device.memory_stats() peak_bytes_in_use{across}"
-            )
-        }
+        return memory_metrics(self._compiled, self.local_devices)
 
 
 def build(req: BuildRequest) -> Workload:
     return JaxWorkload(req)
+
+
+# Each device's lifetime peak at the end of the worker's previous cell (bench.measure.memory).
+_PEAK_SEEN: dict[int, int] = {}
+
+
+def memory_metrics(compiled: Any, devices: list[Any]) -> dict[str, Any]:
+    """The compiled step's memory analysis, and the runtime peak where it is this cell's."""
+    from bench.measure.memory import analysis_dict, compiled_memory, runtime_peak
+
+    try:
+        analysis, why = analysis_dict(compiled.memory_analysis()), ""
+    except Exception as exc:  # unimplemented on some backends and releases
+        analysis, why = None, f"jax memory_analysis() failed: {short_reason(exc, 'no reason')}"
+    peaks: list[int | None] = []
+    for device in devices:
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        peaks.append(
+            int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+        )
+    previous = [_PEAK_SEEN.get(d.id) for d in devices]
+    for device, peak in zip(devices, peaks, strict=True):
+        if peak is not None:
+            _PEAK_SEEN[device.id] = peak
+    what = f"jax Device.memory_stats() on {devices[0].platform}"
+    return {
+        "device_memory_bytes": compiled_memory(analysis, why),
+        "peak_device_memory_bytes": runtime_peak(peaks, previous, what),
+    }
+
+
+def matmul_settings(device: str) -> dict[str, Any]:
+    """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
+    import os
+
+    found: dict[str, Any] = {
+        "framework": "jax",
+        "default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
+    }
+    if device == "gpu":
+        found["compute_capability"] = getattr(jax.devices("gpu")[0], "compute_capability", None)
+    return found

@@ -425,3 +425,18 @@ class TfWorkload(Workload):
 
 def build(req: BuildRequest) -> Workload:
     return TfWorkload(req)
+
+
+def matmul_settings(device: str) -> dict[str, Any]:
+    """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
+    found: dict[str, Any] = {
+        "framework": "tensorflow",
+        "tf32_execution": bool(tf.config.experimental.is_tensor_float_32_execution_enabled()),
+        "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
+    }
+    if device == "gpu":
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        found["compute_capability"] = tf.config.experimental.get_device_details(gpu).get(
+            "compute_capability"
+        )
+    return found

@@ -3,11 +3,15 @@
 A verdict may fail a build only when the answer to both is yes; otherwise a slower machine
 would be blamed on the code. Two checks, both pure functions over what run folders hold:
 
-``fingerprint`` picks from run.json's ``environment`` the fields that change timings: CPU model
-and count, accelerator model and count, accelerator driver, and the versions of the frameworks
-the run used. Hostnames, memory size, the OS and Python are left out: CI runners of one type
-differ in those without running faster or slower. Any difference makes the gate's verdicts
-advisory (reported, never failing) unless ``--strict-env``.
+``fingerprint`` picks from run.json's ``environment`` the fields that change timings: CPU model,
+count and container quota, accelerator model and count, accelerator driver, the CUDA driver,
+runtime and cuDNN, the compiler flags (XLA_FLAGS, TF_XLA_FLAGS, LIBTPU_INIT_ARGS,
+NVIDIA_TF32_OVERRIDE), and the versions of the frameworks the run used with their plugins (the
+JAX CUDA plugins, libtpu). Hostnames, memory size, the OS and Python are left out: CI runners
+of one type differ in those without running faster or slower. Any difference makes the gate's
+verdicts advisory (reported, never failing) unless ``--strict-env``: a cuDNN upgrade is named,
+not blamed on the code. Fields that runs written by an older bench lack are compared only when
+both sides have them.
 
 ``machine_check`` reads the reference kernel (``bench.measure.reference``) timed at the start
 and the end of every run, and calls the machine UNSTABLE when, for either kernel:
@@ -29,6 +33,15 @@ and the end of every run, and calls the machine UNSTABLE when, for either kernel
 A machine that got faster, or a baseline measured while shared, is noted, not flagged: that can
 hide a regression, never invent one. Runs without reference timings (written before the kernel
 existed) leave the check "unknown".
+
+An UNSTABLE machine does not excuse every slowdown: the check also says how much slower it
+measured the machine at most (``MachineCheck.slowdown``, a factor >= 1), and the gate still
+fails a cell whose whole interval lies beyond the threshold compounded with it
+(``bench.gate.regression``). The factor is the largest of: for each kernel, the upper end of
+the interval of candidate / baseline; for each run's drift, the upper end of end / start or of
+start / end (a run that sped up was slow at its start, and cells measured then were too); and
+for the candidate run, 1 / (1 - others' CPU share), the slowdown of a program that needed the
+whole machine while others held that share of it.
 """
 
 from __future__ import annotations
@@ -43,11 +56,19 @@ from bench.gate.decision import GatePolicy, Verdict, decide
 
 # Packages whose versions change a framework's speed, per framework a run used.
 FRAMEWORK_PACKAGES = {
-    "jax": ("jax", "jaxlib", "flax", "optax", "libtpu"),
+    "jax": (
+        "jax", "jaxlib", "flax", "optax", "libtpu", "libtpu-nightly",
+        "jax-cuda12-plugin", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda13-pjrt",
+    ),
     "tensorflow": ("tensorflow", "keras"),
-}
+}  # fmt: skip
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
+# Newer fields, in the order they are shown; compared only where both sides recorded them.
+STACK_FIELDS = ("cpu_quota", "cuda_driver", "cuda_runtime", "cudnn")
 REFERENCE_KERNELS = ("matmul_s", "copy_s")
+# Others holding (nearly) all of the CPU would make any slowdown explainable; past 95% the
+# factor 1 / (1 - share) stops at 20x.
+MAX_OTHERS_SHARE = 0.95
 DEFAULT_POLICY = GatePolicy()
 
 
@@ -84,6 +105,22 @@ def fingerprint(environment: Mapping[str, Any]) -> dict[str, str]:
         "accelerators": accelerators,
         "accelerator_driver": drivers,
     }
+    quota = host.get("cpu_quota")
+    if isinstance(quota, Mapping):
+        cpus = quota.get("cpus")
+        found["cpu_quota"] = "none" if cpus is None else f"{float(cpus):g} CPUs"
+    cuda = environment.get("cuda")
+    if isinstance(cuda, Mapping):
+        for name, part in (
+            ("cuda_driver", "driver"),
+            ("cuda_runtime", "runtime"),
+            ("cudnn", "cudnn"),
+        ):
+            found[name] = str(cuda.get(part) or "none")
+    flags = environment.get("flags")
+    if isinstance(flags, Mapping):
+        for name, value in sorted(flags.items()):
+            found[f"flags.{name}"] = "unset" if value is None else repr(str(value))
     packages = environment.get("packages") or {}
     used = list(environment.get("frameworks") or {}) or list(FRAMEWORK_PACKAGES)
     for framework in sorted(used):
@@ -109,8 +146,9 @@ def compare_fingerprints(
 ) -> EnvironmentCheck:
     """Compare every run of one side with the first run of the baseline.
 
-    Hardware fields always count; a framework field only where both sides used that framework,
-    so a candidate that also runs TensorFlow cells does not mismatch a JAX-only baseline.
+    Hardware fields always count; any other field (a framework's packages, the CUDA stack,
+    flags) only where both sides have it: a candidate that also runs TensorFlow cells does not
+    mismatch a JAX-only baseline, nor a run of an older bench one that records the CUDA stack.
     Runs within one side that differ from each other count as a mismatch too.
     """
     if not baseline or not candidate:
@@ -119,7 +157,7 @@ def compare_fingerprints(
     found: dict[tuple[str, str, str], None] = {}
     for other in [*baseline[1:], *candidate]:
         for name in sorted(set(reference) | set(other), key=_field_order):
-            if name.startswith("framework.") and (name not in reference or name not in other):
+            if name not in HARDWARE_FIELDS and (name not in reference or name not in other):
                 continue
             b, c = reference.get(name, "-"), other.get(name, "-")
             if b != c:
@@ -128,7 +166,8 @@ def compare_fingerprints(
 
 
 def _field_order(name: str) -> tuple[int, str]:
-    return (HARDWARE_FIELDS.index(name), "") if name in HARDWARE_FIELDS else (99, name)
+    shown = (*HARDWARE_FIELDS, *STACK_FIELDS)
+    return (shown.index(name), "") if name in shown else (99, name)
 
 
 # ------------------------------------------------------------------ machine check
@@ -162,6 +201,9 @@ class MachineCheck:
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     kernels: tuple[KernelComparison, ...] = field(default=())
+    # The largest slowdown factor the check measured (>= 1), and where it was measured.
+    slowdown: float = 1.0
+    slowdown_source: str = ""
 
     @property
     def unstable(self) -> bool:
@@ -252,6 +294,7 @@ def machine_check(
     reasons: list[str] = []
     notes: list[str] = []
     kernels: list[KernelComparison] = []
+    slowdowns: list[tuple[float, str]] = [(1.0, "")]
     for kernel in REFERENCE_KERNELS:
         pooled = {
             side: [
@@ -266,16 +309,23 @@ def machine_check(
         )  # fmt: skip
         if compared:
             kernels.append(compared)
+            slowdowns.append(
+                (compared.ci_hi, f"{kernel} candidate / baseline, interval's upper end")
+            )
         # a run on both sides (gating a run against itself) is checked once
         for run_id, (side, entry) in _runs_once(baseline, candidate).items():
             start, end = _samples(entry, "start", kernel), _samples(entry, "end", kernel)
             if not end:
                 notes.append(f"{side} run {run_id} has no end timing (interrupted?)")
                 continue
-            _compare(
+            drift = _compare(
                 f"{side} run {run_id}: machine during the run", kernel, start, end,
                 machine_policy, policy.threshold, (reasons, notes), note_faster=False,
             )  # fmt: skip
+            if drift:
+                where = f"{kernel} drift in {side} run {run_id}"
+                slowdowns.append((drift.ci_hi, f"{where} (end / start, interval's upper end)"))
+                slowdowns.append((1 / drift.ci_lo, f"{where} (start / end, interval's upper end)"))
     for run_id, (side, entry) in _runs_once(baseline, candidate).items():
         host = ((entry or {}).get("end") or {}).get("host_cpu")
         if not host or host["others_share"] <= policy.threshold:
@@ -287,7 +337,17 @@ def machine_check(
         )
         if side == "candidate":
             reasons.append(shared)
+            share = min(float(host["others_share"]), MAX_OTHERS_SHARE)
+            slowdowns.append((1 / (1 - share), f"others' CPU share in candidate run {run_id}"))
         else:
             notes.append(f"{shared}; this can hide a regression, never invent one")
     status = "UNSTABLE" if reasons else "stable"
-    return MachineCheck(status, tuple(reasons), tuple(dict.fromkeys(notes)), tuple(kernels))
+    slowdown, source = max(slowdowns, key=lambda found: found[0])
+    return MachineCheck(
+        status,
+        tuple(reasons),
+        tuple(dict.fromkeys(notes)),
+        tuple(kernels),
+        slowdown=float(slowdown),
+        slowdown_source=source,
+    )

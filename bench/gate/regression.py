@@ -9,9 +9,13 @@ Builds on ``bench.gate.decision`` (the per-cell rule and Holm) and adds what a C
   (``measure.repeats`` in the scenario, or several runs per side);
 - one Holm family over every tested (cell, metric) pair, so the chance that any of them is
   falsely REGRESSED stays at most alpha for the whole gate;
-- trust: an environment that differs (``bench.gate.fingerprint``) or a machine that got slower or
-  noisier (UNSTABLE) makes the verdicts advisory: reported, never failing. ``strict_env``
-  makes them count anyway.
+- trust: an environment that differs (``bench.gate.fingerprint``) makes the verdicts advisory:
+  reported, never failing. A machine that got slower or noisier (UNSTABLE) makes them advisory
+  too, except for a cell whose whole interval lies beyond the threshold compounded with the
+  largest slowdown the machine check measured, ``(1 + T) x slowdown``: the machine cannot
+  explain that much, so it still fails (a model twice as deep must fail on a machine that
+  drifted 9%). ``strict_env`` makes every verdict count anyway. ``GateReport.rule`` names the
+  rule that decided each REGRESSED row.
 
 Exit codes: 0 no binding regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts
 included), 1 at least one REGRESSED that counts; 2, a usage or input error, is the CLI's.
@@ -49,12 +53,25 @@ class GateError(Exception):
     """The two sides cannot be compared at all (nothing in common)."""
 
 
+# Which rule decided whether a REGRESSED row fails the gate (``GateReport.rule``).
+RULE_THRESHOLD = "threshold"  # environment and machine trusted: the gate's own rule
+RULE_STRICT = "strict_env"  # --strict-env: counts whatever the environment and machine did
+RULE_BEYOND_MACHINE = "beyond_machine"  # UNSTABLE machine, slowdown beyond what it explains
+RULE_ADVISORY = "advisory"  # reported, not counted
+
+
 @dataclass(frozen=True)
 class GateRow:
     cell_id: str
     metric: MetricDef
     decision: Decision
     policy: GatePolicy
+    # The slowdown factor at the better end of the interval (> 1: worse by at least that).
+    slowdown_lo: float | None = None
+
+    def machine_bound(self, machine: MachineCheck) -> float:
+        """The threshold compounded with the largest slowdown the machine check measured."""
+        return (1 + self.policy.threshold) * machine.slowdown
 
 
 @dataclass(frozen=True)
@@ -76,16 +93,39 @@ class GateReport:
 
     @property
     def advisory(self) -> bool:
-        """True when verdicts cannot fail the gate: the machine, not the code, may explain them."""
+        """True when the gate's own rule is suspended: the environment or the machine, not the
+        code, may explain a change. Under an UNSTABLE machine alone a row may still count
+        (``rule``)."""
         return (not self.environment.match or self.machine.unstable) and not self.strict_env
+
+    def rule(self, row: GateRow) -> str:
+        """The rule that decides whether ``row``, if REGRESSED, fails the gate."""
+        if not self.advisory:
+            return RULE_STRICT if self.strict_env and self._suspended else RULE_THRESHOLD
+        if self.environment.match and self.beyond_machine(row):
+            return RULE_BEYOND_MACHINE
+        return RULE_ADVISORY
+
+    def beyond_machine(self, row: GateRow) -> bool:
+        """Whether the row's whole interval lies beyond what the machine check can explain."""
+        return row.slowdown_lo is not None and row.slowdown_lo > row.machine_bound(self.machine)
+
+    @property
+    def _suspended(self) -> bool:
+        return not self.environment.match or self.machine.unstable
 
     @property
     def regressed(self) -> list[GateRow]:
         return [r for r in self.rows if r.decision.verdict == Verdict.REGRESSED]
 
     @property
+    def binding(self) -> list[GateRow]:
+        """The REGRESSED rows that fail the gate."""
+        return [r for r in self.regressed if self.rule(r) != RULE_ADVISORY]
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_REGRESSED if self.regressed and not self.advisory else EXIT_PASS
+        return EXIT_REGRESSED if self.binding else EXIT_PASS
 
     @property
     def counts(self) -> dict[Verdict, int]:
@@ -186,7 +226,7 @@ def run_gate(
                 pairs[key] = (sb, sc)
     decided = decide_many(pairs, config.default, overrides={k: policies[k] for k in pairs})
     rows = tuple(
-        GateRow(cell_id, metric, fixed[key] if key in fixed else decided[key], policies[key])
+        _row(cell_id, metric, fixed[key] if key in fixed else decided[key], policies[key])
         for cell_id, metric, key in order
     )
     environment = compare_fingerprints(
@@ -208,6 +248,17 @@ def run_gate(
         strict_env=strict_env,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _row(cell_id: str, metric: MetricDef, decision: Decision, policy: GatePolicy) -> GateRow:
+    lo, hi = decision.ci_lo, decision.ci_hi
+    slowdown_lo: float | None = None
+    if lo is not None and hi is not None:
+        if not policy.higher_is_better:
+            slowdown_lo = lo
+        elif hi > 0:
+            slowdown_lo = 1 / hi  # throughput: s = 1 / r, so the interval flips
+    return GateRow(cell_id, metric, decision, policy, slowdown_lo)
 
 
 def _reference(run: RunDoc) -> dict[str, Any] | None:

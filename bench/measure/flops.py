@@ -7,6 +7,13 @@ matmul measured on the host, because no datasheet number is achievable on a shar
 MFU above 1.0 is impossible for a correct measurement: ``mfu`` flags it and the caller marks the
 cell invalid.
 
+The peak is the one of the precision matmuls actually ran at, which is not always the cell's
+``precision``: on NVIDIA GPUs of compute capability 8.0 and later (Ampere, Hopper, Blackwell)
+JAX and TensorFlow run float32 matmuls as TF32 on the tensor cores by default, and against the
+FP32 peak such a cell would show MFU far above 1 (an H200 ran float32 matmuls at ~360 TFLOP/s;
+its FP32 peak is 67). ``matmul_precision`` decides it from what the backend reports
+(``matmul_settings`` of each backend); ``mfu_peak`` looks that precision up.
+
 XLA's own count (``xla_cost_flops``) is a cross-check only: on GPU it misses library calls such
 as cuDNN convolutions and cuBLAS custom calls, so it under-counts.
 
@@ -118,6 +125,90 @@ def peak_flops(
         device_key=entry["key"],
         precision=column,
     )
+
+
+# JAX's default_matmul_precision values (config names and the jnp.dot precision names) that
+# leave XLA free to use TF32 for float32 matmuls on GPUs; "highest"/"float32" forbid it.
+_JAX_TF32_ALLOWED = {None, "", "default", "fastest", "bfloat16", "high", "tensorfloat32"}
+_JAX_FULL_FLOAT32 = {"highest", "float32"}
+TF32_MIN_COMPUTE_CAPABILITY = 8.0  # Ampere: the first NVIDIA tensor cores with TF32
+
+
+def _capability(value: Any) -> float | None:
+    """8.0 from "8.0", (8, 0), [8, 0] or 8.0; None when absent or unreadable."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        value = f"{value[0]}.{value[1]}"
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def matmul_precision(
+    precision: str,
+    device: str,
+    settings: Mapping[str, Any] | None,
+    device_name: str = "",
+    table: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The precision a cell's matmuls ran at (a metric whose value is a peak-table column).
+
+    ``precision`` is the cell's axis value, ``device`` its kind (cpu, gpu, tpu), ``settings``
+    what the backend reports (``framework``; on GPUs ``compute_capability``; in JAX
+    ``default_matmul_precision``; in TensorFlow ``tf32_execution``; ``nvidia_tf32_override``,
+    the NVIDIA_TF32_OVERRIDE variable, which turns TF32 off in cuBLAS and cuDNN when "0").
+    Only float32 on a GPU can differ from the axis: bf16 and fp16 cells run their matmuls in
+    those types, CPUs have no TF32, and on TPUs the peak table maps float32 to the bf16 peak.
+    """
+    column = normalize_precision(precision)
+    settings = settings or {}
+    if column != "float32" or device != "gpu":
+        why = "the cell's precision" if column != "float32" else f"float32 on {device}"
+        return metric(column, "precision", f"{why}: matmuls run at it")
+    framework = str(settings.get("framework", ""))
+    if str(settings.get("nvidia_tf32_override", "")).strip() == "0":
+        return metric("float32", "precision", "NVIDIA_TF32_OVERRIDE=0 turns TF32 off")
+    cc = _capability(settings.get("compute_capability"))
+    if cc is None:
+        entry = find_entry(device_name, table) if device_name else None
+        tf32_hw = bool(entry and (entry.get("tflops") or {}).get("tf32"))
+        hardware = f"compute capability unknown; peak table: {'has' if tf32_hw else 'no'} TF32"
+    else:
+        tf32_hw = cc >= TF32_MIN_COMPUTE_CAPABILITY
+        hardware = f"compute capability {cc:g}"
+    if not tf32_hw:
+        return metric("float32", "precision", f"float32 on a GPU without TF32 ({hardware})")
+    if framework == "jax":
+        configured = settings.get("default_matmul_precision")
+        name = None if configured is None else str(configured).strip().lower()
+        shown = f"jax_default_matmul_precision={configured!r}"
+        if name in _JAX_FULL_FLOAT32:
+            return metric("float32", "precision", f"{shown}: full float32 ({hardware})")
+        if name in _JAX_TF32_ALLOWED:
+            return metric(
+                "tf32", "precision", f"{shown}: XLA runs float32 matmuls as TF32 ({hardware})"
+            )
+        return metric("float32", "precision", f"{shown}: not a known setting, taken as float32")
+    if framework == "tensorflow":
+        enabled = settings.get("tf32_execution")
+        shown = f"tf.config.experimental.is_tensor_float_32_execution_enabled()={enabled}"
+        if enabled:
+            return metric("tf32", "precision", f"{shown} ({hardware})")
+        return metric("float32", "precision", f"{shown} ({hardware})")
+    return metric("float32", "precision", f"framework {framework!r} reports no TF32 setting")
+
+
+def mfu_peak(
+    device_name: str,
+    in_effect: Mapping[str, Any],
+    table: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The datasheet peak of the matmul precision in effect (``matmul_precision``'s metric)."""
+    column = str(in_effect.get("value", "float32"))
+    found = peak_flops(device_name, column, table)
+    if "method" in found:
+        found["method"] += f"; matmul precision in effect: {column} ({in_effect.get('method')})"
+    return found
 
 
 def calibrate_cpu_peak(

@@ -157,6 +157,9 @@ def _memory(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, r
     # What has to fit: the accelerator's memory where it was measured; on a CPU the host's
     # resident set is the memory the model occupies.
     device = value_of(metrics.get("peak_device_memory_bytes"))
+    if device is None and (record.get("key") or {}).get("device") not in (None, "cpu"):
+        # the compiled program's figure, where the runtime peak was not this cell's
+        device = value_of(metrics.get("device_memory_bytes"))
     if device is not None:
         return device / GIB
     host_rss = value_of(metrics.get("peak_host_rss_bytes"))

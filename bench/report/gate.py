@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.gate.decision import Decision, Verdict
 from bench.gate.policy import describe_policy, percent
-from bench.gate.regression import GateReport, GateRow
+from bench.gate.regression import RULE_ADVISORY, RULE_BEYOND_MACHINE, GateReport, GateRow
 
 EXIT_CODES = (
     "0 no regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts included), "
@@ -67,7 +67,13 @@ def outcome(report: GateReport) -> str:
     n = len(report.regressed)
     code = report.exit_code
     if code:
-        return f"FAIL (exit {code}): {n} REGRESSED"
+        binding = report.binding
+        text = f"FAIL (exit {code}): {len(binding)} REGRESSED"
+        if any(report.rule(r) == RULE_BEYOND_MACHINE for r in binding):
+            text += ", beyond what the UNSTABLE machine explains"
+        if n > len(binding):
+            text += f"; {n - len(binding)} more advisory"
+        return text
     if n:
         why = " and ".join(report.advisory_reasons)
         return f"PASS (exit 0), advisory: {n} REGRESSED not counted because {why}"
@@ -130,19 +136,64 @@ def machine_text(report: GateReport) -> tuple[str, list[str]]:
         head = "UNSTABLE: " + (
             "verdicts count anyway (--strict-env)"
             if report.strict_env
-            else "verdicts are advisory (--strict-env makes them count)"
+            else "verdicts are advisory unless beyond what the machine explains "
+            "(--strict-env makes them count)"
         )
-        return head + (f"; {shown}" if shown else ""), list(m.reasons)
+        lines = list(m.reasons)
+        if not report.strict_env:
+            lines.append(machine_rule_text(report))
+        return head + (f"; {shown}" if shown else ""), lines
     if m.status == "unknown":
         return "unknown: no reference kernel to compare", list(m.reasons)
     return f"stable ({shown})", []
 
 
+def machine_rule_text(report: GateReport) -> str:
+    """The rule an UNSTABLE machine leaves: what it can explain at most, and what still fails."""
+    m = report.machine
+    t = report.config.default.threshold
+    source = f" ({m.slowdown_source})" if m.slowdown_source else ""
+    return (
+        f"largest slowdown the machine check measured: x{m.slowdown:.3f}{source}; a REGRESSED "
+        f"cell still fails when its whole interval lies beyond the threshold compounded with it, "
+        f"(1 + {percent(t)}) x {m.slowdown:.3f} = {(1 + t) * m.slowdown:.3f} as a slowdown"
+    )
+
+
 def verdict_text(report: GateReport, row: GateRow) -> str:
     v = row.decision.verdict
-    if v == Verdict.REGRESSED and report.advisory:
-        return f"{v.value} (advisory)"
+    if v == Verdict.REGRESSED:
+        rule = report.rule(row)
+        if rule == RULE_ADVISORY:
+            return f"{v.value} (advisory)"
+        if rule == RULE_BEYOND_MACHINE:
+            return f"{v.value} (beyond machine)"
     return v.value
+
+
+def reason_text(report: GateReport, row: GateRow) -> str:
+    """Why the row got its verdict and, for a REGRESSED row under an UNSTABLE machine, whether
+    the machine explains it."""
+    reason = row.decision.reason
+    if row.decision.verdict != Verdict.REGRESSED or report.rule(row) not in (
+        RULE_ADVISORY,
+        RULE_BEYOND_MACHINE,
+    ):
+        return reason
+    if not report.machine.unstable or not report.environment.match:
+        return reason
+    bound = row.machine_bound(report.machine)
+    lo = row.slowdown_lo
+    shown = "-" if lo is None else f"{lo:.3f}"
+    if report.rule(row) == RULE_BEYOND_MACHINE:
+        return (
+            f"{reason}; slowdown at least {shown}, beyond the {bound:.3f} the UNSTABLE machine "
+            f"explains (threshold x largest machine slowdown): it counts"
+        )
+    return (
+        f"{reason}; slowdown at least {shown}, within the {bound:.3f} the UNSTABLE machine "
+        f"explains (threshold x largest machine slowdown): advisory"
+    )
 
 
 def counts_text(report: GateReport) -> str:
@@ -244,7 +295,7 @@ def render_text(report: GateReport) -> str:
         lines.append("why:")
         for r in why:
             what = f"{r.cell_id} {r.metric.name}" if _multi_metric(report) else r.cell_id
-            lines.append(f"  {what}: {r.decision.reason}")
+            lines.append(f"  {what}: {reason_text(report, r)}")
     if report.machine.notes or report.notes:
         lines.append("notes:")
         lines += [f"  {n}" for n in [*report.machine.notes, *report.notes]]
@@ -296,7 +347,7 @@ def render_markdown(report: GateReport) -> str:
         lines += ["<details><summary>Why, per cell</summary>", ""]
         for r in why:
             what = f"`{r.cell_id}` {r.metric.name}" if multi else f"`{r.cell_id}`"
-            lines.append(f"- {what}: {_md(r.decision.reason)}")
+            lines.append(f"- {what}: {_md(reason_text(report, r))}")
         lines += ["", "</details>", ""]
     notes = [*report.machine.notes, *report.notes]
     if notes:
@@ -347,6 +398,8 @@ def report_dict(report: GateReport) -> dict[str, Any]:
             "status": m.status,
             "reasons": list(m.reasons),
             "notes": list(m.notes),
+            "slowdown": m.slowdown,
+            "slowdown_source": m.slowdown_source,
             "kernels": [
                 {
                     "kernel": k.kernel,
@@ -373,7 +426,8 @@ def report_dict(report: GateReport) -> dict[str, Any]:
                 "ci": [r.decision.ci_lo, r.decision.ci_hi],
                 "p_value": r.decision.p_value,
                 "verdict": r.decision.verdict.value,
-                "reason": r.decision.reason,
+                "reason": reason_text(report, r),
+                "rule": report.rule(r),
                 "policy": {
                     "threshold": r.policy.threshold,
                     "alpha": r.policy.alpha,

@@ -23,7 +23,7 @@ from bench.backends.feed import Batches
 from bench.backends.workload import BuildRequest, Workload
 from bench.measure.cost import cost_metrics, price_per_hour
 from bench.measure.energy import EnergyMeter, per_example
-from bench.measure.flops import calibrate_cpu_peak, mfu, peak_flops
+from bench.measure.flops import calibrate_cpu_peak, matmul_precision, mfu, mfu_peak
 from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
 from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
@@ -326,10 +326,14 @@ def _flops_metrics(
         out["xla_flops_per_example"] = unavailable(
             f"no compiler cost analysis from the {key['framework']} backend", "FLOP/example"
         )
+    # float32 may run as TF32 on GPUs: the peak is the one of the precision in effect.
+    settings = backend.matmul_settings(key["device"]) if hasattr(backend, "matmul_settings") else {}
+    in_effect = matmul_precision(key["precision"], key["device"], settings, workload.device_name)
+    out["matmul_precision"] = in_effect
     if workload.device_name == "cpu":
         peak = cpu_peak(backend, key["precision"])
     else:
-        peak = peak_flops(workload.device_name, key["precision"])
+        peak = mfu_peak(workload.device_name, in_effect)
     out["peak_flops_per_s"] = peak
     out["mfu"] = mfu(analytic, examples_per_s, peak, workload.device_count)
     return out
