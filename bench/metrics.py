@@ -163,6 +163,14 @@ def fields() -> list[tuple[Metric, FieldDef]]:
     return [(m, f) for m in METRICS.values() for f in m.fields]
 
 
+def find_field(name: str) -> tuple[Metric, FieldDef]:
+    """The metric and field named ``name``; KeyError when no metric has it."""
+    for m, f in fields():
+        if f.name == name:
+            return m, f
+    raise KeyError(name)
+
+
 def read_field(metrics: Mapping[str, Any], metric: Metric, f: FieldDef) -> float | None:
     """A field's number from a record's metrics (the metric, else its fallbacks, which are in
     the same unit), or None."""
@@ -249,6 +257,12 @@ for _metric in (
         "process", fields=(FieldDef("first_step_s", "s", "first step after compile"),),
     ),
     Metric(
+        "peak_host_rss_bytes", "peak host memory", "bytes", "lower",
+        "VmHWM of the worker process", "process",
+        fields=(FieldDef("host_memory_gb", "GiB", "peak host RSS of the worker", scale=1 / GIB),),
+        gates=(Gate("host_memory", "peak host RSS of the worker" + _PER_PROCESS_NOTE, "value"),),
+    ),
+    Metric(
         "peak_device_memory_bytes", "peak device memory", "bytes", "lower",
         "the framework's peak memory statistics of the device", "process",
         fields=(
@@ -260,12 +274,6 @@ for _metric in (
             FieldDef("device_memory_gb", "GiB", "peak device memory", scale=1 / GIB),
         ),
         gates=(Gate("device_memory", "peak accelerator memory" + _PER_PROCESS_NOTE, "value"),),
-    ),
-    Metric(
-        "peak_host_rss_bytes", "peak host memory", "bytes", "lower",
-        "VmHWM of the worker process", "process",
-        fields=(FieldDef("host_memory_gb", "GiB", "peak host RSS of the worker", scale=1 / GIB),),
-        gates=(Gate("host_memory", "peak host RSS of the worker" + _PER_PROCESS_NOTE, "value"),),
     ),
     Metric(
         "cost_per_million_examples_usd", "cost / 1M examples", "USD/1M examples", "lower",

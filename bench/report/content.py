@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.metrics import value_of
+from bench.metrics import find_field, value_of
 from bench.read.compare import run_labels
-from bench.read.recommend import OBJECTIVES, latest_per_host, pareto, recommend
+from bench.read.recommend import latest_per_host, objectives, pareto, recommend
 from bench.read.runset import CellView, RunSet, axes_of, axis_text
 from bench.report import svg
 from bench.report.format import fmt_bytes, fmt_value
@@ -178,7 +178,7 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
         section.blocks.append(Bullets(explain(choice)))
         rows = ranking_rows(choice)
         if rows:
-            partner = {"p99_ms": "p99 ms", "examples_per_s": "examples/s"}[goal.partner]
+            partner = find_field(goal.partner)[1].column
             section.blocks.append(
                 TableBlock(
                     ["rank", "cell", goal.unit, partner, "winner's lead [95% CI]", "noise"],
@@ -531,7 +531,8 @@ def _pareto(cells: Sequence[CellView]) -> Section:
             "latency-bound work; cost vs throughput for budget-bound work."
         )
     )
-    throughput, cost = OBJECTIVES["throughput"], OBJECTIVES["cost"]
+    goals = objectives()
+    throughput, cost = goals["throughput"], goals["cost"]
     plots: list[Block] = []
     notes: list[str] = []
     for (model, workload), group in _groups(_ok(cells)).items():
