@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.metrics import fields as metric_fields
 from bench.metrics import find_field, value_of
 from bench.read.compare import run_labels
 from bench.read.recommend import latest_per_host, objectives, pareto, recommend
@@ -667,15 +668,11 @@ def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
                 "Same in every cell: " + ", ".join(f"{a}={cells[0].key.get(a)}" for a in fixed)
             )
         )
+    # One column per metric field the registry shows in comparisons, where some cell has it.
     columns: list[tuple[str, Callable[[CellView], str]]] = [
-        ("examples/s", lambda c: fmt_value(c.number("examples_per_s"), "examples/s")),
-        ("median ms", lambda c: fmt_value(c.number("median_ms"), "ms")),
-        ("p99 ms", lambda c: fmt_value(c.number("p99_ms"), "ms")),
-        ("compile s", lambda c: fmt_value(c.number("compile_s"), "s")),
-        ("memory GiB", lambda c: fmt_value(c.number("memory_gb"), "GiB")),
-        ("USD / 1M", lambda c: fmt_value(c.number("cost_usd_per_million"), "USD")),
-        ("kWh / 1M", lambda c: fmt_value(c.number("energy_kwh_per_million"), "kWh")),
-        ("MFU %", lambda c: fmt_value(c.number("mfu_pct"), "%")),
+        (f.column or f.name, lambda c, f=f: fmt_value(c.number(f.name), f.unit))
+        for _, f in metric_fields()
+        if f.compare
     ]
     columns = [(h, f) for h, f in columns if any(f(c) != "-" for c in cells)]
     ordered = sorted(
