@@ -9,6 +9,10 @@ between runs (run A all ``device: cpu``, run B all ``device: gpu``) is what diff
 and matching on it would match nothing. ``by`` names the matching axes explicitly; then two cells
 of one run that agree on them are ambiguous and refused, naming the axis that tells them apart.
 
+Metrics. The rows are the metric registry's fields marked ``compare`` (``bench.metrics``), in
+its order; one that exists only where it applies (scaling efficiency) is shown where it does
+and never listed as unavailable.
+
 Ratios. The first run is the baseline; every other run gets ``value / baseline value`` per
 metric. Where the raw step times are kept (``samples.step_time_s``), the ratio of median step
 times gets a 95% percentile-bootstrap interval (``stats.ratio_of_medians_ci``, seeded, so the

@@ -1,6 +1,7 @@
 """Which configuration to deploy: the best cell for an objective under constraints, and why.
 
-Pure functions over loaded runs; rendering lives in ``bench.report.recommend``.
+Pure functions over loaded runs; rendering lives in ``bench.report.recommend``. The objectives
+are the metric registry's fields that declare a ``Goal`` (``bench.metrics``).
 
 One decision per (model, workload): training and batch prediction are deployed separately, and
 a throughput of one says nothing about the other. Candidates are the ``ok`` cells of every run
