@@ -1,4 +1,6 @@
-"""The shape of one metric in a cell record: a value with its unit and how it was measured.
+"""Metrics: the shape of one in a cell record, and the registry of every metric bench knows.
+
+A metric entry in a record is a value with its unit and how it was measured.
 
 Every number bench writes goes through these helpers, so a reader always finds the unit and the
 method beside it, and a metric that could not be measured says why instead of being left out:
@@ -12,7 +14,9 @@ Summaries of samples (step times) put their statistics beside ``unit`` and ``met
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 
 def metric(value: float | int, unit: str, method: str, **extra: Any) -> dict[str, Any]:
@@ -29,3 +33,369 @@ def value_of(entry: dict[str, Any] | None, stat: str = "value") -> float | None:
         return None
     found = entry.get(stat)
     return float(found) if isinstance(found, int | float) else None
+
+
+# -- the registry ----------------------------------------------------------------------------
+#
+# Everything bench knows about a metric, stated once. The reading side (``--where`` fields,
+# ``bench compare``, ``bench recommend`` objectives, report and terminal columns), the gate's
+# ``--metric`` choices and the merging of repeats and hosts all read ``METRICS``; adding a
+# metric is one ``Metric`` here (plus the code that measures it, or its formula in
+# ``bench.measure.derive`` when it is derived from other metrics).
+
+GIB = 2**30
+
+Better = Literal["higher", "lower", "none"]
+# How many values a cell has, which is what merging and gating need to know:
+#   "steps":   raw per-step samples (``samples.<name>``): repeats pool them, the gate tests each step
+#   "process": one value per worker process: repeats and hosts keep each process's own value
+#              (``repeats``/``hosts``), and the gate needs several processes to test it
+#   "cell":    one value for the cell (the same in every process, or derived for the merged cell)
+#   "run":     derived on the reading side from several cells of one run; never in a record
+Samples = Literal["steps", "process", "cell", "run"]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """How a metric is computed from others (in ``bench.measure.derive``, or on the reading side
+    for ``samples="run"``).
+
+    ``throughput_power``: the metric is proportional to examples/s to this power (MFU +1, cost
+    per example -1, energy per example 0). A merge that changes the throughput (repeats pool
+    their step times; hosts take the slowest) re-derives it by that power.
+    """
+
+    inputs: tuple[str, ...]
+    formula: str
+    throughput_power: int = 0
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A ``bench recommend --objective``: optimise this field; the Pareto set pairs it with
+    ``partner``."""
+
+    name: str
+    label: str
+    unit: str
+    partner: str
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """A number the reading side shows for a metric, in the unit people state limits in:
+    ``p99_ms`` is the p99 statistic of ``step_time_s`` x 1e3."""
+
+    name: str  # the --where field, compare's field and CSV/JSON key
+    unit: str
+    help: str  # one line for --help
+    stat: str = "value"  # which statistic of the record entry
+    scale: float = 1.0
+    fallback: tuple[str, ...] = ()  # metrics read, in order, where this one is not measured
+    # Read before ``fallback`` on accelerator cells only: where a GPU's or TPU's runtime peak
+    # was not this cell's, the compiled program's memory is what has to fit; a CPU cell's is
+    # its host RSS.
+    accelerator_fallback: tuple[str, ...] = ()
+    label: str = ""  # compare's row label (default: the metric's)
+    column: str = ""  # short header in the report's and terminal's cell tables
+    compare: bool = False  # a row of `bench compare` and a column of the report's cell table
+    terminal: bool = False  # a column of `bench results RUN`
+    # How compare carries the step-time bootstrap interval over: "step" (proportional to the
+    # median step time), "rate" (to its inverse), None (no interval: never called better/worse)
+    noise: Literal["step", "rate"] | None = None
+    objective: Goal | None = None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A ``bench gate --metric``. ``stat`` None: every step is a sample (from the raw step
+    times; ``rate`` turns each into batch_size / step time); else one value per process, this
+    statistic of the metric."""
+
+    name: str
+    description: str
+    stat: str | None = None
+    rate: bool = False
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key in a record's ``metrics`` (cells.jsonl)
+    label: str
+    unit: str
+    better: Better
+    method: str  # how it is measured (records say it exactly, per cell)
+    samples: Samples
+    derived: Derived | None = None
+    fields: tuple[FieldDef, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    # Where the metric exists at all, for one that only some cells can have (scaling needs a
+    # multi-replica cell): absent elsewhere is not "unavailable", so nothing reports it missing.
+    applies: str = ""
+
+    def field_label(self, f: FieldDef) -> str:
+        return f.label or self.label
+
+    def quantity(self, gate: Gate) -> str:
+        """The gate's stored quantity (baseline files): ``step_time_s`` samples for per-step
+        gates, else ``compile_s``, ``p99_step_time_s``..."""
+        if gate.stat is None:
+            return "step_time_s"
+        return self.name if gate.stat == "value" else f"{gate.stat}_{self.name}"
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add ``metric`` to the registry; a metric, field or gate name already taken is refused."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is already registered")
+    for kind, names, taken in (
+        ("field", [f.name for f in metric.fields], {f.name for _, f in fields()}),
+        ("gate metric", [g.name for g in metric.gates], set(gates())),
+    ):
+        clash = [n for n in names if n in taken]
+        if clash:
+            raise ValueError(f"metric {metric.name!r}: {kind} {clash[0]!r} is already taken")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def fields() -> list[tuple[Metric, FieldDef]]:
+    """Every reading-side field, in registry order."""
+    return [(m, f) for m in METRICS.values() for f in m.fields]
+
+
+def find_field(name: str) -> tuple[Metric, FieldDef]:
+    """The metric and field named ``name``; KeyError when no metric has it."""
+    for m, f in fields():
+        if f.name == name:
+            return m, f
+    raise KeyError(name)
+
+
+def read_field(
+    metrics: Mapping[str, Any], metric: Metric, f: FieldDef, device: str | None = None
+) -> float | None:
+    """A field's number from a record's metrics (the metric, else its fallbacks, which are in
+    the same unit), or None. ``device``: the cell's, for accelerator-only fallbacks."""
+    accelerator = f.accelerator_fallback if device not in (None, "cpu") else ()
+    for name in (metric.name, *accelerator, *f.fallback):
+        found = value_of(metrics.get(name), f.stat)
+        if found is not None:
+            return found * f.scale
+    return None
+
+
+def objectives() -> dict[str, tuple[Metric, FieldDef]]:
+    return {f.objective.name: (m, f) for m, f in fields() if f.objective is not None}
+
+
+def gates() -> dict[str, tuple[Metric, Gate]]:
+    return {g.name: (m, g) for m in METRICS.values() for g in m.gates}
+
+
+def per_process() -> list[str]:
+    """Metrics each process has its own value of: kept per repeat and per host on a merge."""
+    return [m.name for m in METRICS.values() if m.samples == "process"]
+
+
+def with_throughput() -> list[tuple[str, int]]:
+    """``(metric, power)`` of every metric proportional to a power of examples/s."""
+    return [
+        (m.name, m.derived.throughput_power)
+        for m in METRICS.values()
+        if m.derived is not None and m.derived.throughput_power
+    ]
+
+
+_PER_PROCESS_NOTE = ", one value per process"
+for _metric in (
+    Metric(
+        "examples_per_s", "throughput", "examples/s", "higher",
+        "batch_size / median step time", "process",
+        derived=Derived(("step_time_s",), "batch_size / median step time"),
+        fields=(
+            FieldDef(
+                "examples_per_s", "examples/s", "throughput", column="examples/s",
+                compare=True, terminal=True, noise="rate",
+                objective=Goal("throughput", "throughput", "examples/s", partner="p99_ms"),
+            ),
+        ),
+        gates=(Gate("throughput", "batch_size / step time, per step", rate=True),),
+    ),
+    Metric(
+        "step_time_s", "step time", "s", "lower",
+        "wall clock per step after the warm-up steps, synced with the device", "steps",
+        fields=(
+            FieldDef(
+                "median_ms", "ms", "median step time", "median", 1e3, label="median step",
+                column="median ms", compare=True, terminal=True, noise="step",
+            ),
+            FieldDef("p50_ms", "ms", "50th percentile step time", "p50", 1e3),
+            FieldDef("p90_ms", "ms", "90th percentile step time", "p90", 1e3),
+            FieldDef("p95_ms", "ms", "95th percentile step time", "p95", 1e3),
+            FieldDef(
+                "p99_ms", "ms", "99th percentile step time (latency of one batch for predict)",
+                "p99", 1e3, label="p99 step", column="p99 ms", compare=True, terminal=True,
+                objective=Goal("latency", "p99 latency", "ms per batch", partner="examples_per_s"),
+            ),
+        ),
+        gates=(
+            Gate("step_time", "wall-clock time of each step"),
+            Gate(
+                "p99_latency",
+                "99th percentile of step time (one batch)" + _PER_PROCESS_NOTE, stat="p99",
+            ),
+        ),
+    ),
+    Metric(
+        "compile_s", "compile", "s", "lower", "trace + compile time", "process",
+        fields=(
+            FieldDef(
+                "compile_s", "s", "trace + compile time", column="compile s", compare=True
+            ),
+        ),
+        gates=(Gate("compile_time", "trace + compile time" + _PER_PROCESS_NOTE, stat="value"),),
+    ),
+    Metric(
+        "first_step_s", "first step", "s", "lower", "first step after compile, synced",
+        "process", fields=(FieldDef("first_step_s", "s", "first step after compile"),),
+    ),
+    Metric(
+        "peak_host_rss_bytes", "peak host memory", "bytes", "lower",
+        "VmHWM of the worker process", "process",
+        fields=(FieldDef("host_memory_gb", "GiB", "peak host RSS of the worker", scale=1 / GIB),),
+        gates=(Gate("host_memory", "peak host RSS of the worker" + _PER_PROCESS_NOTE, "value"),),
+    ),
+    Metric(
+        "peak_device_memory_bytes", "peak device memory", "bytes", "lower",
+        "the framework's peak memory statistics of the device", "process",
+        fields=(
+            FieldDef(
+                "memory_gb", "GiB", "peak device memory where measured, else peak host RSS",
+                scale=1 / GIB, fallback=("peak_host_rss_bytes",), label="peak memory",
+                column="memory GiB", compare=True,
+                accelerator_fallback=("device_memory_bytes",),
+            ),
+            FieldDef("device_memory_gb", "GiB", "peak device memory", scale=1 / GIB),
+        ),
+        gates=(Gate("device_memory", "peak accelerator memory" + _PER_PROCESS_NOTE, "value"),),
+    ),
+    Metric(
+        "device_memory_bytes", "compiled device memory", "bytes", "lower",
+        "XLA memory analysis of the compiled step: arguments + outputs - aliased + temporaries "
+        "+ generated code, per device", "process",
+        fields=(
+            FieldDef(
+                "compiled_memory_gb", "GiB", "device memory of the compiled step (XLA analysis)",
+                scale=1 / GIB,
+            ),
+        ),
+    ),
+    Metric(
+        "cost_per_million_examples_usd", "cost / 1M examples", "USD/1M examples", "lower",
+        "price per device-hour x devices over the examples processed in that hour", "cell",
+        derived=Derived(
+            ("examples_per_s", "price_per_hour_usd"),
+            "devices x USD/h / 3600 / examples_per_s x 1e6", throughput_power=-1,
+        ),
+        fields=(
+            FieldDef(
+                "cost_usd_per_million", "USD", "cost per million examples", column="USD / 1M",
+                compare=True, noise="step",
+                objective=Goal("cost", "cost", "USD per 1M examples", partner="examples_per_s"),
+            ),
+        ),
+    ),
+    Metric(
+        "energy_per_example_j", "energy / 1M examples", "J/example", "lower",
+        "energy counters over the timed phase / examples in it", "cell",
+        derived=Derived(("energy_j",), "energy_j / examples of the timed phase"),
+        fields=(
+            FieldDef(
+                "energy_kwh_per_million", "kWh", "energy per million examples",
+                scale=1e6 / 3.6e6, column="kWh / 1M", compare=True,  # J/example -> kWh / 1M
+                objective=Goal("energy", "energy", "kWh per 1M examples", partner="examples_per_s"),
+            ),
+        ),
+    ),
+    Metric(
+        "mfu", "MFU", "fraction", "higher", "achieved FLOP/s over the devices' peak", "cell",
+        derived=Derived(
+            ("flops_per_example", "examples_per_s", "peak_flops_per_s"),
+            "analytic FLOPs/example x examples/s / (devices x peak FLOP/s)", throughput_power=1,
+        ),
+        fields=(
+            FieldDef(
+                "mfu_pct", "%", "model FLOPs utilisation", scale=100.0, column="MFU %",
+                compare=True, noise="rate",
+            ),
+        ),
+    ),
+    Metric(
+        "param_count", "parameters", "parameters", "none", "trainable parameters", "cell",
+        fields=(FieldDef("params", "parameters", "trainable parameters"),),
+    ),
+    Metric(
+        "tokens_per_s", "tokens/s", "tokens/s", "higher",
+        "batch_size x tokens per example / median step time (sequence models)", "cell",
+        derived=Derived(
+            ("examples_per_s",), "examples_per_s x tokens per example", throughput_power=1
+        ),
+    ),
+    Metric(
+        "examples_per_usd", "examples / USD", "examples/USD", "higher",
+        "examples processed per dollar of device time", "cell",
+        derived=Derived(
+            ("examples_per_s", "price_per_hour_usd"),
+            "examples_per_s / (devices x USD/h / 3600)", throughput_power=1,
+        ),
+    ),
+    Metric(
+        "energy_j", "energy", "J", "lower",
+        "energy counters (NVML total energy, RAPL) over the timed phase", "process",
+    ),
+    Metric(
+        "examples_per_j", "examples / J", "examples/J", "higher",
+        "examples of the timed phase / energy_j", "cell",
+        derived=Derived(("energy_j",), "examples of the timed phase / energy_j"),
+    ),
+    Metric(
+        "flops_per_example", "FLOPs / example", "FLOP/example", "none",
+        "the model's analytic formula", "cell",
+    ),
+    Metric(
+        "peak_flops_per_s", "peak FLOP/s", "FLOP/s", "none",
+        "datasheet peak of the device, or a calibration matmul on CPUs", "cell",
+    ),
+    Metric(
+        "price_per_hour_usd", "price", "USD/h", "none",
+        "dated list price per device-hour (bench/data/prices.yaml) or an override", "cell",
+    ),
+    Metric(
+        "scaling_efficiency", "scaling efficiency", "fraction", "higher",
+        "throughput on N replicas / (N x throughput of the same cell on 1 replica)", "run",
+        derived=Derived(
+            ("examples_per_s",),
+            "examples_per_s(N replicas) / (N x examples_per_s(1 replica)), same run",
+        ),
+        fields=(
+            FieldDef(
+                "scaling_efficiency", "fraction",
+                "strong scaling: vs 1 replica on the same global batch (multi-replica cells)",
+                "strong", label="scaling (same global batch)",
+                column="scaling (same global batch)", compare=True, terminal=True,
+            ),
+            FieldDef(
+                "weak_scaling_efficiency", "fraction",
+                "weak scaling: vs 1 replica on this cell's per-device batch",
+                "weak", label="scaling (same per-device batch)",
+                column="scaling (same per-device batch)", compare=True, terminal=True,
+            ),
+        ),
+        applies="cells on more than one replica whose 1-replica reference is in the same run",
+    ),
+):  # fmt: skip
+    register(_metric)

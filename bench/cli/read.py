@@ -143,6 +143,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from bench.metrics import objectives
+
     help_for_where = where_help()
     p = sub.add_parser("results", help="list runs, or show one run's cells")
     p.add_argument("run", nargs="?", help="a run folder to show")
@@ -192,7 +194,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--format", choices=("html", "md"), default="html")
     p.add_argument(
         "--objective",
-        choices=("throughput", "cost", "energy", "latency"),
+        choices=list(objectives()),
         default="throughput",
         help="what the summary's recommendation optimises",
     )
@@ -211,10 +213,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
     p.add_argument(
         "--objective",
-        choices=("throughput", "cost", "energy", "latency"),
+        choices=list(objectives()),
         default="throughput",
-        help="throughput: most examples/s; cost: least USD per 1M examples; energy: least kWh "
-        "per 1M examples; latency: lowest p99 step time (default: throughput)",
+        help="; ".join(
+            f"{name}: {'highest' if m.better == 'higher' else 'lowest'} {f.objective.label} "
+            f"({f.objective.unit}, field {f.name})"
+            for name, (m, f) in objectives().items()
+            if f.objective is not None
+        )
+        + " (default: throughput)",
     )
     p.add_argument(
         "--where",

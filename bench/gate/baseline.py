@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,10 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import __version__
 from bench.gate.fingerprint import fingerprint
-from bench.metrics import value_of
+from bench.metrics import Gate, Metric, gates, value_of
 from bench.results import ResultsError, Run, load_run
 
 FORMAT = "bench-baseline"
+STEPS = "step_time_s"  # the metric whose raw per-step samples records keep
 FORMAT_VERSION = 1
 MAX_SAMPLES = 500
 SIGNIFICANT_DIGITS = 7
@@ -54,7 +55,8 @@ class BaselineError(Exception):
 
 @dataclass(frozen=True)
 class MetricDef:
-    """A gated metric: which stored quantity it reads, and which way is better.
+    """A gated metric: a ``Gate`` of the metric registry (``bench.metrics``), with the stored
+    quantity it reads and which way is better.
 
     ``per_process`` metrics have one value per worker process that measured the cell: they
     need ``measure.repeats`` or several runs to be gated at all.
@@ -66,43 +68,50 @@ class MetricDef:
     higher_is_better: bool
     per_process: bool
     description: str
+    metric: str  # the record metric it comes from
+    stat: str  # the statistic of that metric per process ("value", "p99"); "" per step
+    rate: bool  # per-step samples are batch_size / step time
 
 
-METRICS: dict[str, MetricDef] = {
-    m.name: m
-    for m in (
-        MetricDef("step_time", "step_time_s", "s", False, False, "wall-clock time of each step"),
-        MetricDef(
-            "throughput", "step_time_s", "examples/s", True, False,
-            "batch_size / step time, per step",
-        ),
-        MetricDef(
-            "p99_latency", "p99_step_time_s", "s", False, True,
-            "99th percentile of step time (one batch), one value per process",
-        ),
-        MetricDef(
-            "compile_time", "compile_s", "s", False, True,
-            "trace + compile time, one value per process",
-        ),
-        MetricDef(
-            "host_memory", "peak_host_rss_bytes", "bytes", False, True,
-            "peak host RSS of the worker, one value per process",
-        ),
-        MetricDef(
-            "device_memory", "peak_device_memory_bytes", "bytes", False, True,
-            "peak accelerator memory, one value per process",
-        ),
+def _gated(metric: Metric, gate: Gate) -> MetricDef:
+    return MetricDef(
+        gate.name,
+        metric.quantity(gate),
+        metric.unit,
+        metric.better == "higher",
+        gate.stat is not None,
+        gate.description,
+        metric.name,
+        gate.stat or "",
+        gate.rate,
     )
-}  # fmt: skip
 
-# Per-process quantities: stored name -> (record metric, statistic, unit). With repeats, each
-# process's figure is in the record's ``repeats`` list (bench.measure.repeats.summary_of).
-PER_PROCESS_SOURCES = {
-    "p99_step_time_s": ("step_time_s", "p99", "s"),
-    "compile_s": ("compile_s", "value", "s"),
-    "peak_host_rss_bytes": ("peak_host_rss_bytes", "value", "bytes"),
-    "peak_device_memory_bytes": ("peak_device_memory_bytes", "value", "bytes"),
-}
+
+class _Gated(Mapping[str, MetricDef]):
+    """The gate's metrics by ``--metric`` name, read from the registry on every access so a
+    metric registered later (a plug-in, a test) is gated like the others."""
+
+    def _all(self) -> dict[str, MetricDef]:
+        return {name: _gated(m, g) for name, (m, g) in gates().items()}
+
+    def __getitem__(self, name: str) -> MetricDef:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+METRICS: Mapping[str, MetricDef] = _Gated()
+
+
+def per_process_sources() -> dict[str, MetricDef]:
+    """Per-process quantities (stored name -> its gated metric). With repeats, each process's
+    figure is in the record's ``repeats`` list (``bench.measure.repeats.summary_of``); a
+    statistic of the step times (p99) comes from each process's own samples."""
+    return {m.quantity: m for m in METRICS.values() if m.per_process}
 
 
 # ------------------------------------------------------------------ the document, validated
@@ -249,33 +258,48 @@ def _positive(values: Iterable[Any]) -> list[float]:
 def _per_process(record: Mapping[str, Any], where: str) -> dict[str, list[float]]:
     """Each ok worker process's value of every per-process quantity, in process order.
 
-    A record merged from ``measure.repeats`` processes lists them in ``repeats`` (p99 from each
-    process's own step times in ``samples.step_time_s_by_repeat``); any other record is one
-    process, whose figures are its metrics.
+    A record merged from ``measure.repeats`` processes lists them in ``repeats`` (a statistic
+    of the step times, such as p99, from each process's own step times in
+    ``samples.step_time_s_by_repeat``); any other record is one process, whose figures are its
+    metrics.
     """
     metrics = record.get("metrics") or {}
+    sources = per_process_sources()
     repeats = record.get("repeats")
     if not isinstance(repeats, list) or not repeats:
         return {
-            quantity: _positive([value_of(metrics.get(metric), stat)])
-            if isinstance(metrics.get(metric), dict)
+            quantity: _positive([value_of(metrics.get(m.metric), m.stat)])
+            if isinstance(metrics.get(m.metric), dict)
             else []
-            for quantity, (metric, stat, _) in PER_PROCESS_SOURCES.items()
+            for quantity, m in sources.items()
         }
     ok = [r for r in repeats if isinstance(r, dict) and r.get("status") == "ok"]
-    by_repeat = (record.get("samples") or {}).get("step_time_s_by_repeat") or []
+    by_repeat = (record.get("samples") or {}).get(f"{STEPS}_by_repeat") or []
     if not isinstance(by_repeat, list):
-        raise BaselineError(f"{where}: samples.step_time_s_by_repeat: expected a list of lists")
-    p99s = [
-        float(np.percentile(steps, 99))
+        raise BaselineError(f"{where}: samples.{STEPS}_by_repeat: expected a list of lists")
+    per_repeat = [
+        steps
         for i, raw in enumerate(by_repeat)
-        if (steps := _numbers(raw, f"{where}: samples.step_time_s_by_repeat[{i}]"))
+        if (steps := _numbers(raw, f"{where}: samples.{STEPS}_by_repeat[{i}]"))
     ]
-    found = {"p99_step_time_s": _positive(p99s)}
-    for quantity, (metric, _, _) in PER_PROCESS_SOURCES.items():
-        if quantity != "p99_step_time_s":
-            found[quantity] = _positive(r.get(metric) for r in ok)
+    found = {}
+    for quantity, m in sources.items():
+        if m.metric == STEPS:
+            found[quantity] = _positive(_statistic(steps, m.stat) for steps in per_repeat)
+        else:
+            found[quantity] = _positive(r.get(m.metric) for r in ok)
     return found
+
+
+def _statistic(samples: list[float], stat: str) -> float:
+    """``stat`` of one process's step times, as ``bench.measure.stats`` names them."""
+    if stat == "median":
+        return float(np.median(samples))
+    if stat == "mean":
+        return float(np.mean(samples))
+    if re.fullmatch(r"p\d+", stat):
+        return float(np.percentile(samples, int(stat[1:])))
+    raise ValueError(f"no per-process statistic {stat!r} of the step times")
 
 
 def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> dict[str, Any]:
@@ -291,14 +315,15 @@ def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> d
             None if steps else "the record holds no raw step times",
         )
     }
+    sources = per_process_sources()
     for quantity, values in _per_process(record, where).items():
-        metric, stat, unit = PER_PROCESS_SOURCES[quantity]
-        entry = metrics.get(metric)
+        m = sources[quantity]
+        entry = metrics.get(m.metric)
         why = entry.get("unavailable") if isinstance(entry, dict) else None
         found[quantity] = _quantity(
-            unit,
+            m.unit,
             [_round(v) for v in values],
-            None if values else str(why or f"the record has no {metric}.{stat}"),
+            None if values else str(why or f"the record has no {m.metric}.{m.stat}"),
         )
     return found
 
@@ -424,7 +449,7 @@ class CellData:
         if quantity is None or not quantity.samples:
             return [], (quantity.unavailable if quantity else None) or "not recorded"
         values = list(quantity.samples)
-        if metric.name == "throughput":
+        if metric.rate:
             batch = self.key.get("batch_size")
             if not isinstance(batch, int) or batch <= 0:
                 return [], "the cell key has no batch_size"

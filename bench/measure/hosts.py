@@ -7,7 +7,7 @@ the job. The merged record is process 0's, with:
 - ``hosts``: each process's own figures (process id, hostname, status, its median and p99 step
   time, the throughput it saw, compile and first-step time, memory, energy);
 - the aggregate: ``examples_per_s`` = global batch / the slowest host's median step time, the
-  throughput-derived metrics rescaled to it, and ``energy_j`` summed over hosts where every
+  metrics derived from throughput re-derived at it (``bench.measure.derive``), and ``energy_j`` summed over hosts where every
   host measured it. A cell that failed on any host is not ok, with that host's reason.
 """
 
@@ -16,9 +16,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bench.measure.energy import per_example
-from bench.measure.repeats import PER_PROCESS, rescale_with_throughput
-from bench.metrics import metric, value_of
+from bench.measure.derive import Basis, derive
+from bench.metrics import per_process, value_of
 
 
 def host_summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def host_summary(record: dict[str, Any]) -> dict[str, Any]:
         "median_step_s": value_of(steps, "median"),
         "p99_step_s": value_of(steps, "p99"),
     }
-    for name in PER_PROCESS:
+    for name in per_process():
         out[name] = value_of(metrics.get(name))
     return out
 
@@ -53,17 +52,8 @@ def merge_hosts(records: list[dict[str, Any]]) -> dict[str, Any]:
     medians = [value_of(r["metrics"]["step_time_s"], "median") or 0.0 for r in records]
     slowest = max(medians)
     metrics = merged["metrics"]
-    old_rate = value_of(metrics.get("examples_per_s"))
     batch = merged["key"]["batch_size"]
-    if slowest > 0:
-        new_rate = batch / slowest
-        metrics["examples_per_s"] = metric(
-            new_rate,
-            "examples/s",
-            f"global batch_size / median step time of the slowest of {len(records)} processes",
-        )
-        scale = new_rate / old_rate if old_rate else 1.0
-        rescale_with_throughput(metrics, scale, "the slowest process's")
+    examples = None
     energies = [value_of(r["metrics"].get("energy_j")) for r in records]
     if all(e is not None for e in energies) and "energy_j" in metrics:
         metrics["energy_j"] = {
@@ -72,6 +62,9 @@ def merge_hosts(records: list[dict[str, Any]]) -> dict[str, Any]:
             "method": metrics["energy_j"].get("method", "") + f"; summed over {len(records)} hosts",
         }
         # Every host timed the same steps of the same global batch: all hosts' joules per example.
-        steps = len(merged.get("samples", {}).get("step_time_s", []))
-        metrics.update(per_example(metrics, batch * steps))
+        examples = batch * len(merged.get("samples", {}).get("step_time_s", []))
+    if slowest > 0:
+        how = f"global batch_size / median step time of the slowest of {len(records)} processes"
+        basis = Basis(batch, slowest, how, "the slowest process's")
+        metrics.update(derive(metrics, basis, examples=examples))
     return merged

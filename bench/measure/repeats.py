@@ -2,8 +2,8 @@
 
 Within-process samples say how noisy steps are; only separate processes show the variance a
 user meets between two runs (allocation, thread placement, clock state, compile decisions).
-The merged record pools every repeat's step times for the headline statistics, rescales the
-throughput-derived metrics to the pooled median, and keeps each repeat's own figures under
+The merged record pools every repeat's step times for the headline statistics, re-derives
+throughput and the metrics derived from it at the pooled median (``bench.measure.derive``), and keeps each repeat's own figures under
 ``repeats`` (compile time and memory included, so a gate has samples of them too).
 """
 
@@ -13,39 +13,17 @@ import copy
 import statistics
 from typing import Any
 
+from bench.measure.derive import Basis, derive
 from bench.measure.stats import summarize
 from bench.measure.waits import input_metrics
-from bench.metrics import metric, value_of
-
-# Metrics proportional to throughput, and those inversely proportional to it.
-WITH_THROUGHPUT = ("tokens_per_s", "examples_per_usd", "mfu")
-AGAINST_THROUGHPUT = ("cost_per_million_examples_usd",)
-PER_PROCESS = (
-    "examples_per_s",
-    "compile_s",
-    "first_step_s",
-    "peak_device_memory_bytes",
-    "peak_host_rss_bytes",
-    "energy_j",
-)
-
-
-def rescale_with_throughput(metrics: dict[str, Any], scale: float, to_what: str) -> None:
-    """Scale the metrics derived from throughput (MFU, tokens/s, cost) to a new throughput that
-    is ``scale`` times the one they were computed at, in place."""
-    for name, factor in [(m, scale) for m in WITH_THROUGHPUT] + [
-        (m, 1 / scale) for m in AGAINST_THROUGHPUT
-    ]:
-        entry = metrics.get(name)
-        if entry and value_of(entry) is not None:
-            entry["value"] = entry["value"] * factor
-            entry["method"] += f"; rescaled to {to_what} throughput"
+from bench.metrics import metric, per_process, value_of
 
 
 def summary_of(record: dict[str, Any]) -> dict[str, Any]:
+    """One process's own figures: every metric the registry says is one value per process."""
     metrics = record.get("metrics", {})
     out: dict[str, Any] = {"status": record["status"], "reason": record.get("reason", "")}
-    for name in PER_PROCESS:
+    for name in per_process():
         out[name] = value_of(metrics.get(name))
     out["median_step_s"] = value_of(metrics.get("step_time_s"), "median")
     return out
@@ -71,22 +49,16 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
     by_repeat = [r["samples"]["step_time_s"] for r in ok]
     pooled = [t for samples in by_repeat for t in samples]
     metrics = merged["metrics"]
-    old_rate = value_of(metrics["examples_per_s"])
     steps = summarize(pooled)
     method = metrics["step_time_s"]["method"] + f"; pooled over {len(ok)} processes"
     metrics["step_time_s"] = {"unit": "s", "method": method, **steps}
-    batch = merged["key"]["batch_size"]
-    new_rate = batch / steps["median"]
     per_call = merged["key"].get("steps_per_call", 1)
     of_step = f" (call time / steps_per_call={per_call})" if per_call > 1 else ""
-    metrics["examples_per_s"] = metric(
-        new_rate,
-        "examples/s",
-        f"batch_size / median step time{of_step} pooled over {len(ok)} processes",
-    )
+    how = f"batch_size / median step time{of_step} pooled over {len(ok)} processes"
+    basis = Basis(merged["key"]["batch_size"], steps["median"], how, "the pooled median")
+    metrics.update(derive(metrics, basis))
     if "latency_per_batch_s" in metrics:
         metrics["latency_per_batch_s"].update(p50=steps["p50"], p99=steps["p99"])
-    rescale_with_throughput(metrics, new_rate / old_rate if old_rate else 1.0, "the pooled median")
     medians = [statistics.median(s) for s in by_repeat]
     if len(medians) >= 2:
         cv = statistics.stdev(medians) / statistics.mean(medians)

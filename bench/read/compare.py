@@ -9,6 +9,10 @@ between runs (run A all ``device: cpu``, run B all ``device: gpu``) is what diff
 and matching on it would match nothing. ``by`` names the matching axes explicitly; then two cells
 of one run that agree on them are ambiguous and refused, naming the axis that tells them apart.
 
+Metrics. The rows are the metric registry's fields marked ``compare`` (``bench.metrics``), in
+its order; one that exists only where it applies (scaling efficiency) is shown where it does
+and never listed as unavailable.
+
 Ratios. The first run is the baseline; every other run gets ``value / baseline value`` per
 metric. Where the raw step times are kept (``samples.step_time_s``), the ratio of median step
 times gets a 95% percentile-bootstrap interval (``stats.ratio_of_medians_ci``, seeded, so the
@@ -25,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from bench.measure.stats import ratio_of_medians_ci
+from bench.metrics import fields as metric_fields
 from bench.read.runset import CellView, RunSet, axes_of
 
 Verdict = Literal["better", "worse", "same"]
@@ -37,25 +42,34 @@ class ComparisonError(ValueError):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    field: str  # a bench.read.runset.FIELDS name
+    """A row of the comparison: a field of the metric registry with ``compare=True``."""
+
+    field: str  # a bench.read.runset.fields() name
     label: str
     unit: str
     higher_is_better: bool
     # how the step-time interval carries over: "step" (proportional to the median step time),
     # "rate" (to its inverse), None (no interval)
     noise: Literal["step", "rate"] | None
+    sources: tuple[str, ...]  # the record metrics it reads, to say why it is unavailable
+    optional: bool  # exists only where it applies (scaling): never listed as unavailable
 
 
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("examples_per_s", "throughput", "examples/s", True, "rate"),
-    MetricSpec("median_ms", "median step", "ms", False, "step"),
-    MetricSpec("p99_ms", "p99 step", "ms", False, None),
-    MetricSpec("compile_s", "compile", "s", False, None),
-    MetricSpec("memory_gb", "peak memory", "GiB", False, None),
-    MetricSpec("cost_usd_per_million", "cost / 1M examples", "USD", False, "step"),
-    MetricSpec("energy_kwh_per_million", "energy / 1M examples", "kWh", False, None),
-    MetricSpec("mfu_pct", "MFU", "%", True, "rate"),
-)
+def compared() -> list[MetricSpec]:
+    """The rows of a comparison, in registry order (``bench.metrics.METRICS``)."""
+    return [
+        MetricSpec(
+            f.name,
+            m.field_label(f),
+            f.unit,
+            m.better == "higher",
+            f.noise,
+            (m.name, *f.fallback),
+            bool(m.applies),
+        )
+        for m, f in metric_fields()
+        if f.compare
+    ]
 
 
 @dataclass(frozen=True)
@@ -179,22 +193,12 @@ def _sort_key(ident: tuple[str, ...]) -> tuple[tuple[int, float, str], ...]:
 
 
 def _unavailable_reason(cells: Sequence[CellView], spec: MetricSpec) -> str:
-    names = {
-        "examples_per_s": ["examples_per_s"],
-        "median_ms": ["step_time_s"],
-        "p99_ms": ["step_time_s"],
-        "compile_s": ["compile_s"],
-        "memory_gb": ["peak_device_memory_bytes", "peak_host_rss_bytes"],
-        "cost_usd_per_million": ["cost_per_million_examples_usd"],
-        "energy_kwh_per_million": ["energy_per_example_j"],
-        "mfu_pct": ["mfu"],
-    }[spec.field]
     for cell in cells:
-        for name in names:
+        for name in spec.sources:
             entry = cell.metrics.get(name)
             if isinstance(entry, dict) and "unavailable" in entry:
                 return f"{name}: {entry['unavailable']}"
-    return f"no cell records {' or '.join(names)}"
+    return f"no cell records {' or '.join(spec.sources)}"
 
 
 def compare(
@@ -211,6 +215,7 @@ def compare(
     the same group.
     """
     n_runs = len(runset.runs)
+    specs = compared()
     cells = list(runset.cells if cells is None else cells)
     all_axes = axes_of(c.key for c in runset.cells)
     if by is None:
@@ -251,10 +256,10 @@ def compare(
         )
         ok = [c for c in row if c is not None and c.ok]
         metrics = []
-        for spec in METRICS:
+        for spec in specs:
             values = tuple(c.number(spec.field) if c is not None and c.ok else None for c in row)
             if not ok or all(v is None for v in values):
-                if ok and spec.field not in omitted:
+                if ok and spec.field not in omitted and not spec.optional:
                     omitted[spec.field] = _unavailable_reason(ok, spec)
                 continue
             shown.add(spec.field)

@@ -1,7 +1,7 @@
 """``--where`` expressions: ``FIELD OP VALUE``, such as ``p99_ms<=50`` or ``device!=tpu``.
 
 A deliberately small language, parsed by a regular expression and never evaluated as code:
-a field from ``bench.read.runset.FIELDS``, one of ``<= >= < > == !=`` (``=`` means ``==``), and a
+a field from ``bench.read.runset.fields()``, one of ``<= >= < > == !=`` (``=`` means ``==``), and a
 value. Number fields take a number in the field's unit; text fields take a word, or several
 joined by ``|`` (``device==gpu|tpu``), compared case-insensitively, and only with ``==``/``!=``.
 Several ``--where`` options must all hold.
@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.read.runset import FIELDS, CellView
+from bench.read.runset import CellView, fields
 
 _EXPR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>|=)\s*(\S.*?)\s*$")
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -98,13 +98,14 @@ def parse(expression: str) -> Constraint:
         )
     name, op, raw = match.groups()
     op = "==" if op == "=" else op
-    spec = FIELDS.get(name)
+    known = fields()
+    spec = known.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, FIELDS, n=1)
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ConstraintError(
             f"--where {expression!r}: unknown field {name!r}{hint} "
-            f"(fields: {', '.join(FIELDS)}; `bench recommend --help` lists them with units)"
+            f"(fields: {', '.join(known)}; `bench recommend --help` lists them with units)"
         )
     if spec.kind == "number":
         try:
@@ -154,9 +155,10 @@ def unmatched_words(constraints: Sequence[Constraint], cells: Sequence[CellView]
 
 def fields_help() -> str:
     """The documented list of fields, one per line, for ``--help`` and the README."""
-    width = max(len(n) for n in FIELDS)
+    known = fields()
+    width = max(len(n) for n in known)
     lines = []
-    for name, spec in FIELDS.items():
+    for name, spec in known.items():
         unit = f" [{spec.unit}]" if spec.kind == "number" and spec.unit else ""
         kind = "number" if spec.kind == "number" else "text"
         lines.append(f"  {name:<{width}}  {kind}{unit}: {spec.help}")

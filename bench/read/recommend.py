@@ -1,6 +1,7 @@
 """Which configuration to deploy: the best cell for an objective under constraints, and why.
 
-Pure functions over loaded runs; rendering lives in ``bench.report.recommend``.
+Pure functions over loaded runs; rendering lives in ``bench.report.recommend``. The objectives
+are the metric registry's fields that declare a ``Goal`` (``bench.metrics``).
 
 One decision per (model, workload): training and batch prediction are deployed separately, and
 a throughput of one says nothing about the other. Candidates are the ``ok`` cells of every run
@@ -29,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
+from bench.metrics import fields as metric_fields
+from bench.metrics import objectives as metric_objectives
 from bench.read.constraints import Constraint
 from bench.read.runset import AXES, CellView, RunSet, axis_text
 from bench.text import join_words
@@ -36,8 +39,10 @@ from bench.text import join_words
 
 @dataclass(frozen=True)
 class Objective:
+    """What ``--objective`` optimises: a registry field with a ``Goal`` (``bench.metrics``)."""
+
     name: str
-    field: str  # a bench.read.runset.FIELDS name
+    field: str  # a bench.read.runset.fields() name
     maximize: bool
     label: str
     unit: str
@@ -45,26 +50,24 @@ class Objective:
     partner_maximize: bool
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "throughput": Objective(
-        "throughput", "examples_per_s", True, "throughput", "examples/s", "p99_ms", False
-    ),
-    "cost": Objective(
-        "cost", "cost_usd_per_million", False, "cost", "USD per 1M examples", "examples_per_s", True
-    ),
-    "energy": Objective(
-        "energy",
-        "energy_kwh_per_million",
-        False,
-        "energy",
-        "kWh per 1M examples",
-        "examples_per_s",
-        True,
-    ),
-    "latency": Objective(
-        "latency", "p99_ms", False, "p99 latency", "ms per batch", "examples_per_s", True
-    ),
-}
+def objectives() -> dict[str, Objective]:
+    """Every objective the metric registry declares, by name."""
+    found = {f.name: m for m, f in metric_fields()}
+    return {
+        name: Objective(
+            name,
+            f.name,
+            m.better == "higher",
+            goal.label,
+            goal.unit,
+            goal.partner,
+            found[goal.partner].better == "higher",
+        )
+        for name, (m, f) in metric_objectives().items()
+        if (goal := f.objective) is not None
+    }
+
+
 GROUP_FIELDS = ("model", "workload")
 
 
@@ -324,7 +327,7 @@ def recommend(
     n_boot: int = 2000,
 ) -> Recommendation:
     """One ``Choice`` per (model, workload) that the constraints on model and workload admit."""
-    goal = OBJECTIVES[objective] if isinstance(objective, str) else objective
+    goal = objectives()[objective] if isinstance(objective, str) else objective
     cells, superseded = latest_per_host(runset.cells, runset)
     scope = [k for k in constraints if k.field in GROUP_FIELDS]
     rest = [k for k in constraints if k.field not in GROUP_FIELDS]

@@ -2,10 +2,11 @@
 
 Runs made on different machines (a CPU VM, a GPU VM, a TPU VM) merge into one list of cells.
 The same cell key measured on two machines is two different candidates, so every cell carries
-the host that measured it. Each cell is flattened into named *fields* (``FIELDS``: the cell key,
-the host, and numbers in the units people state constraints in, such as ``p99_ms``), which is
-what ``--where`` expressions, recommendations and reports read; records themselves stay as
-written.
+the host that measured it. Each cell is flattened into named *fields* (``fields()``: the cell
+key, the host, and the metric fields of ``bench.metrics.METRICS``, numbers in the units people
+state constraints in, such as ``p99_ms``), which is what ``--where`` expressions,
+recommendations and reports read; records themselves stay as written. Metrics derived from
+several cells of a run (scaling efficiency) are computed here, per run, as fields.
 
 Loading reuses ``bench.results.load_run``, so an unknown ``schema_version`` is refused with the
 version and the bench that wrote it. Records are checked here for what reading needs (a key, a
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bench.metrics import value_of
+from bench.metrics import FieldDef, Metric, read_field, value_of
+from bench.metrics import fields as metric_fields
+from bench.read.scaling import efficiency_entries
 from bench.results import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
 if TYPE_CHECKING:
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
 
 # Axes of a cell key in the order people read them; axes added later sort after these.
 AXES = ("model", "workload", "framework", "device", "batch_size", "precision", "input", "pipeline")
-GIB = 2**30
 
 
 def axes_of(keys: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -145,32 +147,8 @@ def _key(axis: str) -> Callable[..., float | str | None]:
     return read
 
 
-def _metric(name: str, stat: str = "value", scale: float = 1.0) -> Callable[..., float | None]:
-    def read(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
-        value = value_of(metrics.get(name), stat)
-        return None if value is None else value * scale
-
-    return read
-
-
-def _memory(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
-    # What has to fit: the accelerator's memory where it was measured; on a CPU the host's
-    # resident set is the memory the model occupies.
-    device = value_of(metrics.get("peak_device_memory_bytes"))
-    if device is None and (record.get("key") or {}).get("device") not in (None, "cpu"):
-        # the compiled program's figure, where the runtime peak was not this cell's
-        device = value_of(metrics.get("device_memory_bytes"))
-    if device is not None:
-        return device / GIB
-    host_rss = value_of(metrics.get("peak_host_rss_bytes"))
-    return None if host_rss is None else host_rss / GIB
-
-
-def _energy(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
-    joules = value_of(metrics.get("energy_per_example_j"))
-    return None if joules is None else joules * 1e6 / 3.6e6  # J/example -> kWh per 1M examples
-
-
+# The cell key, host, run and status. Metric fields are not listed here: ``fields()`` adds
+# them from the metric registry.
 FIELDS: dict[str, Field] = {
     "model": Field("text", "", "registered model name", _key("model")),
     "workload": Field("text", "", "train or predict", _key("workload")),
@@ -185,57 +163,38 @@ FIELDS: dict[str, Field] = {
     "status": Field(
         "text", "", "ok, skipped, failed, oom, timeout, invalid", lambda r, m, h, i: r["status"]
     ),
-    "examples_per_s": Field("number", "examples/s", "throughput", _metric("examples_per_s")),
-    "median_ms": Field("number", "ms", "median step time", _metric("step_time_s", "median", 1e3)),
-    "p50_ms": Field(
-        "number", "ms", "50th percentile step time", _metric("step_time_s", "p50", 1e3)
-    ),
-    "p90_ms": Field(
-        "number", "ms", "90th percentile step time", _metric("step_time_s", "p90", 1e3)
-    ),
-    "p95_ms": Field(
-        "number", "ms", "95th percentile step time", _metric("step_time_s", "p95", 1e3)
-    ),
-    "p99_ms": Field(
-        "number",
-        "ms",
-        "99th percentile step time (latency of one batch for predict)",
-        _metric("step_time_s", "p99", 1e3),
-    ),
-    "compile_s": Field("number", "s", "trace + compile time", _metric("compile_s")),
-    "first_step_s": Field("number", "s", "first step after compile", _metric("first_step_s")),
-    "memory_gb": Field(
-        "number",
-        "GiB",
-        "peak device memory where measured, else peak host RSS",
-        _memory,
-    ),
-    "device_memory_gb": Field(
-        "number", "GiB", "peak device memory", _metric("peak_device_memory_bytes", scale=1 / GIB)
-    ),
-    "host_memory_gb": Field(
-        "number",
-        "GiB",
-        "peak host RSS of the worker",
-        _metric("peak_host_rss_bytes", scale=1 / GIB),
-    ),
-    "cost_usd_per_million": Field(
-        "number",
-        "USD",
-        "cost per million examples",
-        _metric("cost_per_million_examples_usd"),
-    ),
-    "energy_kwh_per_million": Field("number", "kWh", "energy per million examples", _energy),
-    "mfu_pct": Field("number", "%", "model FLOPs utilisation", _metric("mfu", scale=100.0)),
-    "params": Field("number", "parameters", "trainable parameters", _metric("param_count")),
 }
 
 
+def _metric_field(metric: Metric, f: FieldDef) -> Field:
+    def read(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
+        return read_field(metrics, metric, f, (record.get("key") or {}).get("device"))
+
+    return Field("number", f.unit, f.help, read)
+
+
+def fields() -> dict[str, Field]:
+    """Every field: ``FIELDS`` (the cell key, host, run, status), then the metric fields the
+    registry declares (``bench.metrics.METRICS``), in its order."""
+    return {**FIELDS, **{f.name: _metric_field(m, f) for m, f in metric_fields()}}
+
+
+def run_derived(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per cell id, the entries of metrics derived from several cells of one run (registry
+    ``samples="run"``): scaling efficiency against the run's single-replica cells."""
+    return efficiency_entries(records)
+
+
 def read_fields(
-    record: Mapping[str, Any], host: Host, run_id: str
+    record: Mapping[str, Any],
+    host: Host,
+    run_id: str,
+    derived: Mapping[str, Any] | None = None,
+    known: Mapping[str, Field] | None = None,
 ) -> dict[str, float | str | None]:
-    metrics = record.get("metrics") or {}
-    return {name: f.read(record, metrics, host, run_id) for name, f in FIELDS.items()}
+    """The fields of one record; ``derived``: its entries from ``run_derived``."""
+    metrics = {**(record.get("metrics") or {}), **(derived or {})}
+    return {name: f.read(record, metrics, host, run_id) for name, f in (known or fields()).items()}
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -323,6 +282,8 @@ def load_runs(paths: Sequence[str | Path], *, allow_repeats: bool = False) -> Ru
         warnings.extend(run.warnings)
         runs.append(run)
     hosts = label_hosts([_host_of(run) for run in runs])
+    known = fields()
+    derived = [run_derived(run.cells.values()) for run in runs]
     cells = [
         CellView(
             run_index=i,
@@ -334,7 +295,7 @@ def load_runs(paths: Sequence[str | Path], *, allow_repeats: bool = False) -> Ru
             reason=str(record.get("reason") or ""),
             flags=tuple(record.get("flags") or ()),
             record=record,
-            fields=read_fields(record, host, run.run_id),
+            fields=read_fields(record, host, run.run_id, derived[i].get(record["cell_id"]), known),
         )
         for i, (run, host) in enumerate(zip(runs, hosts, strict=True))
         for record in run.cells.values()

@@ -67,3 +67,16 @@ def scaling_efficiency(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[s
         if found:
             out[r["cell_id"]] = found
     return out
+
+
+def efficiency_entries(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``scaling_efficiency`` as a metric entry per cell id (``strong``/``weak`` beside unit and
+    method), for the reading side's fields: ``{cell_id: {"scaling_efficiency": entry}}``."""
+    method = (
+        "examples/s on N replicas / (N x examples/s of the same cell on 1 replica in this run); "
+        "strong: same global batch, weak: 1 replica on this cell's per-device batch"
+    )
+    return {
+        cell_id: {"scaling_efficiency": {**found, "unit": "fraction", "method": method}}
+        for cell_id, found in scaling_efficiency(records).items()
+    }

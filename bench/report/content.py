@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.metrics import value_of
+from bench.metrics import fields as metric_fields
+from bench.metrics import find_field, value_of
 from bench.read.compare import run_labels
-from bench.read.recommend import OBJECTIVES, latest_per_host, pareto, recommend
+from bench.read.recommend import latest_per_host, objectives, pareto, recommend
 from bench.read.runset import CellView, RunSet, axes_of, axis_text
 from bench.report import svg
 from bench.report.format import fmt_bytes, fmt_value
@@ -178,7 +179,7 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
         section.blocks.append(Bullets(explain(choice)))
         rows = ranking_rows(choice)
         if rows:
-            partner = {"p99_ms": "p99 ms", "examples_per_s": "examples/s"}[goal.partner]
+            partner = find_field(goal.partner)[1].column
             section.blocks.append(
                 TableBlock(
                     ["rank", "cell", goal.unit, partner, "winner's lead [95% CI]", "noise"],
@@ -531,7 +532,8 @@ def _pareto(cells: Sequence[CellView]) -> Section:
             "latency-bound work; cost vs throughput for budget-bound work."
         )
     )
-    throughput, cost = OBJECTIVES["throughput"], OBJECTIVES["cost"]
+    goals = objectives()
+    throughput, cost = goals["throughput"], goals["cost"]
     plots: list[Block] = []
     notes: list[str] = []
     for (model, workload), group in _groups(_ok(cells)).items():
@@ -666,15 +668,11 @@ def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
                 "Same in every cell: " + ", ".join(f"{a}={cells[0].key.get(a)}" for a in fixed)
             )
         )
+    # One column per metric field the registry shows in comparisons, where some cell has it.
     columns: list[tuple[str, Callable[[CellView], str]]] = [
-        ("examples/s", lambda c: fmt_value(c.number("examples_per_s"), "examples/s")),
-        ("median ms", lambda c: fmt_value(c.number("median_ms"), "ms")),
-        ("p99 ms", lambda c: fmt_value(c.number("p99_ms"), "ms")),
-        ("compile s", lambda c: fmt_value(c.number("compile_s"), "s")),
-        ("memory GiB", lambda c: fmt_value(c.number("memory_gb"), "GiB")),
-        ("USD / 1M", lambda c: fmt_value(c.number("cost_usd_per_million"), "USD")),
-        ("kWh / 1M", lambda c: fmt_value(c.number("energy_kwh_per_million"), "kWh")),
-        ("MFU %", lambda c: fmt_value(c.number("mfu_pct"), "%")),
+        (f.column or f.name, lambda c, f=f: fmt_value(c.number(f.name), f.unit))
+        for _, f in metric_fields()
+        if f.compare
     ]
     columns = [(h, f) for h, f in columns if any(f(c) != "-" for c in cells)]
     ordered = sorted(

@@ -10,6 +10,7 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from bench.metrics import find_field
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp, describe
 from bench.read.runset import AXES, CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_escape
@@ -163,7 +164,7 @@ def ranking_rows(choice: Choice) -> list[tuple[str, ...]]:
 
 
 def _partner_header(choice: Choice) -> str:
-    return {"p99_ms": "p99 ms", "examples_per_s": "examples/s"}[choice.objective.partner]
+    return find_field(choice.objective.partner)[1].column
 
 
 def _choice_title(choice: Choice) -> str:

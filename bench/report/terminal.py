@@ -9,8 +9,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bench.metrics import value_of
-from bench.read.scaling import resolved_replicas, scaling_efficiency
+from bench.metrics import FieldDef, Metric, read_field, value_of
+from bench.metrics import fields as metric_fields
+from bench.read.runset import run_derived
+from bench.read.scaling import resolved_replicas
 from bench.results import ResultsError, Run
 
 STATUS_STYLE = {
@@ -49,6 +51,17 @@ def fmt_ms(seconds: float | None) -> str:
 
 def fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def fmt_number(value: float | None, unit: str) -> str:
+    """A metric field in a results table, by its unit."""
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return fmt_ms(value / 1e3)
+    if unit == "fraction":
+        return f"{value:.2f}"
+    return fmt_rate(value)
 
 
 def cell_line(record: dict[str, Any]) -> Text:
@@ -114,12 +127,26 @@ def _distinct(values: list[dict[str, str]], name: str) -> set[str]:
     return {v[name] for v in values} - {"-"}
 
 
+def _metric_numbers(
+    records: list[dict[str, Any]], shown: list[tuple[Metric, FieldDef]]
+) -> list[dict[str, float | None]]:
+    """Per record, the ``shown`` fields, the run-derived ones (scaling) included."""
+    derived = run_derived(records)
+    out = []
+    for record in records:
+        metrics = {**record.get("metrics", {}), **derived.get(record["cell_id"], {})}
+        device = record.get("key", {}).get("device")
+        out.append({f.name: read_field(metrics, m, f, device) for m, f in shown})
+    return out
+
+
 def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     """Axes that vary get a column each; the constant ones go in the caption to save width.
 
     The global and per-device batch always show (a column when they vary, else the caption);
-    a scaling-efficiency column appears when some cell ran on more than one replica and its
-    single-replica reference is in the run.
+    the metric columns are the registry's ``terminal`` fields (``bench.metrics``), those that
+    exist only where they apply (scaling efficiency: a cell on more than one replica whose
+    single-replica reference is in the run) only when some cell has them.
     """
     records = [run.cells[c] for c in (planned or list(run.cells)) if c in run.cells]
     splits = [split_of(r) for r in records]
@@ -132,8 +159,13 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     # Records from before an axis existed lack it: say nothing rather than "xla=None".
     fixed = {k: next(iter(_distinct(values, k))) for k in names if len(_distinct(values, k)) == 1}
     caption = "  ".join(f"{k}={v}" for k, v in fixed.items() if v != "None")
-    efficiency = scaling_efficiency(records)
-    kinds = [k for k in ("strong", "weak") if any(k in e for e in efficiency.values())]
+    # Metric columns: the registry's terminal fields; one that exists only where it applies
+    # (scaling efficiency, vs the run's single-replica cells) only when some cell has it.
+    shown = [(m, f) for m, f in metric_fields() if f.terminal]
+    numbers = _metric_numbers(records, shown)
+    shown = [
+        (m, f) for m, f in shown if not m.applies or any(n[f.name] is not None for n in numbers)
+    ]
     table = Table(
         title=f"run {run.run_id}", title_justify="left", caption=caption, caption_justify="left"
     )
@@ -144,13 +176,8 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
             justify="right" if numeric else "left",
         )
     table.add_column("status")
-    table.add_column("examples/s", justify="right")
-    table.add_column("median ms", justify="right")
-    table.add_column("p99 ms", justify="right")
-    # Strong: vs 1 replica on the same global batch; weak: vs 1 replica on this per-device batch.
-    headers = {"strong": "scaling (same global batch)", "weak": "scaling (same per-device batch)"}
-    for kind in kinds:
-        table.add_column(headers[kind], justify="right")
+    for _, f in shown:
+        table.add_column(f.column or f.name, justify="right")
     # Multi-host: each process's own median step time, in process order (the aggregate above is
     # bounded by the slowest).
     per_host = any(r.get("hosts") for r in records)
@@ -172,17 +199,12 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
         notes.append(", ".join(parts))
     if any(notes):
         table.add_column("notes", overflow="fold", min_width=20)
-    for record, value, note in zip(records, values, notes, strict=True):
+    for record, value, note, number in zip(records, values, notes, numbers, strict=True):
         metrics = record.get("metrics", {})
-        steps = metrics.get("step_time_s")
-        eff = efficiency.get(record["cell_id"], {})
         row = [
             *(value[k] for k in varying),
             status_text(record["status"]),
-            fmt_rate(value_of(metrics.get("examples_per_s"))),
-            fmt_ms(value_of(steps, "median")),
-            fmt_ms(value_of(steps, "p99")),
-            *(f"{eff[k]:.2f}" if k in eff else "-" for k in kinds),
+            *(fmt_number(number[f.name], f.unit) for _, f in shown),
         ]
         if per_host:
             hosts = record.get("hosts") or []

@@ -21,9 +21,10 @@ from typing import Any
 
 from bench.backends.feed import Batches
 from bench.backends.workload import BuildRequest, Workload
-from bench.measure.cost import cost_metrics, price_per_hour
-from bench.measure.energy import EnergyMeter, per_example
-from bench.measure.flops import calibrate_cpu_peak, matmul_precision, mfu, mfu_peak
+from bench.measure.cost import price_per_hour
+from bench.measure.derive import Basis, Inputs, derive
+from bench.measure.energy import EnergyMeter
+from bench.measure.flops import calibrate_cpu_peak, matmul_precision, mfu_peak
 from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
 from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
@@ -138,7 +139,6 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     warmup = [t / per_call for t in timing.warmup_s]
     step_waits = [w / per_call for w in waits[-len(times) :]] if waits else []
     steps = summarize(times)
-    examples_per_s = batch / steps["median"]
     sync_how = "device-synced" if key["framework"] == "jax" else "host read of the output"
     if per_call == 1:
         per_step = f"wall clock per step after {rule.warmup_steps} warm-up steps, {sync_how}"
@@ -151,9 +151,6 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         first = f"first call ({per_call} steps) after compile, synced"
     of_step = f" (call time / steps_per_call={per_call})" if per_call > 1 else ""
     metrics: dict[str, Any] = {
-        "examples_per_s": metric(
-            examples_per_s, "examples/s", f"batch_size / median step time{of_step}"
-        ),
         "step_time_s": {"unit": "s", "method": per_step, **steps},
         "compile_s": metric(workload.compile_s, "s", workload.compile_method),
         "first_step_s": metric(timing.first_step_s, "s", first),
@@ -173,12 +170,6 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         },
         "param_count": metric(workload.param_count, "parameters", "trainable parameters"),
     }
-    if spec.tokens_per_example:
-        metrics["tokens_per_s"] = metric(
-            examples_per_s * spec.tokens_per_example,
-            "tokens/s",
-            f"batch_size * tokens per example / median step time{of_step}",
-        )
     if key["workload"] == "predict":
         latency_how = "step time of one batch prediction, synced"
         if per_call > 1:
@@ -205,24 +196,26 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     metrics["peak_host_rss_bytes"] = _host_rss(rss_reset)
 
     metrics.update(energy_metrics)
-    metrics.update(per_example(energy_metrics, batch * len(times) * per_call))
     summary = telemetry.summary()
     metrics["telemetry"] = summary
     if value_of(summary.get("throttled")):
         flags.append("throttled")
 
-    flops = _flops_metrics(backend, model, args, key, workload, examples_per_s)
-    metrics.update(flops)
-    invalid_mfu = flops["mfu"].get("invalid_reason")
+    metrics.update(_flops_metrics(backend, model, args, key, workload))
+    metrics["price_per_hour_usd"] = price_per_hour(
+        workload.device_name, overrides=msg.get("pricing") or None
+    )
+    # Throughput, tokens/s, MFU, cost and energy per example: from what was measured above.
+    basis = Basis(batch, steps["median"], f"batch_size / median step time{of_step}")
+    inputs = Inputs(workload.device_count, spec.tokens_per_example, of_step)
+    metrics.update(derive(metrics, basis, inputs, examples=batch * len(times) * per_call))
+    invalid_mfu = metrics["mfu"].get("invalid_reason")
     if invalid_mfu and workload.device_name == "cpu":
         # A calibrated CPU peak is a measurement (noisy on a shared host), not a bound.
         flags.append("mfu_above_calibration")
     elif invalid_mfu and status == "ok":
         status, reason = "invalid", invalid_mfu
 
-    price = price_per_hour(workload.device_name, overrides=msg.get("pricing") or None)
-    metrics["price_per_hour_usd"] = price
-    metrics.update(cost_metrics(examples_per_s, price, workload.device_count))
     found = {
         "status": status,
         "reason": reason,
@@ -298,9 +291,9 @@ def _flops_metrics(
     args: Any,
     key: dict[str, Any],
     workload: Workload,
-    examples_per_s: float,
 ) -> dict[str, Any]:
-    """Analytic FLOPs, the compiler's count beside them, the device peak, and MFU."""
+    """Analytic FLOPs, the compiler's count beside them, and the device peak (MFU is derived
+    from them)."""
     analytic = model.flops_per_example(args, key["workload"])
     out: dict[str, Any] = {
         "flops_per_example": metric(
@@ -335,5 +328,4 @@ def _flops_metrics(
     else:
         peak = mfu_peak(workload.device_name, in_effect)
     out["peak_flops_per_s"] = peak
-    out["mfu"] = mfu(analytic, examples_per_s, peak, workload.device_count)
     return out

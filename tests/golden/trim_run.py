@@ -17,8 +17,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.measure.repeats import AGAINST_THROUGHPUT, WITH_THROUGHPUT
 from bench.measure.stats import summarize
+from bench.metrics import with_throughput
 from bench.results import CELLS_FILE, RUN_FILE, load_run
 
 
@@ -33,12 +33,10 @@ def trim_record(record: dict, keep: int) -> dict:
     batch = record["key"]["batch_size"]
     old_rate = metrics["examples_per_s"]["value"]
     metrics["examples_per_s"]["value"] = batch / steps["median"]
-    # metrics derived from the throughput move with it, as bench.measure.repeats rescales them
+    # metrics derived from the throughput move with it, as bench.measure.derive re-derives them
     factor = metrics["examples_per_s"]["value"] / old_rate
-    for name, scale in [
-        *((n, factor) for n in WITH_THROUGHPUT),
-        *((n, 1 / factor) for n in AGAINST_THROUGHPUT),
-    ]:
+    for name, power in with_throughput():
+        scale = factor**power
         entry = metrics.get(name)
         if isinstance(entry, dict) and "value" in entry:
             entry["value"] *= scale
