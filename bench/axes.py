@@ -42,8 +42,9 @@ class Axis:
     label: str = "{}"
     # Terminal table header (default: the name).
     column: str = ""
-    # --where: "number" (compared numerically), "text" (words; bools as true/false).
+    # --where: "number" (compared numerically, in ``unit``), "text" (words; bools true/false).
     where: Literal["text", "number"] = "text"
+    unit: str = ""
     # The cell id: a format for its part, and where the part goes (ids put framework first,
     # while keys put workload first; both orders are older than this registry).
     id: str = "{}"
@@ -91,6 +92,7 @@ AXES: tuple[Axis, ...] = (
         label="batch {}",
         column="batch",
         where="number",
+        unit="examples",
         id="bs{}",
         id_slot=3,
     ),
@@ -143,6 +145,7 @@ AXES: tuple[Axis, ...] = (
         label="steps/call {}",
         column="steps/call",
         where="number",
+        unit="steps",
         id="k{}",
         id_slot=8,
         in_id="changed",
@@ -156,6 +159,7 @@ AXES: tuple[Axis, ...] = (
         "(resolved at run time)",
         label="replicas {}",
         where="number",
+        unit="devices",
         id="r{}",
         id_slot=9,
         in_id="changed",
@@ -196,31 +200,38 @@ def cell_id(key: Mapping[str, Any], axes: tuple[Axis, ...] = AXES) -> str:
 
 
 def value_text(name: str, value: Any) -> str:
-    """An axis value under its column header: bools "on"/"off", "-" where there is none."""
-    if value is None:
+    """An axis value under its column header: bools "on"/"off", "-" where there is none.
+
+    Also takes the string forms that matching keeps (``"True"``, ``"None"``)."""
+    if value is None or value == "None":
         return "-"
-    if isinstance(value, bool):
-        return "on" if value else "off"
+    axis = BY_NAME.get(name)
+    if isinstance(value, bool) or (axis is not None and axis.type is bool):
+        if value in (True, "True", "true"):
+            return "on"
+        if value in (False, "False", "false"):
+            return "off"
     return str(value)
 
 
 def label(name: str, value: Any) -> str:
     """An axis value named for people: ``batch 256``, ``xla on``, ``jax``."""
     axis = BY_NAME.get(name)
-    form = axis.label if axis is not None else ("{}" if name == MODEL else f"{name} {{}}")
+    form = axis.label if axis is not None else f"{name} {{}}"
     return form.format(value_text(name, value))
 
 
-def key_label(key: Mapping[str, Any], names: Iterable[str]) -> str:
-    """A cell named by the given axes; axes the cell lacks or that carry no information for it
-    (the pipeline of a synthetic cell, xla of a JAX cell) are left out."""
+def key_label(key: Mapping[str, Any], names: Iterable[str], sep: str = " ") -> str:
+    """A cell named by the given axes (``jax batch 256 xla on``); axes the cell lacks or that
+    carry no information for it (the pipeline of a synthetic cell, xla of a JAX cell) are left
+    out. Lists of what cells share join with ``sep=", "``."""
     parts = []
     for name in names:
         axis = BY_NAME.get(name)
-        if key.get(name) is None or (axis is not None and axis.is_fixed(key)):
+        if value_text(name, key.get(name)) == "-" or (axis is not None and axis.is_fixed(key)):
             continue
         parts.append(label(name, key[name]))
-    return " ".join(parts)
+    return sep.join(parts)
 
 
 def differing(keys: Iterable[Mapping[str, Any]], names: Iterable[str]) -> list[str]:
