@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,8 @@ NUMPY_POOL = 4
 
 @dataclass(frozen=True)
 class BuildRequest:
-    key: dict[str, Any]  # the cell key: every axis value
+    # The cell key (bench.axes.CellKey): every axis value, by attribute or as a mapping.
+    key: Mapping[str, Any]
     model: ModelDef
     args: Any  # the model's validated Args
     spec: DataSpec
@@ -75,7 +77,7 @@ class Split:
         }
 
 
-def plan_split(key: dict[str, Any], available: int, processes: int = 1) -> Split:
+def plan_split(key: Mapping[str, Any], available: int, processes: int = 1) -> Split:
     """Resolve ``replicas`` against the devices the worker sees (over every process) and check
     the batch splits evenly; ``BatchSplitError`` (a skip, with its reason) otherwise."""
     requested = key.get("replicas", 1)
@@ -141,11 +143,11 @@ def short_reason(exc: BaseException, default: str, limit: int = 100) -> str:
     return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
 
 
-def steps_per_call(key: dict[str, Any]) -> int:
+def steps_per_call(key: Mapping[str, Any]) -> int:
     return int(key.get("steps_per_call", 1))
 
 
-def stacks_batches(key: dict[str, Any]) -> bool:
+def stacks_batches(key: Mapping[str, Any]) -> bool:
     """Whether one call takes ``[K, batch, ...]`` arrays, one batch per step inside it.
 
     Training on synthetic input reuses its one device batch in every step, as with K = 1, so

@@ -33,7 +33,7 @@ from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
 from bench.metrics import fields as metric_fields
 from bench.metrics import objectives as metric_objectives
 from bench.read.constraints import Constraint
-from bench.read.runset import AXES, CellView, RunSet, axis_text
+from bench.read.runset import CellView, RunSet, common_label, naming_axes
 from bench.text import join_words
 
 
@@ -124,6 +124,14 @@ class Choice:
     n_candidates: int
     excluded: dict[str, int]  # why -> how many cells
     constraints: tuple[Constraint, ...]  # those on cells (model and workload chose the group)
+    # The axes that tell this group's cells apart: what names a cell in the explanation.
+    axes: tuple[str, ...] = ()
+    # What every cell of the group shares besides model and workload, for people
+    # (``cpu float32 input synthetic``): said once instead of in every cell's name.
+    common: str = ""
+
+    def name(self, cell: CellView) -> str:
+        return describe(cell, self.axes)
 
     @property
     def tied(self) -> tuple[RunnerUp, ...]:
@@ -143,11 +151,9 @@ class Recommendation:
         return bool(self.choices) and all(c.winner is not None for c in self.choices)
 
 
-def describe(cell: CellView, with_host: bool = True) -> str:
-    """A cell in words: ``jax cpu bs256 float32 synthetic on vm``."""
-    extra = [a for a in cell.key if a not in AXES]
-    axes = ["framework", "device", "batch_size", "precision", "input", *sorted(extra)]
-    text = " ".join(axis_text(a, cell.key[a]) for a in axes if a in cell.key)
+def describe(cell: CellView, axes: Sequence[str], with_host: bool = True) -> str:
+    """A cell in words, by the axes that tell the compared cells apart: ``jax batch 256 on vm``."""
+    text = cell.label(axes)
     return f"{text} on {cell.host.label}" if with_host else text
 
 
@@ -245,6 +251,7 @@ def choose(
     n_boot: int = 2000,
 ) -> Choice:
     """The decision for one (model, workload) from its cells (see the module docstring)."""
+    naming = naming_axes(c.key for c in cells)
     excluded: Counter[str] = Counter()
     for cell in cells:
         if not cell.ok:
@@ -314,6 +321,8 @@ def choose(
         n_candidates=len(candidates),
         excluded=dict(excluded),
         constraints=tuple(constraints),
+        axes=tuple(naming),
+        common=common_label([c.key for c in cells], (*GROUP_FIELDS, *naming)),
     )
 
 

@@ -21,22 +21,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bench.axes import AXES as AXIS_REGISTRY
+from bench.axes import KEY_FIELDS, Axis, differing, key_label
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
-from bench.read.scaling import efficiency_entries
+from bench.read.scaling import efficiency_entries, resolved_replicas
 from bench.results import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
 if TYPE_CHECKING:
     import numpy as np
 
-# Axes of a cell key in the order people read them; axes added later sort after these.
-AXES = ("model", "workload", "framework", "device", "batch_size", "precision", "input", "pipeline")
+# Fields of a cell key in the order people read them (bench.axes); unknown ones sort after.
+AXES = KEY_FIELDS
 
 
 def axes_of(keys: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every axis named in ``keys``, known ones first in ``AXES`` order, then alphabetical."""
     seen = {name for key in keys for name in key}
     return [a for a in AXES if a in seen] + sorted(seen - set(AXES))
+
+
+def naming_axes(keys: Iterable[Mapping[str, Any]], group: Sequence[str] = ("model", "workload")):
+    """The axes that tell these cells apart (``group`` aside: a heading names those), in
+    reading order; framework and device where nothing differs, so a cell is never nameless."""
+    keys = list(keys)
+    axes = [a for a in axes_of(keys) if a not in group]
+    return differing(keys, axes) or [a for a in ("framework", "device") if a in axes]
+
+
+def common_label(keys: Sequence[Mapping[str, Any]], skip: Sequence[str] = ()) -> str:
+    """What every key shares, named for people (``cpu, float32, input synthetic``), ``skip``
+    and axes some key lacks aside."""
+    axes = [a for a in axes_of(keys) if a not in skip]
+    same = [a for a in axes if a not in differing(keys, axes)]
+    return key_label(keys[0], same, ", ") if keys else ""
 
 
 @dataclass(frozen=True)
@@ -96,16 +114,8 @@ class CellView:
         return self.record.get("metrics", {})
 
     def label(self, axes: Sequence[str]) -> str:
-        """The cell named by the given axes, e.g. ``jax cpu bs256``."""
-        return " ".join(axis_text(a, self.key.get(a)) for a in axes)
-
-
-def axis_text(axis: str, value: Any) -> str:
-    """An axis value as tables show it; "-" where the cell has no such axis (the pipeline of a
-    synthetic cell, or an axis newer than the run)."""
-    if value is None:
-        return "-"
-    return f"bs{value}" if axis == "batch_size" else str(value)
+        """The cell named by the given axes, e.g. ``jax cpu batch 256`` (``bench.axes.label``)."""
+        return key_label(self.key, axes)
 
 
 @dataclass
@@ -142,22 +152,30 @@ def _key(axis: str) -> Callable[..., float | str | None]:
         value = record.get("key", {}).get(axis)
         if value is None:
             return None
+        if isinstance(value, bool):  # before int: a bool is an int
+            return "true" if value else "false"
         return float(value) if isinstance(value, int | float) else str(value)
 
     return read
+
+
+def _replicas(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
+    # "all" compares as the count it resolved to on the machine; unknown where never resolved.
+    return float(resolved_replicas(record)) or None
+
+
+def _axis_field(axis: Axis) -> Field:
+    if axis.name == "replicas":
+        return Field(axis.where, axis.unit, axis.help, _replicas)
+    bools = " (true or false)" if axis.type is bool else ""
+    return Field(axis.where, axis.unit, axis.help + bools, _key(axis.name))
 
 
 # The cell key, host, run and status. Metric fields are not listed here: ``fields()`` adds
 # them from the metric registry.
 FIELDS: dict[str, Field] = {
     "model": Field("text", "", "registered model name", _key("model")),
-    "workload": Field("text", "", "train or predict", _key("workload")),
-    "framework": Field("text", "", "jax or tensorflow", _key("framework")),
-    "device": Field("text", "", "cpu, gpu or tpu", _key("device")),
-    "batch_size": Field("number", "examples", "examples per step", _key("batch_size")),
-    "precision": Field("text", "", "float32 or bfloat16", _key("precision")),
-    "input": Field("text", "", "input pipeline", _key("input")),
-    "pipeline": Field("text", "", "tfdata pipeline label (tfdata cells only)", _key("pipeline")),
+    **{axis.name: _axis_field(axis) for axis in AXIS_REGISTRY},
     "host": Field("text", "", "the machine that ran the cell", lambda r, m, h, i: h.label),
     "run": Field("text", "", "run id", lambda r, m, h, i: i),
     "status": Field(

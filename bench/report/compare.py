@@ -17,8 +17,8 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from bench.axes import AXES, BY_NAME, key_label, value_text
 from bench.read.compare import Comparison, Group, Ratio
-from bench.read.runset import axis_text
 from bench.report.format import fmt_ci, fmt_ratio, fmt_value, md_escape
 
 VERDICT_STYLE = {"better": "green", "worse": "red", "same": ""}
@@ -31,6 +31,10 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "magenta",
 }
+
+
+# Axis columns whose values are numbers, right-aligned.
+NUMERIC_HEADERS = {a.header for a in AXES if a.where == "number"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def _ratio_cells(ratio: Ratio | None) -> tuple[str, str, str]:
 
 
 def _group_rows(index: int, group: Group, axes: list[str], n_runs: int) -> list[Row]:
-    axis_values = tuple(str(group.match[a]) for a in axes)
+    axis_values = tuple(value_text(a, group.match[a]) for a in axes)
     statuses = tuple(s.status for s in group.sides)
     rows = []
     if any(s != "ok" for s in statuses):
@@ -117,9 +121,11 @@ def legend(cmp: Comparison) -> list[str]:
     lines.append(f"matched on: {matched}")
     if fixed and cmp.groups:
         first = cmp.groups[0].match
-        lines.append("same in every row: " + "  ".join(f"{a}={first[a]}" for a in fixed))
+        lines.append(f"same in every row: {key_label(first, fixed, ', ')}")
     for axis, values in cmp.differing.items():
-        per_run = ", ".join(f"{r.label}: {v}" for r, v in zip(cmp.runs, values, strict=True))
+        per_run = ", ".join(
+            f"{r.label}: {value_text(axis, v)}" for r, v in zip(cmp.runs, values, strict=True)
+        )
         lines.append(f"compared across runs: {axis} ({per_run})")
     if len(cmp.runs) > 1:
         base = cmp.runs[0].label
@@ -151,7 +157,7 @@ def _headers(cmp: Comparison) -> tuple[list[str], list[str]]:
     per_run = []
     for r in cmp.runs[1:]:
         per_run += [f"{r.label}/{base}", "95% CI", f"{r.label} vs {base}"]
-    axis_names = ["batch" if a == "batch_size" else a for a in axes]
+    axis_names = [BY_NAME[a].header if a in BY_NAME else a for a in axes]
     return axis_names, ["metric", "unit", *(r.label for r in cmp.runs), *per_run]
 
 
@@ -160,7 +166,8 @@ def to_table(cmp: Comparison) -> RichGroup:
     axis_names, rest = _headers(cmp)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for name in axis_names:
-        table.add_column(name, justify="right" if name == "batch" else "left", no_wrap=True)
+        justify = "right" if name in NUMERIC_HEADERS else "left"
+        table.add_column(name, justify=justify, no_wrap=True)
     table.add_column(rest[0], no_wrap=True)
     table.add_column(rest[1], no_wrap=True)
     for name in rest[2:]:
@@ -198,7 +205,7 @@ def to_table(cmp: Comparison) -> RichGroup:
 def to_markdown(cmp: Comparison) -> str:
     axis_names, rest = _headers(cmp)
     headers = [*axis_names, *rest]
-    aligns = ["---:" if h == "batch" else "---" for h in axis_names] + ["---", "---"]
+    aligns = ["---:" if h in NUMERIC_HEADERS else "---" for h in axis_names] + ["---", "---"]
     aligns += ["---:"] * len(cmp.runs)
     aligns += ["---:", "---:", "---"] * (len(cmp.runs) - 1)
     lines = ["\n".join(f"- {md_escape(line)}" for line in legend(cmp)), ""]
@@ -284,7 +291,3 @@ def to_csv(cmp: Comparison) -> str:
 
 def to_json(cmp: Comparison) -> str:
     return json.dumps(cmp.to_dict(), indent=2) + "\n"
-
-
-def cell_name(match: dict[str, str], axes: list[str]) -> str:
-    return " ".join(axis_text(a, match[a]) for a in axes)

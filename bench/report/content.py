@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.axes import BY_NAME, key_label, value_text
+from bench.axes import label as axis_label
 from bench.metrics import fields as metric_fields
 from bench.metrics import find_field, value_of
 from bench.read.compare import run_labels
 from bench.read.recommend import latest_per_host, objectives, pareto, recommend
-from bench.read.runset import CellView, RunSet, axes_of, axis_text
+from bench.read.runset import CellView, RunSet, axes_of
 from bench.report import svg
 from bench.report.format import fmt_bytes, fmt_value
 from bench.report.recommend import explain, ranking_rows
@@ -109,11 +111,11 @@ class Namer:
         self.with_host = len({c.host.label for c in cells}) > 1
 
     def series(self, cell: CellView) -> str:
-        text = " ".join(str(cell.key.get(a)) for a in self.series_axes)
+        text = key_label(cell.key, self.series_axes)
         return f"{text} @{cell.host.label}" if self.with_host else text
 
     def cell(self, cell: CellView) -> str:
-        return f"{self.series(cell)} {axis_text('batch_size', cell.key.get('batch_size'))}"
+        return f"{self.series(cell)} {axis_label('batch_size', cell.key.get('batch_size'))}"
 
 
 def _colors(names: Sequence[str]) -> dict[str, str]:
@@ -176,6 +178,8 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing qualifies"
         section.blocks.append(Heading(f"{choice.model} {choice.workload}: {verdict}"))
+        if choice.common:
+            section.blocks.append(Paragraph(f"Every cell: {choice.common}.", "muted"))
         section.blocks.append(Bullets(explain(choice)))
         rows = ranking_rows(choice)
         if rows:
@@ -664,9 +668,7 @@ def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     fixed = [a for a in axes if a not in shown]
     if fixed and cells:
         section.blocks.append(
-            Paragraph(
-                "Same in every cell: " + ", ".join(f"{a}={cells[0].key.get(a)}" for a in fixed)
-            )
+            Paragraph(f"Same in every cell: {key_label(cells[0].key, fixed, ', ')}")
         )
     # One column per metric field the registry shows in comparisons, where some cell has it.
     columns: list[tuple[str, Callable[[CellView], str]]] = [
@@ -687,7 +689,7 @@ def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
         [
             letters[c.run_id],
             c.host.label,
-            *(str(c.key.get(a)) for a in shown),
+            *(value_text(a, c.key.get(a)) for a in shown),
             c.status,
             *(f(c) if c.ok else "" for _, f in columns),
         ]
@@ -696,11 +698,12 @@ def _all_cells(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     headers = [
         "run",
         "host",
-        *("batch" if a == "batch_size" else a for a in shown),
+        *(BY_NAME[a].header if a in BY_NAME else a for a in shown),
         "status",
         *(h for h, _ in columns),
     ]
-    numeric = [False, False, *(a == "batch_size" for a in shown), False, *(True for _ in columns)]
+    numbers = [a in BY_NAME and BY_NAME[a].where == "number" for a in shown]
+    numeric = [False, False, *numbers, False, *(True for _ in columns)]
     section.blocks.append(TableBlock(headers, rows, numeric, status_column=2 + len(shown)))
     return section
 

@@ -10,9 +10,10 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from bench.axes import BY_NAME, MODEL
 from bench.metrics import find_field
-from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp, describe
-from bench.read.runset import AXES, CellView, RunSet
+from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp
+from bench.read.runset import CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_escape
 from bench.text import join_words
 
@@ -43,13 +44,13 @@ def explain(choice: Choice) -> list[str]:
         lines.append(f"No cell meets {join_words([c.text for c in constraints])}. {qualify}")
         lines.append(
             "Closest: "
-            + "; ".join(f"{describe(c.cell)} ({', '.join(c.violations)})" for c in closest)
+            + "; ".join(f"{choice.name(c.cell)} ({', '.join(c.violations)})" for c in closest)
             + "."
         )
         return lines
     value = fmt_value(winner.number(objective.field), objective.unit)
     lines.append(
-        f"Best {objective.label}: {describe(winner)} at {value} {objective.unit}. {qualify}"
+        f"Best {objective.label}: {choice.name(winner)} at {value} {objective.unit}. {qualify}"
     )
     if not runners:
         lines.append("It is the only cell that qualifies, so there is nothing to beat.")
@@ -65,16 +66,16 @@ def explain(choice: Choice) -> list[str]:
         if not tied:
             if ci.within_noise is None:
                 lines.append(
-                    f"It leads the runner-up, {describe(first.cell)}, by {fmt_times(ci.factor)} "
+                    f"It leads the runner-up, {choice.name(first.cell)}, by {fmt_times(ci.factor)} "
                     "(no raw samples, so whether that is beyond noise is unknown)."
                 )
             else:
                 lines.append(
-                    f"It leads the runner-up, {describe(first.cell)}, by "
+                    f"It leads the runner-up, {choice.name(first.cell)}, by "
                     f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise."
                 )
         else:
-            names = join_words([describe(r.cell) for r in tied])
+            names = join_words([choice.name(r.cell) for r in tied])
             who = f"The runner-up, {names}, is" if len(tied) == 1 else f"{names} are"
             lines.append(
                 f"{who} within noise of it ({fmt_times(ci.factor)} behind{interval}): "
@@ -85,7 +86,7 @@ def explain(choice: Choice) -> list[str]:
         if bind.factor is None:
             continue
         lines.append(
-            f"{bind.constraint.text} bound the choice: without it {describe(bind.cell)} would "
+            f"{bind.constraint.text} bound the choice: without it {choice.name(bind.cell)} would "
             f"win with {fmt_times(bind.factor)} the {objective.label}, but {bind.violation}."
         )
     if constraints and not any(b.factor is not None for b in binding):
@@ -140,7 +141,7 @@ def ranking_rows(choice: Choice) -> list[tuple[str, ...]]:
     rows = [
         (
             "best",
-            describe(choice.winner),
+            choice.name(choice.winner),
             fmt_value(choice.winner.number(goal.field), goal.unit),
             _partner_text(choice, choice.winner),
             "",
@@ -153,7 +154,7 @@ def ranking_rows(choice: Choice) -> list[tuple[str, ...]]:
         rows.append(
             (
                 str(i),
-                describe(runner.cell),
+                choice.name(runner.cell),
                 fmt_value(runner.cell.number(goal.field), goal.unit),
                 _partner_text(choice, runner.cell),
                 f"{fmt_times(m.factor)} {fmt_ci(m.ci_lo, m.ci_hi)}".strip(),
@@ -180,6 +181,8 @@ def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
         style = "bold green" if choice.winner is not None else "bold red"
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
         parts.append(Text(f"{_choice_title(choice)}: {verdict}", style=style))
+        if choice.common:
+            parts.append(Text(f"every cell: {choice.common}", style="dim"))
         rows = ranking_rows(choice)
         if rows:
             table = Table(box=None, pad_edge=False, header_style="bold")
@@ -193,7 +196,7 @@ def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
                 table.add_row(*row, style="green" if row[0] == "best" else "")
             parts.append(table)
         if choice.pareto:
-            front = "; ".join(describe(c) for c in choice.pareto)
+            front = "; ".join(choice.name(c) for c in choice.pareto)
             parts.append(
                 Text(f"Pareto set ({choice.objective.label} vs {_partner_header(choice)}): {front}")
             )
@@ -211,6 +214,8 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
         lines += ["", f"{heading} {_choice_title(choice)}: {verdict}", ""]
+        if choice.common:
+            lines += [f"Every cell: {md_escape(choice.common)}.", ""]
         rows = ranking_rows(choice)
         if rows:
             header = [
@@ -226,7 +231,7 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
             lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
             lines.append("")
         if choice.pareto:
-            front = "; ".join(describe(c) for c in choice.pareto)
+            front = "; ".join(choice.name(c) for c in choice.pareto)
             lines += [
                 f"Pareto set ({choice.objective.label} vs {_partner_header(choice)}): "
                 f"{md_escape(front)}",
@@ -277,8 +282,12 @@ def deployment(choice: Choice, runset: RunSet) -> dict[str, Any]:
     cell = choice.winner
     assert cell is not None
     key = dict(cell.key)
-    out: dict[str, Any] = {a: key[a] for a in AXES if a in key}
-    out["settings"] = {k: v for k, v in key.items() if k not in AXES}
+    # The shape pipelines read: the model and the axes every cell id names at the top; the
+    # axes an id names only when changed from their default (xla, steps_per_call, replicas)
+    # and any key field unknown here under ``settings``.
+    top = {k for k in key if k == MODEL or (k in BY_NAME and BY_NAME[k].in_id == "always")}
+    out: dict[str, Any] = {k: v for k, v in key.items() if k in top}
+    out["settings"] = {k: v for k, v in key.items() if k not in top}
     out.update(_scenario_settings(runset, cell))
     out["host"] = {
         "name": cell.host.hostname,
@@ -294,7 +303,7 @@ def deployment(choice: Choice, runset: RunSet) -> dict[str, Any]:
         "cost_usd_per_million": _round(cell.number("cost_usd_per_million")),
         "energy_kwh_per_million": _round(cell.number("energy_kwh_per_million")),
     }
-    out["within_noise_of_it"] = [describe(r.cell) for r in choice.tied]
+    out["within_noise_of_it"] = [choice.name(r.cell) for r in choice.tied]
     out["source"] = {"run": cell.run_id, "cell": cell.cell_id}
     return out
 

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bench.axes import AXES, BY_NAME, value_text
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.runset import run_derived
@@ -23,19 +24,14 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "magenta",
 }
-KEY_COLUMNS = (
-    "workload",
-    "framework",
-    "device",
-    "precision",
-    "input",
-    "pipeline",
-    "xla",
-    "steps_per_call",
-)
 # Derived from the key and the record: the replicas a cell ran on ("all" resolved) and both
-# readings of its batch, so no table leaves the global/per-device question open.
+# readings of its batch, so no table leaves the global/per-device question open. They stand
+# where the batch_size axis would, and replace the replicas axis.
 SPLIT_COLUMNS = ("replicas", "global batch", "per-device batch")
+SPLIT_AXES = {"batch_size": SPLIT_COLUMNS, "replicas": ()}
+# Every other axis of the registry gets a key column, in registry order.
+KEY_COLUMNS = tuple(a.name for a in AXES if a.name not in SPLIT_AXES)
+COLUMNS = tuple(c for a in AXES for c in SPLIT_AXES.get(a.name, (a.name,)))
 
 
 def status_text(status: str) -> Text:
@@ -115,11 +111,14 @@ def flag_note(record: dict[str, Any], flag: str) -> str:
 def key_text(key: dict[str, Any], axis: str) -> str:
     """An axis value for a table; "-" where an axis does not apply (the pipeline of a cell that
     reads no tf.data pipeline; ``xla`` for JAX, which always compiles with XLA)."""
-    if axis == "pipeline" and axis not in key:
+    known = BY_NAME.get(axis)
+    if known is not None and (not known.applies_to(key) or known.is_fixed(key)):
         return "-"
-    if axis == "xla" and key.get("framework") == "jax":
-        return "-"
-    return str(key.get(axis))
+    return value_text(axis, key.get(axis))
+
+
+def _header(column: str) -> str:
+    return BY_NAME[column].header if column in BY_NAME else column
 
 
 def _distinct(values: list[dict[str, str]], name: str) -> set[str]:
@@ -154,11 +153,10 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
         {**{k: key_text(r["key"], k) for k in KEY_COLUMNS}, **split}
         for r, split in zip(records, splits, strict=True)
     ]
-    names = (*KEY_COLUMNS[:3], *SPLIT_COLUMNS, *KEY_COLUMNS[3:])
-    varying = [k for k in names if len(_distinct(values, k)) > 1]
-    # Records from before an axis existed lack it: say nothing rather than "xla=None".
-    fixed = {k: next(iter(_distinct(values, k))) for k in names if len(_distinct(values, k)) == 1}
-    caption = "  ".join(f"{k}={v}" for k, v in fixed.items() if v != "None")
+    varying = [k for k in COLUMNS if len(_distinct(values, k)) > 1]
+    # Records from before an axis existed lack it: "-", so the caption says nothing of it.
+    fixed = {k: next(iter(_distinct(values, k))) for k in COLUMNS if len(_distinct(values, k)) == 1}
+    caption = "  ".join(f"{_header(k)}={v}" for k, v in fixed.items())
     # Metric columns: the registry's terminal fields; one that exists only where it applies
     # (scaling efficiency, vs the run's single-replica cells) only when some cell has it.
     shown = [(m, f) for m, f in metric_fields() if f.terminal]
@@ -171,10 +169,7 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     )
     for name in varying:
         numeric = name in SPLIT_COLUMNS
-        table.add_column(
-            {"steps_per_call": "steps/call"}.get(name, name),
-            justify="right" if numeric else "left",
-        )
+        table.add_column(_header(name), justify="right" if numeric else "left")
     table.add_column("status")
     for _, f in shown:
         table.add_column(f.column or f.name, justify="right")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.axes import CellKey
 from bench.backends.feed import Batches
 from bench.backends.workload import BuildRequest, Workload
 from bench.measure.cost import price_per_hour
@@ -62,7 +63,7 @@ def cpu_peak(backend: Any, precision: str) -> dict[str, Any]:
 def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     from bench.run.scenario import Optimizer
 
-    key = msg["key"]
+    key = CellKey.from_dict(msg["key"])  # typed from here on: backends read its attributes
     rss_reset = reset_peak_rss()
     model = load_model(key["model"])
     args = model.Args.model_validate(msg["model_args"])
@@ -289,7 +290,7 @@ def _flops_metrics(
     backend: Any,
     model: Any,
     args: Any,
-    key: dict[str, Any],
+    key: CellKey,
     workload: Workload,
 ) -> dict[str, Any]:
     """Analytic FLOPs, the compiler's count beside them, and the device peak (MFU is derived

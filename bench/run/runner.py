@@ -100,14 +100,14 @@ def worker_batches(framework: str, cells: list[Cell]) -> list[list[Cell]]:
         return [cells]
     by_replicas: dict[str, list[Cell]] = {}
     for cell in cells:
-        by_replicas.setdefault(str(cell.key.get("replicas", 1)), []).append(cell)
+        by_replicas.setdefault(str(cell.key.replicas), []).append(cell)
     return list(by_replicas.values())
 
 
 def cpu_devices_for(cells: Iterable[Cell], processes: int = 1) -> int:
     """Virtual CPU devices per process for a CPU group: enough for its largest numeric
     ``replicas`` (spread over the processes); "all" then means that many."""
-    counts = [c.key.get("replicas", 1) for c in cells]
+    counts = [c.key.replicas for c in cells]
     largest = max((n for n in counts if isinstance(n, int)), default=1)
     return max(1, -(-largest // processes))
 
@@ -225,7 +225,7 @@ def cell_message(
         "cluster": cluster.describe() if cluster else None,
         "type": "cell",
         "cell_id": cell.cell_id,
-        "key": cell.key,
+        "key": cell.key.to_dict(),
         "model_args": s.model_args,
         "optimizer": s.optimizer.model_dump(),
         "seed": s.seed,
@@ -238,7 +238,7 @@ def cell_message(
 def runner_record(cell: Cell, status: str, reason: str) -> dict[str, Any]:
     return {
         "cell_id": cell.cell_id,
-        "key": cell.key,
+        "key": cell.key.to_dict(),
         "status": status,
         "reason": reason,
         "flags": [],

@@ -18,71 +18,63 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from bench.axes import AXES as REGISTRY
+from bench.axes import MODEL, NAMES, Axis, CellKey, normalize
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.modeldef import ModelError, load_model
 
-Workload = Literal["train", "predict"]
-Framework = Literal["jax", "tensorflow"]
-Device = Literal["cpu", "gpu", "tpu"]
-Precision = Literal["float32", "bfloat16"]
-Input = Literal["synthetic", "numpy", "tfdata"]
-# Data-parallel replicas: a device count, or "all" for every device the worker sees (resolved at
-# run time and recorded). batch_size is the GLOBAL batch, split evenly across the replicas.
-Replicas = PositiveInt | Literal["all"]
-
-# Order of the axes in a cell key and its id; a new axis is a field in Axes, Matrix and here
-# (and, when it is not at its default, a suffix in Cell.cell_id).
-AXES = (
-    "workload",
-    "framework",
-    "device",
-    "batch_size",
-    "precision",
-    "input",
-    "pipeline",
-    "xla",
-    "steps_per_call",
-    "replicas",
-)
-# Axes that only mean something for some cells: left out of the key (and the id) elsewhere, so
-# cells that differ only in them collapse into one and older ids stay as they were.
-CONDITIONAL = {"pipeline": lambda axes: axes["input"] == "tfdata"}
+# The framework axis offers the backends there are: the choices come from the backend registry,
+# not from a second list. Stub until bench.backends.registry lands on this branch; then
+# `from bench.backends.registry import names` and `FRAMEWORKS = names()`.
+FRAMEWORKS: tuple[str, ...] = ("jax", "tensorflow")
+# What a scenario accepts for the axes whose value types live above bench.axes (rank 0), with
+# the default where the registry leaves it to the scenario.
+SUPPLIED: dict[str, tuple[Any, Any]] = {
+    "framework": (Literal[FRAMEWORKS], ...),
+    "pipeline": (PipelineChoice, DEFAULT_PIPELINE),
+}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Axes(_Strict):
-    """One value per axis: a partial cell, used by ``include:`` and ``exclude:``."""
-
-    workload: Workload | None = None
-    framework: Framework | None = None
-    device: Device | None = None
-    batch_size: PositiveInt | None = None
-    precision: Precision | None = None
-    input: Input | None = None
-    pipeline: PipelineChoice | None = None
-    xla: bool | None = None
-    steps_per_call: PositiveInt | None = None
-    replicas: Replicas | None = None
+def _accepts(axis: Axis) -> tuple[Any, Any]:
+    """The annotation and top-level default of an axis as the scenario takes it."""
+    annotation, default = SUPPLIED.get(axis.name, (axis.accepts, ...))
+    assert annotation is not None, f"axis {axis.name}: the scenario must supply its type"
+    return annotation, axis.default if default is ... else default
 
 
-class Matrix(_Strict):
-    """Lists of values to sweep; every combination is a cell."""
+def _axis_fields(kind: Literal["one", "list", "top"]) -> dict[str, Any]:
+    """Pydantic fields for every registry axis: one optional value (include/exclude entries),
+    a non-empty optional list (the matrix), or the top-level value with its default."""
+    fields: dict[str, Any] = {}
+    for axis in REGISTRY:
+        annotation, default = _accepts(axis)
+        if kind == "one":
+            fields[axis.name] = (annotation | None, None)
+        elif kind == "list":
+            fields[axis.name] = (list[annotation] | None, Field(None, min_length=1))
+        else:
+            fields[axis.name] = (annotation, Field(default, description=axis.help))
+    return fields
 
-    workload: list[Workload] | None = Field(None, min_length=1)
-    framework: list[Framework] | None = Field(None, min_length=1)
-    device: list[Device] | None = Field(None, min_length=1)
-    batch_size: list[PositiveInt] | None = Field(None, min_length=1)
-    precision: list[Precision] | None = Field(None, min_length=1)
-    input: list[Input] | None = Field(None, min_length=1)
-    pipeline: list[PipelineChoice] | None = Field(None, min_length=1)
-    xla: list[bool] | None = Field(None, min_length=1)
-    steps_per_call: list[PositiveInt] | None = Field(None, min_length=1)
-    replicas: list[Replicas] | None = Field(None, min_length=1)
+
+Axes = create_model(
+    "Axes",
+    __base__=_Strict,
+    __doc__="One value per axis: a partial cell, used by ``include:`` and ``exclude:``.",
+    **_axis_fields("one"),
+)
+Matrix = create_model(
+    "Matrix",
+    __base__=_Strict,
+    __doc__="Lists of values to sweep; every combination is a cell.",
+    **_axis_fields("list"),
+)
 
 
 class Optimizer(_Strict):
@@ -123,32 +115,21 @@ class TpuNode(_Strict):
     poll_s: float = Field(10.0, gt=0, description="how often to ask for its health meanwhile")
 
 
-class Scenario(_Strict):
+class _ScenarioHead(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     description: str = ""
     model: str = Field(description="registered model name or 'package.module:factory'")
     model_args: dict[str, Any] = Field(default_factory=dict)
     optimizer: Optimizer = Field(default_factory=Optimizer)
     seed: int = 0
-    workload: Workload = "train"
-    framework: Framework = "jax"
-    device: Device = "cpu"
-    batch_size: PositiveInt = 32
-    precision: Precision = "float32"
-    input: Input = "synthetic"
-    pipeline: PipelineChoice = Field(
-        DEFAULT_PIPELINE, description="tfdata pipeline: a preset, a label or {preset, knobs...}"
-    )
+
+
+# The top-level value of every axis, from the registry, between the head and the rest.
+_ScenarioAxes = create_model("_ScenarioAxes", __base__=_ScenarioHead, **_axis_fields("top"))
+
+
+class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
     data: DataFiles = Field(default_factory=DataFiles)
-    xla: bool = Field(
-        False,
-        description="TensorFlow: compile the step with XLA (tf.function jit_compile). JAX "
-        "always compiles with XLA: its cells record true whatever is asked",
-    )
-    steps_per_call: PositiveInt = Field(
-        1, description="K steps (or batch predictions) per compiled call; times are per step"
-    )
-    replicas: Replicas = 1
     matrix: Matrix = Field(default_factory=Matrix)
     exclude: list[Axes] = Field(default_factory=list)
     include: list[Axes] = Field(default_factory=list)
@@ -167,29 +148,15 @@ class Scenario(_Strict):
 class Cell:
     """One point of the matrix. ``key`` holds every axis value plus the model."""
 
-    key: dict[str, Any]
+    key: CellKey
 
     @property
     def cell_id(self) -> str:
-        """Axes at their defaults add nothing, so ids from before an axis existed stay valid."""
-        k = self.key
-        cell_id = (
-            f"{k['framework']}-{k['device']}-{k['workload']}-bs{k['batch_size']}"
-            f"-{k['precision']}-{k['input']}"
-        )
-        if "pipeline" in k:  # tfdata cells only
-            cell_id += f"-{k['pipeline']}"
-        if k.get("xla") and k["framework"] != "jax":  # every JAX cell is XLA: no information
-            cell_id += "-xla"
-        if k.get("steps_per_call", 1) != 1:
-            cell_id += f"-k{k['steps_per_call']}"
-        if k.get("replicas", 1) != 1:
-            cell_id += f"-r{k['replicas']}"
-        return cell_id
+        return self.key.cell_id
 
     @property
     def group(self) -> tuple[str, str]:
-        return self.key["framework"], self.key["device"]
+        return self.key.framework, self.key.device
 
 
 @dataclass(frozen=True)
@@ -260,7 +227,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
     if isinstance(data.get("model"), str) and isinstance(data.get("model_args", {}), dict):
         model_args = _check_model(data["model"], data.get("model_args", {}), where, lines, problems)
     if scenario is not None:
-        for axis in AXES:
+        for axis in NAMES:
             if axis in data and getattr(scenario.matrix, axis) is not None:
                 problems.append(
                     f"{where}{_line(lines, (axis,))}: {axis}: set both at the top level and in "
@@ -273,7 +240,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
-        largest = max((c.key["batch_size"] for c in cells if c.key["input"] == "tfdata"), default=0)
+        largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
         if largest > scenario.data.examples:
             problems.append(
                 f"{where}{_line(lines, ('data',))}: data.examples: got {scenario.data.examples}; "
@@ -293,42 +260,33 @@ def expand(scenario: Scenario) -> list[Cell]:
     ``include`` entry adds one cell, taking axes it does not name from the scenario's top-level
     values (not from the matrix), unless that cell is already present.
     """
-    values = [_values(scenario, a) for a in AXES]
+    values = [_values(scenario, a) for a in NAMES]
     cells = []
     seen = set()
     for combo in itertools.product(*values):
-        axes = _normalize(dict(zip(AXES, combo, strict=True)))
+        axes = normalize(dict(zip(NAMES, combo, strict=True)))
         if any(_matches(axes, ex) for ex in scenario.exclude):
             continue
         if tuple(axes.items()) not in seen:
             cells.append(axes)
             seen.add(tuple(axes.items()))
     for inc in scenario.include:
-        axes = _normalize(
+        axes = normalize(
             {
                 a: getattr(inc, a) if getattr(inc, a) is not None else getattr(scenario, a)
-                for a in AXES
+                for a in NAMES
             }
         )
         combo = tuple(axes.items())
         if combo not in seen:
             cells.append(axes)
             seen.add(combo)
-    return [Cell({"model": scenario.model, **axes}) for axes in cells]
+    return [Cell(CellKey(**{MODEL: scenario.model}, **axes)) for axes in cells]
 
 
 def _values(scenario: Scenario, axis: str) -> list[Any]:
     listed = getattr(scenario.matrix, axis)
     return listed if listed is not None else [getattr(scenario, axis)]
-
-
-def _normalize(axes: dict[str, Any]) -> dict[str, Any]:
-    """JAX compiles every step with XLA, so its cells say ``xla: true`` whatever was asked;
-    ``xla: [false, true]`` then yields one JAX cell, not two identical ones. Likewise a
-    conditional axis is dropped where it does not apply (``pipeline`` without ``tfdata``)."""
-    if axes["framework"] == "jax":
-        axes["xla"] = True
-    return {a: v for a, v in axes.items() if a not in CONDITIONAL or CONDITIONAL[a](axes)}
 
 
 def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
@@ -339,7 +297,7 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
     """
     found = []
     for cell in cells:
-        batch, replicas = cell.key["batch_size"], cell.key["replicas"]
+        batch, replicas = cell.key.batch_size, cell.key.replicas
         if isinstance(replicas, int) and batch % replicas:
             line = _line(lines, ("matrix", "replicas")) or _line(lines, ("replicas",))
             found.append(
