@@ -25,6 +25,7 @@ Specific beats general: a plain flag changes the default, and rules still refine
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from fnmatch import fnmatchcase
@@ -35,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.gate.decision import GatePolicy
+from bench.limits import load_yaml
 
 SETTINGS = ("threshold", "alpha", "min_samples")
 
@@ -93,7 +95,8 @@ class GateConfig:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # .nan and .inf are floats in YAML: a NaN threshold would make every comparison false.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _RuleModel(_Strict):
@@ -115,7 +118,7 @@ class _PolicyModel(_Strict):
 def load_policy_file(path: str | Path, known_metrics: Iterable[str]) -> _PolicyModel:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
@@ -151,6 +154,10 @@ def parse_setting(flag: str, text: str) -> tuple[str | None, float | int]:
         raise PolicyError(
             f"--{flag.replace('_', '-')} {text!r}: expected {kind} or CELL_GLOB={kind.split()[-1]}"
         ) from None
+    if not math.isfinite(number):
+        # float("nan") parses, and every comparison with NaN is false: a tenfold slowdown
+        # would pass the gate as INCONCLUSIVE.
+        raise PolicyError(f"--{flag.replace('_', '-')} {text!r}: expected a finite number")
     return (glob if sep else None), number
 
 

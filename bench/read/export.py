@@ -176,8 +176,10 @@ def _measure_options(meta: dict[str, Any]) -> dict[str, Any]:
     """The scenario's ``measure:`` settings, read from the scenario text kept in run.json."""
     import yaml
 
+    from bench.limits import load_yaml
+
     try:
-        parsed = yaml.safe_load((meta.get("scenario") or {}).get("text") or "") or {}
+        parsed = load_yaml((meta.get("scenario") or {}).get("text") or "") or {}
     except yaml.YAMLError:
         return {}
     found = parsed.get("measure") if isinstance(parsed, dict) else None

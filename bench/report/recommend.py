@@ -10,6 +10,7 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from bench.limits import load_yaml
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp, describe
 from bench.read.runset import AXES, CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_escape
@@ -250,7 +251,7 @@ def _scenario_settings(runset: RunSet, cell: CellView) -> dict[str, Any]:
     run = runset.runs[cell.run_index]
     text = run.meta.get("scenario", {}).get("text") or ""
     try:
-        scenario = yaml.safe_load(text) or {}
+        scenario = load_yaml(text) or {}
     except yaml.YAMLError:
         scenario = {}
     if not isinstance(scenario, dict):
