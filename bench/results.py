@@ -40,7 +40,7 @@ def new_run_id(scenario_name: str) -> str:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)  # strict JSON
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -88,7 +88,7 @@ class RunWriter:
         write_json_atomic(self.path / RUN_FILE, self.meta)
 
     def append_cell(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=True)
+        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see measure.finite
         with open(self.path / CELLS_FILE, "a") as f:
             f.write(line + "\n")
             f.flush()

@@ -53,11 +53,11 @@ def _boot_medians(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.nd
 
 def summarize(
     samples: Sequence[float], *, seed: int = 0, n_boot: int = 2000
-) -> dict[str, float | int | list[float]]:
+) -> dict[str, float | int | list[float] | None]:
     """Summary statistics of one cell's samples, as plain JSON-ready Python numbers.
 
     ``stdev`` is the sample standard deviation (ddof=1), 0.0 for a single sample; ``cv`` is
-    stdev / mean (NaN when the mean is 0, where it has no meaning). The 95% intervals are
+    stdev / mean (None when the mean is 0, where it has no meaning). The 95% intervals are
     percentile bootstraps so they need no normality assumption: step times are skewed.
     Outliers are counted, never dropped: a slow tail is part of what a benchmark measures.
     """
@@ -87,7 +87,7 @@ def summarize(
         "min": float(x.min()),
         "max": float(x.max()),
         "stdev": stdev,
-        "cv": stdev / mean if mean != 0 else float("nan"),
+        "cv": stdev / mean if mean != 0 else None,  # null, not NaN: records are strict JSON
         "ci95_mean": [float(ci_mean[0]), float(ci_mean[1])],
         "ci95_median": [float(ci_median[0]), float(ci_median[1])],
         "outliers_low": outliers_low,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bench.measure.finite import finite_record, finite_samples
 from bench.metrics import value_of
 from bench.results import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
@@ -80,12 +81,13 @@ class CellView:
 
     @property
     def step_samples(self) -> np.ndarray | None:
-        """Raw step times (s), positive and finite, or None when the record kept none."""
+        """Raw step times (s), positive, or None when the record kept none. A non-finite
+        sample (a hand-edited file, an older bench) counts as missing, not as a time."""
         import numpy as np  # only here: `bench --help` lists the fields without numpy
 
-        raw = self.record.get("samples", {}).get("step_time_s") or []
+        raw = finite_samples((self.record.get("samples") or {}).get("step_time_s"))
         arr = np.asarray(raw, dtype=np.float64)
-        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        if arr.size == 0 or np.any(arr <= 0):
             return None
         return arr
 
@@ -315,6 +317,9 @@ def load_runs(paths: Sequence[str | Path], *, allow_repeats: bool = False) -> Ru
             warnings.append(f"{raw}: run {run.run_id} given twice; read once")
             continue
         seen.add(run.run_id)
+        # NaN or infinity (a hand-edited or old record) makes the cell invalid, as bench run
+        # would have: never recommended, never ranked best or worst.
+        run.cells = {cell_id: finite_record(r) for cell_id, r in run.cells.items()}
         for record in run.cells.values():
             _check_record(run.path, record)
         warnings.extend(run.warnings)
