@@ -14,6 +14,7 @@ Summaries of samples (step times) put their statistics beside ``unit`` and ``met
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,11 +29,14 @@ def unavailable(reason: str, unit: str) -> dict[str, Any]:
 
 
 def value_of(entry: dict[str, Any] | None, stat: str = "value") -> float | None:
-    """The number in a metric entry, or None when missing or unavailable."""
+    """The number in a metric entry, or None when missing, unavailable or not finite (a NaN
+    written by hand or by an older bench must rank neither first nor last)."""
     if not entry or "unavailable" in entry:
         return None
     found = entry.get(stat)
-    return float(found) if isinstance(found, int | float) else None
+    if not isinstance(found, int | float) or isinstance(found, bool):
+        return None
+    return float(found) if math.isfinite(found) else None
 
 
 # -- the registry ----------------------------------------------------------------------------

@@ -22,12 +22,21 @@ an object (a module or class with these attributes) or a function that takes no 
 returns one. The loss comes from ``DataSpec.task``: softmax cross-entropy on integer labels or
 mean squared error, computed in float32 in both frameworks.
 
+A reference imports its module, like any Python import, but calls nothing it has not checked:
+the attribute must be a module, a class (used as it is, never instantiated), or a Python
+function defined in that very module (``obj.__module__``) and callable with no arguments.
+Builtins (``sys:exit``), functions re-exported from elsewhere (``mymodels:helper`` imported
+from another module) and anything in the standard library are refused before any call, so
+``bench validate`` cannot be made to exit, fork or write files by naming a stdlib callable.
+
 Nothing here imports a framework: ``bench validate`` loads models to check ``model_args``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -93,18 +102,25 @@ def load_model(name: str) -> ModelDef:
         module_name, _, attr = name.partition(":")
         if not module_name or not attr:
             raise ModelError(f"model {name!r}: expected 'package.module:factory'")
+        if _stdlib(module_name) and module_name not in sys.modules:
+            # Importing some of these has effects of its own (antigravity opens a browser).
+            raise ModelError(
+                f"{module_name} is a standard library module, not a module of models (not "
+                "imported); expected a module of your own"
+            )
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ModelError(f"cannot import model module {module_name!r}: {exc}") from exc
         if not hasattr(module, attr):
             raise ModelError(f"module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(module, attr)
-        if callable(obj) and not hasattr(obj, "Args"):
-            # A factory: called with no arguments, it returns the model object.
+        obj = _checked_target(getattr(module, attr), module_name, attr)
+        if inspect.isfunction(obj):
+            # A factory defined in the named module: called with no arguments, it returns the
+            # model object. SystemExit too: a factory must not end `bench validate`.
             try:
                 obj = obj()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise ModelError(
                     f"model factory {name!r} raised {type(exc).__name__}: {exc}"
                 ) from exc
@@ -124,3 +140,50 @@ def load_model(name: str) -> ModelDef:
     if wrong:
         raise ModelError(f"model {name!r}: {'; '.join(wrong)} (see bench.modeldef)")
     return obj
+
+
+def _checked_target(obj: Any, module_name: str, attr: str) -> Any:
+    """The attribute a reference names, if it is safe to use; ModelError naming what it is.
+
+    Only a module, a class or a function of the named module itself qualifies: anything else
+    could be any callable in the process (``sys:exit``, ``os:fork``), and calling it to see
+    whether it returns a model would run it.
+    """
+    where = f"{module_name}.{attr}"
+    if inspect.ismodule(obj):
+        return obj  # used as it is: its attributes are checked, nothing is called
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        kind = "class" if inspect.isclass(obj) else "function"
+        if getattr(obj, "__module__", None) != module_name:
+            raise ModelError(
+                f"{where} is a {kind} defined in module {obj.__module__}, not a model defined "
+                f"in module {module_name}; name it where it is defined"
+            )
+        if _stdlib(module_name):
+            raise ModelError(
+                f"{where} is a {kind} of the standard library, not a model; expected one "
+                "defined in a module of your own"
+            )
+        if inspect.isfunction(obj):
+            try:
+                inspect.signature(obj).bind()
+            except TypeError:
+                raise ModelError(
+                    f"{where} is a function that takes arguments; expected a factory called "
+                    "with none, a module or a class"
+                ) from None
+        return obj
+    if inspect.isbuiltin(obj) or inspect.ismethoddescriptor(obj):
+        what = "a builtin function"
+    elif callable(obj):
+        what = f"a callable {type(obj).__name__} object"
+    else:
+        what = f"a {type(obj).__name__} value"
+    raise ModelError(
+        f"{where} is {what}, not a model defined in module {module_name}; "
+        "expected a module, a class or a function defined there"
+    )
+
+
+def _stdlib(module_name: str) -> bool:
+    return module_name.partition(".")[0] in sys.stdlib_module_names

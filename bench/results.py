@@ -109,7 +109,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     # os.replace swaps the directory entry: a link named like ``path`` is replaced, not followed.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)  # strict JSON
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -505,7 +505,7 @@ class RunWriter:
         write_json_atomic(self.path / RUN_FILE, self.meta)
 
     def append_cell(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=True)
+        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see measure.finite
         with open_in_run(self.path / CELLS_FILE, "ab") as f:
             f.write((line + "\n").encode())
             os.fsync(f.fileno())

@@ -372,8 +372,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 POLICY_SHAPES = {
     "binary": (bytes(range(256)), "not UTF-8 text"),
     "bad UTF-8": (b"threshold: \xff\n", "not UTF-8 text"),
-    "nested deeply": (b"[" * 20_000, "nested deeper than 32 levels"),
-    "alias bomb": (BOMB.encode(), "more than 100 YAML aliases"),
+    "nested deeply": (b"[" * 20_000, "nested more than 64 levels deep"),
+    "alias bomb": (BOMB.encode(), "expands to more than 100,000 values"),
     "a list": (b"[1]", "(top level)"),
     "a directory": (None, "cannot read policy file"),
 }

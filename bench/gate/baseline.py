@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import __version__
 from bench.gate.fingerprint import fingerprint
+from bench.measure.finite import finite_samples
 from bench.metrics import Gate, Metric, gates, value_of
 from bench.results import ResultsError, Run, load_run
 
@@ -240,11 +241,12 @@ def _quantity(unit: str, samples: list[float], unavailable: str | None) -> dict[
 
 
 def _numbers(values: Any, where: str) -> list[float]:
+    """The samples as floats; NaN or infinity (a hand-edited or old record) counts as missing."""
     if not isinstance(values, list) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in values
     ):
         raise BaselineError(f"{where}: expected a list of numbers")
-    return [float(v) for v in values]
+    return finite_samples(values)
 
 
 def _positive(values: Iterable[Any]) -> list[float]:

@@ -34,6 +34,7 @@ what ``decide`` takes as ``p_adjust``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -71,6 +72,9 @@ class GatePolicy:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("threshold", "alpha", "confidence"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.threshold <= 0:
             raise ValueError(f"threshold must be positive, got {self.threshold}")
         if not 0 < self.alpha < 1:

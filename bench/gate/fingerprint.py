@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from bench.gate.decision import GatePolicy, Verdict, decide
+from bench.measure.finite import finite_samples
 
 # Packages whose versions change a framework's speed, per framework a run used.
 FRAMEWORK_PACKAGES = {
@@ -212,7 +213,7 @@ class MachineCheck:
 
 def _samples(entry: Mapping[str, Any] | None, moment: str, kernel: str) -> list[float]:
     values = ((entry or {}).get(moment) or {}).get(kernel) or []
-    return [float(v) for v in values]
+    return finite_samples(values)  # NaN or infinity in run.json counts as missing
 
 
 def _ms(seconds: float) -> str:

@@ -18,6 +18,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
+from bench.measure.finite import finite_samples
+from bench.metrics import value_of
 from bench.results import Run
 
 # The pytest-benchmark release whose JSON this follows (its plugin.py and stats.py).
@@ -125,11 +127,12 @@ def pytest_benchmark_json(run: Run, include_data: bool = False) -> dict[str, Any
     planned = [c for c in meta.get("cells_planned") or [] if c in run.cells]
     for cell_id in [*planned, *(c for c in run.cells if c not in planned)]:
         record = run.cells[cell_id]
-        samples = (record.get("samples") or {}).get("step_time_s") or []
+        # NaN or infinity in a hand-edited or old record counts as a missing sample.
+        samples = finite_samples((record.get("samples") or {}).get("step_time_s"))
         if record.get("status") != "ok" or not samples:
             continue
         metrics = record.get("metrics") or {}
-        stats = pytest_benchmark_stats([float(v) for v in samples])
+        stats = pytest_benchmark_stats(samples)
         if include_data:
             stats["data"] = list(samples)
         stats["iterations"] = 1
@@ -146,7 +149,7 @@ def pytest_benchmark_json(run: Run, include_data: bool = False) -> dict[str, Any
                     "unit": "seconds per step",
                     "batch_size": key.get("batch_size"),
                     **{
-                        name: metrics[name].get("value")
+                        name: value_of(metrics[name])
                         for name in ("examples_per_s", "compile_s", "first_step_s")
                         if isinstance(metrics.get(name), dict) and "value" in metrics[name]
                     },
@@ -176,8 +179,10 @@ def _measure_options(meta: dict[str, Any]) -> dict[str, Any]:
     """The scenario's ``measure:`` settings, read from the scenario text kept in run.json."""
     import yaml
 
+    from bench.limits import load_yaml
+
     try:
-        parsed = yaml.safe_load((meta.get("scenario") or {}).get("text") or "") or {}
+        parsed = load_yaml((meta.get("scenario") or {}).get("text") or "") or {}
     except yaml.YAMLError:
         return {}
     found = parsed.get("measure") if isinstance(parsed, dict) else None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bench.axes import AXES as AXIS_REGISTRY
 from bench.axes import KEY_FIELDS, Axis, differing, key_label
+from bench.measure.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.scaling import efficiency_entries, resolved_replicas
@@ -100,12 +101,13 @@ class CellView:
 
     @property
     def step_samples(self) -> np.ndarray | None:
-        """Raw step times (s), positive and finite, or None when the record kept none."""
+        """Raw step times (s), positive, or None when the record kept none. A non-finite
+        sample (a hand-edited file, an older bench) counts as missing, not as a time."""
         import numpy as np  # only here: `bench --help` lists the fields without numpy
 
-        raw = self.record.get("samples", {}).get("step_time_s") or []
+        raw = finite_samples((self.record.get("samples") or {}).get("step_time_s"))
         arr = np.asarray(raw, dtype=np.float64)
-        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        if arr.size == 0 or np.any(arr <= 0):
             return None
         return arr
 
@@ -295,6 +297,9 @@ def load_runs(paths: Sequence[str | Path], *, allow_repeats: bool = False) -> Ru
             warnings.append(f"{raw}: run {run.run_id} given twice; read once")
             continue
         seen.add(run.run_id)
+        # NaN or infinity (a hand-edited or old record) makes the cell invalid, as bench run
+        # would have: never recommended, never ranked best or worst.
+        run.cells = {cell_id: finite_record(r) for cell_id, r in run.cells.items()}
         for record in run.cells.values():
             _check_record(run.path, record)
         warnings.extend(run.warnings)

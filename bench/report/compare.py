@@ -19,7 +19,7 @@ from rich.text import Text
 
 from bench.axes import AXES, BY_NAME, key_label, value_text
 from bench.read.compare import Comparison, Group, Ratio
-from bench.report.format import fmt_ci, fmt_ratio, fmt_value, md_escape
+from bench.report.format import fmt_ci, fmt_ratio, fmt_value, md_cell, md_escape
 
 VERDICT_STYLE = {"better": "green", "worse": "red", "same": ""}
 STATUS_STYLE = {
@@ -209,21 +209,21 @@ def to_markdown(cmp: Comparison) -> str:
     aligns += ["---:"] * len(cmp.runs)
     aligns += ["---:", "---:", "---"] * (len(cmp.runs) - 1)
     lines = ["\n".join(f"- {md_escape(line)}" for line in legend(cmp)), ""]
-    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("| " + " | ".join(md_cell(h) for h in headers) + " |")
     lines.append("| " + " | ".join(aligns) + " |")
     for row in rows(cmp):
         ratio_cells = []
         for ratio, ci, verdict in row.ratios:
-            bold = f"**{ratio}**" if verdict in ("better", "worse") else ratio
-            ratio_cells += [bold, ci, verdict]
+            shown = md_cell(ratio)
+            bold = f"**{shown}**" if verdict in ("better", "worse") else shown
+            ratio_cells += [bold, md_cell(ci), md_cell(verdict)]
         cells = [
             *(row.axes if row.first else ("",) * len(row.axes)),
             row.metric,
             row.unit,
             *row.values,
-            *ratio_cells,
         ]
-        lines.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
+        lines.append("| " + " | ".join([*(md_cell(c) for c in cells), *ratio_cells]) + " |")
     found = notes(cmp)
     if found:
         lines += ["", *(f"- {md_escape(n)}" for n in found)]

@@ -18,6 +18,7 @@ from typing import Any
 from bench.gate.decision import Decision, Verdict
 from bench.gate.policy import describe_policy, percent
 from bench.gate.regression import RULE_ADVISORY, RULE_BEYOND_MACHINE, GateReport, GateRow
+from bench.report.format import md_cell, md_code, md_escape
 
 EXIT_CODES = (
     "0 no regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts included), "
@@ -307,13 +308,13 @@ def render_text(report: GateReport) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    return md_escape(text)  # names, reasons and notes come from run folders: shown as text
 
 
 def render_markdown(report: GateReport) -> str:
     code = report.exit_code
     icon = ":x:" if code else (":warning:" if report.regressed else ":white_check_mark:")
-    lines = [f"### {icon} bench gate: {_md(outcome(report))}", ""]
+    lines = [f"### {icon} bench gate: {md_cell(outcome(report))}", ""]
     env_head, env_lines = environment_text(report)
     machine_head, machine_lines = machine_text(report)
     lines += ["| | |", "|:--|:--|"]
@@ -323,10 +324,11 @@ def render_markdown(report: GateReport) -> str:
         ("metrics", ", ".join(m.name for m in report.metrics)),
         ("method", method_text(report)),
         ("policy", policy_text(report)),
-        ("environment", "<br>".join([env_head, *env_lines])),
-        ("machine", "<br>".join([machine_head, *machine_lines])),
+        ("environment", [env_head, *env_lines]),
+        ("machine", [machine_head, *machine_lines]),
     ):
-        lines.append(f"| **{name}** | {_md(text)} |")
+        parts = text if isinstance(text, list) else [text]
+        lines.append(f"| **{name}** | {'<br>'.join(md_cell(t) for t in parts)} |")
     lines.append("")
 
     multi = _multi_metric(report)
@@ -336,18 +338,18 @@ def render_markdown(report: GateReport) -> str:
     lines.append("| " + " | ".join(heads) + " |")
     lines.append("|" + "|".join([*aligns, ":--"]) + "|")
     for r in report.rows:
-        values = _cells(report, r)
+        values = [md_cell(v) for v in _cells(report, r)]
         if r.decision.verdict == Verdict.REGRESSED:
             values[-1] = f"**{values[-1]}**"
-        first = [f"`{r.cell_id}`", *([r.metric.name] if multi else [])]
-        lines.append("| " + " | ".join(_md(v) for v in [*first, *values]) + " |")
-    lines += ["", f"**Verdicts:** {counts_text(report)}", ""]
+        first = [md_code(r.cell_id, in_table=True), *([md_cell(r.metric.name)] if multi else [])]
+        lines.append("| " + " | ".join([*first, *values]) + " |")
+    lines += ["", f"**Verdicts:** {md_cell(counts_text(report))}", ""]
     why = _why_rows(report)
     if why:
         lines += ["<details><summary>Why, per cell</summary>", ""]
         for r in why:
-            what = f"`{r.cell_id}` {r.metric.name}" if multi else f"`{r.cell_id}`"
-            lines.append(f"- {what}: {_md(reason_text(report, r))}")
+            what = md_code(r.cell_id) + (f" {md_cell(r.metric.name)}" if multi else "")
+            lines.append(f"- {what}: {md_cell(reason_text(report, r))}")
         lines += ["", "</details>", ""]
     notes = [*report.machine.notes, *report.notes]
     if notes:

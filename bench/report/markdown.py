@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from bench.report.content import (
     Block,
@@ -14,7 +15,7 @@ from bench.report.content import (
     Report,
     TableBlock,
 )
-from bench.report.format import md_escape
+from bench.report.format import md_cell, md_escape
 
 
 def plots_dir(out: Path) -> Path:
@@ -22,9 +23,9 @@ def plots_dir(out: Path) -> Path:
 
 
 def _table(block: TableBlock) -> list[str]:
-    lines = ["| " + " | ".join(md_escape(h) or " " for h in block.headers) + " |"]
+    lines = ["| " + " | ".join(md_cell(h) or " " for h in block.headers) + " |"]
     lines.append("| " + " | ".join("---:" if n else "---" for n in block.numeric) + " |")
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in block.rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in block.rows]
     return lines
 
 
@@ -36,7 +37,8 @@ def _block(block: Block, folder: str) -> list[str]:
     if isinstance(block, Bullets):
         return [f"- {md_escape(i)}" for i in block.items]
     if isinstance(block, PlotBlock):
-        return [f"![{md_escape(block.title)}]({folder}/{block.name}.svg)"]
+        # The folder is named after the output file: quoted, so any name stays a link target.
+        return [f"![{md_cell(block.title)}]({quote(f'{folder}/{block.name}.svg')})"]
     return _table(block)
 
 

@@ -11,10 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.axes import BY_NAME, MODEL
+from bench.limits import load_yaml
 from bench.metrics import find_field
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp
 from bench.read.runset import CellView, RunSet
-from bench.report.format import fmt_ci, fmt_times, fmt_value, md_escape
+from bench.report.format import fmt_ci, fmt_times, fmt_value, md_cell, md_escape
 from bench.text import join_words
 
 
@@ -213,7 +214,7 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
     lines += [f"- {md_escape(n)}" for n in rec.notes]
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
-        lines += ["", f"{heading} {_choice_title(choice)}: {verdict}", ""]
+        lines += ["", f"{heading} {md_escape(_choice_title(choice))}: {verdict}", ""]
         if choice.common:
             lines += [f"Every cell: {md_escape(choice.common)}.", ""]
         rows = ranking_rows(choice)
@@ -226,15 +227,15 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
                 "winner's lead [95% CI]",
                 "noise",
             ]
-            lines.append("| " + " | ".join(header) + " |")
+            lines.append("| " + " | ".join(md_cell(h) for h in header) + " |")
             lines.append("| --- | --- | ---: | ---: | --- | --- |")
-            lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+            lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
             lines.append("")
         if choice.pareto:
             front = "; ".join(choice.name(c) for c in choice.pareto)
             lines += [
                 f"Pareto set ({choice.objective.label} vs {_partner_header(choice)}): "
-                f"{md_escape(front)}",
+                f"{md_cell(front)}",
                 "",
             ]
         lines += [f"- {md_escape(line)}" for line in explain(choice)]
@@ -256,7 +257,7 @@ def _scenario_settings(runset: RunSet, cell: CellView) -> dict[str, Any]:
     run = runset.runs[cell.run_index]
     text = run.meta.get("scenario", {}).get("text") or ""
     try:
-        scenario = yaml.safe_load(text) or {}
+        scenario = load_yaml(text) or {}
     except yaml.YAMLError:
         scenario = {}
     if not isinstance(scenario, dict):

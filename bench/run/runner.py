@@ -32,6 +32,7 @@ from typing import Any
 from bench import __version__
 from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
 from bench.inputs import verdict
+from bench.measure.finite import finite_record
 from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
@@ -363,7 +364,7 @@ class Runner:
         return worker_env(framework, device, cpu_devices_for(group, processes), self.cluster, extra)
 
     def _finish(self, record: dict[str, Any]) -> None:
-        record = verdict.apply(record, self.recorded.values())
+        record = verdict.apply(finite_record(record), self.recorded.values())
         self.writer.append_cell(record)
         self.recorded[record["cell_id"]] = record
         self.on_event("cell_done", record=record)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -18,11 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from bench.axes import AXES as REGISTRY
 from bench.axes import MODEL, NAMES, Axis, CellKey, normalize
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
+from bench.limits import ENV_MAX_CELLS, compose_and_load, load_yaml, max_cells
 from bench.modeldef import ModelError, load_model
 
 # The framework axis offers the backends there are: the choices come from the backend registry,
@@ -38,7 +47,8 @@ SUPPLIED: dict[str, tuple[Any, Any]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads .nan and .inf as floats; no field of a scenario means anything with them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _accepts(axis: Axis) -> tuple[Any, Any]:
@@ -86,15 +96,21 @@ class Optimizer(_Strict):
     weight_decay: float = Field(0.0, ge=0)
 
 
+# Durations above a week are typos (or attempts to overflow a timer), not plans.
+WEEK_S = 7 * 24 * 3600.0
+
+
 class Measure(_Strict):
     """How long each cell runs; see ``bench.measure.timing`` for the run-length rule."""
 
     warmup_steps: int = Field(5, ge=0)
     min_steps: int = Field(20, ge=2)
-    min_seconds: float = Field(2.0, ge=0)
-    max_seconds: float = Field(30.0, gt=0)
+    min_seconds: float = Field(2.0, ge=0, le=WEEK_S)
+    max_seconds: float = Field(30.0, gt=0, le=WEEK_S)
     target_rel_ci: float = Field(0.02, gt=0, lt=1)
-    timeout_s: float = Field(600.0, gt=0, description="a cell still running after this is killed")
+    timeout_s: float = Field(
+        600.0, gt=0, le=WEEK_S, description="a cell still running after this is killed"
+    )
     repeats: int = Field(
         1, ge=1, le=100, description="run each cell this many times, each in a fresh process"
     )
@@ -142,6 +158,28 @@ class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
     tpu: TpuNode | None = Field(
         None, description="a legacy TPU node for the device: tpu cells (not needed on TPU VMs)"
     )
+
+    @field_validator("pricing", mode="before")
+    @classmethod
+    def _prices_finite_and_positive(cls, prices: Any) -> Any:
+        """A negative or infinite price would make a cell the cheapest (or the dearest) for no
+        reason, and a free one has no cost per example; checked before the float|str union, so
+        the message names the entries rather than each branch of the union."""
+        if not isinstance(prices, dict):
+            return prices
+        bad = [
+            f"{k}: {v!r}"
+            for k, v in prices.items()
+            if isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and not (math.isfinite(v) and v > 0)
+        ]
+        if bad:
+            raise ValueError(
+                f"USD per device-hour greater than 0 and finite, or a price-table entry name "
+                f"(found {', '.join(bad)})"
+            )
+        return prices
 
 
 @dataclass(frozen=True)
@@ -193,8 +231,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
     problems: list[str] = []
     lines: dict[tuple, int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = compose_and_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -235,6 +272,8 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
                 )
 
     cells: list[Cell] = []
+    if scenario is not None and not problems:
+        problems.extend(_check_cell_count(scenario, where, lines))
     if scenario is not None and not problems:
         cells = expand(scenario)
         if not cells:
@@ -282,6 +321,25 @@ def expand(scenario: Scenario) -> list[Cell]:
             cells.append(axes)
             seen.add(combo)
     return [Cell(CellKey(**{MODEL: scenario.model}, **axes)) for axes in cells]
+
+
+def _check_cell_count(scenario: Scenario, where: str, lines: dict) -> list[str]:
+    """The matrix's size from its value counts, before expanding it: a few lines of YAML can
+    ask for millions of cells, and listing them would exhaust memory first."""
+    try:
+        limit = max_cells()
+    except ValueError as exc:
+        return [f"{where}: matrix: {exc}"]
+    counts = {a: len(_values(scenario, a)) for a in NAMES}
+    planned = math.prod(counts.values()) + len(scenario.include)
+    if planned <= limit:
+        return []
+    sizes = " x ".join(f"{n} {a}" for a, n in counts.items() if n > 1)
+    return [
+        f"{where}{_line(lines, ('matrix',))}: matrix: {planned:,} cells ({sizes}"
+        f"{f' + {len(scenario.include)} include' if scenario.include else ''}); expected at "
+        f"most {limit:,} (set {ENV_MAX_CELLS} to change the limit)"
+    ]
 
 
 def _values(scenario: Scenario, axis: str) -> list[Any]:
@@ -333,7 +391,7 @@ def _apply_override(data: dict, item: str) -> None:
     if not sep or not key:
         raise ValueError("expected key=value, e.g. --set measure.min_steps=5")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as exc:
         raise ValueError(f"value is not valid YAML: {exc}") from exc
     parts = key.split(".")

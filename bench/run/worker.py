@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bench.backends.replicas import BatchSplitError
+from bench.measure.finite import finite_record
 from bench.platform.cluster import Cluster, ClusterError, from_env
 
 BACKENDS = {"jax": "bench.backends.jax_backend", "tensorflow": "bench.backends.tf_backend"}
@@ -102,7 +103,7 @@ def run_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         record["status"], record["reason"] = classify_error(exc)
         record["traceback"] = traceback.format_exc(limit=20)
     record["finished_at"] = now_iso()
-    return record
+    return finite_record(record)  # NaN/inf from a measurement: invalid, with the fields named
 
 
 def gather_record(backend: Any, cluster: Cluster, record: dict[str, Any]) -> dict[str, Any]:
