@@ -39,13 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.backends import registry
 from bench.gate.decision import GatePolicy, Verdict, decide
 
-# Packages whose versions change a framework's speed, per framework a run used.
-FRAMEWORK_PACKAGES = {
-    "jax": ("jax", "jaxlib", "flax", "optax", "libtpu"),
-    "tensorflow": ("tensorflow", "keras"),
-}
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
 REFERENCE_KERNELS = ("matmul_s", "copy_s")
 DEFAULT_POLICY = GatePolicy()
@@ -85,9 +81,12 @@ def fingerprint(environment: Mapping[str, Any]) -> dict[str, str]:
         "accelerator_driver": drivers,
     }
     packages = environment.get("packages") or {}
-    used = list(environment.get("frameworks") or {}) or list(FRAMEWORK_PACKAGES)
+    # Packages whose versions change a framework's speed (its backend says which), per
+    # framework the run used.
+    used = list(environment.get("frameworks") or {}) or list(registry.names())
     for framework in sorted(used):
-        for package in FRAMEWORK_PACKAGES.get(framework, ()):
+        spec = registry.find(framework)
+        for package in spec.packages if spec else ():
             if packages.get(package):
                 found[f"framework.{package}"] = str(packages[package])
     return found

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.backends import registry
 from bench.metrics import value_of
 from bench.read.compare import run_labels
 from bench.read.recommend import OBJECTIVES, latest_per_host, pareto, recommend
@@ -761,8 +762,7 @@ def _env_rows(runset: RunSet) -> list[tuple[str, Callable[[dict[str, Any], Any],
         ("OS", lambda m, h: str((env(m).get("os") or {}).get("platform", "?"))),
         ("Python", lambda m, h: str((env(m).get("python") or {}).get("version", "?"))),
         ("bench", lambda m, h: str(m.get("bench_version", "?"))),
-        ("jax", pkg("jax")),
-        ("tensorflow", pkg("tensorflow")),
+        *((name, pkg(registry.spec(name).packages[0])) for name in registry.names()),
         ("numpy", pkg("numpy")),
         ("git commit", git),
         ("overrides", lambda m, h: " ".join(m.get("scenario", {}).get("overrides") or []) or "-"),

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bench.backends import registry
 from bench.metrics import value_of
 from bench.read.scaling import resolved_replicas, scaling_efficiency
 from bench.results import ResultsError, Run
@@ -101,11 +102,13 @@ def flag_note(record: dict[str, Any], flag: str) -> str:
 
 def key_text(key: dict[str, Any], axis: str) -> str:
     """An axis value for a table; "-" where an axis does not apply (the pipeline of a cell that
-    reads no tf.data pipeline; ``xla`` for JAX, which always compiles with XLA)."""
+    reads no tf.data pipeline; ``xla`` for a backend that always compiles with XLA: JAX)."""
     if axis == "pipeline" and axis not in key:
         return "-"
-    if axis == "xla" and key.get("framework") == "jax":
-        return "-"
+    if axis == "xla":
+        spec = registry.find(str(key.get("framework")))
+        if spec is not None and spec.always_xla:
+            return "-"
     return str(key.get(axis))
 
 

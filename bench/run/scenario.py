@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from bench.backends import registry
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.modeldef import ModelError, load_model
 
@@ -179,7 +180,7 @@ class Cell:
         )
         if "pipeline" in k:  # tfdata cells only
             cell_id += f"-{k['pipeline']}"
-        if k.get("xla") and k["framework"] != "jax":  # every JAX cell is XLA: no information
+        if k.get("xla") and not registry.spec(k["framework"]).always_xla:  # else no information
             cell_id += "-xla"
         if k.get("steps_per_call", 1) != 1:
             cell_id += f"-k{k['steps_per_call']}"
@@ -323,10 +324,10 @@ def _values(scenario: Scenario, axis: str) -> list[Any]:
 
 
 def _normalize(axes: dict[str, Any]) -> dict[str, Any]:
-    """JAX compiles every step with XLA, so its cells say ``xla: true`` whatever was asked;
+    """A backend that always compiles with XLA (JAX) gets ``xla: true`` whatever was asked;
     ``xla: [false, true]`` then yields one JAX cell, not two identical ones. Likewise a
     conditional axis is dropped where it does not apply (``pipeline`` without ``tfdata``)."""
-    if axes["framework"] == "jax":
+    if registry.spec(axes["framework"]).always_xla:
         axes["xla"] = True
     return {a: v for a, v in axes.items() if a not in CONDITIONAL or CONDITIONAL[a](axes)}
 
