@@ -134,6 +134,9 @@ AXES: tuple[Axis, ...] = (
         id="xla",
         id_slot=7,
         in_id="changed",
+        # JAX compiles every step with XLA. Stated here, not on the backend, because cell ids
+        # and labels are made from stored keys on the reading side, which never loads a backend;
+        # tests/test_backends.py checks that the names are registered backends.
         fixed=("framework", ("jax",), True),
     ),
     Axis(

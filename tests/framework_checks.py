@@ -191,7 +191,7 @@ def open_batches(framework: str, req: BuildRequest) -> Any:
     if framework == "jax":
         import jax
 
-        from bench.backends import feed_jax
+        from bench.backends.jax import feed as feed_jax
 
         device = jax.devices("cpu")[0]
         return feed_jax.open_batches(req, hosts, lambda batch: jax.device_put(batch, device))
@@ -200,7 +200,7 @@ def open_batches(framework: str, req: BuildRequest) -> Any:
     def place(batch: dict) -> dict:
         return {k: tf.convert_to_tensor(v) for k, v in batch.items()}
 
-    from bench.backends import feed_tf
+    from bench.backends.tensorflow import feed as feed_tf
 
     return feed_tf.open_batches(req, hosts, place, device="/CPU:0")
 

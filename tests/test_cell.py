@@ -9,6 +9,8 @@ from bench.run.cell import measure_cell
 
 
 class FakeWorkload(Workload):
+    sync_method = "fake sync"
+
     def __init__(
         self, device_name: str = "cpu", retrace_after: int | None = None, output: float = 1.0
     ):
@@ -120,3 +122,9 @@ def test_mfu_above_a_datasheet_peak_invalidates():
     }
     result = measure_cell(backend_for(FakeWorkload("Tesla T4")), big)
     assert result["status"] == "invalid" and result["reason"].startswith("MFU ")
+
+
+def test_step_time_method_says_how_the_backend_syncs():
+    # The backend's own words (Workload.sync_method): the cell knows no framework.
+    result = measure_cell(backend_for(FakeWorkload()), MSG)
+    assert result["metrics"]["step_time_s"]["method"].endswith(", fake sync")

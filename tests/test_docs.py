@@ -20,12 +20,6 @@ from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
-# Paths docs/extending.md names that other branches of the layout issue create; remove each
-# once it exists on main.
-PENDING_PATHS = {
-    "bench/backends/protocol.py",
-    "bench/backends/registry.py",
-}
 
 FENCE = re.compile(r"^(```|~~~)")
 INLINE = re.compile(r"(`+)(.+?)\1")
@@ -138,7 +132,7 @@ def page_problems(page: Path, parser: argparse.ArgumentParser) -> list[str]:
             problems.append(f"no command has option {alone.group(1)}")
         if REPO_PATH.match(span) and "<" not in span:
             path = span.rstrip("/")
-            if not (REPO / path).exists() and path not in PENDING_PATHS:
+            if not (REPO / path).exists():
                 problems.append(f"no such path {span}")
     for line in prose:
         for target in LINK.findall(INLINE.sub("", line)):
@@ -169,12 +163,6 @@ def test_the_readme_links_every_docs_page():
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_page_names_only_real_commands_flags_paths_and_links(page, parser):
     assert page_problems(page, parser) == []
-
-
-def test_pending_paths_are_still_pending():
-    # Once a pending path exists, drop it from PENDING_PATHS so that a later rename is caught.
-    arrived = sorted(p for p in PENDING_PATHS if (REPO / p).exists())
-    assert not arrived, f"{arrived} exist now: remove them from PENDING_PATHS in tests/test_docs.py"
 
 
 SYNTHETIC = """# A page

@@ -18,6 +18,7 @@ class FakeWorkload(Workload):
     compile_s = 2.0
     compile_method = "fake"
     param_count = 10
+    sync_method = "fake sync"
 
     def __init__(self, steps_per_call: int) -> None:
         self.steps_per_call = steps_per_call

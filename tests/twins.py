@@ -118,7 +118,7 @@ def jax_forward(job: dict[str, Any], out: Results) -> None:
     import jax.numpy as jnp
     from flax import traverse_util
 
-    from bench.backends.jax_backend import init_variables
+    from bench.backends.jax.backend import init_variables
 
     model = load_model(job["model"])
     args = model.Args.model_validate(job["args"])
@@ -149,7 +149,7 @@ def jax_flops(job: dict[str, Any], out: Results) -> None:
     import jax
     import jax.numpy as jnp
 
-    from bench.backends.jax_backend import init_variables, loss_fn
+    from bench.backends.jax.backend import init_variables, loss_fn
     from bench.measure.flops import xla_cost_flops
 
     model = load_model(job["model"])
@@ -184,7 +184,7 @@ def jax_flops(job: dict[str, Any], out: Results) -> None:
 def jax_train(job: dict[str, Any], out: Results) -> None:
     import jax
 
-    from bench.backends import jax_backend
+    from bench.backends.jax import backend as jax_backend
 
     workload = jax_backend.build(build_request(job, "jax"))
     losses = []
@@ -201,7 +201,7 @@ def jax_optimizer(job: dict[str, Any], out: Results) -> None:
     import jax.numpy as jnp
     import optax
 
-    from bench.backends.jax_backend import make_optimizer
+    from bench.backends.jax.backend import make_optimizer
 
     params, grads = optimizer_problem(job)
     tx = make_optimizer(Optimizer(**job["optimizer"]))
@@ -256,7 +256,7 @@ def tf_forward(job: dict[str, Any], out: Results) -> None:
 
 
 def tf_train(job: dict[str, Any], out: Results) -> None:
-    from bench.backends import tf_backend
+    from bench.backends.tensorflow import backend as tf_backend
 
     workload = tf_backend.build(build_request(job, "tensorflow"))
     # Building ran the first call (it is how TensorFlow compiles): one call of K steps is done.
@@ -272,7 +272,7 @@ def tf_train(job: dict[str, Any], out: Results) -> None:
 def tf_optimizer(job: dict[str, Any], out: Results) -> None:
     import keras
 
-    from bench.backends.tf_backend import make_optimizer
+    from bench.backends.tensorflow.backend import make_optimizer
 
     params, grads = optimizer_problem(job)
     variables = {k: keras.Variable(v, name=k) for k, v in params.items()}

@@ -1,7 +1,8 @@
 """What a backend builds for one cell: a compiled step the timer can drive.
 
-Framework-free: the worker hands a ``BuildRequest`` to ``<backend>.build()`` and drives the
-returned ``Workload`` through ``bench.measure.timing.Timer``.
+Framework-free: the worker hands a ``BuildRequest`` to ``<backend>.build()`` (see
+``bench.backends.protocol``) and drives the returned ``Workload`` through
+``bench.measure.timing.Timer``.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ class Workload(ABC):
     predictions) run inside it, and the caller divides its time by that number.
     """
 
-    compile_s: float
-    compile_method: str
+    compile_s: float  # tracing + compilation (+ the first call where they cannot be apart)
+    compile_method: str  # how compile_s was measured, for the record
     param_count: int
+    # How ``sync`` waits, for the step time's method ("device-synced"); may depend on device.
+    sync_method: str
     # The name the peak-FLOPs and price tables are keyed by ("NVIDIA H100 80GB HBM3",
     # "TPU v5 lite"); "cpu" for host CPUs, which are calibrated instead.
     device_name: str = "cpu"
@@ -121,7 +124,9 @@ class Workload(ABC):
 
     @abstractmethod
     def sync(self, out: Any) -> None:
-        """Block until the device work behind ``out`` is finished."""
+        """Block until the device work behind ``out`` is finished and its outputs could be read
+        on the host: the timer stops the clock after this returns, so returning early would
+        under-report the step (dispatch is asynchronous in every framework bench drives)."""
 
     @abstractmethod
     def check_output(self, out: Any) -> str | None:

@@ -52,17 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.backends import registry
 from bench.gate.decision import GatePolicy, Verdict, decide
 from bench.measure.finite import finite_samples
 
-# Packages whose versions change a framework's speed, per framework a run used.
-FRAMEWORK_PACKAGES = {
-    "jax": (
-        "jax", "jaxlib", "flax", "optax", "libtpu", "libtpu-nightly",
-        "jax-cuda12-plugin", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda13-pjrt",
-    ),
-    "tensorflow": ("tensorflow", "keras"),
-}  # fmt: skip
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
 # Newer fields, in the order they are shown; compared only where both sides recorded them.
 STACK_FIELDS = ("cpu_quota", "cuda_driver", "cuda_runtime", "cudnn")
@@ -123,9 +116,12 @@ def fingerprint(environment: Mapping[str, Any]) -> dict[str, str]:
         for name, value in sorted(flags.items()):
             found[f"flags.{name}"] = "unset" if value is None else repr(str(value))
     packages = environment.get("packages") or {}
-    used = list(environment.get("frameworks") or {}) or list(FRAMEWORK_PACKAGES)
+    # Packages whose versions change a framework's speed (its backend says which), per
+    # framework the run used.
+    used = list(environment.get("frameworks") or {}) or list(registry.names())
     for framework in sorted(used):
-        for package in FRAMEWORK_PACKAGES.get(framework, ()):
+        spec = registry.find(framework)
+        for package in spec.packages if spec else ():
             if packages.get(package):
                 found[f"framework.{package}"] = str(packages[package])
     return found

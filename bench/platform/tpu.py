@@ -22,11 +22,6 @@ from typing import Any
 LOST_STATES = ("PREEMPTED", "TERMINATED")
 # States a node passes through on its way to READY: worth waiting for, within ``wait_s``.
 TRANSIENT_STATES = ("CREATING", "STARTING", "RESTARTING", "REPAIRING", "REIMAGING", "UNHIDING")
-JAX_ON_NODE = (
-    "JAX cannot drive a legacy TPU node (its remote tpu_driver was removed in jax 0.4); "
-    "run the JAX cells on a TPU VM"
-)
-
 # Accelerator-type generation -> the device name JAX reports as device_kind, which the peak and
 # price tables match (bench/data/peaks.yaml).
 _GENERATIONS = {

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.axes import BY_NAME, key_label, value_text
 from bench.axes import label as axis_label
+from bench.backends import registry
 from bench.metrics import fields as metric_fields
 from bench.metrics import find_field, value_of
 from bench.read.compare import run_labels
@@ -762,8 +763,7 @@ def _env_rows(runset: RunSet) -> list[tuple[str, Callable[[dict[str, Any], Any],
         ("OS", lambda m, h: str((env(m).get("os") or {}).get("platform", "?"))),
         ("Python", lambda m, h: str((env(m).get("python") or {}).get("version", "?"))),
         ("bench", lambda m, h: str(m.get("bench_version", "?"))),
-        ("jax", pkg("jax")),
-        ("tensorflow", pkg("tensorflow")),
+        *((name, pkg(registry.spec(name).packages[0])) for name in registry.names()),
         ("numpy", pkg("numpy")),
         ("git commit", git),
         ("overrides", lambda m, h: " ".join(m.get("scenario", {}).get("overrides") or []) or "-"),

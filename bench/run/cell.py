@@ -140,7 +140,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     warmup = [t / per_call for t in timing.warmup_s]
     step_waits = [w / per_call for w in waits[-len(times) :]] if waits else []
     steps = summarize(times)
-    sync_how = "device-synced" if key["framework"] == "jax" else "host read of the output"
+    sync_how = workload.sync_method
     if per_call == 1:
         per_step = f"wall clock per step after {rule.warmup_steps} warm-up steps, {sync_how}"
         first = "first call after compile, synced"

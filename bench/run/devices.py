@@ -8,8 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
+from bench.backends import registry
 from bench.platform.environment import cpu_model, nvidia_gpus, tpus
-from bench.run.worker import BACKENDS
 
 DEVICES = ("cpu", "gpu", "tpu")
 PROBE_TIMEOUT_S = 180
@@ -47,5 +47,5 @@ def framework_view(framework: str, python: str = sys.executable) -> list[dict[st
 def inventory(python: str = sys.executable) -> dict[str, Any]:
     return {
         "host": {"cpu_model": cpu_model(), "gpus": nvidia_gpus(), "tpus": tpus()},
-        "frameworks": {fw: framework_view(fw, python) for fw in BACKENDS},
+        "frameworks": {fw: framework_view(fw, python) for fw in registry.names()},
     }

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.backends import registry
 from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
 from bench.inputs import verdict
 from bench.measure.finite import finite_record
 from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
-from bench.platform.tpu import JAX_ON_NODE, NodeCheck, check_node, recheck_lost
+from bench.platform.tpu import NodeCheck, check_node, recheck_lost
 from bench.results import (
     FAILED,
     ResultsError,
@@ -50,7 +51,6 @@ from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, par
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0
-JAX_PLATFORMS = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 Events = Callable[..., None]
@@ -69,20 +69,21 @@ def worker_env(
     cluster: Cluster | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The worker's environment. ``cpu_devices`` > 1 splits the host CPU into that many virtual
-    devices (JAX_NUM_CPU_DEVICES; TF logical devices), unless the user already chose a count."""
+    """The worker's environment: what its backend declares it needs (``BackendSpec.env`` and
+    ``device_env``). ``cpu_devices`` > 1 splits the host CPU into that many virtual devices
+    (BENCH_CPU_DEVICES, and the framework's own variable where it has one), unless the user
+    already chose a count."""
+    spec = registry.spec(framework)
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["KERAS_BACKEND"] = "tensorflow"
-    if framework == "jax":
-        # Only the platform this group measures: no probing (or grabbing) of other devices.
-        env["JAX_PLATFORMS"] = JAX_PLATFORMS[device]
-    elif device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # TF would otherwise claim every GPU's memory
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tf.data may log in any worker
+    env.update(spec.env)
+    env.update(spec.device_env.get(device, {}))
     if device == "cpu" and cpu_devices > 1:
-        env.setdefault("JAX_NUM_CPU_DEVICES", str(cpu_devices))
-        env.setdefault(ENV_CPU_DEVICES, env["JAX_NUM_CPU_DEVICES"])
+        count = str(cpu_devices)
+        if spec.cpu_devices_env:
+            count = env.setdefault(spec.cpu_devices_env, count)
+        env.setdefault(ENV_CPU_DEVICES, count)
     if cluster is not None:
         env.update(cluster.to_env())
     env.update(extra or {})
@@ -92,12 +93,13 @@ def worker_env(
 def worker_batches(framework: str, cells: list[Cell]) -> list[list[Cell]]:
     """The cells of one (framework, device) group, cut into the runs of one worker each.
 
-    TensorFlow gets a fresh worker per replica count: its collective all-reduce keys groups by
-    a per-process counter, so a second MirroredStrategy over a different number of devices in
-    the same process joins a group of the wrong size and aborts every collective after it
-    ("joining a group with size 4, but that group has size 2"). JAX has no such state.
+    A backend that declares ``worker_per_replica_count`` gets a fresh worker per replica count.
+    TensorFlow does: its collective all-reduce keys groups by a per-process counter, so a second
+    MirroredStrategy over a different number of devices in the same process joins a group of
+    the wrong size and aborts every collective after it ("joining a group with size 4, but
+    that group has size 2"). JAX has no such state.
     """
-    if framework != "tensorflow":
+    if not registry.spec(framework).worker_per_replica_count:
         return [cells]
     by_replicas: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -324,12 +326,13 @@ class Runner:
 
     def _blocked(self, framework: str, device: str) -> tuple[str, str] | None:
         """(status, reason) when no worker should start for this group: its TPU node is not
-        usable, or JAX was asked to drive a legacy node."""
+        usable, or its backend cannot drive a legacy node (JAX)."""
         spec = self.loaded.scenario.tpu
         if device != "tpu" or spec is None:
             return None
-        if framework == "jax":
-            return "skipped", JAX_ON_NODE
+        cannot = registry.spec(framework).no_tpu_node
+        if cannot:
+            return "skipped", cannot
         if self.node is None:
             self.node = self.tpu_check(spec)
             env = self.writer.meta["environment"]

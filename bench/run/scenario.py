@@ -30,14 +30,14 @@ from pydantic import (
 
 from bench.axes import AXES as REGISTRY
 from bench.axes import MODEL, NAMES, Axis, CellKey, normalize
+from bench.backends import registry
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.limits import ENV_MAX_CELLS, compose_and_load, load_yaml, max_cells
 from bench.modeldef import ModelError, load_model
 
 # The framework axis offers the backends there are: the choices come from the backend registry,
-# not from a second list. Stub until bench.backends.registry lands on this branch; then
-# `from bench.backends.registry import names` and `FRAMEWORKS = names()`.
-FRAMEWORKS: tuple[str, ...] = ("jax", "tensorflow")
+# not from a second list.
+FRAMEWORKS: tuple[str, ...] = tuple(registry.names())
 # What a scenario accepts for the axes whose value types live above bench.axes (rank 0), with
 # the default where the registry leaves it to the scenario.
 SUPPLIED: dict[str, tuple[Any, Any]] = {

@@ -16,7 +16,6 @@ the framework's own collectives, so process 0 holds all hosts' figures without a
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -24,14 +23,16 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from bench.backends import registry
 from bench.backends.replicas import BatchSplitError
 from bench.measure.finite import finite_record
 from bench.platform.cluster import Cluster, ClusterError, from_env
 
-BACKENDS = {"jax": "bench.backends.jax_backend", "tensorflow": "bench.backends.tf_backend"}
-INSTALL_HINT = {"jax": "pip install 'bench[jax]'", "tensorflow": "pip install 'bench[tf]'"}
+if TYPE_CHECKING:
+    from bench.backends.protocol import Backend
+
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM when allocating")
 
 
@@ -39,17 +40,21 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def import_backend(framework: str) -> tuple[Any, str]:
+def import_backend(framework: str) -> tuple[Backend | None, str]:
+    """The framework's backend, or None and why not (not installed, or no such backend)."""
     try:
-        return importlib.import_module(BACKENDS[framework]), ""
+        return registry.load(framework), ""
+    except registry.UnknownBackend as exc:
+        return None, str(exc)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
-        return None, f"{framework} is not installed ({missing}); {INSTALL_HINT[framework]}"
+        hint = registry.spec(framework).install_hint
+        return None, f"{framework} is not installed ({missing}); {hint}"
 
 
 def hello(
     framework: str, device: str, cluster: Cluster | None = None
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Backend | None, dict[str, Any]]:
     backend, reason = import_backend(framework)
     if backend is None:
         return None, {"type": "ready", "present": False, "reason": reason, "devices": []}
@@ -82,7 +87,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     return "failed", first
 
 
-def run_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
+def run_cell(backend: Backend, msg: dict[str, Any]) -> dict[str, Any]:
     from bench.run.cell import measure_cell
 
     record: dict[str, Any] = {
@@ -106,7 +111,7 @@ def run_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     return finite_record(record)  # NaN/inf from a measurement: invalid, with the fields named
 
 
-def gather_record(backend: Any, cluster: Cluster, record: dict[str, Any]) -> dict[str, Any]:
+def gather_record(backend: Backend, cluster: Cluster, record: dict[str, Any]) -> dict[str, Any]:
     """Every process's record of this cell, through the framework's collectives; process 0
     merges them (its record, with ``hosts`` and the aggregate), the others keep their own."""
     from bench.measure.hosts import merge_hosts
@@ -146,7 +151,7 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         if cluster is not None and cluster.num_processes > 1:
             record = gather_record(backend, cluster, record)
         send({"type": "result", "record": record})
-    if backend is not None and hasattr(backend, "teardown"):
+    if backend is not None:
         backend.teardown()
 
 

@@ -1,4 +1,4 @@
-"""JAX backend: device lookup, ahead-of-time compiled train/predict steps, sync, memory stats.
+"""JAX backend (a ``bench.backends.protocol.Backend``): devices, AOT-compiled steps, memory.
 
 Imported only inside a JAX worker process. Steps are compiled ahead of time
 (``jit(...).lower(...).compile()``), so compile time is measured on its own and the timed phase
@@ -27,7 +27,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bench.backends.feed_jax import open_batches
+from bench.backends.jax import SPEC as SPEC  # the protocol's SPEC, declared in __init__
+from bench.backends.jax import sync as device_sync
+from bench.backends.jax.feed import open_batches
 from bench.backends.workload import (
     BuildRequest,
     Split,
@@ -192,7 +194,7 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7
 
 
 def make_optimizer(opt: Any) -> optax.GradientTransformation:
-    """The optimizer keras.optimizers builds for the same settings (see tf_backend)."""
+    """The optimizer keras.optimizers builds for the same settings (see the TF backend)."""
     if opt.name == "sgd":
         # optax's trace (v = g + mu v; w -= lr v) equals Keras' (m = mu m - lr g; w += m).
         tx = optax.sgd(opt.learning_rate, momentum=opt.momentum or None)
@@ -369,6 +371,7 @@ class JaxWorkload(Workload):
             f"; {per_call} steps per call (lax.scan)" if per_call > 1 else ""
         )
         self.workload = key["workload"]
+        self.sync_method = device_sync.METHOD
 
     def params(self) -> Any:
         """This process's copy of the trained parameters, as numpy (for equivalence tests)."""
@@ -384,7 +387,7 @@ class JaxWorkload(Workload):
         return self._compiled(self._params, self._state, feats)
 
     def sync(self, out: Any) -> None:
-        jax.block_until_ready(out)
+        device_sync.sync(out)
 
     def check_output(self, out: Any) -> str | None:
         value = out[1] if self.workload == "train" else out

@@ -1,4 +1,5 @@
-"""TensorFlow backend (Keras 3 on the TF backend): placement, tf.function steps, sync, memory.
+"""TensorFlow backend (a ``bench.backends.protocol.Backend``; Keras 3 on TF): placement,
+tf.function steps, sync, memory.
 
 Imported only inside a TensorFlow worker process. Every step runs through a
 ``tf.distribute`` strategy: ``OneDeviceStrategy`` on one CPU or GPU, ``MirroredStrategy`` over
@@ -29,8 +30,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.backends.feed_tf import open_batches
 from bench.backends.replicas import BatchSplitError
+from bench.backends.tensorflow import SPEC as SPEC  # the protocol's SPEC, declared in __init__
+from bench.backends.tensorflow import sync as device_sync
+from bench.backends.tensorflow.feed import open_batches
 from bench.backends.workload import (
     ENV_CPU_DEVICES,
     ENV_TPU_RESOLVER,
@@ -78,6 +81,10 @@ def setup(device: str, cluster: Cluster | None) -> None:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
             )
+
+
+def teardown() -> None:
+    """Nothing to leave: a multi-worker job's collectives end with the worker process."""
 
 
 def all_gather_text(text: str) -> list[str]:
@@ -243,7 +250,7 @@ def calibration_matmul(precision: str, n: int) -> Any:
 
 
 def make_optimizer(opt: Any) -> keras.optimizers.Optimizer:
-    """The optimizer optax builds for the same settings (see jax_backend.make_optimizer)."""
+    """The optimizer optax builds for the same settings (see the JAX backend's make_optimizer)."""
     if opt.name == "sgd":
         return keras.optimizers.SGD(
             opt.learning_rate, momentum=opt.momentum, weight_decay=opt.weight_decay or None
@@ -279,6 +286,7 @@ class TfWorkload(Workload):
         self.split = split = plan_split(key, available_replicas(self.device), processes)
         self.strategy = make_strategy(self.device, split)
         self.device_name = device_name(self.device)
+        self.sync_method = device_sync.method(self.device)
         self.device_count = paid_devices(self.device, split)
         self.parallel_method = (
             f"tf.distribute.{strategy_name(self.strategy)} over {split.replicas} replica(s), "
@@ -384,11 +392,7 @@ class TfWorkload(Workload):
         return self._fn(self._next_batch())
 
     def sync(self, out: Any) -> None:
-        if self.device != "cpu":
-            # Waits for every pending kernel on the accelerators, not only those behind `out`.
-            tf.test.experimental.sync_devices()
-        for local in self.strategy.experimental_local_results(out):
-            local.numpy()  # a host read of the output: its step has finished
+        device_sync.sync(self.strategy, self.device, out)
 
     def check_output(self, out: Any) -> str | None:
         for local in self.strategy.experimental_local_results(out):

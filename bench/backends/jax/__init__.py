@@ -1,0 +1,33 @@
+"""The JAX backend: declared here, implemented in ``backend`` (imported only in a JAX worker)."""
+
+from __future__ import annotations
+
+from bench.backends.protocol import BackendSpec
+
+SPEC = BackendSpec(
+    name="jax",
+    install_hint="pip install 'bench[jax]'",
+    packages=(
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "libtpu",
+        "libtpu-nightly",
+        "jax-cuda12-plugin",
+        "jax-cuda12-pjrt",
+        "jax-cuda13-plugin",
+        "jax-cuda13-pjrt",
+    ),
+    # Only the platform a group measures: no probing (or grabbing) of other devices.
+    device_env={
+        "cpu": {"JAX_PLATFORMS": "cpu"},
+        "gpu": {"JAX_PLATFORMS": "cuda"},
+        "tpu": {"JAX_PLATFORMS": "tpu"},
+    },
+    cpu_devices_env="JAX_NUM_CPU_DEVICES",
+    no_tpu_node=(
+        "JAX cannot drive a legacy TPU node (its remote tpu_driver was removed in jax 0.4); "
+        "run the JAX cells on a TPU VM"
+    ),
+)
