@@ -119,6 +119,7 @@ def test_the_protocol_declares_what_the_worker_and_cell_call():
         "probe": ["device"],
         "build": ["req"],
         "calibration_matmul": ["precision", "n"],
+        "matmul_settings": ["device"],
         "all_gather_text": ["text"],
     }
     assert "sync_method" in required_workload_attributes()

@@ -55,6 +55,9 @@ class FakeBackend:
     def calibration_matmul(self, precision: str, n: int) -> Any:
         return lambda: None
 
+    def matmul_settings(self, device: str) -> dict[str, Any]:
+        return {}
+
 
 def backend_for(workload: FakeWorkload) -> Any:
     return FakeBackend(workload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.backends.jax.precision import tf32_allowed
 from bench.measure.flops import (
     calibrate_cpu_peak,
     device_key,
@@ -160,7 +161,11 @@ def test_xla_cost_flops_shapes() -> None:
 
 
 # What the JAX backend reports on an H200 (compute capability 9.0) at JAX's defaults.
-H200_JAX = {"framework": "jax", "default_matmul_precision": None, "compute_capability": "9.0"}
+H200_JAX = {
+    "tf32_allowed": True,
+    "setting": "jax_default_matmul_precision=None",
+    "compute_capability": "9.0",
+}
 
 
 def test_float32_on_an_ampere_or_later_gpu_runs_as_tf32_and_takes_the_tf32_peak() -> None:
@@ -179,14 +184,14 @@ def test_float32_on_an_ampere_or_later_gpu_runs_as_tf32_and_takes_the_tf32_peak(
     ("settings", "expected"),
     [
         # A100 in TensorFlow: TF32 execution is on by default; compute capability as a tuple.
-        ({"framework": "tensorflow", "tf32_execution": True, "compute_capability": (8, 0)}, "tf32"),
-        ({"framework": "tensorflow", "tf32_execution": False, "compute_capability": (8, 0)},
+        ({"tf32_allowed": True, "compute_capability": (8, 0)}, "tf32"),  # TF: TF32 execution on
+        ({"tf32_allowed": False, "compute_capability": (8, 0)},
          "float32"),
-        ({**H200_JAX, "default_matmul_precision": "highest"}, "float32"),
-        ({**H200_JAX, "default_matmul_precision": "tensorfloat32"}, "tf32"),
+        ({**H200_JAX, "tf32_allowed": tf32_allowed("highest")}, "float32"),
+        ({**H200_JAX, "tf32_allowed": tf32_allowed("tensorfloat32")}, "tf32"),
         ({**H200_JAX, "nvidia_tf32_override": "0"}, "float32"),
         ({**H200_JAX, "compute_capability": "7.0"}, "float32"),  # Volta: no TF32
-        ({"framework": "jax", "default_matmul_precision": None}, "tf32"),  # capability unknown
+        ({"tf32_allowed": tf32_allowed(None)}, "tf32"),  # capability unknown
     ],
 )  # fmt: skip
 def test_matmul_precision_in_effect(settings: dict, expected: str) -> None:
@@ -198,9 +203,18 @@ def test_matmul_precision_in_effect(settings: dict, expected: str) -> None:
 
 def test_only_float32_on_gpus_changes() -> None:
     assert matmul_precision("bfloat16", "gpu", H200_JAX, "NVIDIA H200")["value"] == "bfloat16"
-    assert matmul_precision("float32", "cpu", {"framework": "jax"}, "cpu")["value"] == "float32"
-    assert matmul_precision("float32", "tpu", {"framework": "jax"}, "TPU v5 lite")["value"] == (
+    assert matmul_precision("float32", "cpu", {"tf32_allowed": True}, "cpu")["value"] == "float32"
+    assert matmul_precision("float32", "tpu", {"tf32_allowed": True}, "TPU v5 lite")["value"] == (
         "float32"
     )
-    unknown_t4 = matmul_precision("float32", "gpu", {"framework": "jax"}, "Tesla T4")
+    unknown_t4 = matmul_precision("float32", "gpu", {"tf32_allowed": True}, "Tesla T4")
     assert unknown_t4["value"] == "float32"  # the table's T4 has no TF32 figure
+
+
+def test_jax_matmul_precision_settings_read_as_tf32_allowed_or_not() -> None:
+    assert tf32_allowed(None) and tf32_allowed("default") and tf32_allowed("TensorFloat32")
+    assert tf32_allowed("highest") is False and tf32_allowed("float32") is False
+    assert tf32_allowed("float64") is None  # unknown: the cell is taken as float32
+    settings = {"tf32_allowed": None, "setting": "x='float64'", "compute_capability": "9.0"}
+    found = matmul_precision("float32", "gpu", settings, "NVIDIA H200")
+    assert found["value"] == "float32" and "not a known setting" in found["method"]

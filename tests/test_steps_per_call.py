@@ -54,6 +54,9 @@ class FakeBackend:
     def calibration_matmul(self, precision: str, n: int) -> Any:
         return lambda: None
 
+    def matmul_settings(self, device: str) -> dict[str, Any]:
+        return {}
+
 
 class FixedTimer:
     """Calls of 0.4, 0.4 and 0.8 s after one 0.8 s warm-up call."""

@@ -30,7 +30,9 @@ class BackendSpec:
 
     name: str  # the scenario's ``framework`` value
     install_hint: str  # how to install the framework, for the skip reason when it is absent
-    # Distributions whose versions change this framework's speed (the gate's fingerprint).
+    # Distributions whose versions change this framework's speed (the gate's fingerprint); the
+    # first is the framework's own, importable under that name (how `bench selfcheck` tells
+    # whether it is installed).
     packages: tuple[str, ...]
     # Environment its worker needs, by device kind (e.g. which platform JAX may initialise).
     device_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -80,6 +82,12 @@ class Backend(Protocol):
     def calibration_matmul(self, precision: str, n: int) -> Callable[[], Any]:
         """A call that runs one n x n x n matmul in ``precision`` through the framework's CPU
         kernels and returns only once it has finished (the CPU peak is calibrated on it)."""
+
+    def matmul_settings(self, device: str) -> dict[str, Any]:
+        """What decides the precision float32 matmuls run at on ``device`` (read by
+        ``bench.measure.flops.matmul_precision``): ``tf32_allowed`` (bool, or None when the
+        framework's setting is unknown), ``setting`` (that setting, for people),
+        ``nvidia_tf32_override`` and, on GPUs, ``compute_capability``."""
 
     def all_gather_text(self, text: str) -> list[str]:
         """Every process's ``text`` in process order, through the framework's collectives (no

@@ -49,6 +49,11 @@ def find(name: str) -> BackendSpec | None:
     return spec(name) if name in BACKENDS else None
 
 
+def module(name: str, part: str) -> str:
+    """The dotted name of one module of the backend's package (``selfcheck``), unimported."""
+    return f"{_package(name)}.{part}"
+
+
 def load(name: str) -> Backend:
     """The backend's worker-side module; imports its framework (``ImportError`` when absent)."""
     return cast("Backend", importlib.import_module(f"{_package(name)}.backend"))

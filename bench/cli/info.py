@@ -47,26 +47,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# Each framework's self-check runs in its own child process (the CLI imports no framework).
-SELFCHECK_MODULES = {"jax": "bench.measure.overhead", "tensorflow": "bench.run.selfcheck"}
-
-
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     import importlib.util
 
+    from bench.backends import registry
     from bench.measure.overhead import run_in_subprocess
 
-    chosen = list(SELFCHECK_MODULES) if args.framework == "all" else [args.framework]
+    chosen = registry.names() if args.framework == "all" else [args.framework]
     code = 0
     for framework in chosen:
-        if importlib.util.find_spec(framework) is None:
+        # Each backend's self-check runs in its own child process (the CLI imports no framework).
+        module = registry.module(framework, "selfcheck")
+        if importlib.util.find_spec(registry.spec(framework).packages[0]) is None:
             out.print(f"{framework}: not installed, skipped", highlight=False)
             continue
         with out.status(f"timing one compiled {framework} step bare and through bench's loop..."):
             try:
-                found = run_in_subprocess(
-                    args.steps, args.trials, args.size, SELFCHECK_MODULES[framework]
-                )
+                found = run_in_subprocess(args.steps, args.trials, args.size, module)
             except RuntimeError as exc:
                 err.print(f"{framework}: {exc}", style="red", markup=False)
                 code = 1
@@ -96,7 +93,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--size", type=int, default=256, help="matrix size / MLP width (sets the step time)"
     )
-    p.add_argument("--framework", choices=["all", *SELFCHECK_MODULES], default="all")
+    from bench.backends.registry import names
+
+    p.add_argument("--framework", choices=["all", *names()], default="all")
     p.set_defaults(func=cmd_selfcheck)
 
     p = sub.add_parser("list", help="list models and scenarios")

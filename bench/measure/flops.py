@@ -127,10 +127,6 @@ def peak_flops(
     )
 
 
-# JAX's default_matmul_precision values (config names and the jnp.dot precision names) that
-# leave XLA free to use TF32 for float32 matmuls on GPUs; "highest"/"float32" forbid it.
-_JAX_TF32_ALLOWED = {None, "", "default", "fastest", "bfloat16", "high", "tensorfloat32"}
-_JAX_FULL_FLOAT32 = {"highest", "float32"}
 TF32_MIN_COMPUTE_CAPABILITY = 8.0  # Ampere: the first NVIDIA tensor cores with TF32
 
 
@@ -154,18 +150,19 @@ def matmul_precision(
     """The precision a cell's matmuls ran at (a metric whose value is a peak-table column).
 
     ``precision`` is the cell's axis value, ``device`` its kind (cpu, gpu, tpu), ``settings``
-    what the backend reports (``framework``; on GPUs ``compute_capability``; in JAX
-    ``default_matmul_precision``; in TensorFlow ``tf32_execution``; ``nvidia_tf32_override``,
-    the NVIDIA_TF32_OVERRIDE variable, which turns TF32 off in cuBLAS and cuDNN when "0").
-    Only float32 on a GPU can differ from the axis: bf16 and fp16 cells run their matmuls in
-    those types, CPUs have no TF32, and on TPUs the peak table maps float32 to the bf16 peak.
+    what the backend reports (``Backend.matmul_settings``): ``tf32_allowed`` (whether the
+    framework's setting lets float32 matmuls run as TF32; None when it cannot tell),
+    ``setting`` (that setting, for people), on GPUs ``compute_capability``, and
+    ``nvidia_tf32_override`` (the NVIDIA_TF32_OVERRIDE variable, which turns TF32 off in
+    cuBLAS and cuDNN when "0"). Only float32 on a GPU can differ from the axis: bf16 and fp16
+    cells run their matmuls in those types, CPUs have no TF32, and on TPUs the peak table maps
+    float32 to the bf16 peak.
     """
     column = normalize_precision(precision)
     settings = settings or {}
     if column != "float32" or device != "gpu":
         why = "the cell's precision" if column != "float32" else f"float32 on {device}"
         return metric(column, "precision", f"{why}: matmuls run at it")
-    framework = str(settings.get("framework", ""))
     if str(settings.get("nvidia_tf32_override", "")).strip() == "0":
         return metric("float32", "precision", "NVIDIA_TF32_OVERRIDE=0 turns TF32 off")
     cc = _capability(settings.get("compute_capability"))
@@ -178,24 +175,13 @@ def matmul_precision(
         hardware = f"compute capability {cc:g}"
     if not tf32_hw:
         return metric("float32", "precision", f"float32 on a GPU without TF32 ({hardware})")
-    if framework == "jax":
-        configured = settings.get("default_matmul_precision")
-        name = None if configured is None else str(configured).strip().lower()
-        shown = f"jax_default_matmul_precision={configured!r}"
-        if name in _JAX_FULL_FLOAT32:
-            return metric("float32", "precision", f"{shown}: full float32 ({hardware})")
-        if name in _JAX_TF32_ALLOWED:
-            return metric(
-                "tf32", "precision", f"{shown}: XLA runs float32 matmuls as TF32 ({hardware})"
-            )
+    allowed = settings.get("tf32_allowed")
+    shown = str(settings.get("setting") or "the backend reports no TF32 setting")
+    if allowed is None:
         return metric("float32", "precision", f"{shown}: not a known setting, taken as float32")
-    if framework == "tensorflow":
-        enabled = settings.get("tf32_execution")
-        shown = f"tf.config.experimental.is_tensor_float_32_execution_enabled()={enabled}"
-        if enabled:
-            return metric("tf32", "precision", f"{shown} ({hardware})")
-        return metric("float32", "precision", f"{shown} ({hardware})")
-    return metric("float32", "precision", f"framework {framework!r} reports no TF32 setting")
+    if allowed:
+        return metric("tf32", "precision", f"{shown}: float32 matmuls run as TF32 ({hardware})")
+    return metric("float32", "precision", f"{shown}: full float32 ({hardware})")
 
 
 def mfu_peak(

@@ -1,11 +1,11 @@
-"""What bench's timer costs: the same compiled JAX step timed by a bare hand-written loop and by
-``Timer``, in one process, interleaved so drift hits both alike. Run as
-``python -m bench.measure.overhead`` (``bench selfcheck`` does) so JAX stays out of the CLI.
-TensorFlow's check goes through its backend, so it lives above the backends:
-``bench.run.selfcheck``; both use ``interleaved`` and ``timer_rate`` from here.
+"""What bench's loop costs: a compiled step timed by a plain hand-written loop and by ``Timer``,
+in one process, interleaved so drift hits both alike. Each backend's ``selfcheck`` module
+(``bench/backends/<name>/selfcheck.py``) builds its step and calls ``interleaved`` and
+``timer_rate`` from here; ``bench selfcheck`` runs each in a child process (``run_in_subprocess``)
+so no framework enters the CLI.
 
-The ratio is bench's throughput over the bare loop's, both from the wall time of the same number
-of steps; the target is >= 0.98 for a step of 1 ms or more.
+The ratio is bench's throughput over the plain loop's, both from the wall time of the same
+number of steps; the target is >= 0.98 for a step of 1 ms or more.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,41 +49,7 @@ def interleaved(
     }
 
 
-def measure(steps: int, trials: int, size: int) -> dict[str, Any]:
-    import jax
-    import jax.numpy as jnp
-
-    def step(x: Any) -> Any:
-        for _ in range(4):
-            x = jnp.tanh(x @ x)
-        return x
-
-    x = jnp.full((size, size), 1e-3, jnp.float32)
-    compiled = jax.jit(step).lower(x).compile()
-    jax.block_until_ready(compiled(x))
-
-    def bare() -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            jax.block_until_ready(compiled(x))
-        return steps / (time.perf_counter() - start)
-
-    def timed() -> float:
-        return timer_rate(lambda: compiled(x), jax.block_until_ready, steps)
-
-    return {
-        "framework": "jax",
-        **interleaved(bare, timed, trials),
-        "steps_per_trial": steps,
-        "method": "median over interleaved trials of steps / wall time; same compiled JAX step",
-        "version": jax.__version__,
-        "device": str(jax.devices()[0]),
-    }
-
-
-def run_in_subprocess(
-    steps: int, trials: int, size: int, module: str = "bench.measure.overhead"
-) -> dict[str, Any]:
+def run_in_subprocess(steps: int, trials: int, size: int, module: str) -> dict[str, Any]:
     """Measure in a child process of one framework (the caller may be the CLI, which imports no
     framework); CPU unless ``JAX_PLATFORMS`` says otherwise."""
     import os
@@ -106,15 +71,12 @@ def run_in_subprocess(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.measure.overhead")
+def main(measure: Callable[[int, int, int], dict[str, Any]], prog: str, size_help: str) -> int:
+    """A backend's ``python -m ...selfcheck`` entry point: one JSON line on stdout."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--trials", type=int, default=7)
-    parser.add_argument("--size", type=int, default=256, help="matrix size: sets the step time")
-    args = parser.parse_args(argv)
+    parser.add_argument("--size", type=int, default=256, help=size_help)
+    args = parser.parse_args(sys.argv[1:])
     print(json.dumps(measure(args.steps, args.trials, args.size)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

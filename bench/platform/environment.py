@@ -23,31 +23,20 @@ import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# bench's own dependencies and the device tooling it reads; each framework's packages come from
+# its backend (``BackendSpec.packages``), which the runner passes to ``collect``.
 PACKAGES = (
     "bench",
-    "jax",
-    "jaxlib",
-    "flax",
-    "optax",
-    "tensorflow",
-    "keras",
     "numpy",
     "pandas",
     "pydantic",
     "nvidia-ml-py",
     "cloud-tpu-client",
     "tpu-info",
-    "libtpu",
-    "libtpu-nightly",
-    # JAX's GPU backends: the PJRT plugin and the kernels it loads, per CUDA major version
-    "jax-cuda12-plugin",
-    "jax-cuda12-pjrt",
-    "jax-cuda13-plugin",
-    "jax-cuda13-pjrt",
 )
 # pip wheels of the CUDA runtime and cuDNN (what the JAX plugin and TF wheels load first), by
 # CUDA major version; the system toolkit is read when none is installed.
@@ -88,9 +77,9 @@ def memory_bytes() -> int | None:
     return None
 
 
-def package_versions() -> dict[str, str | None]:
+def package_versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys((*PACKAGES, *extra)):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -286,7 +275,8 @@ def git_state(cwd: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def collect(cwd: Path | None = None) -> dict[str, Any]:
+def collect(cwd: Path | None = None, packages: Sequence[str] = ()) -> dict[str, Any]:
+    """The machine, its software and the run's folder; ``packages``: the frameworks' own."""
     uname = platform.uname()
     return {
         "host": {
@@ -305,7 +295,7 @@ def collect(cwd: Path | None = None) -> dict[str, Any]:
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
         },
-        "packages": package_versions(),
+        "packages": package_versions(packages),
         "cuda": cuda_stack(),
         "flags": flags(),
         "accelerators": nvidia_gpus() + tpus(),

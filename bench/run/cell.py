@@ -321,7 +321,7 @@ def _flops_metrics(
             f"no compiler cost analysis from the {key['framework']} backend", "FLOP/example"
         )
     # float32 may run as TF32 on GPUs: the peak is the one of the precision in effect.
-    settings = backend.matmul_settings(key["device"]) if hasattr(backend, "matmul_settings") else {}
+    settings = backend.matmul_settings(key["device"])
     in_effect = matmul_precision(key["precision"], key["device"], settings, workload.device_name)
     out["matmul_precision"] = in_effect
     if workload.device_name == "cpu":

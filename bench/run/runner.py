@@ -529,7 +529,10 @@ def start_run(
             "text": loaded.text,
         },
         "cells_planned": [c.cell_id for c in loaded.cells],
-        "environment": collect(Path(loaded.path).resolve().parent),
+        "environment": collect(
+            Path(loaded.path).resolve().parent,
+            [p for name in registry.names() for p in registry.spec(name).packages],
+        ),
         "multihost": multihost_meta(cluster),
     }
     writer = RunWriter.create(results_dir, meta)

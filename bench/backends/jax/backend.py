@@ -454,9 +454,12 @@ def matmul_settings(device: str) -> dict[str, Any]:
     """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
     import os
 
+    from bench.backends.jax.precision import tf32_allowed
+
+    configured = jax.config.jax_default_matmul_precision
     found: dict[str, Any] = {
-        "framework": "jax",
-        "default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "tf32_allowed": tf32_allowed(configured),
+        "setting": f"jax_default_matmul_precision={configured!r}",
         "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
     }
     if device == "gpu":

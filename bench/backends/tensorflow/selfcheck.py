@@ -5,52 +5,48 @@ optimizer and batch, in one process, interleaved (``bench.measure.overhead``).
 The plain loop is what a user would write: one ``tf.function`` train step, called with the
 batch, its loss read back to the host each step (the same sync bench uses on CPU). Bench's loop
 is ``Timer`` driving ``TfWorkload.step`` and ``TfWorkload.sync``, exactly as a cell does. Run as
-``python -m bench.run.selfcheck`` so TensorFlow stays out of the CLI.
+``python -m bench.backends.tensorflow.selfcheck`` so TensorFlow stays out of the CLI.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
+from types import SimpleNamespace
 from typing import Any
 
-from bench.measure.overhead import interleaved, timer_rate
+from bench.measure.overhead import interleaved, main, timer_rate
 
 # A dense MLP train step (no embeddings: their sparse updates would dominate), batch 256;
 # ``--size`` sets its width and so the step time (256: 8.7 ms measured on the shared 2-core VM
 # at a load average of ~8; pick a size for ~1 ms on the machine checked).
-SCENARIO = """
-name: selfcheck
-model: mlp
-model_args: {{hidden: [{size}, {size}], num_categorical: 0}}
-optimizer: {{name: sgd, learning_rate: 0.01, momentum: 0.9}}
-workload: train
-framework: tensorflow
-device: cpu
-batch_size: 256
-precision: float32
-input: synthetic
-"""
+CELL = {
+    "model": "mlp",
+    "workload": "train",
+    "framework": "tensorflow",
+    "device": "cpu",
+    "batch_size": 256,
+    "precision": "float32",
+    "input": "synthetic",
+}
+OPTIMIZER = SimpleNamespace(name="sgd", learning_rate=0.01, momentum=0.9, weight_decay=0.0)
 
 
 def measure(steps: int, trials: int, size: int) -> dict[str, Any]:
     import tensorflow as tf
 
-    from bench.backends import tf_backend
+    from bench.axes import CellKey
+    from bench.backends.tensorflow import backend
     from bench.backends.workload import BuildRequest
     from bench.modeldef import load_model
-    from bench.run.scenario import parse_scenario
 
-    loaded = parse_scenario(SCENARIO.format(size=size), "selfcheck")
-    key = loaded.cells[0].key
+    key = CellKey.from_dict(CELL)
     model_def = load_model(key["model"])
-    args = loaded.model_args
+    args = model_def.Args(hidden=[size, size], num_categorical=0)
     spec = model_def.data_spec(args)
-    tf_backend.setup("cpu", None)
-    req = BuildRequest(key, model_def, args, spec, loaded.scenario.optimizer, seed=0)
-    workload = tf_backend.build(req)
+    backend.setup("cpu", None)
+    req = BuildRequest(key, model_def, args, spec, OPTIMIZER, seed=0)
+    workload = backend.build(req)
     model, optimizer, task = workload.model, workload.optimizer, spec.task
     batch = workload.batches()  # the synthetic batch, kept on the device
 
@@ -58,7 +54,7 @@ def measure(steps: int, trials: int, size: int) -> dict[str, Any]:
     def plain_step(batch: dict) -> tf.Tensor:
         features = {k: v for k, v in batch.items() if k != "label"}
         with tf.GradientTape() as tape:
-            loss = tf_backend.loss_fn(task, model(features, training=True), batch["label"])
+            loss = backend.loss_fn(task, model(features, training=True), batch["label"])
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
@@ -90,15 +86,11 @@ def measure(steps: int, trials: int, size: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run.selfcheck")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--trials", type=int, default=7)
-    parser.add_argument("--size", type=int, default=256, help="MLP width: sets the step time")
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.steps, args.trials, args.size)))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(
+        main(
+            measure,
+            "python -m bench.backends.tensorflow.selfcheck",
+            "MLP width: sets the step time",
+        )
+    )
