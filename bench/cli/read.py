@@ -155,7 +155,7 @@ def add_parsers(sub: Any) -> None:
         "compare",
         help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
         description="Match cells across runs and show each metric side by side, with the ratio "
-        "to the first run and its 95%% bootstrap CI. Exit 0, or 2 on bad input.",
+        "to the first run and its 95% bootstrap CI. Exit 0, or 2 on bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=help_for_where,
     )
@@ -181,8 +181,9 @@ def add_parsers(sub: Any) -> None:
         help="one self-contained HTML report (or markdown) of runs",
         description="Write a report of the runs: recommendation, throughput vs batch size, "
         "step-time percentiles, cost, energy, MFU, Pareto frontiers, problems and environments. "
-        "HTML is one self-contained file (no network requests); --format md writes markdown for "
-        "a CI job summary with the plots as SVG files beside it. Exit 0, or 2 on bad input.",
+        "HTML is one self-contained file (no network requests); --format md writes markdown with "
+        "the plots as SVG files in a folder beside it (a CI job summary shows its tables, not its "
+        "plots: keep the HTML report as an artifact for those). Exit 0, or 2 on bad input.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, from any machines")
     p.add_argument(

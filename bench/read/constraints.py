@@ -154,7 +154,7 @@ def unmatched_words(constraints: Sequence[Constraint], cells: Sequence[CellView]
 
 
 def fields_help() -> str:
-    """The documented list of fields, one per line, for ``--help`` and the README."""
+    """Every field, one per line, for ``--help`` (docs/results.md#constraints lists them too)."""
     known = fields()
     width = max(len(n) for n in known)
     lines = []

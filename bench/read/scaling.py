@@ -1,7 +1,7 @@
 """Data parallelism as plain arithmetic: how a global batch splits over replicas, and how well
 throughput scales with them. Pure functions over cell keys and records; no framework here.
 
-Semantics (documented in the README): a cell's ``batch_size`` is the GLOBAL batch of one step,
+Semantics (documented in docs/scaling.md): a cell's ``batch_size`` is the GLOBAL batch of one step,
 split evenly over its ``replicas`` (across every process of a multi-host run), so a cell with
 ``batch_size: 256, replicas: 4`` trains on the same 256 examples per step as one with
 ``replicas: 1``, each device computing 64 of them. Comparing such cells is strong scaling.
