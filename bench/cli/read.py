@@ -24,7 +24,7 @@ from bench.cli.common import (
 
 def cmd_results(args: argparse.Namespace) -> int:
     from bench.report.terminal import cells_table, runs_table
-    from bench.results import ResultsError, list_runs, load_run
+    from bench.runfolder import ResultsError, list_runs, load_run
 
     if args.run:
         try:
@@ -121,7 +121,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bench.read.export import pytest_benchmark_json
-    from bench.results import ResultsError, load_run
+    from bench.runfolder import ResultsError, load_run
 
     try:
         run = load_run(args.run)
