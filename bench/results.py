@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bench.axes import AXES, MODEL
@@ -100,7 +100,7 @@ def load(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.
     return frame
 
 
-def _axis_value(name: str, key: dict[str, Any], field: float | str | None) -> Any:
+def _axis_value(name: str, key: Mapping[str, Any], field: float | str | None) -> Any:
     # The read side's replicas field is the resolved count; every other axis as the key has it.
     if name == "replicas":
         return None if field is None else int(field)
