@@ -15,8 +15,8 @@ from bench.cli import main
 from bench.read.constraints import parse, select
 from bench.read.runset import FIELDS, load_runs
 from bench.report.terminal import COLUMNS, SPLIT_AXES
-from bench.results import load_run
 from bench.run.scenario import Axes, Matrix, Scenario, parse_scenario
+from bench.runfolder import load_run
 from tests.fixtures.runs import record, write_run
 
 GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"

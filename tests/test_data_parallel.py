@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import load_run
+from bench.runfolder import load_run
 from tests.conftest import REPO, bench_cmd
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from bench.measure.finite import finite_record
 from bench.metrics import value_of
 from bench.modeldef import ModelError, load_model
 from bench.report.format import md_cell, md_code, md_escape
-from bench.results import RunWriter
+from bench.runfolder import RunWriter
 from tests.conftest import REPO, bench_cmd
 from tests.fixtures.runs import record, steps, write_run
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
+from bench import runfolder
 from bench.cli import main
-from bench.results import CELLS_FILE, LOCK_FILE, RUN_FILE, ResultsError, RunWriter, load_run
+from bench.runfolder import CELLS_FILE, LOCK_FILE, RUN_FILE, ResultsError, RunWriter, load_run
 from tests.conftest import bench_cmd
 from tests.fixtures.runs import record, write_run
 
@@ -323,7 +323,7 @@ def test_a_cut_off_last_record_is_read_with_a_warning_and_nothing_lost(tmp_path,
 def test_a_huge_line_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
     # Readers take cells.jsonl a line at a time, and no line beyond the bound.
     run = make_run(tmp_path, "r")
-    monkeypatch.setattr(results, "MAX_RECORD_BYTES", 4096)
+    monkeypatch.setattr(runfolder, "MAX_RECORD_BYTES", 4096)
     _prepend_line(json.dumps({"cell_id": "x", "pad": "a" * 10_000}).encode())(run)
     with pytest.raises(ResultsError, match=r"cells.jsonl:1: a line longer than"):
         load_run(run)
@@ -476,8 +476,8 @@ def test_worker_logs_are_never_opened_through_a_link(tmp_path):
     target.write_text("precious\n")
     (tmp_path / "worker-jax-cpu.log").symlink_to(target)
     with pytest.raises(OSError) as caught:
-        results.open_in_run(tmp_path / "worker-jax-cpu.log", "ab")
-    assert "symbolic link" in results._os_problem(caught.value, "open")
+        runfolder.open_in_run(tmp_path / "worker-jax-cpu.log", "ab")
+    assert "symbolic link" in runfolder._os_problem(caught.value, "open")
     assert target.read_text() == "precious\n"
 
 

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from bench.inputs import verdict
 from bench.report.terminal import cells_table
-from bench.results import Run
 from bench.run.runner import Runner
+from bench.runfolder import Run
 
 KEY = {"model": "m", "workload": "train", "framework": "jax", "device": "cpu", "batch_size": 32}
 

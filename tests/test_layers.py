@@ -18,13 +18,16 @@ ROOT = Path(bench.__file__).parent
 
 # (rank, packages or modules). Peers on one rank above 0 must not import each other.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("bench", "bench.modeldef", "bench.results", "bench.metrics", "bench.axes", "bench.text")),
+    (
+        0,
+        ("bench", "bench.modeldef", "bench.runfolder", "bench.metrics", "bench.axes", "bench.text"),
+    ),
     (1, ("bench.measure", "bench.platform")),
     (2, ("bench.inputs",)),
     (3, ("bench.backends",)),
     (4, ("bench.run", "bench.read")),
     (5, ("bench.gate",)),
-    (6, ("bench.report",)),
+    (6, ("bench.report", "bench.results")),
     (7, ("bench.cli",)),
     (8, ("bench.__main__",)),
 ]

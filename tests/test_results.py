@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.results import SCHEMA_VERSION, ResultsError, RunWriter, list_runs, load_run
+from bench.runfolder import SCHEMA_VERSION, ResultsError, RunWriter, list_runs, load_run
 
 
 def make_run(tmp_path):

@@ -10,7 +10,7 @@ from bench.backends.replicas import BatchSplitError, per_device_batch, resolve_r
 from bench.measure.hosts import merge_hosts
 from bench.read.scaling import scaling_efficiency
 from bench.report.terminal import cells_table
-from bench.results import Run
+from bench.runfolder import Run
 
 
 def test_global_batch_splits_evenly_or_says_why():

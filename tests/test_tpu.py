@@ -128,9 +128,9 @@ def run_with_node(tmp_path, fake, workers_started: list):
     """Drive the real runner over TPU cells with the node check pointed at ``fake``; workers
     must not start for a node that is not usable (recorded in ``workers_started``)."""
     from bench.platform.environment import collect
-    from bench.results import RunWriter, load_run
     from bench.run.runner import Runner
     from bench.run.scenario import parse_scenario
+    from bench.runfolder import RunWriter, load_run
 
     loaded = parse_scenario(
         "name: node\nmodel: mlp\ndevice: tpu\nmatrix:\n  framework: [tensorflow, jax]\n"

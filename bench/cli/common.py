@@ -53,7 +53,7 @@ def input_error(command: str, exc: Exception) -> int:
 def load_for_reading(paths: list[str], *, allow_repeats: bool = False):
     """Runs for the reading commands, or None after printing why (the caller exits 2)."""
     from bench.read.runset import load_runs
-    from bench.results import ResultsError
+    from bench.runfolder import ResultsError
 
     try:
         runset = load_runs(paths, allow_repeats=allow_repeats)

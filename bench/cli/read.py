@@ -24,21 +24,47 @@ from bench.cli.common import (
 
 def cmd_results(args: argparse.Namespace) -> int:
     from bench.report.terminal import cells_table, runs_table
-    from bench.results import ResultsError, list_runs, load_run
+    from bench.runfolder import ResultsError, list_runs, load_run
 
-    if args.run:
-        try:
-            run = load_run(args.run)
-        except ResultsError as exc:
-            err.print(str(exc), style="red", highlight=False, markup=False)
-            return EXIT_USAGE
-        out.print(cells_table(run, run.meta.get("cells_planned")))
+    if args.format != "table":
+        return _results_rows(args)
+    if args.runs:
+        for path in args.runs:
+            try:
+                run = load_run(path)
+            except ResultsError as exc:
+                err.print(str(exc), style="red", highlight=False, markup=False)
+                return EXIT_USAGE
+            out.print(cells_table(run, run.meta.get("cells_planned")))
         return 0
     runs = list_runs(args.results_dir)
     if not runs:
         out.print(f"no runs in {args.results_dir}/ yet: bench run scenarios/quickstart.yaml")
         return 0
     out.print(runs_table(runs))
+    return 0
+
+
+def _results_rows(args: argparse.Namespace) -> int:
+    """``--format csv|json``: the rows of ``bench.results.load`` (one per cell), as written."""
+    import warnings
+
+    from bench.results import ResultsError, load, rows
+
+    if not args.runs:
+        return input_error("results", ValueError(f"--format {args.format} needs a RUN folder"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # printed below, as every reading command does
+            frame = load(args.runs)
+    except ResultsError as exc:
+        return input_error("results", exc)
+    for warning in frame.attrs["warnings"]:
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    if args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False, lineterminator="\n"))
+    else:
+        sys.stdout.write(json.dumps(rows(frame), indent=2) + "\n")
     return 0
 
 
@@ -121,7 +147,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bench.read.export import pytest_benchmark_json
-    from bench.results import ResultsError, load_run
+    from bench.runfolder import ResultsError, load_run
 
     try:
         run = load_run(args.run)
@@ -146,9 +172,25 @@ def add_parsers(sub: Any) -> None:
     from bench.metrics import objectives
 
     help_for_where = where_help()
-    p = sub.add_parser("results", help="list runs, or show one run's cells")
-    p.add_argument("run", nargs="?", help="a run folder to show")
-    p.add_argument("--results-dir", default="results")
+    p = sub.add_parser(
+        "results",
+        help="list runs, or show one run's cells",
+        description="Without RUN: list the runs in --results-dir. With RUN: its cells as a "
+        "table, or with --format csv|json one row per cell (run, host, cell id, every axis, "
+        "status, reason, flags and every metric field, as bench.results.load gives them). "
+        "Exit 0, or 2 on bad input.",
+    )
+    p.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run folders to show (several: one table each)"
+    )
+    p.add_argument("--results-dir", default="results", help="where to list runs from")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table: the terminal table; csv, json: one row per cell, columns as in "
+        "bench.results.load (units: docs/results.md)",
+    )
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser(

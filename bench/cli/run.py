@@ -75,9 +75,9 @@ def _on_event(progress: Progress, task_ref: dict[str, Any]):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.platform.cluster import ClusterError, resolve
-    from bench.results import ResultsError
     from bench.run.runner import start_run
     from bench.run.scenario import ScenarioError, load_scenario
+    from bench.runfolder import ResultsError
 
     if bool(args.scenario) == bool(args.resume):
         err.print("bench run: give a SCENARIO file, or --resume RUN_DIR (not both)")
@@ -134,8 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from bench.results import ResultsError
     from bench.run.runner import plan_resume, resume_run
+    from bench.runfolder import ResultsError
 
     try:
         plan = plan_resume(Path(args.resume), retry_failed=args.retry_failed)
@@ -169,8 +169,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _complete(run: Any, retry_failed: bool) -> int:
     """A resume with nothing to run: say so, write nothing, exit as the run did."""
-    from bench.results import FAILED
     from bench.run.runner import exit_code
+    from bench.runfolder import FAILED
 
     failed = sum(1 for r in run.cells.values() if r["status"] in FAILED)
     hint = (

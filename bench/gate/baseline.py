@@ -38,7 +38,7 @@ from bench import __version__
 from bench.gate.fingerprint import fingerprint
 from bench.measure.finite import finite_samples
 from bench.metrics import Gate, Metric, gates, value_of
-from bench.results import ResultsError, Run, load_run
+from bench.runfolder import ResultsError, Run, load_run
 
 FORMAT = "bench-baseline"
 STEPS = "step_time_s"  # the metric whose raw per-step samples records keep

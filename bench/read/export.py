@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.measure.finite import finite_samples
 from bench.metrics import value_of
-from bench.results import Run
+from bench.runfolder import Run
 
 # The pytest-benchmark release whose JSON this follows (its plugin.py and stats.py).
 PYTEST_BENCHMARK_VERSION = "5.3.1"

@@ -8,7 +8,7 @@ state constraints in, such as ``p99_ms``), which is what ``--where`` expressions
 recommendations and reports read; records themselves stay as written. Metrics derived from
 several cells of a run (scaling efficiency) are computed here, per run, as fields.
 
-Loading reuses ``bench.results.load_run``, so an unknown ``schema_version`` is refused with the
+Loading reuses ``bench.runfolder.load_run``, so an unknown ``schema_version`` is refused with the
 version and the bench that wrote it. Records are checked here for what reading needs (a key, a
 known status), so a damaged file gives a message naming the file and cell instead of a
 traceback later.
@@ -27,7 +27,7 @@ from bench.measure.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.scaling import efficiency_entries, resolved_replicas
-from bench.results import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
+from bench.runfolder import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
 if TYPE_CHECKING:
     import numpy as np

@@ -23,7 +23,7 @@ from bench.read.runset import CellView, RunSet, axes_of
 from bench.report import svg
 from bench.report.format import fmt_bytes, fmt_value
 from bench.report.recommend import explain, ranking_rows
-from bench.results import STATUSES
+from bench.runfolder import STATUSES
 from bench.text import join_words
 
 PROBLEM_STATUSES = ("skipped", "failed", "oom", "timeout", "invalid")

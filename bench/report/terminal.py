@@ -14,7 +14,7 @@ from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.runset import run_derived
 from bench.read.scaling import resolved_replicas
-from bench.results import ResultsError, Run
+from bench.runfolder import ResultsError, Run
 
 STATUS_STYLE = {
     "ok": "green",

@@ -38,7 +38,8 @@ from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
 from bench.platform.tpu import NodeCheck, check_node, recheck_lost
-from bench.results import (
+from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, parse_scenario
+from bench.runfolder import (
     FAILED,
     ResultsError,
     Run,
@@ -47,7 +48,6 @@ from bench.results import (
     open_in_run,
     utc_now,
 )
-from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, parse_scenario
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.measure.stats import summarize
 from bench.metrics import with_throughput
-from bench.results import CELLS_FILE, RUN_FILE, load_run
+from bench.runfolder import CELLS_FILE, RUN_FILE, load_run
 
 
 def trim_record(record: dict, keep: int) -> dict:
