@@ -433,10 +433,10 @@ def build(req: BuildRequest) -> Workload:
 
 def matmul_settings(device: str) -> dict[str, Any]:
     """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
-    enabled = bool(tf.config.experimental.is_tensor_float_32_execution_enabled())
+    enabled = bool(tf.config.experimental.tensor_float_32_execution_enabled())
     found: dict[str, Any] = {
         "tf32_allowed": enabled,
-        "setting": f"tf.config.experimental.is_tensor_float_32_execution_enabled()={enabled}",
+        "setting": f"tf.config.experimental.tensor_float_32_execution_enabled()={enabled}",
         "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
     }
     if device == "gpu":
