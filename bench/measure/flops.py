@@ -191,7 +191,7 @@ def matmul_precision(
         return metric("float32", "precision", f"{shown}: not a known setting, taken as float32")
     if framework == "tensorflow":
         enabled = settings.get("tf32_execution")
-        shown = f"tf.config.experimental.is_tensor_float_32_execution_enabled()={enabled}"
+        shown = f"tf.config.experimental.tensor_float_32_execution_enabled()={enabled}"
         if enabled:
             return metric("tf32", "precision", f"{shown} ({hardware})")
         return metric("float32", "precision", f"{shown} ({hardware})")

@@ -435,7 +435,7 @@ def matmul_settings(device: str) -> dict[str, Any]:
     """What decides the precision of float32 matmuls (read by bench.measure.flops)."""
     found: dict[str, Any] = {
         "framework": "tensorflow",
-        "tf32_execution": bool(tf.config.experimental.is_tensor_float_32_execution_enabled()),
+        "tf32_execution": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
         "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
     }
     if device == "gpu":
