@@ -12,6 +12,7 @@ from rich.text import Text
 
 from bench.axes import BY_NAME, MODEL
 from bench.limits import load_yaml
+from bench.measure.noise import percent
 from bench.metrics import find_field
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp
 from bench.read.runset import CellView, RunSet
@@ -71,9 +72,11 @@ def explain(choice: Choice) -> list[str]:
                     "(no raw samples, so whether that is beyond noise is unknown)."
                 )
             else:
+                noise = ci.noise
+                threshold = f" (threshold {percent(noise.threshold)}: {noise.why})" if noise else ""
                 lines.append(
                     f"It leads the runner-up, {choice.name(first.cell)}, by "
-                    f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise."
+                    f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise{threshold}."
                 )
         else:
             names = join_words([choice.name(r.cell) for r in tied])
@@ -174,7 +177,10 @@ def _choice_title(choice: Choice) -> str:
 
 
 def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
-    parts: list[Any] = [Text(_headline(rec)), Text("\n".join(_runs_legend(runset)), style="dim")]
+    parts: list[Any] = [
+        Text(_headline(rec)),
+        Text("\n".join([*_runs_legend(runset), rec.noise_rule]), style="dim"),
+    ]
     for note in rec.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     for choice in rec.choices:
@@ -210,7 +216,7 @@ def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
 
 def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") -> str:
     """The recommendation as markdown (the report's summary and CI job summaries)."""
-    lines = [f"- {md_escape(_headline(rec))}"]
+    lines = [f"- {md_escape(_headline(rec))}", f"- {md_escape(rec.noise_rule)}"]
     lines += [f"- {md_escape(n)}" for n in rec.notes]
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
@@ -314,6 +320,7 @@ def to_deploy_yaml(rec: Recommendation, runset: RunSet) -> str:
     doc = {
         "objective": rec.objective.name,
         "constraints": [k.text for k in rec.constraints],
+        "noise": rec.noise_rule,
         "deployments": [deployment(c, runset) for c in rec.choices if c.winner is not None],
     }
     header = (
