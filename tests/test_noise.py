@@ -132,6 +132,51 @@ def test_recommend_needs_the_lead_beyond_the_threshold(tmp_path):
     )
 
 
+def shared(run_dir, share: float) -> None:
+    """Mark a run as measured while other processes held ``share`` of the CPU."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    host = {"others_share": share, "others_cores": 2 * share, "cpus": 2}
+    meta["reference_kernel"] = {"version": 1, "start": {}, "end": {"host_cpu": host}}
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def test_a_shared_machine_widens_the_threshold(tmp_path):
+    # 1.8x slower while others held 60% of the CPU: 1 / (1 - 0.6) = 2.5 explains it, so the
+    # band is 1.1 x 2.5 = 2.75 and no claim is made; 5% others (within T) change nothing
+    a = write_run(tmp_path, "a", [record(median_s=0.010, seed=1)])
+    b = write_run(tmp_path, "b", [record(median_s=0.018, seed=2)])
+    shared(a, 0.05)
+    assert ratio(compare(load_runs([a, b]))).verdict == "worse"
+    shared(b, 0.6)
+    result = compare(load_runs([a, b]))
+    steps = ratio(result)
+    assert steps.ci_lo > 1.5 and steps.verdict == "same"
+    assert steps.noise.machine == pytest.approx(2.5) and steps.noise.band == pytest.approx(1.75)
+    assert result.noise_rule == (
+        "noise threshold 10% (default; no repeats); widened where other processes shared the "
+        "machine, up to x 2.5 (other processes used 60% of the CPU during run b)"
+    )
+    assert steps.noise.describe() == (
+        "10% (default; no repeats) x 2.5 for a shared machine (other processes used 60% of the "
+        "CPU during run b) = 175%"
+    )
+    # a shared machine cannot make a true 4x go away
+    c = write_run(tmp_path, "c", [record(median_s=0.040, seed=3)])
+    shared(c, 0.6)
+    assert ratio(compare(load_runs([a, c]))).verdict == "worse"
+
+
+def test_others_share_during_a_cell_widens_its_threshold():
+    quiet = {"cell_id": "q", "metrics": {"others_cpu_share": {"value": 0.05}}}
+    busy = {"cell_id": "b", "metrics": {"others_cpu_share": {"value": 0.2}}}
+    assert noise_for([quiet]).machine == 1.0  # within T: the threshold already allows for it
+    found = noise_for([quiet, busy])
+    assert found.machine == pytest.approx(1.25) and "during cell b" in found.shared
+    # a repeat measured under more contention than the merged record's first process
+    repeated = {"cell_id": "r", "repeats": [{"status": "ok", "others_cpu_share": 0.5}]}
+    assert noise_for([repeated]).machine == pytest.approx(2.0)
+
+
 def test_summary_of_no_claims_names_the_default():
     assert summary([]) == "noise threshold 10% (default; no repeats)"
 
@@ -144,7 +189,7 @@ def test_cli_noise_option(tmp_path, capsys):
     assert doc["noise_rule"] == "noise threshold 1% (set by --noise)"
     steps = doc["groups"][0]["metrics"][1]["ratios"][0]
     assert steps["verdict"] == "worse"
-    assert steps["noise"] == {"threshold": 0.01, "source": "set"}
+    assert steps["noise"] == {"threshold": 0.01, "source": "set", "machine": 1.0, "shared": ""}
     for bad in ("nan", "-0.1", "inf", "ten"):
         with pytest.raises(SystemExit) as exit_info:
             main(["compare", str(a), str(b), "--noise", bad])

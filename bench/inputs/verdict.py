@@ -71,20 +71,21 @@ def judge(record: dict[str, Any], reference: dict[str, Any] | None) -> dict[str,
             "noise_threshold": noise.threshold,
             "noise_source": noise.source,
         }
-        below = 1.0 / (1.0 + noise.threshold)
+        below = 1.0 / (1.0 + noise.band)
         interval = _share_interval(share, record, reference)
         if interval is None:
             found["value"] = share < below
             found["method"] = (
-                f"examples/s / that of the synthetic cell with the same key < {below:.3g} "
-                f"(1 / (1 + noise threshold {noise.describe()}); no step times for an interval)"
+                f"examples/s / that of the synthetic cell with the same key < {below:.3g} = "
+                f"1 / (1 + T), noise threshold T = {noise.describe()}; no step times for an "
+                "interval"
             )
             return found
-        found["value"] = beyond(*interval, noise.threshold) == "below"
+        found["value"] = beyond(*interval, noise.band) == "below"
         found["share_ci95"] = list(interval)
         found["method"] = (
             f"95% CI of examples/s / that of the synthetic cell with the same key wholly below "
-            f"{below:.3g} (1 / (1 + noise threshold {noise.describe()}))"
+            f"{below:.3g} = 1 / (1 + T), noise threshold T = {noise.describe()}"
         )
         return found
     wait = value_of(metrics.get("input_wait_fraction"))

@@ -18,6 +18,15 @@ T, in order of precedence:
    (``max / min - 1``), i.e. what a rerun of the same cell has been seen to change;
 3. ``DEFAULT_THRESHOLD``, the gate's default tolerance.
 
+A shared machine widens it, as in the gate's machine check (``bench.gate.fingerprint``): when
+other processes used more than T of the machine's CPU time while a compared cell was timed (the
+worker measures it per cell, metric ``others_cpu_share``) or during its run (the runner,
+``run.json`` ``reference_kernel.end.host_cpu.others_share``), a program that needed the whole
+machine ran up to ``1 / (1 - share)`` slower for reasons of no cell's own, so the band becomes
+``(1 + T) x that factor``. On this project's 2-core VM, an A/A pair of runs during which other
+processes held 78% and 81% of the CPU differed by up to 1.86x (intervals about +-15%): no
+threshold of a few percent survives that, and saying why beats claiming a difference.
+
 Pure arithmetic over records (plain dicts), so the runner (``input_bound``) and every reader
 share it without importing each other.
 """
@@ -29,10 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# The gate's default tolerance, and the default here when no repeats measured a spread. A/A
-# pairs of quickstart on a shared 2-core VM (docs: the noise note of issue 12) moved cells by up
-# to ~10% between runs; a smaller default would mark those as differences.
+from bench.metrics import value_of
+
+# The gate's default tolerance, and the default here when no repeats measured a spread: see
+# the A/A measurements in the module docstring.
 DEFAULT_THRESHOLD = 0.10
+# Others holding (nearly) all of the CPU would explain any difference; past 95% the factor
+# 1 / (1 - share) stops at 20x (the gate's cap).
+MAX_OTHERS_SHARE = 0.95
 
 Source = Literal["set", "repeats", "default"]
 Side = Literal["above", "below"]
@@ -44,6 +57,14 @@ class Noise:
 
     threshold: float  # a fraction: 0.1 is 10%
     source: Source
+    # the slowdown a shared machine explains (>= 1), and what measured it
+    machine: float = 1.0
+    shared: str = ""
+
+    @property
+    def band(self) -> float:
+        """The threshold in effect: ``threshold`` compounded with the machine's slowdown."""
+        return (1.0 + self.threshold) * self.machine - 1.0
 
     @property
     def why(self) -> str:
@@ -55,7 +76,12 @@ class Noise:
 
     def describe(self) -> str:
         """``10% (default; no repeats)``: what an output line says was used."""
-        return f"{percent(self.threshold)} ({self.why})"
+        found = f"{percent(self.threshold)} ({self.why})"
+        if self.machine > 1.0:
+            found += (
+                f" x {self.machine:.3g} for a shared machine ({self.shared}) = {percent(self.band)}"
+            )
+        return found
 
 
 def percent(fraction: float) -> str:
@@ -72,7 +98,7 @@ def check_threshold(value: float) -> float:
 
 def beyond(ci_lo: float, ci_hi: float, threshold: float) -> Side | None:
     """Where the interval of a ratio lies: wholly above ``1 + T`` ("above"), wholly below
-    ``1 / (1 + T)`` ("below"), or neither (None: no claim)."""
+    ``1 / (1 + T)`` ("below"), or neither (None: no claim). ``threshold``: ``Noise.band``."""
     if ci_lo > 1.0 + threshold:
         return "above"
     if ci_hi < 1.0 / (1.0 + threshold):
@@ -99,29 +125,79 @@ def spread(medians: Sequence[float]) -> float | None:
     return max(medians) / min(medians) - 1.0
 
 
-def noise_for(records: Iterable[Mapping[str, Any]], override: float | None = None) -> Noise:
-    """The threshold for a claim about ``records`` (the cells compared; see the module
-    docstring for the order of precedence)."""
+def others_share(meta: Mapping[str, Any]) -> float | None:
+    """The share of the machine's CPU time other processes used during a run (``run.json``)."""
+    entry = meta.get("reference_kernel")
+    host = ((entry.get("end") or {}).get("host_cpu") or {}) if isinstance(entry, Mapping) else {}
+    share = host.get("others_share") if isinstance(host, Mapping) else None
+    if isinstance(share, int | float) and math.isfinite(share) and 0 <= share <= 1:
+        return float(share)
+    return None
+
+
+def cell_shares(record: Mapping[str, Any]) -> list[float]:
+    """Others' CPU share during a cell's timed phase (the worker measures it), and during each
+    repeat's where ``measure.repeats`` kept them."""
+    found = [value_of((record.get("metrics") or {}).get("others_cpu_share"))]
+    found += [
+        r.get("others_cpu_share") for r in record.get("repeats") or () if isinstance(r, Mapping)
+    ]
+    return [
+        float(s) for s in found if isinstance(s, int | float) and math.isfinite(s) and 0 <= s <= 1
+    ]
+
+
+def noise_for(
+    records: Iterable[Mapping[str, Any]],
+    override: float | None = None,
+    runs: Iterable[tuple[str, Mapping[str, Any]]] = (),
+) -> Noise:
+    """The threshold for a claim about ``records`` (the cells compared) measured in ``runs``
+    (``(run_id, run.json)``; see the module docstring for the order of precedence)."""
+    records = list(records)
     if override is not None:
-        return Noise(check_threshold(override), "set")
-    spreads = [s for r in records if (s := spread(process_medians(r))) is not None]
-    if spreads:
-        return Noise(max(spreads), "repeats")
-    return Noise(DEFAULT_THRESHOLD, "default")
+        found = Noise(check_threshold(override), "set")
+    else:
+        spreads = [s for r in records if (s := spread(process_medians(r))) is not None]
+        found = Noise(max(spreads), "repeats") if spreads else Noise(DEFAULT_THRESHOLD, "default")
+    shares = [(others_share(meta), f"run {run_id}") for run_id, meta in runs]
+    shares += [(s, f"cell {r.get('cell_id', '?')}") for r in records for s in cell_shares(r)]
+    worst: tuple[float, str] | None = None
+    for share, where in shares:
+        if share is None or share <= found.threshold:
+            continue
+        factor = 1.0 / (1.0 - min(share, MAX_OTHERS_SHARE))
+        if worst is None or factor > worst[0]:
+            worst = (factor, f"other processes used {share:.0%} of the CPU during {where}")
+    if worst is None:
+        return found
+    return Noise(found.threshold, found.source, worst[0], worst[1])
 
 
 def summary(used: Iterable[Noise]) -> str:
     """One line saying which thresholds a set of claims used, for a legend."""
-    found = sorted(set(used), key=lambda n: (n.source, n.threshold))
-    if not found:
+    used = list(used)
+    bases = sorted(
+        {Noise(n.threshold, n.source) for n in used}, key=lambda n: (n.source, n.threshold)
+    )
+    if not bases:
         return f"noise threshold {Noise(DEFAULT_THRESHOLD, 'default').describe()}"
-    if len(found) == 1:
-        return f"noise threshold {found[0].describe()}"
-    from_repeats = [n.threshold for n in found if n.source == "repeats"]
-    parts = []
-    if from_repeats:
-        lo, hi = min(from_repeats), max(from_repeats)
-        span = percent(lo) if lo == hi else f"{percent(lo)}-{percent(hi)}"
-        parts.append(f"{span} from the spread between repeated processes")
-    parts += [n.describe() for n in found if n.source != "repeats"]
-    return "noise threshold per cell: " + "; ".join(parts)
+    if len(bases) == 1:
+        text = f"noise threshold {bases[0].describe()}"
+    else:
+        from_repeats = [n.threshold for n in bases if n.source == "repeats"]
+        parts = []
+        if from_repeats:
+            lo, hi = min(from_repeats), max(from_repeats)
+            span = percent(lo) if lo == hi else f"{percent(lo)}-{percent(hi)}"
+            parts.append(f"{span} from the spread between repeated processes")
+        parts += [n.describe() for n in bases if n.source != "repeats"]
+        text = "noise threshold per cell: " + "; ".join(parts)
+    shared = [n for n in used if n.machine > 1.0]
+    if shared:
+        worst = max(shared, key=lambda n: n.machine)
+        text += (
+            f"; widened where other processes shared the machine, up to x {worst.machine:.3g} "
+            f"({worst.shared})"
+        )
+    return text

@@ -22,13 +22,14 @@ scaled: their noise *is* the step-time noise. Others (p99, compile time, memory,
 reading per cell) have no interval and are never called better or worse.
 
 Verdicts. A ratio is ``better`` or ``worse`` only when its whole interval lies beyond the noise
-threshold (``bench.measure.noise``): an interval from one process's steps misses the variation
-between processes that a rerun meets. Each ratio records the threshold it was judged against.
+threshold (``bench.measure.noise``), widened where other processes shared the machine during
+either run: an interval from one process's steps misses the variation between processes that a
+rerun meets. Each ratio records the threshold it was judged against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -165,6 +166,7 @@ def _ratio(
     value: float | None,
     *,
     noise: float | None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]],
     seed: int,
     n_boot: int,
 ) -> Ratio | None:
@@ -179,8 +181,8 @@ def _ratio(
         ci_lo, ci_hi = ratio / step * lo, ratio / step * hi
     else:  # proportional to 1 / median step time: the interval flips
         ci_lo, ci_hi = ratio * step / hi, ratio * step / lo
-    threshold = noise_for((base.record, other.record), noise)
-    side = beyond(ci_lo, ci_hi, threshold.threshold)
+    threshold = noise_for((base.record, other.record), noise, runs)
+    side = beyond(ci_lo, ci_hi, threshold.band)
     verdict: Verdict = "same"
     if side is not None:
         verdict = "better" if (side == "above") == spec.higher_is_better else "worse"
@@ -252,6 +254,7 @@ def compare(
             )
         row[cell.run_index] = cell
 
+    metas = [(run.run_id, run.meta) for run in runset.runs]
     groups = []
     shown: set[str] = set()
     omitted: dict[str, str] = {}
@@ -275,7 +278,15 @@ def compare(
             base = row[0]
             ratios = tuple(
                 _ratio(
-                    spec, base, other, values[0], values[i], noise=noise, seed=seed, n_boot=n_boot
+                    spec,
+                    base,
+                    other,
+                    values[0],
+                    values[i],
+                    noise=noise,
+                    runs=[metas[base.run_index], metas[other.run_index]],
+                    seed=seed,
+                    n_boot=n_boot,
                 )
                 if base is not None and other is not None and base.ok and other.ok
                 else None

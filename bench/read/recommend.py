@@ -16,8 +16,8 @@ objective (throughput and cost per example are exactly proportional to batch / m
 at a fixed price; energy per example is taken as proportional too, which ignores power noise;
 latency uses the bootstrap of the p99 itself). The lead is *beyond noise* only when its whole
 interval lies beyond the noise threshold (``bench.measure.noise``: ``--noise``, else the spread
-between repeated processes of the two cells, else the gate's 10%): a lead that a rerun can undo
-is no reason to buy hardware. Otherwise the runner-up is *within noise*, and the explanation
+between repeated processes of the two cells, else the gate's 10%; widened where other processes
+shared the machine during their runs): a lead that a rerun can undo is no reason to buy hardware. Otherwise the runner-up is *within noise*, and the explanation
 says so instead of pretending the point estimate decides.
 
 A constraint *binds* when dropping it (keeping the others) would let a better cell win; the
@@ -29,8 +29,9 @@ they are.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.measure.noise import Noise, noise_for, summary
 from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
@@ -90,8 +91,8 @@ class Margin:
         None when there is no interval."""
         if self.ci_lo is None:
             return None
-        threshold = self.noise.threshold if self.noise is not None else 0.0
-        return self.ci_lo <= 1.0 + threshold
+        band = self.noise.band if self.noise is not None else 0.0
+        return self.ci_lo <= 1.0 + band
 
 
 @dataclass(frozen=True)
@@ -186,18 +187,20 @@ def margin(
     other: CellView,
     *,
     noise: float | None = None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Margin:
     """``winner`` over ``other`` on the objective, with a 95% interval where samples allow and
-    the noise threshold the lead is judged against (``noise``: set by the user, else per cell)."""
+    the noise threshold the lead is judged against (``noise``: set by the user, else per cell;
+    ``runs``: ``(run_id, run.json)`` of the runs the two cells come from)."""
     w, o = winner.number(objective.field), other.number(objective.field)
     assert w is not None and o is not None
     factor = w / o if objective.maximize else o / w
     ws, os_ = winner.step_samples, other.step_samples
     if ws is None or os_ is None:
         return Margin(factor, None, None)
-    threshold = noise_for((winner.record, other.record), noise)
+    threshold = noise_for((winner.record, other.record), noise, runs)
     if objective.name == "latency":
         ratio, lo, hi = ratio_of_quantiles_ci(ws, os_, 99, n_boot=n_boot, seed=seed)
         # p99 of other / p99 of winner is the factor itself
@@ -266,6 +269,7 @@ def choose(
     workload: str,
     runners_up: int = 3,
     noise: float | None = None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Choice:
@@ -287,7 +291,18 @@ def choose(
     winner = candidates[0] if candidates else None
     runners = (
         [
-            RunnerUp(c, margin(objective, winner, c, noise=noise, seed=seed, n_boot=n_boot))
+            RunnerUp(
+                c,
+                margin(
+                    objective,
+                    winner,
+                    c,
+                    noise=noise,
+                    runs=[runs[winner.run_index], runs[c.run_index]] if runs else (),
+                    seed=seed,
+                    n_boot=n_boot,
+                ),
+            )
             for c in candidates[1 : 1 + runners_up]
         ]
         if winner is not None
@@ -375,6 +390,7 @@ def recommend(
             workload=g[1],
             runners_up=runners_up,
             noise=noise,
+            runs=[(run.run_id, run.meta) for run in runset.runs],
             seed=seed,
             n_boot=n_boot,
         )

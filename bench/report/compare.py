@@ -270,7 +270,7 @@ def to_csv(cmp: Comparison) -> str:
                         "" if ratio is None or ratio.ci_lo is None else repr(ratio.ci_lo),
                         "" if ratio is None or ratio.ci_hi is None else repr(ratio.ci_hi),
                         "" if ratio is None else ratio.verdict or "",
-                        "" if ratio is None or ratio.noise is None else repr(ratio.noise.threshold),
+                        "" if ratio is None or ratio.noise is None else repr(ratio.noise.band),
                         "" if ratio is None or ratio.noise is None else ratio.noise.source,
                     ]
                 )

@@ -12,7 +12,6 @@ from rich.text import Text
 
 from bench.axes import BY_NAME, MODEL
 from bench.limits import load_yaml
-from bench.measure.noise import percent
 from bench.metrics import find_field
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp
 from bench.read.runset import CellView, RunSet
@@ -73,7 +72,7 @@ def explain(choice: Choice) -> list[str]:
                 )
             else:
                 noise = ci.noise
-                threshold = f" (threshold {percent(noise.threshold)}: {noise.why})" if noise else ""
+                threshold = f": the noise threshold is {noise.describe()}" if noise else ""
                 lines.append(
                     f"It leads the runner-up, {choice.name(first.cell)}, by "
                     f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise{threshold}."
