@@ -65,7 +65,8 @@ def add_noise_option(p: argparse.ArgumentParser, claim: str) -> None:
         help=f"noise threshold: {claim} only where the whole 95%% CI lies beyond it, e.g. 0.05 "
         "for 5%% (default: per cell, the largest spread between repeated processes where "
         f"measure.repeats measured one, else {DEFAULT_THRESHOLD * 100:g}%%, the gate's "
-        "default threshold; 0: the CI alone decides)",
+        "default threshold; either way widened where other processes used more of the CPU "
+        "while a cell was measured)",
     )
 
 

@@ -156,7 +156,7 @@ def add_parsers(sub: Any) -> None:
         "compare",
         help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
         description="Match cells across runs and show each metric side by side, with the ratio "
-        "to the first run and its 95%% bootstrap CI. Exit 0, or 2 on bad input.",
+        "to the first run and its 95% bootstrap CI. Exit 0, or 2 on bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=help_for_where,
     )
