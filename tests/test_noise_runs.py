@@ -19,13 +19,17 @@ from tests.conftest import REPO, bench_cmd
 pytestmark = pytest.mark.slow
 
 # The quickstart's MLP training, both frameworks, two batch sizes, plus a tiny tfdata cell
-# (4096 tabular examples) judged against the synthetic one; short run lengths.
+# (4096 tabular examples) judged against the synthetic one; short run lengths. Three processes
+# per cell: on the 2-core VM this was written on, the same cell measured again in the same
+# worker moved by up to 1.4x with nothing else running, so the claim is judged against the
+# spread between processes that the runs measured (bench.measure.noise), not a fixed 10%.
 OVERRIDES = [
+    "measure.repeats=3",
     "matrix.workload=[train]",
     "matrix.batch_size=[256,1024]",
     "include=[{framework: jax, workload: train, batch_size: 256, input: tfdata, pipeline: tuned}]",
     "measure.min_seconds=1.0",
-    "measure.max_seconds=2.0",
+    "measure.max_seconds=1.5",
 ]
 
 
@@ -56,9 +60,10 @@ def test_a_rerun_of_the_same_scenario_claims_no_difference(tmp_path):
     done = bench("compare", str(a), str(b), "--format", "json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    # 10%, widened where other processes shared the machine while a cell was timed
-    assert doc["noise_rule"].startswith("noise threshold")
-    assert "10% (default; no repeats)" in doc["noise_rule"]
+    # the spread between repeated processes, widened where other processes shared the machine
+    assert "from the spread between repeated processes" in doc["noise_rule"] or (
+        "(spread between repeated processes)" in doc["noise_rule"]
+    )
     ratios = [
         (g["match"], m["field"], r)
         for g in doc["groups"]
@@ -90,7 +95,7 @@ def test_a_rerun_of_the_same_scenario_claims_no_difference(tmp_path):
         assert lead.within_noise is True, (cell_id, lead)
     done = bench("recommend", str(a), str(b))
     assert done.returncode == 0, done.stderr
-    assert "10% (default; no repeats)" in done.stdout
+    assert "spread between repeated processes" in done.stdout
 
     def input_bound(run_dir: Path) -> set[str]:
         return {c for c, r in load_run(run_dir).cells.items() if "input_bound" in r["flags"]}
