@@ -367,6 +367,10 @@ for _metric in (
         derived=Derived(("energy_j",), "examples of the timed phase / energy_j"),
     ),
     Metric(
+        "others_cpu_share", "others' CPU share", "fraction", "none",
+        "share of all CPUs' time other processes used during the timed phase", "process",
+    ),
+    Metric(
         "flops_per_example", "FLOPs / example", "FLOP/example", "none",
         "the model's analytic formula", "cell",
     ),

@@ -11,6 +11,7 @@ from bench.inputs import verdict
 from bench.report.terminal import cells_table
 from bench.run.runner import Runner
 from bench.runfolder import Run
+from tests.fixtures.runs import steps
 
 KEY = {"model": "m", "workload": "train", "framework": "jax", "device": "cpu", "batch_size": 32}
 
@@ -26,16 +27,48 @@ def record(input_: str, rate: float, wait: float | None = None, status: str = "o
     return {"cell_id": cell_id, "key": full, "status": status, "flags": [], "metrics": metrics}
 
 
-def test_below_90_percent_of_the_synthetic_cell_is_input_bound():
+def test_below_the_noise_band_of_the_synthetic_cell_is_input_bound():
     synthetic = record("synthetic", 1000.0)
-    # 890 / 1000 = 0.89 < 0.90: input-bound; 900 / 1000 = 0.90 is not (strictly below).
+    # Without step times the share decides against 1 / (1 + 10%) = 0.909: 890 / 1000 = 0.89 is
+    # below, 910 / 1000 = 0.91 is not (a gap that a rerun can open on its own).
     slow = verdict.apply(record("tfdata", 890.0, wait=0.01, pipeline="naive"), [synthetic])
     assert slow["flags"] == ["input_bound"]
     assert slow["metrics"]["input_bound"]["share_of_synthetic"] == 0.89
     assert slow["metrics"]["input_bound"]["reference_cell"] == synthetic["cell_id"]
-    fine = verdict.apply(record("numpy", 900.0, wait=0.5), [synthetic])
+    assert slow["metrics"]["input_bound"]["noise_source"] == "default"
+    fine = verdict.apply(record("numpy", 910.0, wait=0.5), [synthetic])
     assert fine["flags"] == [] and fine["metrics"]["input_bound"]["value"] is False
     assert fine["metrics"]["input_bound"]["unit"] == "bool"
+
+
+def with_steps(rec: dict, median_s: float, spread: float = 0.01, repeats=()) -> dict:
+    """``rec`` with 40 step times around ``median_s`` (its examples/s set to match) and,
+    given ``repeats``, per-process medians as ``measure.repeats`` keeps them."""
+    rec["samples"] = {"step_time_s": steps(median_s, n=40, spread=spread, seed=len(rec["cell_id"]))}
+    rec["metrics"]["examples_per_s"]["value"] = rec["key"]["batch_size"] / median_s
+    rec["repeats"] = [{"status": "ok", "median_step_s": m} for m in repeats]
+    return rec
+
+
+def test_with_step_times_the_whole_interval_must_lie_below_the_band():
+    synthetic = with_steps(record("synthetic", 0.0), 0.010)
+    # 20% slower (share 0.83) with 1% step noise: the interval is far below 0.909
+    slow = verdict.apply(with_steps(record("tfdata", 0.0, pipeline="naive"), 0.012), [synthetic])
+    assert slow["flags"] == ["input_bound"]
+    lo, hi = slow["metrics"]["input_bound"]["share_ci95"]
+    assert lo < 1 / 1.2 < hi < 1 / 1.1
+    # 5% slower with a tight interval: real, but within what a rerun moves: not input-bound
+    near = verdict.apply(with_steps(record("tfdata", 0.0, pipeline="naive"), 0.0105), [synthetic])
+    assert near["flags"] == [] and near["metrics"]["input_bound"]["share_ci95"][1] < 1.0
+
+
+def test_the_spread_between_repeated_processes_sets_the_threshold():
+    # Processes of the synthetic cell differed by 2% (0.0102 / 0.0100): a 5% gap is beyond it.
+    synthetic = with_steps(record("synthetic", 0.0), 0.010, repeats=(0.0100, 0.0102))
+    cell = with_steps(record("tfdata", 0.0, pipeline="naive"), 0.0105, spread=0.005)
+    judged = verdict.apply(cell, [synthetic])["metrics"]["input_bound"]
+    assert judged["value"] is True
+    assert judged["noise_source"] == "repeats" and abs(judged["noise_threshold"] - 0.02) < 1e-9
 
 
 def test_the_reference_must_match_every_key_field_but_the_input():

@@ -43,6 +43,33 @@ def add_where_option(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--where", action="append", default=[], metavar="EXPR", help=help)
 
 
+def _noise_fraction(text: str) -> float:
+    from bench.measure.noise import check_threshold
+
+    try:
+        return check_threshold(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a fraction such as 0.05 (5%), finite, in [0, 10)"
+        ) from None
+
+
+def add_noise_option(p: argparse.ArgumentParser, claim: str) -> None:
+    """``--noise``: the threshold a difference must clear to be claimed (bench.measure.noise)."""
+    from bench.measure.noise import DEFAULT_THRESHOLD
+
+    p.add_argument(
+        "--noise",
+        type=_noise_fraction,
+        metavar="FRACTION",
+        help=f"noise threshold: {claim} only where the whole 95%% CI lies beyond it, e.g. 0.05 "
+        "for 5%% (default: per cell, the largest spread between repeated processes where "
+        f"measure.repeats measured one, else {DEFAULT_THRESHOLD * 100:g}%%, the gate's "
+        "default threshold; either way widened where other processes used more of the CPU "
+        "while a cell was measured)",
+    )
+
+
 def input_error(command: str, exc: Exception) -> int:
     """A file that cannot be used: one message per problem, exit 2, never a traceback."""
     for line in str(exc).splitlines():

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from bench.cli.common import (
     EXIT_USAGE,
+    add_noise_option,
     err,
     input_error,
     load_for_reading,
@@ -80,7 +81,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     warn_unmatched(constraints, runset)
     by = [a.strip() for a in args.by.split(",") if a.strip()] if args.by else None
     try:
-        result = compare(runset, select(runset.cells, constraints), by=by)
+        result = compare(runset, select(runset.cells, constraints), by=by, noise=args.noise)
     except ComparisonError as exc:
         err.print(str(exc), style="red", highlight=False, markup=False)
         return EXIT_USAGE
@@ -103,7 +104,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if constraints is None or runset is None:
         return EXIT_USAGE
     warn_unmatched(constraints, runset)
-    result = recommend(runset, args.objective, constraints)
+    result = recommend(runset, args.objective, constraints, noise=args.noise)
     console = out if out.is_terminal else Console(width=250)
     console.print(render.to_text(result, runset), highlight=False)
     if args.out:
@@ -216,6 +217,7 @@ def add_parsers(sub: Any) -> None:
         help="keep only cells where EXPR holds (repeatable), e.g. workload==predict",
     )
     p.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
+    add_noise_option(p, "a ratio is better/worse")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -274,6 +276,7 @@ def add_parsers(sub: Any) -> None:
         help="a constraint every chosen cell must meet (repeatable), e.g. p99_ms<=50",
     )
     p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
+    add_noise_option(p, "a lead is beyond noise")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")

@@ -41,6 +41,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from bench.measure.noise import DEFAULT_THRESHOLD
 from bench.measure.stats import holm, mann_whitney_u, ratio_of_medians_ci
 
 
@@ -57,13 +58,14 @@ class GatePolicy:
     """Thresholds of the gate; defaults suit noisy shared CI machines.
 
     ``threshold`` T: the smallest relative change worth failing a build (10%: shared runners
-    commonly drift by several percent). ``alpha``: the tolerated chance of failing a build on
+    commonly drift by several percent; the same default noise threshold as compare and
+    recommend, ``bench.measure.noise``). ``alpha``: the tolerated chance of failing a build on
     noise, across all cells. ``min_samples``: per side, below which the rank test and the
     bootstrap are too coarse to trust. ``confidence``, ``n_boot`` and ``seed`` set the
     bootstrap interval; a fixed seed makes the verdict reproducible.
     """
 
-    threshold: float = 0.10
+    threshold: float = DEFAULT_THRESHOLD
     alpha: float = 0.01
     min_samples: int = 10
     higher_is_better: bool = False

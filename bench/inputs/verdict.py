@@ -1,8 +1,13 @@
 """The ``input_bound`` rule: is this cell's accelerator (or CPU) waiting for its input?
 
-A ``numpy`` or ``tfdata`` cell is input-bound when it reaches less than 90% of the throughput
-(examples/s) of the matching ``synthetic`` cell of the same run: same key except ``input`` and
-``pipeline``, so the only difference is where batches come from. Without an ``ok`` synthetic
+A ``numpy`` or ``tfdata`` cell is input-bound when its throughput (examples/s) is below that of
+the matching ``synthetic`` cell of the same run beyond noise: same key except ``input`` and
+``pipeline``, so the only difference is where batches come from, and the 95% bootstrap interval
+of its share of the synthetic cell's throughput lies wholly below ``1 / (1 + T)`` for the noise
+threshold T of ``bench.measure.noise`` (the spread between repeated processes where
+``measure.repeats`` measured one, else 10%: below about 91%). Where either cell kept no step
+times, the share itself decides. Cells differ by several percent with their place in the run
+and between processes, so a smaller gap is no evidence of waiting. Without an ``ok`` synthetic
 cell to compare with, it is input-bound when its steps spent more than 10% of their time
 waiting for input.
 
@@ -19,9 +24,11 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from bench.measure.finite import finite_samples
+from bench.measure.noise import beyond, noise_for
+from bench.measure.stats import ratio_of_medians_ci
 from bench.metrics import value_of
 
-THROUGHPUT_SHARE = 0.90  # below this share of the synthetic cell's examples/s: input-bound
 WAIT_FRACTION = 0.10  # without a synthetic cell: above this share of step time waiting
 JUDGED_INPUTS = ("numpy", "tfdata")
 FLAG = "input_bound"
@@ -54,16 +61,33 @@ def judge(record: dict[str, Any], reference: dict[str, Any] | None) -> dict[str,
     metrics = record.get("metrics", {})
     rate = value_of(metrics.get("examples_per_s"))
     ref_rate = value_of(reference.get("metrics", {}).get("examples_per_s")) if reference else None
-    if rate is not None and ref_rate:
+    if rate is not None and ref_rate and reference is not None:
         share = rate / ref_rate
-        return {
-            "value": share < THROUGHPUT_SHARE,
+        noise = noise_for((record, reference))
+        found = {
             "unit": "bool",
-            "method": f"examples/s / that of the synthetic cell with the same key < "
-            f"{THROUGHPUT_SHARE:g}",
             "share_of_synthetic": share,
-            "reference_cell": reference["cell_id"] if reference else None,
+            "reference_cell": reference["cell_id"],
+            "noise_threshold": noise.threshold,
+            "noise_source": noise.source,
         }
+        below = 1.0 / (1.0 + noise.band)
+        interval = _share_interval(share, record, reference)
+        if interval is None:
+            found["value"] = share < below
+            found["method"] = (
+                f"examples/s / that of the synthetic cell with the same key < {below:.3g} = "
+                f"1 / (1 + T), noise threshold T = {noise.describe()}; no step times for an "
+                "interval"
+            )
+            return found
+        found["value"] = beyond(*interval, noise.band) == "below"
+        found["share_ci95"] = list(interval)
+        found["method"] = (
+            f"95% CI of examples/s / that of the synthetic cell with the same key wholly below "
+            f"{below:.3g} = 1 / (1 + T), noise threshold T = {noise.describe()}"
+        )
+        return found
     wait = value_of(metrics.get("input_wait_fraction"))
     if wait is None:
         return None
@@ -74,6 +98,20 @@ def judge(record: dict[str, Any], reference: dict[str, Any] | None) -> dict[str,
         f"{WAIT_FRACTION:g}",
         "input_wait_fraction": wait,
     }
+
+
+def _share_interval(
+    share: float, record: dict[str, Any], reference: dict[str, Any]
+) -> tuple[float, float] | None:
+    """The 95% interval of ``share`` from both cells' step times (seeded), or None without
+    them. The share is the synthetic cell's median step time over this cell's (same batch)."""
+    mine = finite_samples((record.get("samples") or {}).get("step_time_s"))
+    ref = finite_samples((reference.get("samples") or {}).get("step_time_s"))
+    if not mine or not ref or min(mine) <= 0 or min(ref) <= 0:
+        return None
+    step, lo, hi = ratio_of_medians_ci(ref, mine)  # this cell's median step / the synthetic's
+    # the share is proportional to 1 / that ratio: the interval flips
+    return share * step / hi, share * step / lo
 
 
 def apply(record: dict[str, Any], records: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -20,14 +20,20 @@ same runs always give the same table). Metrics proportional to the median step t
 example at a fixed price) or to its inverse (examples/s, MFU) carry that same interval over,
 scaled: their noise *is* the step-time noise. Others (p99, compile time, memory, energy: one
 reading per cell) have no interval and are never called better or worse.
+
+Verdicts. A ratio is ``better`` or ``worse`` only when its whole interval lies beyond the noise
+threshold (``bench.measure.noise``), widened where other processes shared the machine while
+either cell was measured: an interval from one process's steps misses the variation between processes that a
+rerun meets. Each ratio records the threshold it was judged against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from bench.measure.noise import Noise, beyond, noise_for, summary
 from bench.measure.stats import ratio_of_medians_ci
 from bench.metrics import fields as metric_fields
 from bench.read.runset import CellView, RunSet, axes_of
@@ -78,6 +84,7 @@ class Ratio:
     ci_lo: float | None
     ci_hi: float | None
     verdict: Verdict | None  # None: no interval, so no claim either way
+    noise: Noise | None = None  # the threshold the verdict was judged against (with an interval)
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class Comparison:
     differing: dict[str, tuple[str, ...]]  # axes left out of matching: value per run
     groups: tuple[Group, ...]
     omitted: dict[str, str]  # metrics unavailable in every compared cell -> one reason
+    noise_rule: str = ""  # which noise thresholds the verdicts used, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +165,8 @@ def _ratio(
     base_value: float | None,
     value: float | None,
     *,
+    noise: float | None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]],
     seed: int,
     n_boot: int,
 ) -> Ratio | None:
@@ -171,14 +181,12 @@ def _ratio(
         ci_lo, ci_hi = ratio / step * lo, ratio / step * hi
     else:  # proportional to 1 / median step time: the interval flips
         ci_lo, ci_hi = ratio * step / hi, ratio * step / lo
-    verdict: Verdict
-    if ci_lo > 1.0:
-        verdict = "better" if spec.higher_is_better else "worse"
-    elif ci_hi < 1.0:
-        verdict = "worse" if spec.higher_is_better else "better"
-    else:
-        verdict = "same"
-    return Ratio(ratio, ci_lo, ci_hi, verdict)
+    threshold = noise_for((base.record, other.record), noise, runs)
+    side = beyond(ci_lo, ci_hi, threshold.band)
+    verdict: Verdict = "same"
+    if side is not None:
+        verdict = "better" if (side == "above") == spec.higher_is_better else "worse"
+    return Ratio(ratio, ci_lo, ci_hi, verdict, threshold)
 
 
 def _sort_key(ident: tuple[str, ...]) -> tuple[tuple[int, float, str], ...]:
@@ -206,10 +214,13 @@ def compare(
     cells: Sequence[CellView] | None = None,
     *,
     by: Sequence[str] | None = None,
+    noise: float | None = None,
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Comparison:
     """Match ``cells`` (default: every cell of ``runset``) across its runs; run 0 is the baseline.
+    ``noise``: the noise threshold for every verdict (default: per cell, see the module
+    docstring).
 
     Raises ComparisonError for an unknown ``by`` axis or when one run has two cells matching
     the same group.
@@ -243,6 +254,7 @@ def compare(
             )
         row[cell.run_index] = cell
 
+    metas = [(run.run_id, run.meta) for run in runset.runs]
     groups = []
     shown: set[str] = set()
     omitted: dict[str, str] = {}
@@ -265,7 +277,17 @@ def compare(
             shown.add(spec.field)
             base = row[0]
             ratios = tuple(
-                _ratio(spec, base, other, values[0], values[i], seed=seed, n_boot=n_boot)
+                _ratio(
+                    spec,
+                    base,
+                    other,
+                    values[0],
+                    values[i],
+                    noise=noise,
+                    runs=[metas[base.run_index], metas[other.run_index]],
+                    seed=seed,
+                    n_boot=n_boot,
+                )
                 if base is not None and other is not None and base.ok and other.ok
                 else None
                 for i, other in enumerate(row)
@@ -286,10 +308,14 @@ def compare(
         )
         for i, run in enumerate(runset.runs)
     )
+    used = [r.noise for g in groups for m in g.metrics for r in m.ratios if r and r.noise]
+    if noise is not None:
+        used.append(noise_for((), noise))
     return Comparison(
         infos,
         tuple(match_axes),
         differing,
         tuple(groups),
         {k: v for k, v in omitted.items() if k not in shown},
+        summary(used) if n_runs > 1 else "",
     )

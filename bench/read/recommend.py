@@ -14,8 +14,12 @@ its lead is real is judged from the raw step times: the ratio of the winner's an
 runner-up's median step times gets a seeded 95% bootstrap interval, carried over to the
 objective (throughput and cost per example are exactly proportional to batch / median step time
 at a fixed price; energy per example is taken as proportional too, which ignores power noise;
-latency uses the bootstrap of the p99 itself). A runner-up whose interval includes "as good" is
-*within noise*: the explanation says so instead of pretending the point estimate decides.
+latency uses the bootstrap of the p99 itself). The lead is *beyond noise* only when its whole
+interval lies beyond the noise threshold (``bench.measure.noise``: ``--noise``, else the spread
+between repeated processes of the two cells, else the gate's 10%; widened where other processes
+shared the machine while they were measured): a lead that a rerun can undo is no reason to buy
+hardware. Otherwise the runner-up is *within noise*, and the explanation says so instead of
+pretending the point estimate decides.
 
 A constraint *binds* when dropping it (keeping the others) would let a better cell win; the
 explanation names that cell and by how much it breaks the constraint. When nothing meets the
@@ -26,9 +30,11 @@ they are.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from bench.measure.noise import Noise, noise_for, summary
 from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
 from bench.metrics import fields as metric_fields
 from bench.metrics import objectives as metric_objectives
@@ -78,11 +84,16 @@ class Margin:
     factor: float
     ci_lo: float | None
     ci_hi: float | None
+    noise: Noise | None = None  # the threshold the lead must clear (with an interval)
 
     @property
     def within_noise(self) -> bool | None:
-        """True when the interval admits "no better"; None when there is no interval."""
-        return None if self.ci_lo is None else self.ci_lo <= 1.0
+        """True when the interval reaches into the noise band (at most ``1 + threshold``);
+        None when there is no interval."""
+        if self.ci_lo is None:
+            return None
+        band = self.noise.band if self.noise is not None else 0.0
+        return self.ci_lo <= 1.0 + band
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,7 @@ class Recommendation:
     constraints: tuple[Constraint, ...]
     choices: tuple[Choice, ...]
     notes: tuple[str, ...] = field(default=())
+    noise_rule: str = ""  # which noise thresholds the leads were judged against, in words
 
     @property
     def complete(self) -> bool:
@@ -171,23 +183,33 @@ def _rank(cells: Sequence[CellView], objective: Objective) -> list[CellView]:
 
 
 def margin(
-    objective: Objective, winner: CellView, other: CellView, *, seed: int = 0, n_boot: int = 2000
+    objective: Objective,
+    winner: CellView,
+    other: CellView,
+    *,
+    noise: float | None = None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    seed: int = 0,
+    n_boot: int = 2000,
 ) -> Margin:
-    """``winner`` over ``other`` on the objective, with a 95% interval where samples allow."""
+    """``winner`` over ``other`` on the objective, with a 95% interval where samples allow and
+    the noise threshold the lead is judged against (``noise``: set by the user, else per cell;
+    ``runs``: ``(run_id, run.json)`` of the runs the two cells come from)."""
     w, o = winner.number(objective.field), other.number(objective.field)
     assert w is not None and o is not None
     factor = w / o if objective.maximize else o / w
     ws, os_ = winner.step_samples, other.step_samples
     if ws is None or os_ is None:
         return Margin(factor, None, None)
+    threshold = noise_for((winner.record, other.record), noise, runs)
     if objective.name == "latency":
         ratio, lo, hi = ratio_of_quantiles_ci(ws, os_, 99, n_boot=n_boot, seed=seed)
         # p99 of other / p99 of winner is the factor itself
-        return Margin(factor, factor / ratio * lo, factor / ratio * hi)
+        return Margin(factor, factor / ratio * lo, factor / ratio * hi, threshold)
     # median(other) / median(winner): the winner's lead in step time; the objective's factor
     # is that ratio scaled by batch sizes and prices, which have no noise
     ratio, lo, hi = ratio_of_medians_ci(ws, os_, n_boot=n_boot, seed=seed)
-    return Margin(factor, factor / ratio * lo, factor / ratio * hi)
+    return Margin(factor, factor / ratio * lo, factor / ratio * hi, threshold)
 
 
 def pareto(cells: Sequence[CellView], objective: Objective) -> list[CellView]:
@@ -247,6 +269,8 @@ def choose(
     model: str,
     workload: str,
     runners_up: int = 3,
+    noise: float | None = None,
+    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Choice:
@@ -268,7 +292,18 @@ def choose(
     winner = candidates[0] if candidates else None
     runners = (
         [
-            RunnerUp(c, margin(objective, winner, c, seed=seed, n_boot=n_boot))
+            RunnerUp(
+                c,
+                margin(
+                    objective,
+                    winner,
+                    c,
+                    noise=noise,
+                    runs=[runs[winner.run_index], runs[c.run_index]] if runs else (),
+                    seed=seed,
+                    n_boot=n_boot,
+                ),
+            )
             for c in candidates[1 : 1 + runners_up]
         ]
         if winner is not None
@@ -332,10 +367,12 @@ def recommend(
     constraints: Sequence[Constraint] = (),
     *,
     runners_up: int = 3,
+    noise: float | None = None,
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Recommendation:
-    """One ``Choice`` per (model, workload) that the constraints on model and workload admit."""
+    """One ``Choice`` per (model, workload) that the constraints on model and workload admit.
+    ``noise``: the threshold every lead must clear (default: per pair of cells)."""
     goal = objectives()[objective] if isinstance(objective, str) else objective
     cells, superseded = latest_per_host(runset.cells, runset)
     scope = [k for k in constraints if k.field in GROUP_FIELDS]
@@ -353,6 +390,8 @@ def recommend(
             model=g[0],
             workload=g[1],
             runners_up=runners_up,
+            noise=noise,
+            runs=[(run.run_id, run.meta) for run in runset.runs],
             seed=seed,
             n_boot=n_boot,
         )
@@ -368,4 +407,7 @@ def recommend(
         notes.append(
             f"no cell matches {join_words([k.text for k in scope])}" if scope else "no cells"
         )
-    return Recommendation(goal, tuple(constraints), choices, tuple(notes))
+    used = [r.margin.noise for c in choices for r in c.runners_up if r.margin.noise]
+    if noise is not None:
+        used.append(noise_for((), noise))
+    return Recommendation(goal, tuple(constraints), choices, tuple(notes), summary(used))

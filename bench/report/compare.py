@@ -131,8 +131,9 @@ def legend(cmp: Comparison) -> list[str]:
         base = cmp.runs[0].label
         lines.append(
             f"ratios are run / {base}; 95% CI from a seeded bootstrap of the raw step times; "
-            "better/worse only where the CI excludes 1.00"
+            "better/worse only where the whole CI lies beyond the noise threshold"
         )
+        lines.append(cmp.noise_rule)
     return lines
 
 
@@ -247,6 +248,8 @@ def to_csv(cmp: Comparison) -> str:
             "ci95_lo",
             "ci95_hi",
             "verdict",
+            "noise_threshold",
+            "noise_source",
         ]
     )
     for group in cmp.groups:
@@ -267,6 +270,8 @@ def to_csv(cmp: Comparison) -> str:
                         "" if ratio is None or ratio.ci_lo is None else repr(ratio.ci_lo),
                         "" if ratio is None or ratio.ci_hi is None else repr(ratio.ci_hi),
                         "" if ratio is None else ratio.verdict or "",
+                        "" if ratio is None or ratio.noise is None else repr(ratio.noise.band),
+                        "" if ratio is None or ratio.noise is None else ratio.noise.source,
                     ]
                 )
         if not group.metrics:
@@ -279,6 +284,8 @@ def to_csv(cmp: Comparison) -> str:
                         cmp.runs[i].label,
                         cmp.runs[i].run_id,
                         side.status,
+                        "",
+                        "",
                         "",
                         "",
                         "",

@@ -173,7 +173,8 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
         Paragraph(
             f"Recommendation for {goal.name} ({goal.field}, "
             f"{'higher' if goal.maximize else 'lower'} is better); rerun `bench recommend` with "
-            "--where to add constraints such as p99_ms<=50."
+            f"--where to add constraints such as p99_ms<=50. A lead is beyond noise when its "
+            f"whole 95% CI lies beyond the {rec.noise_rule}."
         )
     )
     for choice in rec.choices:

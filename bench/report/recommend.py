@@ -71,9 +71,11 @@ def explain(choice: Choice) -> list[str]:
                     "(no raw samples, so whether that is beyond noise is unknown)."
                 )
             else:
+                noise = ci.noise
+                threshold = f": the noise threshold is {noise.describe()}" if noise else ""
                 lines.append(
                     f"It leads the runner-up, {choice.name(first.cell)}, by "
-                    f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise."
+                    f"{fmt_times(ci.factor)}{interval}: a real difference, beyond noise{threshold}."
                 )
         else:
             names = join_words([choice.name(r.cell) for r in tied])
@@ -174,7 +176,10 @@ def _choice_title(choice: Choice) -> str:
 
 
 def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
-    parts: list[Any] = [Text(_headline(rec)), Text("\n".join(_runs_legend(runset)), style="dim")]
+    parts: list[Any] = [
+        Text(_headline(rec)),
+        Text("\n".join([*_runs_legend(runset), rec.noise_rule]), style="dim"),
+    ]
     for note in rec.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     for choice in rec.choices:
@@ -210,7 +215,7 @@ def to_text(rec: Recommendation, runset: RunSet) -> RichGroup:
 
 def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") -> str:
     """The recommendation as markdown (the report's summary and CI job summaries)."""
-    lines = [f"- {md_escape(_headline(rec))}"]
+    lines = [f"- {md_escape(_headline(rec))}", f"- {md_escape(rec.noise_rule)}"]
     lines += [f"- {md_escape(n)}" for n in rec.notes]
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
@@ -314,6 +319,7 @@ def to_deploy_yaml(rec: Recommendation, runset: RunSet) -> str:
     doc = {
         "objective": rec.objective.name,
         "constraints": [k.text for k in rec.constraints],
+        "noise": rec.noise_rule,
         "deployments": [deployment(c, runset) for c in rec.choices if c.winner is not None],
     }
     header = (

@@ -27,6 +27,7 @@ from bench.measure.derive import Basis, Inputs, derive
 from bench.measure.energy import EnergyMeter
 from bench.measure.flops import calibrate_cpu_peak, matmul_precision, mfu_peak
 from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
+from bench.measure.reference import cpu_snapshot, others_cpu
 from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
 from bench.measure.timing import RunLength, Timer
@@ -38,6 +39,10 @@ from bench.modeldef import load_model
 # CPU's caches and the framework's kernels (0.3-17 GFLOP each: well under a second in all).
 CALIBRATION_SIZES = (512, 1024, 2048)
 MEASURED_INPUTS = ("numpy", "tfdata")  # inputs whose cost is measured (synthetic has none)
+OTHERS_METHOD_CELL = (
+    "machine-wide busy CPU time from /proc/stat minus the worker's own (getrusage) over the "
+    "timed phase, as a share of all CPUs"
+)
 # The pipeline alone runs by the cell's run-length rule, but for at most this long.
 ALONE_MAX_SECONDS = 5.0
 
@@ -98,13 +103,23 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     energy = EnergyMeter(device=key["device"], gpu_indices=gpus)
     telemetry = TelemetrySampler(gpu_indices=gpus, tpu=key["device"] == "tpu")
     energy_metrics: dict[str, Any] = {}
+    cpu_before: list[dict[str, float] | None] = []
 
     def timed_phase_start() -> None:
         telemetry.start()
+        cpu_before.append(cpu_snapshot())
         energy.start()  # last, so the counters cover the steps and not the sampler's start-up
 
     def timed_phase_end() -> None:
         energy_metrics.update(energy.stop())
+        others = others_cpu(cpu_before[-1] if cpu_before else None, cpu_snapshot())
+        if others is not None:
+            # Other processes' CPU time during this cell's steps: what a claim of a difference
+            # must allow for (bench.measure.noise), per cell rather than averaged over the run.
+            energy_metrics["others_cpu_share"] = metric(
+                others["others_share"], "fraction", OTHERS_METHOD_CELL,
+                others_cores=others["others_cores"], cpus=others["cpus"],
+            )  # fmt: skip
         telemetry.stop()
 
     try:
