@@ -153,11 +153,11 @@ def test_a_shared_machine_widens_the_threshold(tmp_path):
     assert steps.ci_lo > 1.5 and steps.verdict == "same"
     assert steps.noise.machine == pytest.approx(2.5) and steps.noise.band == pytest.approx(1.75)
     assert result.noise_rule == (
-        "noise threshold 10% (default; no repeats); widened where other processes shared the "
-        "machine, up to x 2.5 (other processes used 60% of the CPU during run b)"
+        "noise threshold 10% (default; no repeats); widened where the machine was shared or "
+        "changed speed, up to x 2.5 (other processes used 60% of the CPU during run b)"
     )
     assert steps.noise.describe() == (
-        "10% (default; no repeats) x 2.5 for a shared machine (other processes used 60% of the "
+        "10% (default; no repeats) x 2.5 for the machine (other processes used 60% of the "
         "CPU during run b) = 175%"
     )
     # a shared machine cannot make a true 4x go away
@@ -175,6 +175,48 @@ def test_others_share_during_a_cell_widens_its_threshold():
     # a repeat measured under more contention than the merged record's first process
     repeated = {"cell_id": "r", "repeats": [{"status": "ok", "others_cpu_share": 0.5}]}
     assert noise_for([repeated]).machine == pytest.approx(2.0)
+
+
+def kernel(run_dir, start_s: float, end_s: float) -> None:
+    """Give a run reference-kernel timings: matmul medians ``start_s`` and ``end_s``."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    timed = {m: {"matmul_s": [t * f for f in (0.99, 1.0, 1.02)], "copy_s": [0.01] * 3}
+             for m, t in (("start", start_s), ("end", end_s))}  # fmt: skip
+    meta["reference_kernel"] = {"version": 1, **timed}
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def test_a_machine_that_changed_speed_between_runs_widens_the_threshold(tmp_path):
+    # The A/A failure CI met: every cell 1.3x slower in the second run, each with a tight
+    # interval. The kernel timed the machine 1.35x slower too: that explains it, no claim.
+    a = write_run(tmp_path, "a", [record(median_s=0.010, seed=1)])
+    b = write_run(tmp_path, "b", [record(median_s=0.013, seed=2)])
+    kernel(a, 0.010, 0.010)
+    kernel(b, 0.0135, 0.0135)
+    steps = ratio(compare(load_runs([a, b])))
+    assert steps.ci_lo > 1.2 and steps.verdict == "same"
+    assert steps.noise.machine == pytest.approx(1.35)
+    assert "matmul_s took 1.35x between runs a and b" in steps.noise.shared
+    # the same kernel on both sides widens nothing, so the 1.3x is a claim again
+    kernel(b, 0.010, 0.0101)
+    steps = ratio(compare(load_runs([a, b])))
+    assert steps.verdict == "worse" and steps.noise.machine == pytest.approx(1.01)
+
+
+def test_a_machine_that_changed_speed_within_a_run_widens_the_threshold(tmp_path):
+    a = write_run(tmp_path, "a", [record(median_s=0.010, seed=1)])
+    b = write_run(tmp_path, "b", [record(median_s=0.013, seed=2)])
+    kernel(a, 0.010, 0.010)
+    kernel(b, 0.0075, 0.0105)  # sped up 1.4x during run b: its early cells ran slow
+    steps = ratio(compare(load_runs([a, b])))
+    assert steps.verdict == "same" and steps.noise.machine == pytest.approx(1.4)
+    assert "from the start to the end of run b" in steps.noise.shared
+
+
+def test_damaged_kernel_timings_are_ignored(tmp_path):
+    meta = {"reference_kernel": {"start": {"matmul_s": ["x", None, -1.0, float("nan")]},
+                                 "end": "damaged"}}  # fmt: skip
+    assert noise_for([], runs=[("a", meta), ("b", {"reference_kernel": [1]})]).machine == 1.0
 
 
 def test_summary_of_no_claims_names_the_default():

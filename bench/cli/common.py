@@ -66,7 +66,8 @@ def add_noise_option(p: argparse.ArgumentParser, claim: str) -> None:
         "for 5%% (default: per cell, the largest spread between repeated processes where "
         f"measure.repeats measured one, else {DEFAULT_THRESHOLD * 100:g}%%, the gate's "
         "default threshold; either way widened where other processes used more of the CPU "
-        "while a cell was measured)",
+        "while a cell was measured, or the reference kernel saw the machine change speed "
+        "between or within the runs)",
     )
 
 

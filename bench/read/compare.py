@@ -23,7 +23,7 @@ reading per cell) have no interval and are never called better or worse.
 
 Verdicts. A ratio is ``better`` or ``worse`` only when its whole interval lies beyond the noise
 threshold (``bench.measure.noise``), widened where other processes shared the machine while
-either cell was measured: an interval from one process's steps misses the variation between processes that a
+either cell was measured or the reference kernel saw the machine change speed: an interval from one process's steps misses the variation between processes that a
 rerun meets. Each ratio records the threshold it was judged against.
 """
 

@@ -17,7 +17,7 @@ at a fixed price; energy per example is taken as proportional too, which ignores
 latency uses the bootstrap of the p99 itself). The lead is *beyond noise* only when its whole
 interval lies beyond the noise threshold (``bench.measure.noise``: ``--noise``, else the spread
 between repeated processes of the two cells, else the gate's 10%; widened where other processes
-shared the machine while they were measured): a lead that a rerun can undo is no reason to buy
+shared the machine while they were measured or the machine changed speed): a lead that a rerun can undo is no reason to buy
 hardware. Otherwise the runner-up is *within noise*, and the explanation says so instead of
 pretending the point estimate decides.
 
