@@ -187,3 +187,33 @@ def test_a_changed_scenario_is_noted_not_excused(tmp_path):
     report = run_gate(load_side([b]), load_side([c]), CONFIG)
     assert report.exit_code == 1
     assert any(n.startswith("the scenario files differ") for n in report.notes)
+
+
+def processes(seed: int, *medians: float) -> dict:
+    """One cell measured in a process per median (``measure.repeats``), 20 steps each."""
+    parts = [lognormal(seed + i, 20, m, 0.03) for i, m in enumerate(medians)]
+    repeats = [{"status": "ok", "median_step_s": float(sorted(p)[10])} for p in parts]
+    return record([t for p in parts for t in p], repeats=repeats, by_repeat=parts)
+
+
+def test_the_spread_between_processes_widens_the_threshold_of_per_step_metrics(tmp_path):
+    # Each side's processes disagree by up to 30%, as the same cell does between fresh
+    # processes on a 2-core VM; the candidate is 20% slower, with a tight interval over steps.
+    base = processes(1, 0.010, 0.0125, 0.013)
+    report = gate(tmp_path / "a", [base], [processes(10, 0.012, 0.0145, 0.0156)],
+                  metrics=["step_time", "throughput"])  # fmt: skip
+    for row in report.rows:
+        assert 0.25 < row.policy.threshold < 0.4, row.metric.name
+        assert row.decision.verdict != Verdict.REGRESSED, row.decision
+    assert report.exit_code == 0
+    (note,) = [n for n in report.notes if "widened" in n]
+    assert note.startswith(f"{cell_id()}: threshold 10% widened to ")
+    assert "3 baseline and 3 candidate processes" in note
+    # the same spread does not hide a model twice as slow
+    report = gate(tmp_path / "b", [base], [processes(10, 0.020, 0.025, 0.026)])
+    assert verdicts(report) == {(cell_id(), "step_time"): "REGRESSED"} and report.exit_code == 1
+    # processes that agree leave the threshold alone, so 20% slower fails
+    report = gate(tmp_path / "c", [processes(1, 0.010, 0.0101, 0.0102)],
+                  [processes(10, 0.012, 0.0121, 0.0122)])  # fmt: skip
+    assert report.rows[0].policy.threshold == pytest.approx(0.10) and report.exit_code == 1
+    assert not [n for n in report.notes if "widened" in n]

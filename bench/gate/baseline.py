@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench import __version__
 from bench.gate.fingerprint import fingerprint
 from bench.measure.finite import finite_samples
+from bench.measure.noise import process_medians
 from bench.metrics import Gate, Metric, gates, value_of
 from bench.runfolder import ResultsError, Run, load_run
 
@@ -143,6 +144,9 @@ class CellDoc(_Strict):
     reason: str = ""
     processes: int = Field(ge=0)  # ok worker processes that measured the cell
     quantities: dict[str, QuantityDoc] = {}
+    # each ok process's median step time, in process order: their spread is what a rerun of
+    # the cell has been seen to change (``bench.measure.noise.spread``); absent in older files
+    process_medians: list[PositiveFloat] = []
 
 
 class HostCpuDoc(_Strict):
@@ -354,6 +358,14 @@ def _processes(record: Mapping[str, Any]) -> int:
     return 1
 
 
+def _process_medians(record: Mapping[str, Any]) -> list[float]:
+    """Each ok process's median step time: the repeats' own, or the one process's."""
+    if isinstance(record.get("repeats"), list) and record["repeats"]:
+        return [_round(v) for v in process_medians(record)]
+    median = value_of((record.get("metrics") or {}).get(STEPS), "median")
+    return [_round(median)] if median is not None and median > 0 else []
+
+
 def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
     """The baseline document of one run folder (not yet validated)."""
     meta = run.meta
@@ -380,6 +392,7 @@ def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any
             "reason": record.get("reason") or "",
             "processes": _processes(record) if ok else 0,
             "quantities": _cell_quantities(run, record, max_samples) if ok else {},
+            "process_medians": _process_medians(record) if ok else [],
         }
     return {
         "format": FORMAT,
@@ -405,6 +418,7 @@ def _merge_cell(into: dict[str, Any], other: Mapping[str, Any]) -> None:
     if into["status"] != "ok":
         into["status"] = other["status"]
     into["processes"] += other["processes"]
+    into["process_medians"] = [*into.get("process_medians", []), *other.get("process_medians", [])]
     for name, quantity in other["quantities"].items():
         mine = into["quantities"].get(name) or {"unit": quantity["unit"], "samples": []}
         samples = [*mine["samples"], *quantity["samples"]]
@@ -442,6 +456,7 @@ class CellData:
     reason: str
     processes: int
     quantities: dict[str, QuantityDoc]
+    process_medians: tuple[float, ...] = ()
 
     def samples(self, metric: MetricDef) -> tuple[list[float], str]:
         """The metric's samples, and why there are none when there are none."""
@@ -549,7 +564,9 @@ def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Si
     if len(names) > 1:
         notes.append(f"{label}: runs of different scenarios pooled: {sorted(map(str, names))}")
     cells = {
-        cell_id: CellData(cell_id, c.key, c.status, c.reason, c.processes, c.quantities)
+        cell_id: CellData(
+            cell_id, c.key, c.status, c.reason, c.processes, c.quantities, tuple(c.process_medians)
+        )
         for cell_id, c in merged.cells.items()
     }
     return Side(label, tuple(merged.runs), cells, tuple(notes), merged.model_dump(mode="json"))
