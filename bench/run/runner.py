@@ -571,10 +571,13 @@ def _plan(run: Run, retry_failed: bool) -> ResumePlan:
         problems = "; ".join(exc.problems)
         raise ResultsError(f"{where}: no longer a valid scenario ({problems})") from None
     redo = set(FAILED) if retry_failed else set()
+    # A run started with `bench run --only` planned some of the scenario's cells: resume those.
+    planned = set(run.meta.get("cells_planned") or [c.cell_id for c in loaded.cells])
     todo = [
         c
         for c in loaded.cells
-        if c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo
+        if c.cell_id in planned
+        and (c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo)
     ]
     return ResumePlan(run, loaded, todo)
 

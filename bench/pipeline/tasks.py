@@ -1,0 +1,266 @@
+"""What the pipeline's tasks do once their container runs: plain functions over folders.
+
+Each task runs bench's own commands (``python -m bench run|report|recommend|gate``) in a
+subprocess, exactly as a user would on one machine, and moves folders in and out of the KFP
+artifact paths it is given. The KFP component wrappers (``bench.pipeline.components``) only pass
+paths and values through, so everything here is tested without kfp.
+
+A ``run`` task succeeds whenever ``bench run`` wrote a run folder: a cell that failed is a
+result (its record names the reason), and a task that failed would lose its artifact, with the
+cells that did finish. The ``summarize`` task names what failed and what is missing (the cells
+of a task that never delivered its folder: preempted past its retries, killed, never scheduled);
+``check`` then fails the pipeline for those, or for a gate regression.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# bench run's exit codes that still leave a complete run folder: all ok, a cell failed, nothing
+# could run (every cell skipped, e.g. the device is absent: recorded, with the reason).
+RUN_WROTE_FOLDER = (0, 1, 3)
+FAILED = ("failed", "oom", "timeout", "invalid")
+TAIL_LINES = 40
+LOST = "LOST.json"  # in a run artifact: why bench run did not finish its cells
+
+
+class TaskError(RuntimeError):
+    """A task could not do its job; the message is what the KFP UI shows."""
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``bench ARGS`` with this interpreter; output echoed to the task's log as it comes."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    print(proc.stdout, end="", flush=True)
+    return proc
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.splitlines()[-TAIL_LINES:])
+
+
+def run_cells(
+    scenario_text: str,
+    scenario_file: str,
+    overrides: list[str],
+    cells: list[str],
+    out_dir: str,
+) -> dict[str, Any]:
+    """``bench run`` on ``cells`` of the scenario; the run folder's files end up in ``out_dir``.
+
+    The scenario travels as text (the pipeline was compiled elsewhere) and is written under its
+    own file name, so run.json names it as the user does. When ``bench run`` dies (killed, out
+    of memory) the cells it finished are kept, as a run folder keeps them, and ``LOST`` in
+    ``out_dir`` says why the rest are missing: the task still succeeds, because KFP backends do
+    not reliably hand a failed task's artifacts to the tasks after it.
+    """
+    work = Path(tempfile.mkdtemp(prefix="bench-task-"))
+    scenario = work / Path(scenario_file).name
+    scenario.write_text(scenario_text)
+    results = work / "results"
+    sets = [a for o in overrides for a in ("--set", o)]
+    proc = bench(
+        "run", str(scenario), "--only", ",".join(cells), "--results-dir", str(results), *sets
+    )
+    folders = [p for p in results.iterdir() if p.is_dir()] if results.is_dir() else []
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    if len(folders) == 1:
+        shutil.copytree(folders[0], out)
+    else:
+        out.mkdir(parents=True)
+    lost = ""
+    if proc.returncode not in RUN_WROTE_FOLDER or len(folders) != 1:
+        how = (
+            f"killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited {proc.returncode}"
+        )
+        lost = f"bench run {how} with {len(folders)} run folder(s)"
+        (out / LOST).write_text(json.dumps({"reason": lost, "log_tail": _tail(proc.stdout)}))
+        print(f"task lost: {lost}", flush=True)
+    statuses = _statuses(out) if (out / "run.json").is_file() else {}
+    return {"exit_code": proc.returncode, "cells": len(statuses), "lost": lost}
+
+
+def _statuses(run_dir: Path) -> dict[str, str]:
+    from bench.runfolder import load_run
+
+    run = load_run(run_dir)
+    return {cell_id: record["status"] for cell_id, record in run.cells.items()}
+
+
+def summarize(
+    plan: list[dict[str, Any]],
+    found: dict[str, str | None],
+    objective: str,
+    report_path: str,
+    deploy_path: str,
+    runs_dir: str,
+) -> dict[str, Any]:
+    """Gather every task's run folder into ``runs_dir``, write the HTML report and deploy.yaml
+    from them, and say per task what came back: the summary ``check`` and the metrics read.
+
+    ``plan`` is the compiled plan (task name, cells, machine); ``found`` maps a task name to its
+    run folder, or None where the task delivered none.
+    """
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    tasks: list[dict[str, Any]] = []
+    present: list[Path] = []
+    for entry in plan:
+        name = entry["task"]
+        folder = found.get(name)
+        statuses: dict[str, str] = {}
+        problem = ""
+        if folder is None or not Path(folder).is_dir():
+            problem = "the task delivered no run folder (it failed, or never ran)"
+        elif (Path(folder) / LOST).is_file():
+            problem = json.loads((Path(folder) / LOST).read_text())["reason"]
+        if folder is not None and (Path(folder) / "run.json").is_file():
+            try:
+                statuses = _statuses(Path(folder))
+            except Exception as exc:  # a damaged folder is reported, not fatal to the others
+                problem = f"its run folder cannot be read: {exc}"
+            else:
+                target = runs / name
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(folder, target)
+                present.append(target)
+        planned = list(entry["cells"])
+        tasks.append(
+            {
+                "task": name,
+                "machine": entry.get("machine", {}),
+                "planned": len(planned),
+                "missing": [c for c in planned if c not in statuses],
+                "failed": sorted(c for c, s in statuses.items() if s in FAILED),
+                "statuses": statuses,
+                "problem": problem,
+            }
+        )
+    summary: dict[str, Any] = {
+        "tasks": tasks,
+        "runs": [p.name for p in present],
+        "missing": [f"{t['task']}/{c}" for t in tasks for c in t["missing"]],
+        "failed": [f"{t['task']}/{c}" for t in tasks for c in t["failed"]],
+        "counts": _counts(tasks),
+        "headline": {},
+    }
+    for line in describe(summary):
+        print(line, flush=True)
+    if not present:
+        Path(report_path).write_text(_empty_report(summary))
+        Path(deploy_path).write_text("# nothing to deploy: no task delivered a run folder\n")
+        return summary
+    folders = [str(p) for p in present]
+    proc = bench("report", *folders, "-o", report_path, "--objective", objective)
+    if proc.returncode != 0:
+        raise TaskError(f"bench report exited {proc.returncode}:\n{_tail(proc.stdout)}")
+    proc = bench("recommend", *folders, "--objective", objective, "--out", deploy_path)
+    if proc.returncode == 2:
+        raise TaskError(f"bench recommend exited 2:\n{_tail(proc.stdout)}")
+    if not Path(deploy_path).is_file():
+        Path(deploy_path).write_text(
+            f"# nothing to deploy: no cell of these runs has a result for '{objective}'\n"
+        )
+    summary["headline"] = headline(Path(deploy_path).read_text())
+    return summary
+
+
+def _counts(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"planned": 0, "missing": 0, "ok": 0, "failed": 0, "skipped": 0}
+    for t in tasks:
+        counts["planned"] += t["planned"]
+        counts["missing"] += len(t["missing"])
+        counts["failed"] += len(t["failed"])
+        counts["ok"] += sum(1 for s in t["statuses"].values() if s == "ok")
+        counts["skipped"] += sum(1 for s in t["statuses"].values() if s == "skipped")
+    return counts
+
+
+def describe(summary: dict[str, Any]) -> list[str]:
+    """What came back, one line per task, then what is missing: the lines the logs show."""
+    lines = []
+    for t in summary["tasks"]:
+        got = len(t["statuses"])
+        what = f"{got}/{t['planned']} cells recorded"
+        if t["failed"]:
+            what += f", {len(t['failed'])} failed: {', '.join(t['failed'])}"
+        if t["missing"]:
+            what += f"; missing: {', '.join(t['missing'])}"
+        if t["problem"]:
+            what += f" ({t['problem']})"
+        lines.append(f"task {t['task']}: {what}")
+    if summary["missing"]:
+        lines.append(f"missing {len(summary['missing'])} cell(s): {', '.join(summary['missing'])}")
+    return lines
+
+
+def headline(deploy_yaml: str) -> dict[str, float]:
+    """The numbers measured for each recommended configuration, as flat KFP metric names."""
+    doc = yaml.safe_load(deploy_yaml) or {}
+    found: dict[str, float] = {}
+    for d in doc.get("deployments") or []:
+        # Metric names are plain words: a model reference such as "pkg.mod:factory" is not.
+        model = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(d.get("model")))
+        prefix = f"{model}.{d.get('workload')}"
+        for name, value in (d.get("expected") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                found[f"{prefix}.{name}"] = float(value)
+    return found
+
+
+def _empty_report(summary: dict[str, Any]) -> str:
+    import html
+
+    lines = "".join(f"<li>{html.escape(line)}</li>" for line in describe(summary))
+    return (
+        "<!doctype html><meta charset=utf-8><title>bench: no results</title>"
+        f"<h1>No task delivered a run folder</h1><ul>{lines}</ul>"
+    )
+
+
+def check(summary_path: str, runs_dir: str, baseline: str | None, gate_args: list[str]) -> None:
+    """Fail (TaskError) when a cell failed or is missing, or when ``bench gate`` finds a
+    regression of any run against ``baseline``; print the verdicts either way."""
+    summary = json.loads(Path(summary_path).read_text())
+    problems = []
+    if summary["missing"]:
+        problems.append(
+            f"{len(summary['missing'])} cell(s) missing: {', '.join(summary['missing'])}"
+        )
+    if summary["failed"]:
+        problems.append(f"{len(summary['failed'])} cell(s) failed: {', '.join(summary['failed'])}")
+    if baseline:
+        # One gate per run: cells of two machine kinds share ids, and pooling them would mix
+        # machines. Cells the baseline lacks are reported by the gate, not failed.
+        for name in summary["runs"]:
+            proc = bench(
+                "gate", "--baseline", baseline, "--candidate", str(Path(runs_dir) / name),
+                *gate_args,
+            )  # fmt: skip
+            if proc.returncode == 1:
+                problems.append(f"bench gate: {name} regressed against {baseline}")
+            elif proc.returncode != 0:
+                problems.append(f"bench gate exited {proc.returncode} on {name}")
+    if problems:
+        raise TaskError("; ".join(problems))
+    print("every planned cell was recorded and none failed" + (", gate passed" if baseline else ""))
