@@ -16,7 +16,7 @@ import yaml
 from bench.cli import main
 from bench.pipeline.machines import MachinesError, load_machines, parse_machines
 from bench.pipeline.plan import plan_tasks
-from bench.pipeline.tasks import LOST, headline, summarize
+from bench.pipeline.tasks import LOST, TaskError, check, headline, summarize
 from bench.run.scenario import load_scenario
 from tests.conftest import REPO, bench_cmd
 
@@ -349,3 +349,39 @@ def test_submit_without_an_endpoint_says_what_to_give(tmp_path, capsys):
     )
     assert main(["pipeline", "submit", str(tmp_path / "none.yaml"), "--host", "http://x"]) == 2
     assert "none.yaml: no such file" in capsys.readouterr().err
+
+
+# -- the check task: missing cells and the gate, per task -------------------------------------
+
+
+def _summary(tmp_path: Path, runs: dict[str, Path], missing: list[str]) -> Path:
+    folder = tmp_path / "runs"
+    for name, run in runs.items():
+        shutil.copytree(run, folder / name)
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"runs": list(runs), "missing": missing, "failed": []}))
+    return path
+
+
+def test_check_gates_each_task_against_the_same_task_of_the_baseline(tmp_path, capsys):
+    gate = REPO / "tests" / "golden" / "gate"
+    # The candidate run regresses against baseline-run (tests/golden/gate/report.txt).
+    summary = _summary(tmp_path, {"jax-cpu-a": gate / "candidate-run"}, [])
+    base = tmp_path / "earlier-pipeline"
+    shutil.copytree(gate / "baseline-run", base / "jax-cpu-a")
+    with pytest.raises(TaskError, match=r"bench gate: jax-cpu-a regressed against .*jax-cpu-a"):
+        check(str(summary), str(tmp_path / "runs"), str(base), [])
+    # A task the earlier pipeline did not have (a new machine kind) is not gated, and says so;
+    # the same run as its own baseline passes.
+    shutil.rmtree(base / "jax-cpu-a")
+    shutil.copytree(gate / "candidate-run", base / "other")
+    check(str(summary), str(tmp_path / "runs"), str(base), [])
+    assert "has no run of task jax-cpu-a: not gated" in capsys.readouterr().out
+    check(str(summary), str(tmp_path / "runs"), str(gate / "candidate-run"), [])
+    assert "1 run(s) passed the gate" in capsys.readouterr().out
+
+
+def test_check_fails_on_missing_cells_and_names_them(tmp_path):
+    summary = _summary(tmp_path, {}, ["t/jax-cpu-train-bs8-float32-synthetic"])
+    with pytest.raises(TaskError, match=r"1 cell\(s\) missing: t/jax-cpu-train-bs8-float32"):
+        check(str(summary), str(tmp_path / "runs"), None, [])

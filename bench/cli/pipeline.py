@@ -143,8 +143,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--baseline",
         metavar="PATH",
-        help="a baseline file or run folder as the task container sees it (e.g. /gcs/BUCKET/"
-        "baseline.json on Vertex AI): the check task fails on a gate regression against it",
+        help="what the check task gates each run against, as the task container sees it "
+        "(e.g. /gcs/BUCKET/... on Vertex AI): an earlier pipeline's runs folder (each task "
+        "against its namesake), or a baseline file or run folder (every run against it)",
     )
     p.add_argument(
         "--gate-arg",
