@@ -385,3 +385,19 @@ def test_check_fails_on_missing_cells_and_names_them(tmp_path):
     summary = _summary(tmp_path, {}, ["t/jax-cpu-train-bs8-float32-synthetic"])
     with pytest.raises(TaskError, match=r"1 cell\(s\) missing: t/jax-cpu-train-bs8-float32"):
         check(str(summary), str(tmp_path / "runs"), None, [])
+
+
+def test_a_run_of_some_cells_resumes_only_those(tmp_path):
+    """A task's run plans only its cells (bench run --only): resuming it must not run the rest
+    of the scenario. Made from a recorded run: plan 3 of its 9 cells, drop the record of one."""
+    from bench.run.runner import plan_resume
+
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "golden" / "runs" / "quickstart-a", run)
+    records = (run / "cells.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["cell_id"] for line in records]
+    meta = json.loads((run / "run.json").read_text())
+    meta["cells_planned"] = ids[:3]
+    (run / "run.json").write_text(json.dumps(meta))
+    (run / "cells.jsonl").write_text("\n".join(records[:2]) + "\n")
+    assert [c.cell_id for c in plan_resume(run).todo] == [ids[2]]
