@@ -397,7 +397,7 @@ def test_a_run_of_some_cells_resumes_only_those(tmp_path):
     records = (run / "cells.jsonl").read_text().splitlines()
     ids = [json.loads(line)["cell_id"] for line in records]
     meta = json.loads((run / "run.json").read_text())
-    meta["cells_planned"] = ids[:3]
+    meta["cells_planned"] = meta["scenario"]["only"] = ids[:3]
     (run / "run.json").write_text(json.dumps(meta))
     (run / "cells.jsonl").write_text("\n".join(records[:2]) + "\n")
     assert [c.cell_id for c in plan_resume(run).todo] == [ids[2]]

@@ -130,7 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _progress() as progress:
         on_event = _on_event(progress, task_ref)
         try:
-            outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
+            outcome = start_run(
+                loaded,
+                Path(args.results_dir),
+                on_event,
+                cluster=cluster,
+                only=[c.cell_id for c in loaded.cells] if args.only else None,
+            )
         except (ResultsError, ScenarioError) as exc:
             err.print(str(exc), style="red", highlight=False, markup=False)
             return EXIT_USAGE

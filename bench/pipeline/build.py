@@ -113,6 +113,10 @@ def run_local(planned: Planned, options: Options, out_dir: str) -> LocalRun:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # An earlier run's files must not pass for this one's.
+    shutil.rmtree(out / "runs", ignore_errors=True)
+    for name in LOCAL_OUTPUTS:
+        (out / name).unlink(missing_ok=True)
     root = Path(tempfile.mkdtemp(prefix="kfp-root-", dir=out))
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -136,13 +140,11 @@ def run_local(planned: Planned, options: Options, out_dir: str) -> LocalRun:
             ("report", "report.html"),
             ("deploy", "deploy.yaml"),
             ("summary", "summary.json"),
-            ("metrics", "metrics.json"),
         ):
             if (task / key).is_file():
                 shutil.copyfile(task / key, out / target)
                 outputs[target] = out / target
         if (task / "runs").is_dir():
-            shutil.rmtree(out / "runs", ignore_errors=True)
             shutil.copytree(task / "runs", out / "runs")
             runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
         if "summary.json" in outputs:
