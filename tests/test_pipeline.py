@@ -256,7 +256,8 @@ def _pipeline_run(scenario: Path, out: Path, *extra: str) -> subprocess.Complete
 @pytest.mark.slow
 def test_local_pipeline_runs_the_same_cells_as_bench_run_and_writes_the_artifacts(tmp_path):
     scenario = REPO / "scenarios" / "quickstart.yaml"
-    overrides = [*QUICK, "matrix.batch_size=[32]", "matrix.workload=[train]"]
+    # JAX only, one batch size: one run task (the lost-task test below runs two frameworks).
+    overrides = [*QUICK, "matrix.batch_size=[32]", "matrix.framework=[jax]"]
     done = _pipeline_run(scenario, tmp_path, *_sets(overrides))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # The cells bench run runs for the same scenario and overrides, in its order.
@@ -268,22 +269,23 @@ def test_local_pipeline_runs_the_same_cells_as_bench_run_and_writes_the_artifact
     ).stdout.split()[:-2]
     assert planned == [
         "jax-cpu-train-bs32-float32-synthetic",
-        "tensorflow-cpu-train-bs32-float32-synthetic",
+        "jax-cpu-predict-bs32-float32-synthetic",
     ]
     from bench.runfolder import load_run
 
     runs = sorted((tmp_path / "runs").iterdir())
-    assert [r.name for r in runs] == ["jax-cpu-cpu4", "tensorflow-cpu-cpu4"]
+    assert [r.name for r in runs] == ["jax-cpu-cpu4"]
     statuses = {c: r["status"] for run in runs for c, r in load_run(run).cells.items()}
     assert statuses == dict.fromkeys(planned, "ok")
     report = (tmp_path / "report.html").read_text()
-    assert all(c in report for c in ("jax", "tensorflow")) and report.lstrip().startswith("<!")
+    assert report.lstrip().lower().startswith("<!doctype html") and "quickstart" in report
     deploy = yaml.safe_load((tmp_path / "deploy.yaml").read_text())
-    (chosen,) = deploy["deployments"]
-    assert chosen["source"]["cell"] in planned and chosen["expected"]["examples_per_s"] > 0
+    chosen = {d["workload"]: d for d in deploy["deployments"]}
+    assert {d["source"]["cell"] for d in chosen.values()} == set(planned)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["cells_ok"] == 2 and metrics["cells_missing"] == 0
-    assert metrics["mlp.train.examples_per_s"] == chosen["expected"]["examples_per_s"]
+    for workload, d in chosen.items():
+        assert metrics[f"mlp.{workload}.examples_per_s"] == d["expected"]["examples_per_s"] > 0
     assert "pipeline succeeded" in done.stdout
 
 

@@ -5,11 +5,12 @@ subprocess, exactly as a user would on one machine, and moves folders in and out
 artifact paths it is given. The KFP component wrappers (``bench.pipeline.components``) only pass
 paths and values through, so everything here is tested without kfp.
 
-A ``run`` task succeeds whenever ``bench run`` wrote a run folder: a cell that failed is a
-result (its record names the reason), and a task that failed would lose its artifact, with the
-cells that did finish. The ``summarize`` task names what failed and what is missing (the cells
-of a task that never delivered its folder: preempted past its retries, killed, never scheduled);
-``check`` then fails the pipeline for those, or for a gate regression.
+A ``run`` task succeeds even when a cell failed (its record names the reason) or ``bench run``
+itself died (the cells it finished are kept, and ``LOST.json`` says why the rest are missing):
+a failed task would lose its artifact, with the cells that did finish. The ``summarize`` task
+names what failed and what is missing (also the cells of a task that delivered nothing: its pod
+preempted past its retries, never scheduled); ``check`` then fails the pipeline for those, or
+for a gate regression.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.runfolder import FAILED
+
 # bench run's exit codes that still leave a complete run folder: all ok, a cell failed, nothing
 # could run (every cell skipped, e.g. the device is absent: recorded, with the reason).
 RUN_WROTE_FOLDER = (0, 1, 3)
-FAILED = ("failed", "oom", "timeout", "invalid")
 TAIL_LINES = 40
 LOST = "LOST.json"  # in a run artifact: why bench run did not finish its cells
 
@@ -37,21 +40,21 @@ class TaskError(RuntimeError):
     """A task could not do its job; the message is what the KFP UI shows."""
 
 
-def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``bench ARGS`` with this interpreter; output echoed to the task's log as it comes."""
-    proc = subprocess.run(
+def bench(*args: str) -> tuple[int, str]:
+    """``bench ARGS`` with this interpreter: (exit code, the last lines of its output). The
+    output goes to the task's log line by line as it comes: a sweep runs for hours."""
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    with subprocess.Popen(
         [sys.executable, "-m", "bench", *args],
-        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    print(proc.stdout, end="", flush=True)
-    return proc
-
-
-def _tail(text: str) -> str:
-    return "\n".join(text.splitlines()[-TAIL_LINES:])
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            tail.append(line.rstrip("\n"))
+    return proc.returncode, "\n".join(tail)
 
 
 def run_cells(
@@ -74,7 +77,7 @@ def run_cells(
     scenario.write_text(scenario_text)
     results = work / "results"
     sets = [a for o in overrides for a in ("--set", o)]
-    proc = bench(
+    code, tail = bench(
         "run", str(scenario), "--only", ",".join(cells), "--results-dir", str(results), *sets
     )
     folders = [p for p in results.iterdir() if p.is_dir()] if results.is_dir() else []
@@ -86,17 +89,14 @@ def run_cells(
     else:
         out.mkdir(parents=True)
     lost = ""
-    if proc.returncode not in RUN_WROTE_FOLDER or len(folders) != 1:
-        how = (
-            f"killed by signal {-proc.returncode}"
-            if proc.returncode < 0
-            else f"exited {proc.returncode}"
-        )
+    if code not in RUN_WROTE_FOLDER or len(folders) != 1:
+        how = f"killed by signal {-code}" if code < 0 else f"exited {code}"
         lost = f"bench run {how} with {len(folders)} run folder(s)"
-        (out / LOST).write_text(json.dumps({"reason": lost, "log_tail": _tail(proc.stdout)}))
+        (out / LOST).write_text(json.dumps({"reason": lost, "log_tail": tail}))
         print(f"task lost: {lost}", flush=True)
     statuses = _statuses(out) if (out / "run.json").is_file() else {}
-    return {"exit_code": proc.returncode, "cells": len(statuses), "lost": lost}
+    shutil.rmtree(work, ignore_errors=True)
+    return {"exit_code": code, "cells": len(statuses), "lost": lost}
 
 
 def _statuses(run_dir: Path) -> dict[str, str]:
@@ -171,12 +171,12 @@ def summarize(
         Path(deploy_path).write_text("# nothing to deploy: no task delivered a run folder\n")
         return summary
     folders = [str(p) for p in present]
-    proc = bench("report", *folders, "-o", report_path, "--objective", objective)
-    if proc.returncode != 0:
-        raise TaskError(f"bench report exited {proc.returncode}:\n{_tail(proc.stdout)}")
-    proc = bench("recommend", *folders, "--objective", objective, "--out", deploy_path)
-    if proc.returncode == 2:
-        raise TaskError(f"bench recommend exited 2:\n{_tail(proc.stdout)}")
+    code, tail = bench("report", *folders, "-o", report_path, "--objective", objective)
+    if code != 0:
+        raise TaskError(f"bench report exited {code}:\n{tail}")
+    code, tail = bench("recommend", *folders, "--objective", objective, "--out", deploy_path)
+    if code == 2:
+        raise TaskError(f"bench recommend exited 2:\n{tail}")
     if not Path(deploy_path).is_file():
         Path(deploy_path).write_text(
             f"# nothing to deploy: no cell of these runs has a result for '{objective}'\n"
@@ -269,13 +269,13 @@ def check(summary_path: str, runs_dir: str, baseline: str | None, gate_args: lis
                 print(f"note: {baseline} has no run of task {name}: not gated", flush=True)
                 continue
             gated += 1
-            proc = bench(
+            code, _ = bench(
                 "gate", "--baseline", base, "--candidate", str(Path(runs_dir) / name), *gate_args
             )
-            if proc.returncode == 1:
+            if code == 1:
                 problems.append(f"bench gate: {name} regressed against {base}")
-            elif proc.returncode != 0:
-                problems.append(f"bench gate exited {proc.returncode} on {name} against {base}")
+            elif code != 0:
+                problems.append(f"bench gate exited {code} on {name} against {base}")
     if problems:
         raise TaskError("; ".join(problems))
     gate = f", {gated} run(s) passed the gate" if baseline else ""
