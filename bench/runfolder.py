@@ -169,6 +169,7 @@ META_FIELDS: tuple[tuple[str, Any, bool], ...] = (
     ("scenario.sha256", str, False),
     ("scenario.text", str, False),
     ("scenario.overrides", (list, str), False),
+    ("scenario.only", (list, str), False),
     ("command", (list, str), False),
     ("cells_planned", (list, str), False),
     ("status", str, False),

@@ -28,8 +28,9 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (4, ("bench.run", "bench.read")),
     (5, ("bench.gate",)),
     (6, ("bench.report", "bench.results")),
-    (7, ("bench.cli",)),
-    (8, ("bench.__main__",)),
+    (7, ("bench.pipeline",)),
+    (8, ("bench.cli",)),
+    (9, ("bench.__main__",)),
 ]
 
 

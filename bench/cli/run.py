@@ -114,6 +114,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 err.print(problem, style="red", highlight=False, markup=False)
             err.print(f"{len(exc.problems)} problem(s); nothing was run.")
             return EXIT_USAGE
+        if args.only:
+            loaded = _select(loaded, args.only)
+            if loaded is None:
+                return EXIT_USAGE
         if args.dry_run:
             for cell in loaded.cells:
                 out.print(cell.cell_id, highlight=False)
@@ -126,11 +130,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _progress() as progress:
         on_event = _on_event(progress, task_ref)
         try:
-            outcome = start_run(loaded, Path(args.results_dir), on_event, cluster=cluster)
+            outcome = start_run(
+                loaded,
+                Path(args.results_dir),
+                on_event,
+                cluster=cluster,
+                only=[c.cell_id for c in loaded.cells] if args.only else None,
+            )
         except (ResultsError, ScenarioError) as exc:
             err.print(str(exc), style="red", highlight=False, markup=False)
             return EXIT_USAGE
     return _report_outcome(outcome)
+
+
+def _select(loaded: Any, only: list[str]) -> Any:
+    """The scenario with only the cells named by ``--only`` (ids as ``--dry-run`` lists them),
+    in the scenario's order; None after printing the ids it does not have."""
+    import dataclasses
+    import difflib
+
+    wanted = [c.strip() for item in only for c in item.split(",") if c.strip()]
+    known = {c.cell_id for c in loaded.cells}
+    unknown = [c for c in wanted if c not in known]
+    for cell_id in unknown:
+        close = difflib.get_close_matches(cell_id, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        err.print(
+            f"bench run: --only: {loaded.path} has no cell {cell_id!r}{hint}; expected ids "
+            "as bench run --dry-run lists them",
+            style="red",
+            highlight=False,
+            markup=False,
+        )
+    if unknown or not wanted:
+        if not wanted:
+            err.print("bench run: --only: expected at least one cell id", style="red")
+        return None
+    chosen = set(wanted)
+    return dataclasses.replace(loaded, cells=[c for c in loaded.cells if c.cell_id in chosen])
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -287,6 +324,14 @@ def add_parsers(sub: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a scenario field, e.g. --set matrix.batch_size=[8,16] (repeatable)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="CELL_ID,...",
+        help="run only these cells of the scenario (ids as --dry-run lists them; repeatable); "
+        "the run plans just these, so --resume finishes just these",
     )
     p.add_argument(
         "--resume",

@@ -517,7 +517,10 @@ def start_run(
     on_event: Events,
     python: str = sys.executable,
     cluster: Cluster | None = None,
+    only: list[str] | None = None,
 ) -> RunOutcome:
+    """Run ``loaded``'s cells into a new run folder; ``only``: the ids ``bench run --only``
+    chose (``loaded.cells`` already holds just those), kept so a resume runs just those."""
     meta = {
         "bench_version": __version__,
         "command": sys.argv,
@@ -527,6 +530,7 @@ def start_run(
             "sha256": loaded.sha256,
             "overrides": list(loaded.overrides),
             "text": loaded.text,
+            **({"only": list(only)} if only else {}),
         },
         "cells_planned": [c.cell_id for c in loaded.cells],
         "environment": collect(
@@ -571,10 +575,13 @@ def _plan(run: Run, retry_failed: bool) -> ResumePlan:
         problems = "; ".join(exc.problems)
         raise ResultsError(f"{where}: no longer a valid scenario ({problems})") from None
     redo = set(FAILED) if retry_failed else set()
+    # A run started with `bench run --only` runs those cells of the scenario, resumed too.
+    only = scenario.get("only")
     todo = [
         c
         for c in loaded.cells
-        if c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo
+        if (not only or c.cell_id in only)
+        and (c.cell_id not in run.cells or run.cells[c.cell_id]["status"] in redo)
     ]
     return ResumePlan(run, loaded, todo)
 

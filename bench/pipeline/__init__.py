@@ -1,0 +1,1 @@
+"""Sweeps across machines as Kubeflow pipelines."""
