@@ -35,6 +35,20 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
+def _folder_inside(run_dir: Path, rel: str) -> Path:
+    """``run_dir/rel``, made one level at a time and never through a symbolic link: a link
+    planted in the run folder must not make the profiler write outside it."""
+    folder = run_dir
+    for part in Path(rel).parts:
+        folder = folder / part
+        if folder.is_symlink():
+            raise OSError(f"{folder} is a symbolic link; the trace must stay in the run folder")
+        folder.mkdir(exist_ok=True)
+    if not folder.resolve().is_relative_to(run_dir.resolve()):
+        raise OSError(f"{rel} resolves outside the run folder ({folder.resolve()})")
+    return folder
+
+
 def profile_steps(workload: Workload, calls: int, run_dir: Path, rel: str) -> dict[str, Any]:
     """Run ``calls`` more calls of the step under the profiler; the record's ``profile``."""
     per_call = workload.steps_per_call
@@ -44,12 +58,8 @@ def profile_steps(workload: Workload, calls: int, run_dir: Path, rel: str) -> di
         "trace_dir": rel,
         "tool": workload.trace_tool or "none",
     }
-    folder = run_dir / rel
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not folder.resolve().is_relative_to(run_dir.resolve()):
-            # A link planted in the run folder must not make the profiler write elsewhere.
-            raise OSError(f"{rel} resolves outside the run folder ({folder.resolve()})")
+        folder = _folder_inside(run_dir, rel)
     except OSError as exc:
         return {**out, "unavailable": f"profiler not started: trace folder: {_why(exc)}"}
     try:
