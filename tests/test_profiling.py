@@ -230,6 +230,47 @@ def test_profile_is_refused_with_resume(tmp_path, capsys):
     assert "--profile" in capsys.readouterr().err
 
 
+def _stored_run(tmp_path: Path, profile: Any) -> Path:
+    from tests.test_results import make_run, record
+
+    writer = make_run(tmp_path)
+    writer.append_cell({**record("jax-cell"), "profile": profile})
+    writer.append_cell(record("plain"))
+    writer.finish("complete")
+    return writer.path
+
+
+def test_results_cell_shows_the_breakdown_and_says_when_a_cell_was_not_profiled(tmp_path, capsys):
+    found = breakdown(
+        [OpEvent("t", "ynn_fusion.3", 0.0, 300.0), OpEvent("t", "tanh.1", 300.0, 100.0)],
+        wall_s=0.0005, steps=2, scope="CPU threads running XLA ops",
+        kinds=hlo_ops(HLO).kinds, sources=hlo_ops(HLO).sources,
+    )  # fmt: skip
+    run = _stored_run(tmp_path, {"steps": 2, "trace_dir": "profiles/jax-cell", "breakdown": found})
+    assert main(["results", str(run), "--cell", "jax-cell"]) == 0
+    shown = capsys.readouterr().out
+    # 400 us of ops in a 500 us window: busy 80%; ynn_fusion.3 has 300 of 400 us: 75%, 0.150 ms
+    # per traced step.
+    assert "busy 80% of 0.5 ms" in shown
+    assert "ynn_fusion.3" in shown and "fusion(dot)" in shown and "75.0%" in shown
+    assert "0.150" in shown
+    assert main(["results", str(run), "--cell", "plain"]) == 0
+    assert "not profiled" in capsys.readouterr().out
+    assert main(["results", str(run), "--cell", "nope"]) == 2
+    assert "no cell 'nope'; its cells: jax-cell, plain" in capsys.readouterr().err
+
+
+def test_a_damaged_profile_block_is_refused_naming_the_field(tmp_path, capsys):
+    damaged = {
+        "trace_dir": "p",
+        "breakdown": {"scope": "s", "top_ops": [{"op": "dot", "share": "x"}]},
+    }
+    run = _stored_run(tmp_path, damaged)
+    assert main(["results", str(run), "--cell", "jax-cell"]) == 2
+    err = capsys.readouterr().err
+    assert "cell 'jax-cell': profile.breakdown.top_ops[0].self_s: expected a number" in err
+
+
 # -- a real run: JAX and TensorFlow CPU cells profiled through their workers ----------------
 
 MATMUL_MLP = """name: profiled
