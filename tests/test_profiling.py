@@ -279,7 +279,10 @@ model: mlp
 model_args: {num_numeric: 256, num_categorical: 0, hidden: [512, 512]}
 device: cpu
 workload: train
-batch_size: 128
+# Op times are wall clock: on a loaded machine a preempted elementwise op can take milliseconds.
+# At batch 512 each 512x512 matmul takes ~100x the weight update's FLOPs, and 10 traced steps
+# average a preemption out, so a matmul stays on top (at batch 128 with 3 steps it did not).
+batch_size: 512
 matrix:
   framework: [jax, tensorflow]
   xla: [false, true]
@@ -302,7 +305,7 @@ def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul
     scenario.write_text(MATMUL_MLP)
     results = tmp_path / "results"
     done = subprocess.run(
-        bench_cmd("run", str(scenario), "--results-dir", str(results), "--profile", "3"),
+        bench_cmd("run", str(scenario), "--results-dir", str(results), "--profile", "10"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -312,9 +315,9 @@ def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul
     lines = (run / "cells.jsonl").read_text().splitlines()
     records = {json.loads(line)["cell_id"]: json.loads(line) for line in lines}
     assert sorted(records) == [
-        "jax-cpu-train-bs128-float32-synthetic",
-        "tensorflow-cpu-train-bs128-float32-synthetic",
-        "tensorflow-cpu-train-bs128-float32-synthetic-xla",
+        "jax-cpu-train-bs512-float32-synthetic",
+        "tensorflow-cpu-train-bs512-float32-synthetic",
+        "tensorflow-cpu-train-bs512-float32-synthetic-xla",
     ]
     for cell_id, record in records.items():
         assert record["status"] == "ok", record["reason"]
@@ -329,12 +332,12 @@ def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul
             assert "ENTRY" in (run / profile["program"]).read_text()  # the optimized HLO
 
     # The test reads the traces itself: JAX's perfetto JSON here (no framework needed) ...
-    jax_folder = run / records["jax-cpu-train-bs128-float32-synthetic"]["profile"]["trace_dir"]
+    jax_folder = run / records["jax-cpu-train-bs512-float32-synthetic"]["profile"]["trace_dir"]
     events, _ = read_events(perfetto_file(jax_folder))
-    jax_top = records["jax-cpu-train-bs128-float32-synthetic"]["profile"]["breakdown"]
+    jax_top = records["jax-cpu-train-bs512-float32-synthetic"]["profile"]["breakdown"]
     assert jax_top["top_ops"][0]["op"] in {e.op for e in events}
     # ... and TensorFlow's XSpace in a process of its own (TF never joins the pytest process).
-    tf_cell = records["tensorflow-cpu-train-bs128-float32-synthetic"]
+    tf_cell = records["tensorflow-cpu-train-bs512-float32-synthetic"]
     read = subprocess.run(
         [sys.executable, "-c", TF_READ, str(run / tf_cell["profile"]["trace_dir"])],
         capture_output=True,
@@ -346,6 +349,6 @@ def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul
     assert tf_cell["profile"]["breakdown"]["top_ops"][0]["op"] in tf_trace["ops"]
 
     # bench results RUN --cell ID shows the breakdown.
-    assert main(["results", str(run), "--cell", "jax-cpu-train-bs128-float32-synthetic"]) == 0
+    assert main(["results", str(run), "--cell", "jax-cpu-train-bs512-float32-synthetic"]) == 0
     shown = capsys.readouterr().out
     assert "where the time goes" in shown and jax_top["top_ops"][0]["op"] in shown
