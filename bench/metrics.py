@@ -343,6 +343,25 @@ for _metric in (
         fields=(FieldDef("params", "parameters", "trainable parameters"),),
     ),
     Metric(
+        "compile_count", "compiles while timed", "compilations", "lower",
+        "the framework's compile count at the end minus the start of the timed phase (JAX: XLA "
+        "compiles in the worker; TF: traces of the step's tf.function); above 0 makes the cell "
+        "invalid", "process",
+        fields=(FieldDef("compiles", "compilations", "compilations during the timed phase"),),
+    ),
+    Metric(
+        "traced_busy_share", "busy share (traced)", "fraction", "higher",
+        "union of op intervals on the device (CPU: its compute threads) over the wall time of "
+        "the steps traced after the timed phase (docs/profiling.md)", "process",
+        fields=(
+            FieldDef(
+                "busy_pct", "%", "share of traced wall time the device ran ops (profiled cells)",
+                scale=100.0,
+            ),
+        ),
+        applies="cells run with measure.profile",
+    ),
+    Metric(
         "tokens_per_s", "tokens/s", "tokens/s", "higher",
         "batch_size x tokens per example / median step time (sequence models)", "cell",
         derived=Derived(

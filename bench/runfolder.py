@@ -256,6 +256,8 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     ):
         if record.get(name) is not None:
             _check_type(record[name], kind, f"{where}: {name}")
+    if record.get("profile") is not None:
+        _check_profile(record["profile"], where)
     for name, entry in (record.get("metrics") or {}).items():
         if entry is not None and not isinstance(entry, dict):
             raise ResultsError(
@@ -274,6 +276,42 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             if not all(_is_number(v) for v in inner):
                 raise ResultsError(f"{where}: samples.{name}[{i}]: expected a number")
     return record
+
+
+# What readers of a profiled cell's ``profile`` block rely on (bench results --cell, report).
+PROFILE_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("trace_dir", str),
+    ("breakdown", dict),
+    ("breakdown.scope", str),
+    ("breakdown.traced_steps", int),
+    ("breakdown.top_ops", (list, dict)),
+)
+TOP_OP_FIELDS = (("op", str), ("self_s", float), ("share", float))
+
+
+def _check_profile(profile: Any, where: str) -> None:
+    where = f"{where}: profile"
+    _check_type(profile, dict, where)
+    for dotted, kind in PROFILE_FIELDS:
+        value: Any = profile
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            _check_type(value, kind, f"{where}.{dotted}")
+    found = profile.get("breakdown") or {}
+    for name in ("traced_wall_s", "busy_share"):
+        if found.get(name) is not None and not _is_number(found[name]):
+            raise ResultsError(f"{where}.breakdown.{name}: expected a number")
+    for i, op in enumerate(found.get("top_ops") or []):
+        for name, kind in TOP_OP_FIELDS:
+            value = op.get(name)
+            ok = _is_number(value) if kind is float else isinstance(value, kind)
+            if not ok:
+                expected = "a number" if kind is float else _EXPECTED[kind]
+                raise ResultsError(
+                    f"{where}.breakdown.top_ops[{i}].{name}: expected {expected}, "
+                    f"found {_type_name(value)}"
+                )
 
 
 def iter_records(cells_file: Path, warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -12,6 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,9 +115,44 @@ class Workload(ABC):
     parallel_method: str = "one device"
     batches: Any = None  # bench.backends.feed.Batches: the step's input, timed by the cell
 
+    # What ``compile_count`` counts, for the record's method.
+    compile_count_method: str = ""
+    # The framework's profiler, for the record; "" when the backend has none.
+    trace_tool: str = ""
+
     def compiler_flops(self) -> float | None:
         """FLOPs of one step (not one call) by the compiler's own count, when it has one."""
         return None
+
+    def compile_count(self) -> int | None:
+        """Compilations so far in this process, by the framework's own count (None: it keeps
+        none); the cell reads it around the timed phase, where any compile is a stall."""
+        return None
+
+    def use_batches(self, batches: Any) -> None:
+        """Take the step's input from ``batches`` from now on (a fresh copy of the pipeline for
+        steps after the timed phase). Backends read each call's input via ``_next_batch``."""
+        self._next_batch = batches
+
+    # -- profiling (bench.run.profiling): after the timed phase, never inside it ---------------
+
+    def start_trace(self, folder: Path) -> None:
+        """Start the framework's profiler, writing its trace under ``folder``."""
+        raise NotImplementedError(f"{type(self).__name__} has no profiler")
+
+    def stop_trace(self) -> None:
+        """Stop the profiler started by ``start_trace`` and write the trace."""
+        raise NotImplementedError(f"{type(self).__name__} has no profiler")
+
+    def trace_events(self, folder: Path) -> tuple[list[Any], str]:
+        """The op events (``bench.measure.breakdown.OpEvent``) of the newest trace under
+        ``folder``, and what their lines are (device streams, CPU compute threads)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read its trace")
+
+    def program_text(self) -> tuple[str, str]:
+        """The optimized program the step runs, as text, and the file name to save it under
+        (``program.hlo.txt``); raises with the reason where there is none."""
+        raise NotImplementedError(f"{type(self).__name__} has no compiled program text")
 
     @abstractmethod
     def step(self) -> Any:

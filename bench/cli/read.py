@@ -27,6 +27,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     from bench.report.terminal import cells_table, runs_table
     from bench.runfolder import ResultsError, list_runs, load_run
 
+    if args.cell is not None:
+        return _one_cell(args)
     if args.format != "table":
         return _results_rows(args)
     if args.runs:
@@ -43,6 +45,31 @@ def cmd_results(args: argparse.Namespace) -> int:
         out.print(f"no runs in {args.results_dir}/ yet: bench run scenarios/quickstart.yaml")
         return 0
     out.print(runs_table(runs))
+    return 0
+
+
+def _one_cell(args: argparse.Namespace) -> int:
+    """``--cell ID``: one cell of one run in detail, its profile's breakdown included."""
+    from bench.report.cell import cell_detail
+    from bench.runfolder import ResultsError, load_run
+
+    if len(args.runs) != 1:
+        return input_error("results", ValueError("--cell needs exactly one RUN folder"))
+    if args.format != "table":
+        return input_error("results", ValueError("--cell shows a table; drop --format"))
+    try:
+        run = load_run(args.runs[0])
+    except ResultsError as exc:
+        return input_error("results", exc)
+    record = run.cells.get(args.cell)
+    if record is None:
+        known = sorted(run.cells)
+        listed = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+        return input_error(
+            "results",
+            ValueError(f"{args.runs[0]}: no cell {args.cell!r}; its cells: {listed or 'none'}"),
+        )
+    out.print(cell_detail(record, args.runs[0]))
     return 0
 
 
@@ -191,6 +218,12 @@ def add_parsers(sub: Any) -> None:
         default="table",
         help="table: the terminal table; csv, json: one row per cell, columns as in "
         "bench.results.load (units: docs/results.md)",
+    )
+    p.add_argument(
+        "--cell",
+        metavar="ID",
+        help="show one cell of RUN in detail: every metric, compilations while timed, and "
+        "where the time goes (top ops, busy share) when it was profiled",
     )
     p.set_defaults(func=cmd_results)
 

@@ -92,12 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         # processes into different cells, where each would wait for the others forever.
         err.print("bench run: --resume is single-host only; rerun a multi-host scenario whole")
         return EXIT_USAGE
-    if args.resume and args.set:
+    if args.resume and (args.set or args.profile is not None):
         # A resumed run measures the scenario it was started with, so its cells stay one
         # experiment; run.json keeps that text and its overrides.
         err.print(
-            "bench run: --set does not apply to --resume (a resumed run keeps the scenario and "
-            "overrides it started with); start a new run to change the scenario",
+            "bench run: --set does not apply to --resume, nor does --profile (a resumed run "
+            "keeps the scenario and overrides it started with); start a new run to change it",
             style="red",
             highlight=False,
             markup=False,
@@ -107,8 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _resume(args)
     loaded = None
     if args.scenario:
+        sets = list(args.set)
+        if args.profile is not None:
+            # An override like any other, so run.json records it and a resume keeps it.
+            sets.append(f"measure.profile.steps={args.profile}")
         try:
-            loaded = load_scenario(args.scenario, args.set)
+            loaded = load_scenario(args.scenario, sets)
         except ScenarioError as exc:
             for problem in exc.problems:
                 err.print(problem, style="red", highlight=False, markup=False)
@@ -332,6 +336,16 @@ def add_parsers(sub: Any) -> None:
         metavar="CELL_ID,...",
         help="run only these cells of the scenario (ids as --dry-run lists them; repeatable); "
         "the run plans just these, so --resume finishes just these",
+    )
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        type=int,
+        const=5,
+        metavar="STEPS",
+        help="after each cell's timed phase, trace STEPS more steps (default 5) under the "
+        "framework's profiler into the run folder, with a time breakdown on the record "
+        "(sets measure.profile.steps; docs/profiling.md)",
     )
     p.add_argument(
         "--resume",

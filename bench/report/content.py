@@ -630,6 +630,38 @@ def _input_bound(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     return section
 
 
+def _profiles(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
+    """Where the time goes, per profiled cell (``measure.profile``): the breakdown read from
+    the trace of the steps run after the timed phase."""
+    from bench.report.cell import TOP_OP_HEADERS, profile_lines, top_op_rows
+
+    section = Section("profiles", "Where the time goes (profiled cells)")
+    section.blocks.append(
+        Paragraph(
+            "Steps traced under the framework's profiler after each cell's timed phase: the ops "
+            "with the most self time and their share of all op time, and the share of the "
+            "traced wall time the device (on a CPU, its compute threads) was running ops. "
+            "Traced steps run slower than timed ones (the profiler records every op), so read "
+            "shares, not absolute times. Trace folders are relative to each run's folder; "
+            "docs/profiling.md says how to open them in XProf or TensorBoard.",
+            "muted",
+        )
+    )
+    for c in cells:
+        if not c.record.get("profile"):
+            continue
+        section.blocks.append(Heading(f"{c.cell_id} (run {letters[c.run_id]}, {c.host.label})"))
+        section.blocks.append(Bullets(profile_lines(dict(c.record))))
+        rows = top_op_rows(dict(c.record))
+        if rows:
+            section.blocks.append(
+                TableBlock(
+                    list(TOP_OP_HEADERS), [list(r) for r in rows], [False, False, True, True, False]
+                )
+            )
+    return section
+
+
 def _problems(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     section = Section("problems", "Skipped, failed and invalid cells")
     bad = [c for c in cells if c.status in PROBLEM_STATUSES]
@@ -797,6 +829,8 @@ def build(runset: RunSet, objective: str = "throughput") -> Report:
         _mfu(cells),
         _pareto(cells),
         _input_bound(cells, letters),
+        # Only where some cell was profiled: reports of other runs stay as they were.
+        *([_profiles(cells, letters)] if any(c.record.get("profile") for c in cells) else []),
         _problems(cells, letters),
         _all_cells(cells, letters),
         _environment(runset, letters),

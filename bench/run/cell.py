@@ -104,14 +104,17 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     telemetry = TelemetrySampler(gpu_indices=gpus, tpu=key["device"] == "tpu")
     energy_metrics: dict[str, Any] = {}
     cpu_before: list[dict[str, float] | None] = []
+    compiles: list[int | None] = []  # the framework's compile count at start and end
 
     def timed_phase_start() -> None:
+        compiles.append(workload.compile_count())
         telemetry.start()
         cpu_before.append(cpu_snapshot())
         energy.start()  # last, so the counters cover the steps and not the sampler's start-up
 
     def timed_phase_end() -> None:
         energy_metrics.update(energy.stop())
+        compiles.append(workload.compile_count())
         others = others_cpu(cpu_before[-1] if cpu_before else None, cpu_snapshot())
         if others is not None:
             # Other processes' CPU time during this cell's steps: what a claim of a difference
@@ -145,6 +148,12 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         status, reason = "invalid", bad_output
     elif retraced:
         status, reason = "invalid", f"step retraced {retraced} time(s) during the timed phase"
+    compiled = _compile_metric(workload, compiles)
+    if status == "ok" and (value_of(compiled) or 0) > 0:
+        status, reason = (
+            "invalid",
+            f"{value_of(compiled):.0f} compilation(s) during the timed phase ({compiled['method']})",
+        )
     if not timing.converged:
         flags.append("unstable")
 
@@ -185,6 +194,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             "target_rel_ci": rule.target_rel_ci,
         },
         "param_count": metric(workload.param_count, "parameters", "trainable parameters"),
+        "compile_count": compiled,
     }
     if key["workload"] == "predict":
         latency_how = "step time of one batch prediction, synced"
@@ -246,7 +256,55 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     }
     if split is not None:
         found["parallelism"] = split.describe(workload.parallel_method)
+    profile = m.get("profile")
+    if profile and msg.get("run_dir"):
+        # Last, after every measurement of the cell: nothing traced can change them.
+        found["profile"] = traced = _profile(
+            workload, batches, measured_input, profile["steps"], msg
+        )
+        busy = (traced.get("breakdown") or {}).get("busy_share")
+        if busy is not None:
+            metrics["traced_busy_share"] = metric(
+                busy,
+                "fraction",
+                f"union of op intervals on {traced['breakdown']['scope']} / wall time of "
+                f"{traced['steps']} steps traced after the timed phase",
+            )
     return found
+
+
+def _compile_metric(workload: Workload, compiles: list[int | None]) -> dict[str, Any]:
+    """Compilations between the start and the end of the timed phase."""
+    if len(compiles) != 2 or None in compiles:
+        return unavailable("this backend keeps no compile count", "compilations")
+    start, end = compiles
+    assert start is not None and end is not None
+    method = workload.compile_count_method or "the framework's compile count"
+    return metric(end - start, "compilations", f"{method}, end - start of the timed phase")
+
+
+def _profile(
+    workload: Workload,
+    batches: Batches | None,
+    measured_input: bool,
+    calls: int,
+    msg: dict[str, Any],
+) -> dict[str, Any]:
+    """The traced calls, on a fresh copy of the cell's pipeline where its input is measured (the
+    timed phase's copy is closed by now), so traced steps wait for input as timed ones did."""
+    from pathlib import Path
+
+    from bench.run.profiling import cell_folder, profile_steps
+
+    fresh = batches.fresh() if batches is not None and measured_input else None
+    try:
+        if fresh is not None:
+            fresh.fill_cache()
+            workload.use_batches(fresh)
+        return profile_steps(workload, calls, Path(msg["run_dir"]), cell_folder(msg["cell_id"]))
+    finally:
+        if fresh is not None:
+            fresh.close()
 
 
 def _step_noting_input_waits(

@@ -221,10 +221,12 @@ def death_reason(returncode: int | None, oom_delta: int, log_tail: str) -> tuple
 
 
 def cell_message(
-    loaded: LoadedScenario, cell: Cell, cluster: Cluster | None = None
+    loaded: LoadedScenario, cell: Cell, cluster: Cluster | None = None, run_dir: Path | None = None
 ) -> dict[str, Any]:
     s = loaded.scenario
     return {
+        # Where a profiled cell writes its trace (its own folder inside it: bench.run.profiling).
+        "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
         "cluster": cluster.describe() if cluster else None,
         "type": "cell",
         "cell_id": cell.cell_id,
@@ -410,7 +412,7 @@ class Runner:
                 self.on_event("cell_start", cell=cell)
                 kills_before = oom_kills()
                 try:
-                    worker.send(cell_message(self.loaded, cell, self.cluster))
+                    worker.send(cell_message(self.loaded, cell, self.cluster, self.writer.path))
                     reply = worker.receive(self.loaded.scenario.measure.timeout_s)
                 except TimeoutError:
                     worker.kill()

@@ -100,6 +100,18 @@ class Optimizer(_Strict):
 WEEK_S = 7 * 24 * 3600.0
 
 
+class Profile(_Strict):
+    """Trace each cell's step under the framework's profiler after its timed phase
+    (``bench.run.profiling``; docs/profiling.md)."""
+
+    steps: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="compiled calls traced after the timed phase (steps_per_call steps each)",
+    )
+
+
 class Measure(_Strict):
     """How long each cell runs; see ``bench.measure.timing`` for the run-length rule."""
 
@@ -113,6 +125,11 @@ class Measure(_Strict):
     )
     repeats: int = Field(
         1, ge=1, le=100, description="run each cell this many times, each in a fresh process"
+    )
+    profile: Profile | None = Field(
+        None,
+        description="trace N more steps per cell under the framework's profiler, after the "
+        "timed phase: {steps: N}; the trace goes into the run folder",
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -46,6 +47,19 @@ from bench.platform.cluster import Cluster
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
 DATA_AXIS = "data"
 _DISTRIBUTED = False
+
+# Every XLA compile in this process, counted from JAX's own monitoring event (one per backend
+# compile: a jit cache miss, an AOT compile, an eager op's first run).
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_COMPILES = [0]
+
+
+def _count_compile(event: str, duration_s: float, **_: Any) -> None:
+    if event == COMPILE_EVENT:
+        _COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
 def setup(device: str, cluster: Cluster | None) -> None:
@@ -399,6 +413,28 @@ class JaxWorkload(Workload):
 
     def trace_count(self) -> int:
         return 0  # an AOT executable never retraces
+
+    compile_count_method = (
+        f"XLA compiles in the worker process (jax.monitoring event {COMPILE_EVENT})"
+    )
+    trace_tool = "jax.profiler.start_trace(create_perfetto_trace=True)"
+
+    def compile_count(self) -> int:
+        return _COMPILES[0]
+
+    def start_trace(self, folder: Path) -> None:
+        jax.profiler.start_trace(str(folder), create_perfetto_trace=True)
+
+    def stop_trace(self) -> None:
+        jax.profiler.stop_trace()
+
+    def trace_events(self, folder: Path) -> tuple[list[Any], str]:
+        from bench.backends.jax.trace import perfetto_file, read_events
+
+        return read_events(perfetto_file(folder))
+
+    def program_text(self) -> tuple[str, str]:
+        return self._compiled.as_text(), "program.hlo.txt"
 
     def compiler_flops(self) -> float | None:
         """XLA's count for one step of the global batch. A K-step executable is a while loop, whose body XLA's cost

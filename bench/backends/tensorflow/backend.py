@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -376,8 +377,11 @@ class TfWorkload(Workload):
             return strategy.run(step_at, args=(batch, tf.constant(per_call - 1)))
 
         self._fn = step_fn
+        self._jit = jit
         start = time.perf_counter()
-        self.sync(step_fn(self._next_batch()))
+        # Kept for the compiler's IR (program_text): the function is specialised to its input.
+        self._example = self._next_batch()
+        self.sync(step_fn(self._example))
         self.compile_s = time.perf_counter() - start
         steps = "one step" if per_call == 1 else f"one call of {per_call} steps (tf.range loop)"
         self.compile_method = (
@@ -404,6 +408,32 @@ class TfWorkload(Workload):
 
     def trace_count(self) -> int:
         return int(self._fn.experimental_get_tracing_count())
+
+    # A tf.function compiles (graph optimisation, and XLA with jit_compile) once per trace.
+    compile_count_method = "traces of the step's tf.function (experimental_get_tracing_count)"
+    trace_tool = "tf.profiler.experimental.start/stop (XSpace .xplane.pb)"
+
+    def compile_count(self) -> int:
+        return self.trace_count()
+
+    def start_trace(self, folder: Path) -> None:
+        tf.profiler.experimental.start(str(folder))
+
+    def stop_trace(self) -> None:
+        tf.profiler.experimental.stop()
+
+    def trace_events(self, folder: Path) -> tuple[list[Any], str]:
+        from bench.backends.tensorflow.trace import read_events, xplane_file
+
+        return read_events(xplane_file(folder))
+
+    def program_text(self) -> tuple[str, str]:
+        if not self._jit:
+            raise ValueError(
+                "xla: false: TensorFlow runs the graph op by op, there is no XLA program"
+            )
+        ir = self._fn.experimental_get_compiler_ir(self._example)
+        return ir(stage="optimized_hlo"), "program.hlo.txt"
 
     def memory(self) -> dict[str, Any]:
         if self.device == "cpu":
