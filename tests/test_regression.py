@@ -207,7 +207,7 @@ def test_the_spread_between_processes_widens_the_threshold_of_per_step_metrics(t
         assert row.decision.verdict != Verdict.REGRESSED, row.decision
     assert report.exit_code == 0
     (note,) = [n for n in report.notes if "widened" in n]
-    assert note.startswith(f"{cell_id()}: threshold 10% widened to ")
+    assert note.startswith(f"{cell_id()}: threshold widened to ")
     assert "3 baseline and 3 candidate processes" in note
     # the same spread does not hide a model twice as slow
     report = gate(tmp_path / "b", [base], [processes(10, 0.020, 0.025, 0.026)])
@@ -217,3 +217,17 @@ def test_the_spread_between_processes_widens_the_threshold_of_per_step_metrics(t
                   [processes(10, 0.012, 0.0121, 0.0122)])  # fmt: skip
     assert report.rows[0].policy.threshold == pytest.approx(0.10) and report.exit_code == 1
     assert not [n for n in report.notes if "widened" in n]
+
+
+def test_an_unstable_machine_bound_uses_the_configured_threshold_not_the_widened_one(tmp_path):
+    # The baseline's machine slowed 1.5x while it ran: its processes are 1.5x apart and the
+    # kernel's end is 1.5x its start. Both measure one drift; a 2.3x slower model must still
+    # fail: 2.3 > 1.1 x ~1.55, though not > 1.5 x 1.1 x 1.55.
+    base = processes(1, 0.010, 0.0125, 0.015)
+    report = gate(tmp_path, [base], [processes(10, 0.023, 0.024, 0.025)],
+                  base_ref=reference(3, drift=1.5))  # fmt: skip
+    assert report.machine.unstable and 1.45 < report.machine.slowdown < 1.7
+    (row,) = report.rows
+    assert row.policy.threshold > 0.4 and row.configured == pytest.approx(0.10)
+    assert row.machine_bound(report.machine) == pytest.approx(1.1 * report.machine.slowdown)
+    assert report.rule(row) == "beyond_machine" and report.exit_code == 1
