@@ -23,7 +23,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
         ("bench", "bench.modeldef", "bench.runfolder", "bench.metrics", "bench.axes", "bench.text"),
     ),
     (1, ("bench.measure", "bench.platform")),
-    (2, ("bench.inputs",)),
+    (2, ("bench.inputs", "bench.serve")),
     (3, ("bench.backends",)),
     (4, ("bench.run", "bench.read")),
     (5, ("bench.gate",)),
