@@ -40,8 +40,21 @@ class SearchResult:
         }
 
 
-def search(probe: Probe, low: float, high: float, tolerance: float = 0.05) -> SearchResult:
-    """The highest rate in [low, high] that ``probe`` finds meeting the SLO, to ``tolerance``."""
+def search(
+    probe: Probe,
+    low: float,
+    high: float,
+    tolerance: float = 0.05,
+    steps_down: int = MAX_STEPS_DOWN,
+    hopeless: str = "",
+) -> SearchResult:
+    """The highest rate in [low, high] that ``probe`` finds meeting the SLO, to ``tolerance``.
+
+    ``hopeless``: why no rate can meet the SLO, known beforehand (a single request alone takes
+    longer than the SLO allows); the low rate is still measured, as evidence, but the search
+    does not step down."""
+    if hopeless:
+        steps_down = 0
     if not 0 < low < high:
         raise ValueError(f"search needs 0 < low < high (got {low}, {high})")
     probes: list[dict[str, Any]] = []
@@ -54,12 +67,14 @@ def search(probe: Probe, low: float, high: float, tolerance: float = 0.05) -> Se
     met = low
     steps = 0
     while not run(met):
-        if steps == MAX_STEPS_DOWN:
+        if steps == steps_down:
             last = probes[-1]
             why = last["invalid_reason"] or (
                 f"SLO not met at any rate tried: at {met:.4g} QPS, the lowest, the latency at "
                 f"the SLO percentile was {_ms(last['slo_latency_s'])}"
             )
+            if hopeless and not last["invalid_reason"]:
+                why += f"; {hopeless}"
             return SearchResult(None, (0.0, met), probes, why)
         high, met = met, met / STEP_DOWN
         steps += 1
