@@ -59,3 +59,11 @@ def test_serve_cells_in_both_frameworks_are_measured_compared_and_recommended(tm
     assert main(["recommend", str(run_dir), "--objective", "cost", "--where", "p99_ms<=50"]) == 0
     out = capsys.readouterr().out
     assert "2 of 2 cells qualify" in out and "max batch 4" in out
+    report = tmp_path / "report.md"
+    assert main(["report", str(run_dir), "--format", "md", "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "## Online serving: latency under load" in text
+    assert (
+        "p99 latency vs offered rate" in text
+        and "SLO p99 50 ms" in (tmp_path / "report_files" / "serving-latency-mlp.svg").read_text()
+    )

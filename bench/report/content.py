@@ -196,7 +196,13 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
     return section
 
 
+def _offline(cells: Sequence[CellView]) -> list[CellView]:
+    """Cells whose step time and batch size mean something: not serve cells (see _serving)."""
+    return [c for c in cells if c.key.get("workload") != "serve"]
+
+
 def _throughput(cells: Sequence[CellView]) -> Section:
+    cells = _offline(cells)
     section = Section("throughput", "Throughput vs batch size")
     section.blocks.append(
         Paragraph(
@@ -243,6 +249,7 @@ def _throughput(cells: Sequence[CellView]) -> Section:
 
 
 def _percentiles(cells: Sequence[CellView]) -> Section:
+    cells = _offline(cells)
     section = Section("percentiles", "Step-time percentiles")
     section.blocks.append(
         Paragraph(
@@ -598,6 +605,96 @@ def _pareto(cells: Sequence[CellView]) -> Section:
     return section
 
 
+def _serve_cells(cells: Sequence[CellView]) -> list[CellView]:
+    return [c for c in _ok(cells) if c.key.get("workload") == "serve" and c.record.get("serve")]
+
+
+def _serving(cells: Sequence[CellView]) -> Section:
+    """Latency vs offered rate per configuration, with the SLO line; realised batch size vs
+    rate; and per cell the rate it can serve within the SLO (``workload: serve``)."""
+    section = Section("serving", "Online serving: latency under load")
+    section.blocks.append(
+        Paragraph(
+            "Each point is one offered rate, measured open loop: latency runs from a request's "
+            "scheduled arrival to its result on the host, so queueing shows. The dashed line is "
+            "the SLO; a configuration serves the rates left of where its line crosses it. Rates "
+            "with dropped requests at the SLO percentile are left out of the latency plot."
+        )
+    )
+    by_model: dict[str, list[CellView]] = {}
+    for cell in cells:
+        by_model.setdefault(str(cell.key.get("model")), []).append(cell)
+    for model, group in by_model.items():
+        namer = Namer(group)
+        names = [namer.series(c) for c in group]
+        colors = _colors(names)
+        slo = group[0].record["serve"]["slo"]
+        pct = f"p{slo['percentile']:g}"
+        lat_series, batch_series, rows = [], [], []
+        for i, (cell, name) in enumerate(zip(group, names, strict=True)):
+            probes = [p for p in cell.record["serve"]["probes"] if p.get("offered_qps")]
+            marker = svg.MARKERS[i % len(svg.MARKERS)]
+            lat = [
+                svg.Point(p["offered_qps"], p["slo_latency_s"] * 1e3)
+                for p in probes
+                if p.get("slo_latency_s")
+            ]
+            sizes = [
+                svg.Point(p["offered_qps"], p["batch_size"]["mean"])
+                for p in probes
+                if "batch_size" in p
+            ]
+            if lat:
+                lat_series.append(svg.Series(name, lat, colors[name], marker=marker))
+            if sizes:
+                batch_series.append(svg.Series(name, sizes, colors[name], marker=marker))
+            rows.append(
+                [
+                    name,
+                    fmt_value(cell.number("max_qps"), "requests/s"),
+                    fmt_value(cell.number("latency_p99_ms"), "ms"),
+                    fmt_value(cell.number("mean_batch"), "requests"),
+                    fmt_value(cell.number("queue_ms"), "ms"),
+                    fmt_value(cell.number("compute_ms"), "ms"),
+                    fmt_value(cell.number("lateness_p99_ms"), "ms"),
+                    str(len(probes) or 1),
+                    cell.reason or ", ".join(cell.flags),
+                ]
+            )
+        if lat_series:
+            xs = [p.x for s in lat_series for p in s.points]
+            line = [svg.Point(min(xs), slo["latency_ms"]), svg.Point(max(xs), slo["latency_ms"])]
+            lat_series.append(svg.Series(f"SLO {pct} {slo['latency_ms']:g} ms", line, "#000000",
+                                         dashed=True))  # fmt: skip
+            title = f"{model} serve: {pct} latency vs offered rate"
+            section.blocks.append(
+                PlotBlock(
+                    _slug("serving-latency", model), title,
+                    svg.xy_plot(title, lat_series, svg.Axis("offered requests/s", log=True),
+                                svg.Axis(f"{pct} latency (ms)", log=True)),
+                )
+            )  # fmt: skip
+        if batch_series:
+            title = f"{model} serve: realised batch size vs offered rate"
+            section.blocks.append(
+                PlotBlock(
+                    _slug("serving-batch", model), title,
+                    svg.xy_plot(title, batch_series, svg.Axis("offered requests/s", log=True),
+                                svg.Axis("mean requests per batch")),
+                )
+            )  # fmt: skip
+        section.blocks.append(Heading(f"{model} serve ({pct} <= {slo['latency_ms']:g} ms)"))
+        section.blocks.append(
+            TableBlock(
+                ["configuration", "max QPS", "p99 ms", "mean batch", "queue ms", "compute ms",
+                 "generator late p99 ms", "rates", "note"],
+                rows,
+                [False, True, True, True, True, True, True, True, False],
+            )
+        )  # fmt: skip
+    return section
+
+
 def _input_bound(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     section = Section("input-bound", "Input-bound cells")
     flagged = [c for c in cells if "input_bound" in c.flags]
@@ -796,6 +893,7 @@ def build(runset: RunSet, objective: str = "throughput") -> Report:
         _cost_energy(cells),
         _mfu(cells),
         _pareto(cells),
+        *([_serving(serving)] if (serving := _serve_cells(cells)) else []),
         _input_bound(cells, letters),
         _problems(cells, letters),
         _all_cells(cells, letters),
