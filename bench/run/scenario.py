@@ -399,6 +399,8 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
     """
     found = []
     for cell in cells:
+        if cell.key.workload == "serve":
+            continue  # one request at a time: _check_serve holds them to one replica
         batch, replicas = cell.key.batch_size, cell.key.replicas
         if isinstance(replicas, int) and batch % replicas:
             line = _line(lines, ("matrix", "replicas")) or _line(lines, ("replicas",))
@@ -432,7 +434,7 @@ def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict)
     for name, wanted in SERVE_FIXED.items():
         wrong = [c for c in serving if c.key[name] != wanted]
         if wrong:
-            line = _line(lines, ("matrix", name)) or _line(lines, (name,))
+            line = _line(lines, ("matrix", name) if ("matrix", name) in lines else (name,))
             found.append(
                 f"{where}{line}: {name}: cell {wrong[0].cell_id}: workload: serve runs with "
                 f"{name} {wanted!r} (got {wrong[0].key[name]!r}); expected {wanted!r} for serve "
