@@ -270,3 +270,17 @@ def test_a_late_generator_that_decides_the_verdict_invalidates_the_rate():
     found = summarize_trace(trace, 0, 1000.0, "constant", Slo(99, 0.05))
     assert not found["valid"] and not found["meets_slo"]
     assert "generator was late" in found["invalid_reason"]
+
+
+def test_the_search_never_steps_below_a_rate_that_can_be_valid():
+    slo = Slo(99, 0.005)
+    tried = []
+
+    def probe(rate: float) -> dict:
+        tried.append(rate)
+        return simulate_rate(
+            lambda b: 0.02, Policy(1, 0.0), "poisson", rate, Load(50, 0, 5), slo, 0
+        )
+
+    found = search(probe, low=40.0, high=100.0, floor=20.0)
+    assert tried == [40.0] and found.max_qps is None  # 40 / 4 = 10 is below the floor

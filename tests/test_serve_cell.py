@@ -85,7 +85,7 @@ def message(slo_ms: float, **axes: Any) -> tuple[Any, dict[str, Any]]:
 
 def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     backend = SleepingBackend()
-    key, msg = message(slo_ms=25.0)
+    key, msg = message(slo_ms=8.0)
     found = measure_serve_cell(backend, key, msg)
     assert sorted(backend.built) == list(buckets_for(4)) == [1, 2, 4]  # every bucket, ahead
     assert found["status"] == "ok", found["reason"]
@@ -105,7 +105,7 @@ def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     assert m["examples_per_s"]["value"] == pytest.approx(max_qps)
     # 1 USD/h over max_qps requests/s, per million requests.
     assert m["cost_per_million_examples_usd"]["value"] == pytest.approx(1.0 / 3600 / max_qps * 1e6)
-    assert m["request_latency_s"]["p99"] <= 0.025
+    assert m["request_latency_s"]["p99"] <= 0.008
     for name in ("realised_batch_size", "queue_time_s", "compute_time_s", "late_requests",
                  "dropped_requests", "issue_lateness_s"):  # fmt: skip
         assert name in m, name

@@ -39,8 +39,8 @@ from bench.serve.summary import PERCENTILES, Slo, stat_name
 
 SERVE_ONLY = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
 POOL = 256  # distinct synthetic requests, cycled
-SERVICE_CALLS = 20  # timed calls per bucket for its service time (after WARM_CALLS)
-WARM_CALLS = 3
+SERVICE_CALLS = 30  # timed calls per bucket for its service time (after WARM_CALLS)
+WARM_CALLS = 5
 LOW_FRACTION = 1 / 16  # search's default low end: this share of the offline throughput
 
 
@@ -95,7 +95,9 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
         headline = measure_single_stream(infer, load, slo)
         probes = [headline]
     elif key.get("target_qps") == "search":
-        low = rules["low_qps"] or offline_qps * LOW_FRACTION
+        # Below min_queries / max_seconds no rate can be a valid measurement.
+        floor = rules["min_queries"] / rules["max_seconds"]
+        low = rules["low_qps"] or max(offline_qps * LOW_FRACTION, floor)
         alone = service[1]
         hopeless = (
             f"a single request alone takes {alone * 1e3:.3g} ms (bucket 1, no queue), over the "
@@ -109,6 +111,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
             high=offline_qps,
             tolerance=rules["tolerance"],
             hopeless=hopeless,
+            floor=floor,
         )
         found["search"] = {k: v for k, v in result.to_dict().items() if k != "probes"}
         probes = result.to_dict()["probes"]
@@ -210,18 +213,16 @@ def _service_times(infer: Any, policy: Policy) -> dict[int, float]:
     """Median wall time of one host-to-host batch per bucket, after warm-up calls: what a
     batch costs with no queue (the offline throughput of the largest bucket bounds the
     search)."""
-    out = {}
     for bucket in policy.buckets:
-        ids = np.arange(bucket)
         for _ in range(WARM_CALLS):
-            infer(ids, bucket)
-        times = []
-        for _ in range(SERVICE_CALLS):
+            infer(np.arange(bucket), bucket)
+    times: dict[int, list[float]] = {b: [] for b in policy.buckets}
+    for _ in range(SERVICE_CALLS):  # round robin: a burst of load elsewhere hits every bucket
+        for bucket in policy.buckets:
             start = time.perf_counter()
-            infer(ids, bucket)
-            times.append(time.perf_counter() - start)
-        out[bucket] = statistics.median(times)
-    return out
+            infer(np.arange(bucket), bucket)
+            times[bucket].append(time.perf_counter() - start)
+    return {b: statistics.median(t) for b, t in times.items()}
 
 
 def _check(out: np.ndarray, bucket: int) -> str | None:

@@ -47,12 +47,14 @@ def search(
     tolerance: float = 0.05,
     steps_down: int = MAX_STEPS_DOWN,
     hopeless: str = "",
+    floor: float = 0.0,
 ) -> SearchResult:
     """The highest rate in [low, high] that ``probe`` finds meeting the SLO, to ``tolerance``.
 
     ``hopeless``: why no rate can meet the SLO, known beforehand (a single request alone takes
     longer than the SLO allows); the low rate is still measured, as evidence, but the search
-    does not step down."""
+    does not step down. ``floor``: the lowest rate a valid probe can have (below it the
+    minimum queries do not fit in the time allowed); the search never steps below it."""
     if hopeless:
         steps_down = 0
     if not 0 < low < high:
@@ -67,7 +69,7 @@ def search(
     met = low
     steps = 0
     while not run(met):
-        if steps == steps_down:
+        if steps == steps_down or met / STEP_DOWN < floor:
             last = probes[-1]
             why = last["invalid_reason"] or (
                 f"SLO not met at any rate tried: at {met:.4g} QPS, the lowest, the latency at "
