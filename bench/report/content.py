@@ -116,6 +116,8 @@ class Namer:
         return f"{text} @{cell.host.label}" if self.with_host else text
 
     def cell(self, cell: CellView) -> str:
+        if cell.key.get("workload") == "serve":  # one request per example: no batch to name
+            return self.series(cell)
         return f"{self.series(cell)} {axis_label('batch_size', cell.key.get('batch_size'))}"
 
 
@@ -609,6 +611,24 @@ def _serve_cells(cells: Sequence[CellView]) -> list[CellView]:
     return [c for c in _ok(cells) if c.key.get("workload") == "serve" and c.record.get("serve")]
 
 
+# Short forms, as in cell ids, so legends stay within their column: "tensorflow mb32 to2".
+_SERVE_PARTS = {"max_batch_size": "mb{}", "batch_timeout_ms": "to{:g}", "target_qps": "q{}"}
+_SERVE_AXES = ("framework", "device", "precision", "arrivals", *_SERVE_PARTS)
+
+
+def _serve_names(cells: Sequence[CellView]) -> list[str]:
+    """What tells serve cells apart: the axes that vary among them, short, and the host."""
+    varying = _varying(cells, _SERVE_AXES) or ["framework"]
+    hosts = len({c.host.label for c in cells}) > 1
+    names = []
+    for c in cells:
+        parts = [
+            _SERVE_PARTS.get(a, "{}").format(c.key[a]) for a in varying if c.key.get(a) is not None
+        ]
+        names.append(" ".join(parts) + (f" @{c.host.label}" if hosts else ""))
+    return names
+
+
 def _serving(cells: Sequence[CellView]) -> Section:
     """Latency vs offered rate per configuration, with the SLO line; realised batch size vs
     rate; and per cell the rate it can serve within the SLO (``workload: serve``)."""
@@ -618,15 +638,16 @@ def _serving(cells: Sequence[CellView]) -> Section:
             "Each point is one offered rate, measured open loop: latency runs from a request's "
             "scheduled arrival to its result on the host, so queueing shows. The dashed line is "
             "the SLO; a configuration serves the rates left of where its line crosses it. Rates "
-            "with dropped requests at the SLO percentile are left out of the latency plot."
+            "with dropped requests at the SLO percentile are left out of the latency plot. "
+            "Configurations are named as in cell ids: mb = max_batch_size, to = "
+            "batch_timeout_ms."
         )
     )
     by_model: dict[str, list[CellView]] = {}
     for cell in cells:
         by_model.setdefault(str(cell.key.get("model")), []).append(cell)
     for model, group in by_model.items():
-        namer = Namer(group)
-        names = [namer.series(c) for c in group]
+        names = _serve_names(group)
         colors = _colors(names)
         slo = group[0].record["serve"]["slo"]
         pct = f"p{slo['percentile']:g}"
