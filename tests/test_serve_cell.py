@@ -139,3 +139,9 @@ def test_single_stream_sends_one_request_at_a_time():
     assert probe["offered_qps"] is None and probe["batch_size"]["max"] == 1
     assert probe["latency_s"]["p50"] == pytest.approx(0.0011, rel=0.5)
     assert "max_compliant_qps" not in found["metrics"]
+
+
+def test_a_multi_host_run_skips_its_serve_cells_with_the_reason():
+    key, msg = message(slo_ms=50.0)
+    found = measure_serve_cell(SleepingBackend(), key, {**msg, "cluster": {"num_processes": 2}})
+    assert found["status"] == "skipped" and "one host" in found["reason"]

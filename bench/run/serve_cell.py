@@ -62,6 +62,10 @@ def _build_buckets(
 
 
 def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[str, Any]:
+    if (msg.get("cluster") or {}).get("num_processes", 1) > 1:
+        # One server in one process: hosts would each load themselves, not one service.
+        reason = "workload: serve runs on one host; a multi-host run skips its serve cells"
+        return {"status": "skipped", "reason": reason, "flags": [], "metrics": {}}
     rss_reset = reset_peak_rss()
     single = key["arrivals"] == "single_stream"
     policy = (
