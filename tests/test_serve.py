@@ -308,3 +308,18 @@ def test_the_search_never_steps_below_a_rate_that_can_be_valid():
 
     found = search(probe, low=40.0, high=100.0, floor=20.0)
     assert tried == [40.0] and found.max_qps is None  # 40 / 4 = 10 is below the floor
+
+
+def test_a_miss_is_retried_before_the_bracket_moves():
+    """A probe that misses once (a burst of other work) and meets when measured again."""
+    calls: dict[float, int] = {}
+
+    def probe(rate: float) -> dict:
+        calls[rate] = calls.get(rate, 0) + 1
+        meets = rate <= 500 and not (rate == 100 and calls[rate] == 1)  # 100 misses once
+        return {"offered_qps": rate, "meets_slo": meets, "invalid_reason": "", "slo_latency_s": 1}
+
+    found = search(probe, low=100.0, high=1000.0, retries=1)
+    assert calls[100.0] == 2 and found.max_qps == pytest.approx(500, rel=0.05)
+    assert calls[1000.0] == 2  # a true miss costs its retry too
+    assert [p["attempt"] for p in found.probes if p["offered_qps"] == 100.0] == [1, 2]

@@ -678,7 +678,7 @@ def _serving(cells: Sequence[CellView]) -> Section:
                     fmt_value(cell.number("queue_ms"), "ms"),
                     fmt_value(cell.number("compute_ms"), "ms"),
                     fmt_value(cell.number("lateness_p99_ms"), "ms"),
-                    str(len(probes) or 1),
+                    str(len({p["offered_qps"] for p in probes}) or 1),
                     cell.reason or ", ".join(cell.flags),
                 ]
             )

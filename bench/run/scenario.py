@@ -128,6 +128,13 @@ class ServeRules(_Strict):
     tolerance: float = Field(
         0.05, gt=0, lt=1, description="target_qps: search stops when its bracket is this close"
     )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="target_qps: search measures a rate that missed the SLO up "
+        "to this many more times; it counts as missed only if every attempt missed",
+    )
 
 
 class Measure(_Strict):

@@ -116,6 +116,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
             tolerance=rules["tolerance"],
             hopeless=hopeless,
             floor=floor,
+            retries=rules.get("retries", 0),
         )
         found["search"] = {k: v for k, v in result.to_dict().items() if k != "probes"}
         probes = result.to_dict()["probes"]

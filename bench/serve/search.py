@@ -19,7 +19,7 @@ from typing import Any
 
 STEP_DOWN = 4.0
 MAX_STEPS_DOWN = 2
-MAX_PROBES = 24
+MAX_PROBES = 24  # rates, not attempts
 
 Probe = Callable[[float], dict[str, Any]]
 
@@ -48,13 +48,17 @@ def search(
     steps_down: int = MAX_STEPS_DOWN,
     hopeless: str = "",
     floor: float = 0.0,
+    retries: int = 0,
 ) -> SearchResult:
     """The highest rate in [low, high] that ``probe`` finds meeting the SLO, to ``tolerance``.
 
     ``hopeless``: why no rate can meet the SLO, known beforehand (a single request alone takes
     longer than the SLO allows); the low rate is still measured, as evidence, but the search
     does not step down. ``floor``: the lowest rate a valid probe can have (below it the
-    minimum queries do not fit in the time allowed); the search never steps below it."""
+    minimum queries do not fit in the time allowed); the search never steps below it.
+    ``retries``: a rate that misses is measured up to this many more times, and counts as
+    missed only if every attempt misses: on a shared machine a burst of other work inflates a
+    p99 and nothing deflates one, so a single miss below a met rate is often the machine's."""
     if hopeless:
         steps_down = 0
     if not 0 < low < high:
@@ -62,9 +66,13 @@ def search(
     probes: list[dict[str, Any]] = []
 
     def run(rate: float) -> bool:
-        found = probe(rate)
-        probes.append(found)
-        return bool(found["meets_slo"])
+        for attempt in range(1 + retries):
+            found = probe(rate)
+            found["attempt"] = attempt + 1
+            probes.append(found)
+            if found["meets_slo"]:
+                return True
+        return False
 
     met = low
     steps = 0
@@ -86,7 +94,7 @@ def search(
             high, (high, None), probes, "met the SLO at the top of the range searched"
         )
     assert missed is not None
-    while missed / met > 1 + tolerance and len(probes) < MAX_PROBES:
+    while missed / met > 1 + tolerance and len({p["offered_qps"] for p in probes}) < MAX_PROBES:
         mid = math.sqrt(met * missed)
         if run(mid):
             met = mid
