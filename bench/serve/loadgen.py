@@ -105,7 +105,6 @@ def single_stream(
     sent: list[float] = []
     done: list[float] = []
     one = np.zeros(1, dtype=np.int64)
-    start = clock()
     i = 0
     while True:
         one[0] = i
@@ -118,7 +117,7 @@ def single_stream(
         counted = i - load.warmup_queries
         elapsed = t1 - (sent[load.warmup_queries] if counted > 0 else t1)
         enough = counted >= load.min_queries and elapsed >= load.min_seconds
-        if enough or t1 - start >= load.max_seconds + (sent[0] - start):
+        if enough or elapsed >= load.max_seconds:  # too few then: _check_minimums says so
             break
     trace = Trace.empty(np.asarray(sent))
     trace.issued[:] = trace.started[:] = trace.scheduled
