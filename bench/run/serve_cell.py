@@ -163,9 +163,13 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
                 max_qps, "requests/s",
                 f"highest offered rate measured to meet {slo.describe()}; bracket "
                 f"{found['search']['bracket_qps']} searched from the offline throughput of "
-                f"bucket {largest}",
+                f"bucket {largest}" + (f"; {note}" if (note := found["search"]["reason"]) else ""),
             )  # fmt: skip
             rate_note = "the max compliant rate"
+            if found["search"]["bracket_qps"][1] is None:
+                # The SLO held at the offline throughput itself: the rate is a lower bound,
+                # capped by what the largest bucket can do back to back.
+                flags.append("slo_met_at_offline_rate")
     elif not headline["meets_slo"] and status == "ok":
         flags.append("slo_unmet")
     served = headline.get("served_qps")
