@@ -45,7 +45,11 @@ class Server:
         """Queue request ``index``, handed over at ``at`` (the batch timeout counts from it)."""
         with self._cond:
             self._queue.append((index, at))
-            self._cond.notify()
+            # The batcher waits for a first request, or for a batch to fill (else its timeout
+            # wakes it): waking it for every request in between would only make it compete
+            # with the generator for the interpreter and the cores.
+            if len(self._queue) == 1 or len(self._queue) >= self.policy.max_batch_size:
+                self._cond.notify()
 
     def stop(self) -> None:
         """Stop after the batch in flight; requests still queued stay unanswered (dropped)."""
