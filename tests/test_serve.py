@@ -236,6 +236,7 @@ def test_real_search_finds_the_analytic_max_rate_under_constant_arrivals():
         lambda r: measure_rate(sleeper(0.002), Policy(1, 0.0), "constant", r, load, slo, 0),
         low=200.0,
         high=1000.0,
+        tolerance=0.02,  # the bracket's own width, apart from the 5% the answer is held to
     )
     took = [p["compute_s"]["mean"] for p in found.probes if "compute_s" in p]
     service = float(np.median(took))
