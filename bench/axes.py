@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import PositiveInt
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 
 MODEL = "model"  # the key's first field: not an axis (one model per scenario), but in every key
 
@@ -76,9 +76,9 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "workload",
         str,
-        Literal["train", "predict"],
+        Literal["train", "predict", "serve"],
         "train",
-        "train or predict (offline batches)",
+        "train, predict (offline batches) or serve (online requests under load)",
         id_slot=2,
     ),
     Axis("framework", str, None, "jax", "the framework (a backend name)", id_slot=0),
@@ -95,6 +95,8 @@ AXES: tuple[Axis, ...] = (
         unit="examples",
         id="bs{}",
         id_slot=3,
+        # A served request is one example: the batches a server forms are max_batch_size's.
+        fixed=("workload", ("serve",), 1),
     ),
     Axis(
         "precision",
@@ -167,6 +169,63 @@ AXES: tuple[Axis, ...] = (
         id_slot=9,
         in_id="changed",
     ),
+    # Online serving (``workload: serve``): how requests arrive and how the server batches
+    # them. Each applies where the axis before it allows (single-stream load has no rate and
+    # no batching), so train and predict keys never carry them.
+    Axis(
+        "arrivals",
+        str,
+        Literal["poisson", "constant", "single_stream"],
+        "poisson",
+        "serve: request arrivals, poisson or constant at target_qps (open loop), or "
+        "single_stream (one request at a time, the next when it is answered)",
+        label="{} arrivals",
+        id="{}",
+        id_slot=11,
+        in_id="changed",
+        applies=("workload", ("serve",)),
+    ),
+    Axis(
+        "target_qps",
+        float | str,
+        PositiveFloat | Literal["search"],
+        "search",
+        "serve: offered requests/s, or search for the highest rate that meets the slo",
+        label="{} QPS",
+        column="target QPS",
+        id="q{}",
+        id_slot=12,
+        applies=("arrivals", ("poisson", "constant")),
+    ),
+    Axis(
+        "max_batch_size",
+        int,
+        PositiveInt,
+        8,
+        "serve: the most requests in one batch; compiled buckets are the powers of two below "
+        "it and itself",
+        label="max batch {}",
+        column="max batch",
+        where="number",
+        unit="requests",
+        id="mb{}",
+        id_slot=13,
+        applies=("arrivals", ("poisson", "constant")),
+    ),
+    Axis(
+        "batch_timeout_ms",
+        float,
+        NonNegativeFloat,
+        2.0,
+        "serve: how long the oldest waiting request may wait for its batch to fill",
+        label="timeout {} ms",
+        column="timeout ms",
+        where="number",
+        unit="ms",
+        id="to{}",
+        id_slot=14,
+        applies=("arrivals", ("poisson", "constant")),
+    ),
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
@@ -182,7 +241,13 @@ def normalize(values: Mapping[str, Any], axes: tuple[Axis, ...] = AXES) -> dict[
         if axis.is_fixed(out):
             assert axis.fixed is not None
             out[axis.name] = axis.fixed[2]
-    return {a.name: out[a.name] for a in axes if a.name in out and a.applies_to(out)}
+    kept: dict[str, Any] = {}
+    for a in axes:
+        # Against what is kept so far: a condition on a conditional axis (target_qps on
+        # arrivals, itself serve-only) holds only where that axis itself applies.
+        if a.name in out and a.applies_to(kept):
+            kept[a.name] = out[a.name]
+    return kept
 
 
 def cell_id(key: Mapping[str, Any], axes: tuple[Axis, ...] = AXES) -> str:
@@ -307,7 +372,10 @@ def from_dict(data: Mapping[str, Any]) -> Any:
     unknown = sorted(set(data) - set(KEY_FIELDS))
     if unknown:
         raise ValueError(f"cell key: unknown field(s) {', '.join(unknown)}")
-    implied = {a.name: a.default for a in AXES if a.in_id == "changed" and a.name not in data}
+    implied: dict[str, Any] = {}
+    for a in AXES:  # in order: a conditional axis is implied only where its condition holds
+        if a.in_id == "changed" and a.name not in data and a.applies_to({**data, **implied}):
+            implied[a.name] = a.default
     try:
         return CellKey(**data, **implied)
     except TypeError as exc:

@@ -237,12 +237,24 @@ for _metric in (
                 "median_ms", "ms", "median step time", "median", 1e3, label="median step",
                 column="median ms", compare=True, terminal=True, noise="step",
             ),
-            FieldDef("p50_ms", "ms", "50th percentile step time", "p50", 1e3),
-            FieldDef("p90_ms", "ms", "90th percentile step time", "p90", 1e3),
-            FieldDef("p95_ms", "ms", "95th percentile step time", "p95", 1e3),
             FieldDef(
-                "p99_ms", "ms", "99th percentile step time (latency of one batch for predict)",
+                "p50_ms", "ms", "50th percentile step time (request latency on serve cells)",
+                "p50", 1e3, fallback=("request_latency_s",),
+            ),
+            FieldDef(
+                "p90_ms", "ms", "90th percentile step time (request latency on serve cells)",
+                "p90", 1e3, fallback=("request_latency_s",),
+            ),
+            FieldDef(
+                "p95_ms", "ms", "95th percentile step time (request latency on serve cells)",
+                "p95", 1e3, fallback=("request_latency_s",),
+            ),
+            FieldDef(
+                "p99_ms", "ms",
+                "99th percentile step time (latency of one batch for predict; of one request, "
+                "at the reported rate, for serve)",
                 "p99", 1e3, label="p99 step", column="p99 ms", compare=True, terminal=True,
+                fallback=("request_latency_s",),
                 objective=Goal("latency", "p99 latency", "ms per batch", partner="examples_per_s"),
             ),
         ),
@@ -423,6 +435,85 @@ for _metric in (
             ),
         ),
         applies="cells on more than one replica whose 1-replica reference is in the same run",
+    ),
+    # Online serving (workload: serve): the reported rate's numbers (the max compliant rate
+    # under target_qps: search, else the one rate offered); every probed rate is in the
+    # record's ``serve.probes``. Throughput and cost of a serve cell are at that rate, a
+    # request being one example: cost_usd_per_million is USD per million requests.
+    Metric(
+        "request_latency_s", "request latency", "s", "lower",
+        "scheduled arrival to result on the host, nearest-rank percentiles", "cell",
+        fields=(
+            FieldDef("latency_p50_ms", "ms", "median request latency (serve)", "p50", 1e3),
+            FieldDef("latency_p90_ms", "ms", "90th percentile request latency (serve)", "p90", 1e3),
+            FieldDef("latency_p95_ms", "ms", "95th percentile request latency (serve)", "p95", 1e3),
+            FieldDef(
+                "latency_p99_ms", "ms", "99th percentile request latency (serve)", "p99", 1e3,
+                label="p99 request latency", column="req p99 ms", compare=True,
+            ),
+            FieldDef(
+                "latency_p99_9_ms", "ms", "99.9th percentile request latency (serve)", "p99_9",
+                1e3,
+            ),
+        ),
+        applies="workload: serve cells",
+    ),
+    Metric(
+        "max_compliant_qps", "max QPS under the SLO", "requests/s", "higher",
+        "highest offered rate measured to meet the SLO (target_qps: search)", "cell",
+        fields=(
+            FieldDef(
+                "max_qps", "requests/s", "highest request rate meeting the SLO (serve, search)",
+                column="max QPS", compare=True, terminal=True,
+                objective=Goal("serve_rate", "max QPS under the SLO", "requests/s",
+                               partner="latency_p99_ms"),
+            ),
+        ),
+        applies="workload: serve cells with target_qps: search",
+    ),
+    Metric(
+        "realised_batch_size", "realised batch size", "requests", "none",
+        "mean requests per batch the dynamic batcher formed", "cell",
+        fields=(
+            FieldDef("mean_batch", "requests", "mean realised batch size (serve)",
+                     column="mean batch", compare=True),
+            FieldDef("padding_waste", "fraction", "share of bucket rows that were padding (serve)",
+                     "padding_waste"),
+        ),
+        applies="workload: serve cells with batching",
+    ),
+    Metric(
+        "queue_time_s", "queueing time", "s", "lower",
+        "scheduled arrival to the start of the request's batch, mean", "cell",
+        fields=(FieldDef("queue_ms", "ms", "mean queueing time per request (serve)", "mean", 1e3,
+                         column="queue ms", compare=True),),
+        applies="workload: serve cells with batching",
+    ),
+    Metric(
+        "compute_time_s", "compute time", "s", "lower",
+        "start of the request's batch to its results on the host, mean", "cell",
+        fields=(FieldDef("compute_ms", "ms", "mean compute time per request (serve)", "mean",
+                         1e3, column="compute ms", compare=True),),
+        applies="workload: serve cells with batching",
+    ),
+    Metric(
+        "late_requests", "late requests", "fraction", "lower",
+        "share of requests over the SLO latency", "cell",
+        fields=(FieldDef("late_pct", "%", "requests over the SLO latency (serve)", scale=100.0),),
+        applies="workload: serve cells",
+    ),
+    Metric(
+        "dropped_requests", "dropped requests", "requests", "lower",
+        "requests not answered by the end of the load plus the drain time", "cell",
+        fields=(FieldDef("dropped", "requests", "unanswered requests (serve)"),),
+        applies="workload: serve cells",
+    ),
+    Metric(
+        "issue_lateness_s", "generator lateness", "s", "lower",
+        "when the load generator handed a request over minus when it was due", "cell",
+        fields=(FieldDef("lateness_p99_ms", "ms", "load generator's issue lateness, p99 (serve)",
+                         "p99", 1e3),),
+        applies="workload: serve cells",
     ),
 ):  # fmt: skip
     register(_metric)

@@ -19,6 +19,7 @@ from bench.run.scenario import Axes, Matrix, Scenario, parse_scenario
 from bench.runfolder import load_run
 from tests.fixtures.runs import record, write_run
 
+AXES_BY = {a.name: a for a in AXES}
 GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"
 # A value other than the default for each axis, to see it in ids and keys.
 OTHER = {
@@ -32,8 +33,17 @@ OTHER = {
     "xla": True,
     "steps_per_call": 8,
     "replicas": 4,
+    "arrivals": "constant",
+    "target_qps": 250.0,
+    "max_batch_size": 16,
+    "batch_timeout_ms": 5.0,
 }
-FULL = {"model": "mlp", **{a.name: a.default for a in AXES if a.default is not ...}}
+# Axes that mean something only for some cells are left out of the base key, as keys do.
+FULL = {
+    "model": "mlp",
+    **{a.name: a.default for a in AXES if a.default is not ... and a.applies is None},
+}
+SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
 
 
 def test_every_axis_is_in_the_scenario_models_the_key_and_the_columns():
@@ -51,9 +61,23 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
     base_id = CellKey.from_dict(base).cell_id
     assert base_id == "tensorflow-cpu-train-bs32-float32-tfdata-tuned"
     for name, value in OTHER.items():
+        if name in SERVE_AXES:
+            continue
         value = {"framework": "jax", "input": "numpy"}.get(name, value)  # base has the others
         changed = CellKey.from_dict({"model": "mlp", **axes.normalize({**base, name: value})})
         assert changed.cell_id != base_id, name
+    serve = axes.normalize(
+        {**FULL, "workload": "serve", **{n: AXES_BY[n].default for n in SERVE_AXES}}
+    )
+    serve_id = CellKey.from_dict({"model": "mlp", **serve}).cell_id
+    assert serve_id == "jax-cpu-serve-float32-synthetic-qsearch-mb8-to2.0"  # batch 1: not shown
+    for name in SERVE_AXES:
+        changed = CellKey.from_dict(
+            {"model": "mlp", **axes.normalize({**serve, name: OTHER[name]})}
+        )
+        assert changed.cell_id != serve_id, name
+    single = axes.normalize({**serve, "arrivals": "single_stream"})
+    assert set(SERVE_AXES) & set(single) == {"arrivals"}  # no rate, no batching
 
 
 def test_the_key_serialises_to_the_json_dict_of_today():

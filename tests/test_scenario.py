@@ -225,3 +225,46 @@ def test_shipped_scenarios_are_valid():
         text = path.read_text()
         assert text.startswith("#"), f"{path} must open with a comment on what it shows"
         assert load_scenario(path).cells
+
+
+SERVE = """\
+name: s
+model: mlp
+workload: serve
+matrix:
+  framework: [jax]
+  target_qps: [100, search]
+  max_batch_size: [1, 8]
+slo: {percentile: 99, latency_ms: 50}
+"""
+
+
+def test_serve_cells_expand_with_their_axes_and_only_theirs():
+    loaded = parse_scenario(SERVE, "s.yaml")
+    ids = [c.cell_id for c in loaded.cells]
+    assert ids[0] == "jax-cpu-serve-float32-synthetic-q100.0-mb1-to2.0"
+    assert len(ids) == 4 and all(c.key.batch_size == 1 for c in loaded.cells)
+    single = parse_scenario(SERVE + "arrivals: single_stream\n", "s.yaml")
+    # No rate and no batching in single-stream cells: the four collapse into one.
+    assert [c.cell_id for c in single.cells] == ["jax-cpu-serve-float32-synthetic-single_stream"]
+    train = parse_scenario(GOOD + "target_qps: 5\n", "s.yaml")
+    assert all("target_qps" not in c.key.to_dict() for c in train.cells)
+
+
+def test_serve_problems_name_the_field_and_what_is_expected():
+    found = problems(
+        SERVE.replace("slo: {percentile: 99, latency_ms: 50}\n", "")
+        + "replicas: 2\nmeasure: {repeats: 2, serve: {min_queries: 0}}\n"
+    )
+    assert found == [
+        "s.yaml:9: measure.serve.min_queries: got 0; expected a number greater than or equal to 1"
+    ]
+    found = problems(SERVE.replace("latency_ms: 50", "latency_ms: -1"))
+    assert found == ["s.yaml:8: slo.latency_ms: got -1; expected a number greater than 0"]
+    found = problems(
+        SERVE.replace("slo: {percentile: 99, latency_ms: 50}\n", "")
+        + "replicas: 2\nmeasure: {repeats: 2}\n"
+    )
+    assert found[0].startswith("s.yaml:3: slo: required by workload: serve cells; expected")
+    assert any(p.startswith("s.yaml:8: replicas: cell ") and "expected 1" in p for p in found)
+    assert any(p.startswith("s.yaml:9: measure.repeats: got 2; expected 1") for p in found)

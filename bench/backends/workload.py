@@ -176,6 +176,13 @@ class Workload(ABC):
     def memory(self) -> dict[str, Any]:
         """Peak device memory metrics (or ``unavailable`` with the reason)."""
 
+    def infer(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Predictions for one host batch of this workload's batch size (``workload: serve``):
+        copied to the device, run through the compiled predict step, and returned once they
+        are on the host. The batch has the same features (and label) the step was built with,
+        so nothing is retraced."""
+        raise NotImplementedError(f"{type(self).__name__} does not serve requests")
+
 
 def short_reason(exc: BaseException, default: str, limit: int = 100) -> str:
     """The first sentence of an exception's message, for one-line skip and failure reasons."""

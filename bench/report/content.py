@@ -116,6 +116,8 @@ class Namer:
         return f"{text} @{cell.host.label}" if self.with_host else text
 
     def cell(self, cell: CellView) -> str:
+        if cell.key.get("workload") == "serve":  # one request per example: no batch to name
+            return self.series(cell)
         return f"{self.series(cell)} {axis_label('batch_size', cell.key.get('batch_size'))}"
 
 
@@ -196,7 +198,13 @@ def _summary(runset: RunSet, cells: Sequence[CellView], superseded: int, objecti
     return section
 
 
+def _offline(cells: Sequence[CellView]) -> list[CellView]:
+    """Cells whose step time and batch size mean something: not serve cells (see _serving)."""
+    return [c for c in cells if c.key.get("workload") != "serve"]
+
+
 def _throughput(cells: Sequence[CellView]) -> Section:
+    cells = _offline(cells)
     section = Section("throughput", "Throughput vs batch size")
     section.blocks.append(
         Paragraph(
@@ -243,6 +251,7 @@ def _throughput(cells: Sequence[CellView]) -> Section:
 
 
 def _percentiles(cells: Sequence[CellView]) -> Section:
+    cells = _offline(cells)
     section = Section("percentiles", "Step-time percentiles")
     section.blocks.append(
         Paragraph(
@@ -598,6 +607,115 @@ def _pareto(cells: Sequence[CellView]) -> Section:
     return section
 
 
+def _serve_cells(cells: Sequence[CellView]) -> list[CellView]:
+    return [c for c in _ok(cells) if c.key.get("workload") == "serve" and c.record.get("serve")]
+
+
+# Short forms, as in cell ids, so legends stay within their column: "tensorflow mb32 to2".
+_SERVE_PARTS = {"max_batch_size": "mb{}", "batch_timeout_ms": "to{:g}", "target_qps": "q{}"}
+_SERVE_AXES = ("framework", "device", "precision", "arrivals", *_SERVE_PARTS)
+
+
+def _serve_names(cells: Sequence[CellView]) -> list[str]:
+    """What tells serve cells apart: the axes that vary among them, short, and the host."""
+    varying = _varying(cells, _SERVE_AXES) or ["framework"]
+    hosts = len({c.host.label for c in cells}) > 1
+    names = []
+    for c in cells:
+        parts = [
+            _SERVE_PARTS.get(a, "{}").format(c.key[a]) for a in varying if c.key.get(a) is not None
+        ]
+        names.append(" ".join(parts) + (f" @{c.host.label}" if hosts else ""))
+    return names
+
+
+def _serving(cells: Sequence[CellView]) -> Section:
+    """Latency vs offered rate per configuration, with the SLO line; realised batch size vs
+    rate; and per cell the rate it can serve within the SLO (``workload: serve``)."""
+    section = Section("serving", "Online serving: latency under load")
+    section.blocks.append(
+        Paragraph(
+            "Each point is one offered rate, measured open loop: latency runs from a request's "
+            "scheduled arrival to its result on the host, so queueing shows. The dashed line is "
+            "the SLO; a configuration serves the rates left of where its line crosses it. Rates "
+            "with dropped requests at the SLO percentile are left out of the latency plot. "
+            "Configurations are named as in cell ids: mb = max_batch_size, to = "
+            "batch_timeout_ms."
+        )
+    )
+    by_model: dict[str, list[CellView]] = {}
+    for cell in cells:
+        by_model.setdefault(str(cell.key.get("model")), []).append(cell)
+    for model, group in by_model.items():
+        names = _serve_names(group)
+        colors = _colors(names)
+        slo = group[0].record["serve"]["slo"]
+        pct = f"p{slo['percentile']:g}"
+        lat_series, batch_series, rows = [], [], []
+        for i, (cell, name) in enumerate(zip(group, names, strict=True)):
+            probes = [p for p in cell.record["serve"]["probes"] if p.get("offered_qps")]
+            marker = svg.MARKERS[i % len(svg.MARKERS)]
+            lat = [
+                svg.Point(p["offered_qps"], p["slo_latency_s"] * 1e3)
+                for p in probes
+                if p.get("slo_latency_s")
+            ]
+            sizes = [
+                svg.Point(p["offered_qps"], p["batch_size"]["mean"])
+                for p in probes
+                if "batch_size" in p
+            ]
+            if lat:
+                lat_series.append(svg.Series(name, lat, colors[name], marker=marker))
+            if sizes:
+                batch_series.append(svg.Series(name, sizes, colors[name], marker=marker))
+            rows.append(
+                [
+                    name,
+                    fmt_value(cell.number("max_qps"), "requests/s"),
+                    fmt_value(cell.number("latency_p99_ms"), "ms"),
+                    fmt_value(cell.number("mean_batch"), "requests"),
+                    fmt_value(cell.number("queue_ms"), "ms"),
+                    fmt_value(cell.number("compute_ms"), "ms"),
+                    fmt_value(cell.number("lateness_p99_ms"), "ms"),
+                    str(len({p["offered_qps"] for p in probes}) or 1),
+                    cell.reason or ", ".join(cell.flags),
+                ]
+            )
+        if lat_series:
+            xs = [p.x for s in lat_series for p in s.points]
+            line = [svg.Point(min(xs), slo["latency_ms"]), svg.Point(max(xs), slo["latency_ms"])]
+            lat_series.append(svg.Series(f"SLO {pct} {slo['latency_ms']:g} ms", line, "#000000",
+                                         dashed=True))  # fmt: skip
+            title = f"{model} serve: {pct} latency vs offered rate"
+            section.blocks.append(
+                PlotBlock(
+                    _slug("serving-latency", model), title,
+                    svg.xy_plot(title, lat_series, svg.Axis("offered requests/s", log=True),
+                                svg.Axis(f"{pct} latency (ms)", log=True)),
+                )
+            )  # fmt: skip
+        if batch_series:
+            title = f"{model} serve: realised batch size vs offered rate"
+            section.blocks.append(
+                PlotBlock(
+                    _slug("serving-batch", model), title,
+                    svg.xy_plot(title, batch_series, svg.Axis("offered requests/s", log=True),
+                                svg.Axis("mean requests per batch")),
+                )
+            )  # fmt: skip
+        section.blocks.append(Heading(f"{model} serve ({pct} <= {slo['latency_ms']:g} ms)"))
+        section.blocks.append(
+            TableBlock(
+                ["configuration", "max QPS", "p99 ms", "mean batch", "queue ms", "compute ms",
+                 "generator late p99 ms", "rates", "note"],
+                rows,
+                [False, True, True, True, True, True, True, True, False],
+            )
+        )  # fmt: skip
+    return section
+
+
 def _input_bound(cells: Sequence[CellView], letters: dict[str, str]) -> Section:
     section = Section("input-bound", "Input-bound cells")
     flagged = [c for c in cells if "input_bound" in c.flags]
@@ -828,6 +946,7 @@ def build(runset: RunSet, objective: str = "throughput") -> Report:
         _cost_energy(cells),
         _mfu(cells),
         _pareto(cells),
+        *([_serving(serving)] if (serving := _serve_cells(cells)) else []),
         _input_bound(cells, letters),
         # Only where some cell was profiled: reports of other runs stay as they were.
         *([_profiles(cells, letters)] if any(c.record.get("profile") for c in cells) else []),

@@ -69,6 +69,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     from bench.run.scenario import Optimizer
 
     key = CellKey.from_dict(msg["key"])  # typed from here on: backends read its attributes
+    if key["workload"] == "serve":
+        from bench.run.serve_cell import measure_serve_cell
+
+        return measure_serve_cell(backend, key, msg)
     rss_reset = reset_peak_rss()
     model = load_model(key["model"])
     args = model.Args.model_validate(msg["model_args"])

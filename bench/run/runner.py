@@ -237,6 +237,7 @@ def cell_message(
         "measure": s.measure.model_dump(),
         "pricing": s.pricing,
         "data": s.data.model_dump(),
+        "slo": s.slo.model_dump() if s.slo is not None else None,
     }
 
 

@@ -112,6 +112,43 @@ class Profile(_Strict):
     )
 
 
+class ServeRules(_Strict):
+    """How long each offered rate of a ``workload: serve`` cell runs (MLPerf-style validity: a
+    rate counts only with at least ``min_queries`` requests AND ``min_seconds`` of them)."""
+
+    min_queries: int = Field(1000, ge=1, le=10_000_000)
+    min_seconds: float = Field(5.0, ge=0, le=WEEK_S)
+    warmup_queries: int = Field(
+        100, ge=0, le=1_000_000, description="requests sent first at each rate, not counted"
+    )
+    max_seconds: float = Field(
+        60.0, gt=0, le=WEEK_S, description="a rate whose minimums need longer is invalid"
+    )
+    drain_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="how long unanswered requests are awaited at the end "
+        "of a rate before they count as dropped",
+    )
+    low_qps: float | None = Field(
+        None,
+        gt=0,
+        description="target_qps: search starts here (default: the offline "
+        "throughput of the largest bucket / 16)",
+    )
+    tolerance: float = Field(
+        0.05, gt=0, lt=1, description="target_qps: search stops when its bracket is this close"
+    )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="target_qps: search measures a rate that missed the SLO up "
+        "to this many more times; it counts as missed only if every attempt missed",
+    )
+
+
 class Measure(_Strict):
     """How long each cell runs; see ``bench.measure.timing`` for the run-length rule."""
 
@@ -131,6 +168,14 @@ class Measure(_Strict):
         description="trace N more steps per cell under the framework's profiler, after the "
         "timed phase: {steps: N}; the trace goes into the run folder",
     )
+    serve: ServeRules = Field(default_factory=ServeRules)
+
+
+class Slo(_Strict):
+    """A serving latency objective: the ``percentile`` of request latency within ``latency_ms``."""
+
+    percentile: float = Field(99.0, gt=0, lt=100)
+    latency_ms: float = Field(gt=0, le=WEEK_S * 1e3)
 
 
 class TpuNode(_Strict):
@@ -174,6 +219,11 @@ class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
     )
     tpu: TpuNode | None = Field(
         None, description="a legacy TPU node for the device: tpu cells (not needed on TPU VMs)"
+    )
+    slo: Slo | None = Field(
+        None,
+        description="workload: serve: the latency objective, e.g. {percentile: 99, "
+        "latency_ms: 50}; required by serve cells",
     )
 
     @field_validator("pricing", mode="before")
@@ -296,6 +346,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
+        problems.extend(_check_serve(scenario, cells, where, lines))
         largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
         if largest > scenario.data.examples:
             problems.append(
@@ -372,6 +423,8 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
     """
     found = []
     for cell in cells:
+        if cell.key.workload == "serve":
+            continue  # one request at a time: _check_serve holds them to one replica
         batch, replicas = cell.key.batch_size, cell.key.replicas
         if isinstance(replicas, int) and batch % replicas:
             line = _line(lines, ("matrix", "replicas")) or _line(lines, ("replicas",))
@@ -379,6 +432,37 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
                 f"{where}{line}: replicas: cell {cell.cell_id}: batch_size {batch} (the global "
                 f"batch) does not split evenly over {replicas} replicas; expected a batch_size "
                 f"divisible by {replicas}, or exclude the cell"
+            )
+    return found
+
+
+# What a serve cell runs as: requests of one example on one device, straight from the host.
+SERVE_FIXED = {"replicas": 1, "steps_per_call": 1, "input": "synthetic"}
+
+
+def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict) -> list[str]:
+    serving = [c for c in cells if c.key.workload == "serve"]
+    found = []
+    if serving and scenario.slo is None:
+        found.append(
+            f"{where}{_line(lines, ('workload',)) or _line(lines, ('matrix', 'workload'))}: slo: "
+            "required by workload: serve cells; expected a block like "
+            "{percentile: 99, latency_ms: 50}"
+        )
+    if serving and scenario.measure.repeats > 1:
+        found.append(
+            f"{where}{_line(lines, ('measure', 'repeats'))}: measure.repeats: got "
+            f"{scenario.measure.repeats}; expected 1 with workload: serve cells (every probed "
+            "rate is already a full measurement; repeat by running the scenario again)"
+        )
+    for name, wanted in SERVE_FIXED.items():
+        wrong = [c for c in serving if c.key[name] != wanted]
+        if wrong:
+            line = _line(lines, ("matrix", name) if ("matrix", name) in lines else (name,))
+            found.append(
+                f"{where}{line}: {name}: cell {wrong[0].cell_id}: workload: serve runs with "
+                f"{name} {wanted!r} (got {wrong[0].key[name]!r}); expected {wanted!r} for serve "
+                "cells, or exclude the cell"
             )
     return found
 

@@ -375,6 +375,7 @@ class JaxWorkload(Workload):
             jitted = jax.jit(step, in_shardings=(rep, rep, data), out_shardings=data)
             self._compiled = jitted.lower(params, state, feats).compile()
             self._params, self._state = params, state
+            self._data_sharding = data
             single_args = (params, state, {k: v for k, v in one.items() if k != "label"})
         self._single = (
             single,
@@ -402,6 +403,11 @@ class JaxWorkload(Workload):
 
     def sync(self, out: Any) -> None:
         device_sync.sync(out)
+
+    def infer(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feats = {k: v for k, v in batch.items() if k != "label"}
+        out = self._compiled(self._params, self._state, shard_batch(feats, self._data_sharding))
+        return np.asarray(out)  # a host copy: the result is on the host when this returns
 
     def check_output(self, out: Any) -> str | None:
         value = out[1] if self.workload == "train" else out

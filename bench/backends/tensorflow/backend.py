@@ -329,6 +329,7 @@ class TfWorkload(Workload):
                     return {k: tf.identity(tf.constant(v)) for k, v in batch.items()}
 
         self.batches = open_batches(req, hosts, place, keep, device)
+        self._place = place
         self._next_batch = self.batches
 
         model, strategy = self.model, self.strategy
@@ -397,6 +398,11 @@ class TfWorkload(Workload):
 
     def sync(self, out: Any) -> None:
         device_sync.sync(self.strategy, self.device, out)
+
+    def infer(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        out = self._fn(self._place(batch))
+        # .numpy() copies each replica's predictions to the host, waiting for them.
+        return np.concatenate([r.numpy() for r in self.strategy.experimental_local_results(out)])
 
     def check_output(self, out: Any) -> str | None:
         for local in self.strategy.experimental_local_results(out):
