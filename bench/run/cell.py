@@ -26,7 +26,7 @@ from bench.measure.cost import price_per_hour
 from bench.measure.derive import Basis, Inputs, derive
 from bench.measure.energy import EnergyMeter
 from bench.measure.flops import calibrate_cpu_peak, matmul_precision, mfu_peak
-from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
+from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
 from bench.measure.reference import cpu_snapshot, others_cpu
 from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
@@ -223,7 +223,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             batches, rule, batches.examples_per_call
         )
     metrics.update(workload.memory())
-    metrics["peak_host_rss_bytes"] = _host_rss(rss_reset)
+    metrics["peak_host_rss_bytes"] = peak_rss_metric(rss_reset)
 
     metrics.update(energy_metrics)
     summary = telemetry.summary()
@@ -353,14 +353,6 @@ def pipeline_alone(batches: Batches, rule: RunLength, examples_per_call: int) ->
         calls=len(times),
         seconds=sum(times),
     )
-
-
-def _host_rss(reset_worked: bool) -> dict[str, Any]:
-    peak = peak_rss_bytes()
-    if peak is None:
-        return unavailable("/proc/self/status not readable", "bytes")
-    scope = "this cell (VmHWM reset at its start)" if reset_worked else "the worker's lifetime"
-    return metric(peak, "bytes", f"VmHWM of the worker over {scope}")
 
 
 def _flops_metrics(

@@ -28,7 +28,7 @@ from bench.backends.workload import BuildRequest, Workload
 from bench.inputs.synthetic import make_batch
 from bench.measure.cost import price_per_hour
 from bench.measure.derive import Basis, Inputs, derive
-from bench.measure.host_memory import peak_rss_bytes, reset_peak_rss
+from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
 from bench.metrics import metric, unavailable
 from bench.modeldef import load_model
 from bench.serve.batching import Policy
@@ -147,7 +147,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
         ),
         "param_count": metric(next(iter(workloads.values())).param_count, "parameters",
                               "trainable parameters"),
-        "peak_host_rss_bytes": _host_rss(rss_reset),
+        "peak_host_rss_bytes": peak_rss_metric(rss_reset),
         **next(iter(workloads.values())).memory(),
         **_serve_metrics(headline, slo),
     }  # fmt: skip
@@ -290,11 +290,3 @@ def _serve_metrics(probe: dict[str, Any], slo: Slo) -> dict[str, Any]:
             **probe["compute_s"],
         }  # fmt: skip
     return out
-
-
-def _host_rss(reset_worked: bool) -> dict[str, Any]:
-    peak = peak_rss_bytes()
-    if peak is None:
-        return unavailable("/proc/self/status not readable", "bytes")
-    scope = "this cell (VmHWM reset at its start)" if reset_worked else "the worker's lifetime"
-    return metric(peak, "bytes", f"VmHWM of the worker over {scope}")
