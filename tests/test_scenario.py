@@ -268,3 +268,10 @@ def test_serve_problems_name_the_field_and_what_is_expected():
     assert found[0].startswith("s.yaml:3: slo: required by workload: serve cells; expected")
     assert any(p.startswith("s.yaml:8: replicas: cell ") and "expected 1" in p for p in found)
     assert any(p.startswith("s.yaml:9: measure.repeats: got 2; expected 1") for p in found)
+    # profiling traces train and predict steps: on serve cells it is refused, not ignored
+    found = problems(SERVE + "measure: {profile: {steps: 3}}\n")
+    assert found == [
+        "s.yaml:9: measure.profile: profiling traces train and predict steps; expected no "
+        "measure.profile (or --profile) with workload: serve cells (profile the model's predict "
+        "cells instead)"
+    ]

@@ -455,6 +455,12 @@ def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict)
             f"{scenario.measure.repeats}; expected 1 with workload: serve cells (every probed "
             "rate is already a full measurement; repeat by running the scenario again)"
         )
+    if serving and scenario.measure.profile is not None:
+        found.append(
+            f"{where}{_line(lines, ('measure', 'profile'))}: measure.profile: profiling traces "
+            "train and predict steps; expected no measure.profile (or --profile) with workload: "
+            "serve cells (profile the model's predict cells instead)"
+        )
     for name, wanted in SERVE_FIXED.items():
         wrong = [c for c in serving if c.key[name] != wanted]
         if wrong:
