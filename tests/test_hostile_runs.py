@@ -23,7 +23,7 @@ import pytest
 from bench import runfolder
 from bench.cli import main
 from bench.runfolder import CELLS_FILE, LOCK_FILE, RUN_FILE, ResultsError, RunWriter, load_run
-from tests.conftest import bench_cmd
+from tests.conftest import bench_cmd, sigint_default
 from tests.fixtures.runs import record, write_run
 
 # A scenario a resume can plan from (the constructed runs' default text has no name).
@@ -568,6 +568,7 @@ def test_two_resumers_of_one_run_folder_one_measures_the_other_is_refused(tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     try:
         _wait_for(lambda: (run / "worker-jax-cpu.log").exists())
@@ -585,8 +586,7 @@ def test_two_resumers_of_one_run_folder_one_measures_the_other_is_refused(tmp_pa
         assert (run / "worker-jax-cpu.log").read_text().count("=== worker") == 1
     finally:
         first.send_signal(signal.SIGINT)
-        # generous: once, with the machine at a load of 5, 60 s was not enough
-        out, err = first.communicate(timeout=180)
+        out, err = first.communicate(timeout=60)
     assert first.returncode == 130, out + err
     assert load_run(run).meta["status"] == "interrupted"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.runfolder import load_run
-from tests.conftest import bench_cmd
+from tests.conftest import bench_cmd, sigint_default
 
 pytestmark = pytest.mark.slow
 
@@ -160,13 +160,13 @@ matrix:
     )
     scenario.write_text(scenario.read_text().replace("min_seconds: 0.0", "min_seconds: 1.0"))
     results = tmp_path / "results"
-    # bs6 hangs in this run only, so the interrupt lands during a cell however loaded the
-    # machine is (with a timed wait, a slow test process saw the run finish first)
+    # bs6 hangs in this run only, so the interrupt lands during a cell, never after the last
     proc = subprocess.Popen(
         bench_cmd("run", str(scenario), "--results-dir", str(results)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
         env={**os.environ, "TOY_HANG_ALSO": "6"},
     )
     run_dir = _wait_for(lambda: (run_dirs(results) or [None])[0])
