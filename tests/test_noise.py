@@ -201,6 +201,12 @@ def test_a_machine_that_changed_speed_between_runs_widens_the_threshold(tmp_path
     kernel(b, 0.010, 0.0101)
     steps = ratio(compare(load_runs([a, b])))
     assert steps.verdict == "worse" and steps.noise.machine == pytest.approx(1.01)
+    # kernels of different versions are different workloads: not compared across runs
+    kernel(b, 0.0135, 0.0135)
+    meta = json.loads((b / "run.json").read_text())
+    meta["reference_kernel"]["version"] = 2
+    (b / "run.json").write_text(json.dumps(meta))
+    assert ratio(compare(load_runs([a, b]))).noise.machine == 1.0
 
 
 def test_a_machine_that_changed_speed_within_a_run_widens_the_threshold(tmp_path):

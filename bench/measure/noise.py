@@ -184,10 +184,11 @@ def kernel_medians(meta: Mapping[str, Any]) -> dict[tuple[str, str], float]:
 
 def kernel_drift(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[float, str] | None:
     """The largest speed change of the machine the reference kernel saw across ``runs``: between
-    two runs (medians over each run's start and end timings) or within one (end against start).
-    ``(factor >= 1, what measured it)``; None when no run has kernel timings."""
+    two runs (each run's mean of its start and end medians; runs of the same kernel version
+    only) or within one (end against start). ``(factor >= 1, what measured it)``; None when no
+    run has kernel timings."""
     runs = list(dict(runs).items())  # a run compared with itself counts once
-    per_run: list[tuple[str, dict[str, float]]] = []
+    per_run: list[tuple[str, Any, dict[str, float]]] = []
     worst: tuple[float, str] | None = None
 
     def consider(a: float, b: float, where: str) -> None:
@@ -207,9 +208,11 @@ def kernel_drift(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[float, 
             if times:
                 pooled[kernel] = sum(times) / len(times)
         if pooled:
-            per_run.append((run_id, pooled))
-    for i, (a_id, a) in enumerate(per_run):
-        for b_id, b in per_run[i + 1 :]:
+            per_run.append((run_id, meta["reference_kernel"].get("version"), pooled))
+    for i, (a_id, a_version, a) in enumerate(per_run):
+        for b_id, b_version, b in per_run[i + 1 :]:
+            if a_version != b_version:
+                continue  # a changed workload times differently: not the machine's doing
             for kernel in KERNELS:
                 if kernel in a and kernel in b:
                     consider(a[kernel], b[kernel], f"the reference kernel {kernel} took "
