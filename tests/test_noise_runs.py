@@ -1,6 +1,7 @@
 """An A/A pair through real workers: two runs of the same scenario on the same machine make no
 claim of a difference (issue 12, invariant 10): nothing better/worse in ``bench compare``, no
-lead beyond noise between a cell and its own rerun, and no ``input_bound`` the first run lacked.
+lead beyond noise between a cell and its own rerun, and no ``input_bound`` that the other run
+contradicts.
 """
 
 from __future__ import annotations
@@ -106,11 +107,22 @@ def test_a_rerun_of_the_same_scenario_claims_no_difference(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "spread between repeated processes" in done.stdout
 
-    def input_bound(run_dir: Path) -> set[str]:
-        return {c for c, r in load_run(run_dir).cells.items() if "input_bound" in r["flags"]}
-
+    # input_bound: no claim that the other run contradicts. The tiny tf.data cell is really
+    # slower than its synthetic twin on 2 cores (its share was 0.52-0.63 in runs on the project
+    # VM: tf.data's threads take CPU from the step), so one run may show that beyond its noise
+    # and the other, noisier, not: that is an unshown claim, not a contradicted one. A flag is
+    # contradicted when the other run's interval of the same share does not lie below 1.
+    cells = {folder: load_run(folder).cells for folder in (a, b)}
     tfdata = "jax-cpu-train-bs256-float32-tfdata-tuned"
-    for cell_id, record in load_run(a).cells.items():  # the worker measured the machine per cell
+    for cell_id, record in cells[a].items():  # the worker measured the machine per cell
         assert 0 <= record["metrics"]["others_cpu_share"]["value"] <= 1, cell_id
-    assert "input_bound" in load_run(b).cells[tfdata]["metrics"]  # judged in both runs
-    assert input_bound(b) <= input_bound(a)
+    for side, other in ((a, b), (b, a)):
+        assert "input_bound" in cells[side][tfdata]["metrics"]  # judged in both runs
+        for cell_id, record in cells[side].items():
+            if (
+                "input_bound" in record["flags"]
+                and "input_bound" not in cells[other][cell_id]["flags"]
+            ):
+                seen = cells[other][cell_id]["metrics"]["input_bound"]
+                interval = seen.get("share_ci95") or [seen["share_of_synthetic"]] * 2
+                assert interval[1] < 1.0, (cell_id, record["metrics"]["input_bound"], seen)
