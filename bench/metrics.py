@@ -402,6 +402,11 @@ for _metric in (
         "share of all CPUs' time other processes used during the timed phase", "process",
     ),
     Metric(
+        "machine_matmul_s", "machine before the cell", "s", "none",
+        "median time of the reference matmul, timed by the runner just before the process got "
+        "the cell (bench.measure.reference.cell_kernel)", "process",
+    ),
+    Metric(
         "flops_per_example", "FLOPs / example", "FLOP/example", "none",
         "the model's analytic formula", "cell",
     ),

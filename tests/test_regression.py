@@ -231,3 +231,56 @@ def test_an_unstable_machine_bound_uses_the_configured_threshold_not_the_widened
     assert row.policy.threshold > 0.4 and row.configured == pytest.approx(0.10)
     assert row.machine_bound(report.machine) == pytest.approx(1.1 * report.machine.slowdown)
     assert report.rule(row) == "beyond_machine" and report.exit_code == 1
+
+
+def read_machine(rec: dict, *seconds: float) -> dict:
+    """``rec`` with the runner's per-cell machine reading: one per process."""
+    if rec.get("repeats"):
+        for repeat, s in zip(rec["repeats"], seconds, strict=True):
+            repeat["machine_matmul_s"] = s
+    else:
+        (s,) = seconds
+        rec["metrics"]["machine_matmul_s"] = {"value": s, "unit": "s", "method": "m"}
+    return rec
+
+
+def test_a_cells_own_machine_reading_replaces_the_drift_of_the_runs_ends(tmp_path):
+    # What the project's 2-core VM did: the kernel at the candidate run's end was 2.1x its
+    # start, so the run-wide bound (1.1 x ~2.2) explained a model twice as deep; the matmul
+    # timed before each of the cell's processes read the same on both sides, so it fails.
+    base = read_machine(processes(1, 0.010, 0.0102, 0.0104), 0.0016, 0.0017, 0.0016)
+    slow = read_machine(processes(10, 0.021, 0.0215, 0.022), 0.0016, 0.0016, 0.0017)
+    report = gate(tmp_path / "a", [base], [slow], ref=reference(7, drift=2.1))
+    (row,) = report.rows
+    assert report.machine.unstable and report.machine.slowdown > 2.0
+    assert row.cell_machine == pytest.approx(1.0)
+    assert row.machine_bound(report.machine) == pytest.approx(1.1)
+    assert report.rule(row) == "beyond_machine" and report.exit_code == 1
+    assert "this cell's machine slowdown 1.000" in render_text(report)
+    assert report_dict(report)["rows"][0]["machine_slowdown_of"] == "cell"
+    # the same run-wide drift without per-cell readings (an older run) leaves it advisory
+    plain = gate(tmp_path / "b", [processes(1, 0.010, 0.0102, 0.0104)],
+                 [processes(10, 0.021, 0.0215, 0.022)], ref=reference(7, drift=2.1))  # fmt: skip
+    assert plain.rows[0].cell_machine is None and plain.exit_code == 0
+
+
+def test_a_cell_that_met_a_slower_machine_is_explained_by_it(tmp_path):
+    # The machine was 1.9x slower when the candidate measured this cell: 2x slower steps are
+    # within 1.1 x 1.9 = 2.09, so advisory, though the run-wide ends drifted only 1.09x.
+    base = read_machine(processes(1, 0.010, 0.0102, 0.0104), 0.0016, 0.0016, 0.0016)
+    cand = read_machine(processes(10, 0.020, 0.0202, 0.0204), 0.0030, 0.0031, 0.0030)
+    report = gate(tmp_path, [base], [cand], base_ref=reference(3, drift=1.09))
+    (row,) = report.rows
+    assert row.decision.verdict == Verdict.REGRESSED and report.machine.unstable
+    assert row.cell_machine == pytest.approx(0.0030 / 0.0016)
+    assert report.rule(row) == "advisory" and report.exit_code == 0
+
+
+def test_others_share_compounds_with_a_cells_own_reading(tmp_path):
+    # others held 50% of the CPU in the candidate run: 2x explained on top of the cell's own
+    base = read_machine(processes(1, 0.010, 0.0102, 0.0104), 0.0016, 0.0016, 0.0016)
+    cand = read_machine(processes(10, 0.020, 0.0202, 0.0204), 0.0016, 0.0016, 0.0016)
+    report = gate(tmp_path, [base], [cand], ref=reference(7, others=0.5))
+    (row,) = report.rows
+    assert row.machine_slowdown(report.machine) == pytest.approx(2.0)
+    assert report.rule(row) == "advisory" and report.exit_code == 0

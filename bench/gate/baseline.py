@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench import __version__
 from bench.gate.fingerprint import fingerprint
 from bench.measure.finite import finite_samples
-from bench.measure.noise import process_medians
+from bench.measure.noise import machine_medians, process_medians
 from bench.metrics import Gate, Metric, gates, value_of
 from bench.runfolder import ResultsError, Run, load_run
 
@@ -147,6 +147,9 @@ class CellDoc(_Strict):
     # each ok process's median step time, in process order: their spread is what a rerun of
     # the cell has been seen to change (``bench.measure.noise.spread``); absent in older files
     process_medians: list[PositiveFloat] = []
+    # each ok process's reference matmul time, timed just before it got the cell: the machine
+    # as this cell met it (``bench.measure.reference.cell_kernel``); absent in older files
+    machine_matmul_s: list[PositiveFloat] = []
 
 
 class HostCpuDoc(_Strict):
@@ -393,6 +396,7 @@ def document_from_run(run: Run, max_samples: int = MAX_SAMPLES) -> dict[str, Any
             "processes": _processes(record) if ok else 0,
             "quantities": _cell_quantities(run, record, max_samples) if ok else {},
             "process_medians": _process_medians(record) if ok else [],
+            "machine_matmul_s": [_round(v) for v in machine_medians(record)] if ok else [],
         }
     return {
         "format": FORMAT,
@@ -418,7 +422,8 @@ def _merge_cell(into: dict[str, Any], other: Mapping[str, Any]) -> None:
     if into["status"] != "ok":
         into["status"] = other["status"]
     into["processes"] += other["processes"]
-    into["process_medians"] = [*into.get("process_medians", []), *other.get("process_medians", [])]
+    for pooled in ("process_medians", "machine_matmul_s"):
+        into[pooled] = [*into.get(pooled, []), *other.get(pooled, [])]
     for name, quantity in other["quantities"].items():
         mine = into["quantities"].get(name) or {"unit": quantity["unit"], "samples": []}
         samples = [*mine["samples"], *quantity["samples"]]
@@ -457,6 +462,7 @@ class CellData:
     processes: int
     quantities: dict[str, QuantityDoc]
     process_medians: tuple[float, ...] = ()
+    machine_medians: tuple[float, ...] = ()  # the reference matmul before each process
 
     def samples(self, metric: MetricDef) -> tuple[list[float], str]:
         """The metric's samples, and why there are none when there are none."""
@@ -565,7 +571,14 @@ def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Si
         notes.append(f"{label}: runs of different scenarios pooled: {sorted(map(str, names))}")
     cells = {
         cell_id: CellData(
-            cell_id, c.key, c.status, c.reason, c.processes, c.quantities, tuple(c.process_medians)
+            cell_id,
+            c.key,
+            c.status,
+            c.reason,
+            c.processes,
+            c.quantities,
+            tuple(c.process_medians),
+            tuple(c.machine_matmul_s),
         )
         for cell_id, c in merged.cells.items()
     }

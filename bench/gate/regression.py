@@ -15,9 +15,11 @@ Builds on ``bench.gate.decision`` (the per-cell rule and Holm) and adds what a C
 - trust: an environment that differs (``bench.gate.fingerprint``) makes the verdicts advisory:
   reported, never failing. A machine that got slower or noisier (UNSTABLE) makes them advisory
   too, except for a cell whose whole interval lies beyond the threshold compounded with the
-  largest slowdown the machine check measured, ``(1 + T) x slowdown``: the machine cannot
-  explain that much, so it still fails (a model twice as deep must fail on a machine that
-  drifted 9%). ``strict_env`` makes every verdict count anyway. ``GateReport.rule`` names the
+  slowdown the machine check measured, ``(1 + T) x slowdown``: the machine cannot explain
+  that much, so it still fails (a model twice as deep must fail on a machine that drifted 9%).
+  The slowdown is the cell's own where both sides timed the reference matmul before each of
+  its processes (``_cell_machine``, times what other processes explain), else the largest
+  the run-wide check measured. ``strict_env`` makes every verdict count anyway. ``GateReport.rule`` names the
   rule that decided each REGRESSED row.
 
 Exit codes: 0 no binding regression (INCONCLUSIVE, INSUFFICIENT_DATA and advisory verdicts
@@ -26,6 +28,7 @@ included), 1 at least one REGRESSED that counts; 2, a usage or input error, is t
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -74,10 +77,20 @@ class GateRow:
     slowdown_lo: float | None = None
     # The configured threshold where the spread between processes widened ``policy``'s.
     configured: float | None = None
+    # The machine's slowdown as this cell met it (>= 1): its reference matmul timed before
+    # each process, median candidate / median baseline; None where a side lacks the reading.
+    cell_machine: float | None = None
+
+    def machine_slowdown(self, machine: MachineCheck) -> float:
+        """The slowdown the machine explains for this row: the cell's own reading compounded
+        with what other processes explain, else the largest the run-wide check measured."""
+        if self.cell_machine is None:
+            return machine.slowdown
+        return self.cell_machine * machine.shared_slowdown
 
     def machine_bound(self, machine: MachineCheck) -> float:
-        """The configured threshold compounded with the largest slowdown the machine check
-        measured.
+        """The configured threshold compounded with the machine's slowdown for this row
+        (``machine_slowdown``).
 
         Not the threshold the processes' spread widened: both measure one thing, how far the
         machine moved. A baseline run whose machine slowed 1.5x while it ran has processes
@@ -86,7 +99,7 @@ class GateRow:
         beyond the widened threshold; it counts when it is also beyond this.
         """
         threshold = self.policy.threshold if self.configured is None else self.configured
-        return (1 + threshold) * machine.slowdown
+        return (1 + threshold) * self.machine_slowdown(machine)
 
 
 @dataclass(frozen=True)
@@ -261,6 +274,7 @@ def run_gate(
             fixed[key] if key in fixed else decided[key],
             policies[key],
             configured.get(key),
+            _cell_machine(baseline.cells[cell_id], candidate.cells[cell_id]),
         )
         for cell_id, metric, key in order
     )
@@ -299,12 +313,23 @@ def _process_spread(b: CellData, c: CellData) -> float | None:
     return max(spreads) if spreads else None
 
 
+def _cell_machine(b: CellData, c: CellData) -> float | None:
+    """How much slower the machine was when the candidate measured this cell than when the
+    baseline did (>= 1): the median of each side's per-process reference matmul, a point
+    estimate. The cell's own interval already carries the uncertainty of the comparison; the
+    bound it must clear is what the machine measurably did."""
+    if not b.machine_medians or not c.machine_medians:
+        return None
+    return max(1.0, statistics.median(c.machine_medians) / statistics.median(b.machine_medians))
+
+
 def _row(
     cell_id: str,
     metric: MetricDef,
     decision: Decision,
     policy: GatePolicy,
     configured: float | None = None,
+    cell_machine: float | None = None,
 ) -> GateRow:
     lo, hi = decision.ci_lo, decision.ci_hi
     slowdown_lo: float | None = None
@@ -313,7 +338,7 @@ def _row(
             slowdown_lo = lo
         elif hi > 0:
             slowdown_lo = 1 / hi  # throughput: s = 1 / r, so the interval flips
-    return GateRow(cell_id, metric, decision, policy, slowdown_lo, configured)
+    return GateRow(cell_id, metric, decision, policy, slowdown_lo, configured, cell_machine)
 
 
 def _reference(run: RunDoc) -> dict[str, Any] | None:

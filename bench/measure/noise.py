@@ -128,6 +128,22 @@ def process_medians(record: Mapping[str, Any]) -> list[float]:
     return found
 
 
+def machine_medians(record: Mapping[str, Any]) -> list[float]:
+    """Each ok process's ``machine_matmul_s``: the reference matmul timed just before that
+    process got the cell (``bench.measure.reference.cell_kernel``); empty for records written
+    before the runner timed it."""
+    repeats = record.get("repeats")
+    if isinstance(repeats, list) and repeats:
+        values = [
+            r.get("machine_matmul_s")
+            for r in repeats
+            if isinstance(r, Mapping) and r.get("status") == "ok"
+        ]
+    else:
+        values = [value_of((record.get("metrics") or {}).get("machine_matmul_s"))]
+    return [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v) and v > 0]
+
+
 def spread(medians: Sequence[float]) -> float | None:
     """``max / min - 1`` of per-process medians; None with fewer than two."""
     if len(medians) < 2:

@@ -88,6 +88,43 @@ def run_reference_kernel(
     return found
 
 
+CELL_SAMPLES = 10
+CELL_METHOD = (
+    f"median of {CELL_SAMPLES} timings of the reference matmul ({MATMUL_REPEATS} products of "
+    f"{MATMUL_N}x{MATMUL_N} float64 matrices) after one untimed call, timed by the runner just "
+    "before it sent the cell to its worker process"
+)
+
+
+def cell_kernel(
+    samples: int = CELL_SAMPLES, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
+    """The machine as one cell met it: the matmul kernel, timed just before the cell starts.
+
+    About 20 ms. The kernels at the start and end of a run say how the machine moved over the
+    whole run, but not where each cell fell in it, and on the project's 2-core VM the end
+    timing was 1.3-2x the start in almost every run, nothing else running, while the cells of
+    a run and of its rerun agreed. Read per cell and compared like for like (the same cell in
+    baseline and candidate), the machine's own slowdown is what that cell met
+    (``bench.gate.regression``).
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((MATMUL_N, MATMUL_N))
+    b = rng.standard_normal((MATMUL_N, MATMUL_N))
+
+    def matmul() -> None:
+        for _ in range(MATMUL_REPEATS):
+            np.matmul(a, b)
+
+    times = sorted(_timed(matmul, samples, clock))
+    return {
+        "value": times[len(times) // 2],
+        "unit": "s",
+        "method": CELL_METHOD,
+        "version": VERSION,
+    }
+
+
 OTHERS_METHOD = (
     "machine-wide busy CPU time from /proc/stat (user, nice, system, irq, softirq and steal, "
     "all CPUs) minus the CPU time of the runner and its workers (getrusage self + children), "

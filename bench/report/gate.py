@@ -157,7 +157,11 @@ def machine_rule_text(report: GateReport) -> str:
     return (
         f"largest slowdown the machine check measured: x{m.slowdown:.3f}{source}; a REGRESSED "
         f"cell still fails when its whole interval lies beyond the threshold compounded with it, "
-        f"(1 + {percent(t)}) x {m.slowdown:.3f} = {(1 + t) * m.slowdown:.3f} as a slowdown"
+        f"(1 + {percent(t)}) x {m.slowdown:.3f} = {(1 + t) * m.slowdown:.3f} as a slowdown, "
+        "or, for a cell whose processes both sides timed the machine before, with that cell's "
+        "own slowdown (reference matmul, candidate / baseline"
+        + (f", x {m.shared_slowdown:.3f} for others' CPU share" if m.shared_slowdown > 1 else "")
+        + ")"
     )
 
 
@@ -186,14 +190,19 @@ def reason_text(report: GateReport, row: GateRow) -> str:
     bound = row.machine_bound(report.machine)
     lo = row.slowdown_lo
     shown = "-" if lo is None else f"{lo:.3f}"
+    which = (
+        "threshold x largest machine slowdown"
+        if row.cell_machine is None
+        else f"threshold x this cell's machine slowdown {row.machine_slowdown(report.machine):.3f}"
+    )
     if report.rule(row) == RULE_BEYOND_MACHINE:
         return (
             f"{reason}; slowdown at least {shown}, beyond the {bound:.3f} the UNSTABLE machine "
-            f"explains (threshold x largest machine slowdown): it counts"
+            f"explains ({which}): it counts"
         )
     return (
         f"{reason}; slowdown at least {shown}, within the {bound:.3f} the UNSTABLE machine "
-        f"explains (threshold x largest machine slowdown): advisory"
+        f"explains ({which}): advisory"
     )
 
 
@@ -402,6 +411,7 @@ def report_dict(report: GateReport) -> dict[str, Any]:
             "notes": list(m.notes),
             "slowdown": m.slowdown,
             "slowdown_source": m.slowdown_source,
+            "shared_slowdown": m.shared_slowdown,
             "kernels": [
                 {
                     "kernel": k.kernel,
@@ -430,6 +440,8 @@ def report_dict(report: GateReport) -> dict[str, Any]:
                 "verdict": r.decision.verdict.value,
                 "reason": reason_text(report, r),
                 "rule": report.rule(r),
+                "machine_slowdown": r.machine_slowdown(m),
+                "machine_slowdown_of": "run" if r.cell_machine is None else "cell",
                 "policy": {
                     "threshold": r.policy.threshold,
                     "alpha": r.policy.alpha,
