@@ -228,6 +228,16 @@ def test_profile_steps_are_validated_and_profile_sets_them():
 def test_profile_is_refused_with_resume(tmp_path, capsys):
     assert main(["run", "--resume", str(tmp_path), "--profile"]) == 2
     assert "--profile" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path), "--profile-steps", "3"]) == 2
+
+
+def test_profile_before_the_scenario_file_is_a_flag(tmp_path, capsys):
+    # ``--profile [STEPS]`` once took the file that followed it for STEPS
+    scenario = tmp_path / "p.yaml"
+    scenario.write_text(SCENARIO)
+    assert main(["run", "--profile", str(scenario), "--dry-run"]) == 0
+    assert main(["run", str(scenario), "--profile-steps", "0", "--dry-run"]) == 2
+    assert "measure.profile.steps: got 0" in capsys.readouterr().err
 
 
 def _stored_run(tmp_path: Path, profile: Any) -> Path:
@@ -305,7 +315,7 @@ def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul
     scenario.write_text(MATMUL_MLP)
     results = tmp_path / "results"
     done = subprocess.run(
-        bench_cmd("run", str(scenario), "--results-dir", str(results), "--profile", "10"),
+        bench_cmd("run", str(scenario), "--results-dir", str(results), "--profile-steps", "10"),
         capture_output=True,
         text=True,
         timeout=600,

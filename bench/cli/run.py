@@ -92,7 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         # processes into different cells, where each would wait for the others forever.
         err.print("bench run: --resume is single-host only; rerun a multi-host scenario whole")
         return EXIT_USAGE
-    if args.resume and (args.set or args.profile is not None):
+    profile = (
+        args.profile_steps if args.profile_steps is not None else (5 if args.profile else None)
+    )
+    if args.resume and (args.set or profile is not None):
         # A resumed run measures the scenario it was started with, so its cells stay one
         # experiment; run.json keeps that text and its overrides.
         err.print(
@@ -108,9 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = None
     if args.scenario:
         sets = list(args.set)
-        if args.profile is not None:
-            # An override like any other, so run.json records it and a resume keeps it.
-            sets.append(f"measure.profile.steps={args.profile}")
+        if profile is not None:
+            # An override like any other, so run.json records it and a resume keeps it (and a
+            # step count below 1 is refused by the scenario's own validation).
+            sets.append(f"measure.profile.steps={profile}")
         try:
             loaded = load_scenario(args.scenario, sets)
         except ScenarioError as exc:
@@ -337,15 +341,20 @@ def add_parsers(sub: Any) -> None:
         help="run only these cells of the scenario (ids as --dry-run lists them; repeatable); "
         "the run plans just these, so --resume finishes just these",
     )
+    # A flag, and the step count in its own option: ``--profile [STEPS]`` with an optional
+    # value took ``bench run --profile scenario.yaml``'s file for STEPS.
     p.add_argument(
         "--profile",
-        nargs="?",
+        action="store_true",
+        help="after each cell's timed phase, trace 5 more steps under the framework's profiler "
+        "into the run folder, with a time breakdown on the record (sets measure.profile.steps; "
+        "docs/profiling.md)",
+    )
+    p.add_argument(
+        "--profile-steps",
         type=int,
-        const=5,
         metavar="STEPS",
-        help="after each cell's timed phase, trace STEPS more steps (default 5) under the "
-        "framework's profiler into the run folder, with a time breakdown on the record "
-        "(sets measure.profile.steps; docs/profiling.md)",
+        help="trace STEPS steps instead of 5 (implies --profile)",
     )
     p.add_argument(
         "--resume",
