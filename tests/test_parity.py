@@ -197,3 +197,114 @@ def test_an_interrupted_write_is_redone_and_a_damaged_file_named(tmp_path: Path)
     (first.folder / store.REFERENCE).write_bytes(b"not a zip")
     with pytest.raises(store.ParitySetError, match=r"reference\.npz: not a readable parity file"):
         store.shared_set(tmp_path, request(), NumpyBackend, "numpy", n=16)
+
+
+# -- the twins through the real backends (slow: one JAX and one TensorFlow process) -------------
+
+MLP = {"hidden": [32, 16], "vocab_size": 50, "embed_dim": 4, "num_numeric": 5, "num_categorical": 3}
+# Every zoo model at a size 2 CPU cores compile quickly (ResNet-50's bottleneck blocks are held
+# to the same outputs as JAX by tests/test_models.py, through the same weight names).
+ZOO = {
+    "mlp": ("mlp", MLP),
+    "mlp_regression": ("mlp", {**MLP, "task": "regression", "num_targets": 3}),
+    "resnet18": ("resnet", {"depth": 18, "image_size": 32, "width": 8, "num_classes": 10}),
+    "transformer": (
+        "transformer",
+        {"num_layers": 2, "d_model": 32, "num_heads": 4, "seq_len": 16, "vocab_size": 100},
+    ),
+}
+EXAMPLES = 32
+# float32 round-off grows with the outputs' size (a ResNet's logits reach ~10 at random
+# weights): the bound is 1e-5 absolute for outputs of size 1, relative above that.
+F32_BOUND = 1e-5
+
+
+def twin_jobs() -> list[dict[str, Any]]:
+    jobs = []
+    for name, (model, args) in ZOO.items():
+        # float16 and an uneven batch (a padded last call) on the MLP only: each is a compile.
+        mlp = name == "mlp"
+        jobs.append(
+            {
+                "id": name,
+                "model": model,
+                "args": args,
+                "examples": EXAMPLES,
+                "precisions": ["float32", "float16"] if mlp else ["float32"],
+                "batches": [8, 5] if mlp else [8],
+            }
+        )
+    return jobs
+
+
+def run_side(framework: str, tmp: Path) -> dict[str, np.ndarray]:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(repo), TF_CPP_MIN_LOG_LEVEL="2")
+    if framework == "jax":
+        # LLVM's optimisation level changes compile time (most of this test), not float results.
+        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0")
+    else:
+        env.update(CUDA_VISIBLE_DEVICES="-1", KERAS_BACKEND="tensorflow")
+    out = tmp / f"{framework}.npz"
+    args = [str(tmp / "jobs.json"), str(tmp / "run"), str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.parity_twins", framework, *args],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{framework} side failed:\n{done.stderr[-4000:]}"
+    with np.load(out) as found:
+        return {k: found[k] for k in found.files}
+
+
+@pytest.fixture(scope="module")
+def twin_sides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
+    tmp = tmp_path_factory.mktemp("parity")
+    (tmp / "run").mkdir()
+    (tmp / "jobs.json").write_text(json.dumps(twin_jobs()))
+    jax_side = run_side("jax", tmp)  # first: it writes the run's parity sets
+    return {"jax": jax_side, "tensorflow": run_side("tensorflow", tmp)}
+
+
+def bound(reference: np.ndarray) -> float:
+    return F32_BOUND * max(1.0, float(np.abs(reference).max()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ZOO))
+def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
+    jax_side, tf_side = twin_sides["jax"], twin_sides["tensorflow"]
+    reference = jax_side[f"{name}/reference"]
+    assert str(tf_side[f"{name}/reference_by"]).startswith("jax ")  # TF read JAX's set
+    assert np.array_equal(tf_side[f"{name}/reference"], reference)
+    # The reference agrees with itself exactly: recomputed from the files, bit for bit.
+    assert np.array_equal(jax_side[f"{name}/own_reference"], reference)
+    same = parity_metrics(reference, reference, "classification")
+    assert same["parity_max_abs"]["value"] == 0 and same["top1_agreement"]["value"] == 1
+    # TensorFlow's float32 reference from the same weights file, and both frameworks' predict
+    # cells (their compiled steps at batch 8): within round-off of the reference.
+    limit = bound(reference)
+    assert np.abs(tf_side[f"{name}/own_reference"] - reference).max() <= limit
+    task = "regression" if name == "mlp_regression" else "classification"
+    for side in (jax_side, tf_side):
+        found = parity_metrics(side[f"{name}/float32/8"], reference, task)
+        assert found["parity_max_abs"]["value"] <= limit, (name, found)
+        if task == "classification":
+            assert found["top1_agreement"]["value"] == 1.0
+
+
+@pytest.mark.slow
+def test_float16_moves_predictions_a_little_and_padding_none(twin_sides):
+    for side in twin_sides.values():
+        reference = side["mlp/reference"]
+        # A batch of 5 pads the last of 7 calls: the padded rows are dropped again.
+        assert np.abs(side["mlp/float32/5"] - reference).max() <= bound(reference)
+        for batch in (8, 5):
+            found = parity_metrics(side[f"mlp/float16/{batch}"], reference, "classification")
+            # float16 is really in effect (its 11-bit significand leaves ~1e-3 here), and the
+            # classes stay the reference's.
+            assert 1e-5 < found["parity_max_abs"]["value"] < 1e-2, found
+            assert found["top1_agreement"]["value"] >= 0.95
