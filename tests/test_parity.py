@@ -6,6 +6,7 @@ for a framework when the shared files are written and read (and raced for).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from bench.backends import parity as store
+from bench.backends.workload import BuildRequest, Workload
 from bench.measure.parity import ParityError, parity_metrics
 from bench.metrics import METRICS, find_field
 from bench.modeldef import load_model
@@ -134,9 +136,9 @@ class NumpyBackend:
     def version() -> str:
         return "1.0"
 
-    @classmethod
-    def init_weights(cls, req: Any) -> dict[str, np.ndarray]:
-        cls.calls += 1
+    @staticmethod
+    def init_weights(req: Any) -> dict[str, np.ndarray]:
+        NumpyBackend.calls += 1  # subclasses count here too
         rng = np.random.default_rng(req.seed)
         return {"params/head/kernel": rng.standard_normal((1, req.spec.num_outputs))}
 
@@ -214,6 +216,7 @@ ZOO = {
     ),
 }
 EXAMPLES = 32
+TRAIN_STEPS = 30
 # float32 round-off grows with the outputs' size (a ResNet's logits reach ~10 at random
 # weights): the bound is 1e-5 absolute for outputs of size 1, relative above that.
 F32_BOUND = 1e-5
@@ -232,6 +235,18 @@ def twin_jobs() -> list[dict[str, Any]]:
                 "examples": EXAMPLES,
                 "precisions": ["float32", "float16"] if mlp else ["float32"],
                 "batches": [8, 5] if mlp else [8],
+            }
+        )
+    for precision in ("float32", "float16"):
+        jobs.append(
+            {
+                "id": f"train_{precision}",
+                "kind": "train",
+                "model": "mlp",
+                "args": MLP,
+                "precision": precision,
+                "batches": [8],
+                "steps": TRAIN_STEPS,
             }
         )
     return jobs
@@ -308,3 +323,145 @@ def test_float16_moves_predictions_a_little_and_padding_none(twin_sides):
             # classes stay the reference's.
             assert 1e-5 < found["parity_max_abs"]["value"] < 1e-2, found
             assert found["top1_agreement"]["value"] >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["jax", "tensorflow"])
+def test_float16_training_scales_the_loss_and_learns_as_float32_does(twin_sides, framework):
+    side = twin_sides[framework]
+    f16, f32 = side["train_float16/losses"], side["train_float32/losses"]
+    assert np.all(np.isfinite(f16)) and len(f16) == TRAIN_STEPS
+    # The same batch every step (synthetic input): the loss falls, in float16 as in float32.
+    assert f16[-1] < 0.8 * f16[0] and f32[-1] < 0.8 * f32[0]
+    assert abs(f16[-1] - f32[-1]) < 0.05 * f32[0]
+    # No overflow in these steps: the scale is still the initial 2**15 (Keras' default, and
+    # the JAX step's), below the growth interval of 2000 steps.
+    assert float(side["train_float16/scale"]) == 2.0**15
+
+
+@pytest.mark.slow
+def test_jax_float16_skips_a_step_whose_gradients_overflow(twin_sides):
+    side = twin_sides["jax"]
+    assert bool(side["train_float16/overflow_skipped"])  # parameters untouched
+    assert float(side["train_float16/overflow_scale"]) == 2.0**59  # and the scale halved
+
+
+# -- the predict cell: prepares the set before building, predicts it after the timed phase -------
+
+
+class LinearWorkload(Workload):
+    """A predict step of outputs = mean(numeric) x head; float16 rounds the head."""
+
+    def __init__(self, req: BuildRequest) -> None:
+        self.compile_s, self.compile_method, self.param_count = 0.0, "nothing to compile", 1
+        self.sync_method = "numpy"
+        if req.key["workload"] == "train":
+            assert req.weights is None  # training starts from its own initialisation
+            req = dataclasses.replace(req, weights={"params/head/kernel": np.ones((1, 2))})
+        assert req.weights is not None, "a predict cell gets the run's shared weights"
+        head = req.weights["params/head/kernel"]
+        self.head = head.astype(np.float16) if req.key["precision"] == "float16" else head
+        self.fail = req.key["batch_size"] == 3  # a cell whose evaluation-set prediction fails
+
+    def step(self) -> Any:
+        return 1.0
+
+    def sync(self, out: Any) -> None:
+        pass
+
+    def check_output(self, out: Any) -> str | None:
+        return None
+
+    def trace_count(self) -> int:
+        return 0
+
+    def memory(self) -> dict[str, Any]:
+        return {}
+
+    def predict_eval(self, features: Any) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("converter crashed")
+        x = features["numeric"].mean(axis=1, keepdims=True)
+        return (x @ self.head.astype(np.float32)).astype(np.float32)
+
+
+class LinearBackend(NumpyBackend):
+    @staticmethod
+    def build(req: BuildRequest) -> Workload:
+        return LinearWorkload(req)
+
+    @staticmethod
+    def calibration_matmul(precision: str, n: int) -> Any:
+        return lambda: None
+
+    @staticmethod
+    def matmul_settings(device: str) -> dict[str, Any]:
+        return {"tf32_allowed": False, "setting": "numpy"}
+
+
+def cell_msg(run_dir: Path | None, precision: str = "float32", batch: int = 4, **key: Any):
+    return {
+        "cell_id": "c",
+        "run_dir": str(run_dir) if run_dir else None,
+        "key": {
+            "model": "mlp",
+            "workload": "predict",
+            "framework": "numpy",
+            "device": "cpu",
+            "batch_size": batch,
+            "precision": precision,
+            "input": "synthetic",
+            **key,
+        },
+        "model_args": {"num_numeric": 2, "num_categorical": 0, "hidden": [3]},
+        "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "weight_decay": 0.0},
+        "seed": 0,
+        "measure": {
+            "warmup_steps": 1,
+            "min_steps": 3,
+            "min_seconds": 0.0,
+            "max_seconds": 5.0,
+            "target_rel_ci": 1.0,
+        },
+    }
+
+
+def test_predict_cells_record_parity_against_the_runs_reference(tmp_path: Path):
+    from bench.run.worker import run_cell
+
+    NumpyBackend.calls = 0
+    f32 = run_cell(LinearBackend, cell_msg(tmp_path))
+    f16 = run_cell(LinearBackend, cell_msg(tmp_path, "float16"))
+    assert NumpyBackend.calls == 1  # one weight set for both cells
+    assert f32["status"] == f16["status"] == "ok", f32.get("traceback")
+    m32, m16 = f32["metrics"], f16["metrics"]
+    assert m32["parity_max_abs"]["value"] == 0.0 and m32["top1_agreement"]["value"] == 1.0
+    assert 0 < m16["parity_max_abs"]["value"] < 1e-2  # float16's rounding of the head
+    assert m16["parity_max_abs"]["examples"] == 256
+    assert (
+        "reference by numpy 1.0 float32 on the CPU, parity/mlp-" in m16["parity_max_abs"]["method"]
+    )
+
+
+def test_parity_that_cannot_be_measured_says_why_and_the_cell_stays_ok(tmp_path: Path):
+    from bench.run.worker import run_cell
+
+    failed = run_cell(LinearBackend, cell_msg(tmp_path, batch=3))
+    assert failed["status"] == "ok"
+    assert failed["metrics"]["top1_agreement"]["unavailable"] == (
+        "evaluation-set prediction failed: RuntimeError: converter crashed"
+    )
+    no_run = run_cell(LinearBackend, cell_msg(None))
+    assert no_run["status"] == "failed"  # the workload insists on shared weights
+    train = run_cell(LinearBackend, cell_msg(tmp_path, workload="train"))
+    assert train["status"] == "ok" and "parity_max_abs" not in train["metrics"]
+
+
+def test_a_backend_without_shared_weights_records_parity_unavailable(tmp_path: Path):
+    from bench.run.worker import run_cell
+    from tests.fixtures.toy_backend import backend as toy
+
+    record = run_cell(toy, cell_msg(tmp_path))
+    assert record["status"] == "ok"
+    reason = record["metrics"]["parity_max_abs"]["unavailable"]
+    assert reason == "the numpy backend provides no shared weights"
