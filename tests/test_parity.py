@@ -465,3 +465,70 @@ def test_a_backend_without_shared_weights_records_parity_unavailable(tmp_path: P
     assert record["status"] == "ok"
     reason = record["metrics"]["parity_max_abs"]["unavailable"]
     assert reason == "the numpy backend provides no shared weights"
+
+
+# -- reading: compare, recommend --where, the report's parity section --------------------------
+
+
+def parity_record(median_s: float, max_abs: float, top1: float, **key: Any) -> dict[str, Any]:
+    from bench.metrics import metric
+    from tests.fixtures.runs import record
+
+    rec = record(median_s=median_s, **key)
+    how = "constructed"
+    rec["metrics"]["parity_max_abs"] = metric(max_abs, "abs difference", how, examples=256)
+    rec["metrics"]["parity_mean_abs"] = metric(max_abs / 10, "abs difference", how, examples=256)
+    rec["metrics"]["top1_agreement"] = metric(top1, "fraction", how, examples=256)
+    return rec
+
+
+@pytest.fixture
+def parity_run(tmp_path: Path) -> Path:
+    from tests.fixtures.runs import write_run
+
+    records = [
+        parity_record(0.010, 0.0, 1.0),  # the float32 CPU baseline: 6,400 examples/s
+        parity_record(0.004, 1e-3, 0.996, precision="float16"),  # 2.5x, agrees on 99.6%
+        parity_record(0.002, 0.3, 0.95, precision="bfloat16"),  # 5x, agrees on 95%
+        parity_record(0.001, 0.2, 0.97, precision="float16", device="gpu"),  # 10x
+        parity_record(0.005, 1e-3, 0.998, precision="float16", batch_size=32),  # no baseline
+    ]
+    return write_run(tmp_path, "r1", records)
+
+
+def test_speedups_are_against_the_same_cell_in_float32_on_the_cpu(parity_run: Path):
+    from bench.read.parity import parity_points
+    from bench.read.runset import load_runs
+
+    points = {
+        (p.cell.key["precision"], p.cell.key["device"], p.cell.key["batch_size"]): p
+        for p in parity_points(load_runs([parity_run]).cells)
+    }
+    assert points["float32", "cpu", 64].speedup == pytest.approx(1.0)
+    assert points["float16", "cpu", 64].speedup == pytest.approx(2.5)  # 0.010 s / 0.004 s
+    assert points["bfloat16", "cpu", 64].speedup == pytest.approx(5.0)
+    assert points["float16", "gpu", 64].speedup == pytest.approx(10.0)
+    assert points["float16", "cpu", 32].speedup is None  # no float32 cell at batch 32
+
+
+def test_recommend_where_top1_agreement_and_compare_and_report(parity_run: Path, capsys):
+    from bench.cli import main
+
+    args = ["recommend", str(parity_run), "--objective", "throughput"]
+    assert main([*args, "--where", "top1_agreement>=0.99"]) == 0
+    out = capsys.readouterr().out
+    # The 10x GPU and 5x bfloat16 cells agree on under 99%: the float16 CPU cell at 2.5x wins.
+    assert "3 of 5 cells qualify" in out and "best  cpu batch 64 float16 on vm" in out, out
+    assert main(["compare", str(parity_run), "--format", "json"]) == 0
+    found = {
+        r["field"] for g in json.loads(capsys.readouterr().out)["groups"] for r in g["metrics"]
+    }
+    assert {"parity_max_abs", "parity_mean_abs", "top1_agreement"} <= found
+    report = parity_run.parent / "report.md"
+    assert main(["report", str(parity_run), "--format", "md", "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "## Prediction parity: speed against agreement" in text
+    assert "| cpu float16 batch 64 | 16,000 | 2.50x | 1.00e-03 | 1.00e-04 | 0.996 |" in text, text
+    assert "- (no float32 CPU cell)" in text
+    plot = (parity_run.parent / "report_files" / "parity-mlp-predict.svg").read_text()
+    assert "speed-up over float32 on the CPU" in plot and "top-1 agreement" in plot
