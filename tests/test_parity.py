@@ -216,7 +216,7 @@ ZOO = {
     ),
 }
 EXAMPLES = 32
-TRAIN_STEPS = 30
+TRAIN_STEPS = 20
 # float32 round-off grows with the outputs' size (a ResNet's logits reach ~10 at random
 # weights): the bound is 1e-5 absolute for outputs of size 1, relative above that.
 F32_BOUND = 1e-5
@@ -225,7 +225,7 @@ F32_BOUND = 1e-5
 def twin_jobs() -> list[dict[str, Any]]:
     jobs = []
     for name, (model, args) in ZOO.items():
-        # float16 and an uneven batch (a padded last call) on the MLP only: each is a compile.
+        # float16 on the MLP only: each precision is another compile.
         mlp = name == "mlp"
         jobs.append(
             {
@@ -234,9 +234,13 @@ def twin_jobs() -> list[dict[str, Any]]:
                 "args": args,
                 "examples": EXAMPLES,
                 "precisions": ["float32", "float16"] if mlp else ["float32"],
-                "batches": [8, 5] if mlp else [8],
+                "batches": [8],
             }
         )
+    # K batches per compiled call: the evaluation set goes in as [K, batch, ...] stacks, and
+    # 32 examples fill 3.2 calls of 2 x 5: the last call is padded, the padding dropped again.
+    jobs.append({**jobs[0], "id": "mlp_k2", "precisions": ["float32"], "batches": [5]})
+    jobs[-1]["steps_per_call"] = 2
     for precision in ("float32", "float16"):
         jobs.append(
             {
@@ -312,17 +316,16 @@ def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
 
 
 @pytest.mark.slow
-def test_float16_moves_predictions_a_little_and_padding_none(twin_sides):
+def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(twin_sides):
     for side in twin_sides.values():
         reference = side["mlp/reference"]
-        # A batch of 5 pads the last of 7 calls: the padded rows are dropped again.
-        assert np.abs(side["mlp/float32/5"] - reference).max() <= bound(reference)
-        for batch in (8, 5):
-            found = parity_metrics(side[f"mlp/float16/{batch}"], reference, "classification")
-            # float16 is really in effect (its 11-bit significand leaves ~1e-3 here), and the
-            # classes stay the reference's.
-            assert 1e-5 < found["parity_max_abs"]["value"] < 1e-2, found
-            assert found["top1_agreement"]["value"] >= 0.95
+        assert np.abs(side["mlp_k2/float32/5"] - reference).max() <= bound(reference)
+        assert np.array_equal(side["mlp_k2/reference"], reference)  # the same set, reused
+        found = parity_metrics(side["mlp/float16/8"], reference, "classification")
+        # float16 is really in effect (its 11-bit significand leaves ~1e-3 here), and the
+        # classes stay the reference's.
+        assert 1e-5 < found["parity_max_abs"]["value"] < 1e-2, found
+        assert found["top1_agreement"]["value"] >= 0.95
 
 
 @pytest.mark.slow
@@ -332,7 +335,7 @@ def test_float16_training_scales_the_loss_and_learns_as_float32_does(twin_sides,
     f16, f32 = side["train_float16/losses"], side["train_float32/losses"]
     assert np.all(np.isfinite(f16)) and len(f16) == TRAIN_STEPS
     # The same batch every step (synthetic input): the loss falls, in float16 as in float32.
-    assert f16[-1] < 0.8 * f16[0] and f32[-1] < 0.8 * f32[0]
+    assert f16[-1] < 0.9 * f16[0] and f32[-1] < 0.9 * f32[0]
     assert abs(f16[-1] - f32[-1]) < 0.05 * f32[0]
     # No overflow in these steps: the scale is still the initial 2**15 (Keras' default, and
     # the JAX step's), below the growth interval of 2000 steps.
