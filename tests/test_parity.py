@@ -435,6 +435,12 @@ def test_predict_cells_record_parity_against_the_runs_reference(tmp_path: Path):
     NumpyBackend.calls = 0
     f32 = run_cell(LinearBackend, cell_msg(tmp_path))
     f16 = run_cell(LinearBackend, cell_msg(tmp_path, "float16"))
+    msg = cell_msg(tmp_path / "other", "float16")
+    msg["measure"]["parity_examples"] = 64
+    (tmp_path / "other").mkdir()
+    fewer = run_cell(LinearBackend, msg)
+    assert fewer["metrics"]["parity_max_abs"]["examples"] == 64
+    NumpyBackend.calls -= 1  # that run's own set
     assert NumpyBackend.calls == 1  # one weight set for both cells
     assert f32["status"] == f16["status"] == "ok", f32.get("traceback")
     m32, m16 = f32["metrics"], f16["metrics"]
@@ -454,6 +460,10 @@ def test_parity_that_cannot_be_measured_says_why_and_the_cell_stays_ok(tmp_path:
     assert failed["metrics"]["top1_agreement"]["unavailable"] == (
         "evaluation-set prediction failed: RuntimeError: converter crashed"
     )
+    off = cell_msg(tmp_path)
+    off["measure"]["parity_examples"] = 0
+    failed_off = run_cell(LinearBackend, off)  # no shared weights: this workload refuses
+    assert "a predict cell gets the run's shared weights" in failed_off["reason"]
     no_run = run_cell(LinearBackend, cell_msg(None))
     assert no_run["status"] == "failed"  # the workload insists on shared weights
     train = run_cell(LinearBackend, cell_msg(tmp_path, workload="train"))
@@ -468,6 +478,10 @@ def test_a_backend_without_shared_weights_records_parity_unavailable(tmp_path: P
     assert record["status"] == "ok"
     reason = record["metrics"]["parity_max_abs"]["unavailable"]
     assert reason == "the numpy backend provides no shared weights"
+    off = cell_msg(tmp_path)
+    off["measure"]["parity_examples"] = 0
+    reason = run_cell(toy, off)["metrics"]["top1_agreement"]["unavailable"]
+    assert reason == "measure.parity_examples is 0"
 
 
 # -- reading: compare, recommend --where, the report's parity section --------------------------
