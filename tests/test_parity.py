@@ -549,3 +549,17 @@ def test_recommend_where_top1_agreement_and_compare_and_report(parity_run: Path,
     assert "- (no float32 CPU cell)" in text
     plot = (parity_run.parent / "report_files" / "parity-mlp-predict.svg").read_text()
     assert "speed-up over float32 on the CPU" in plot and "top-1 agreement" in plot
+
+
+def test_float16_cells_take_mfu_against_the_float16_peak():
+    from bench.measure.flops import matmul_precision, mfu_peak
+
+    settings = {"tf32_allowed": True, "setting": "default", "compute_capability": "7.5"}
+    in_effect = matmul_precision("float16", "gpu", settings, "Tesla T4")
+    assert in_effect["value"] == "float16"
+    assert mfu_peak("Tesla T4", in_effect)["value"] == 65e12  # T4 datasheet: 65 TFLOP/s fp16
+    v100 = mfu_peak("Tesla V100-SXM2-16GB", matmul_precision("float16", "gpu", settings))
+    assert v100["value"] == 125e12
+    # No bfloat16 units on a T4: its bfloat16 cells say so instead of borrowing a peak.
+    bf16 = mfu_peak("Tesla T4", matmul_precision("bfloat16", "gpu", settings, "Tesla T4"))
+    assert "has no bfloat16 peak" in bf16["unavailable"]
