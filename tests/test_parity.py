@@ -358,9 +358,14 @@ class LinearWorkload(Workload):
     def __init__(self, req: BuildRequest) -> None:
         self.compile_s, self.compile_method, self.param_count = 0.0, "nothing to compile", 1
         self.sync_method = "numpy"
+        own = {"params/head/kernel": np.ones((1, 2))}  # its own initialisation
         if req.key["workload"] == "train":
             assert req.weights is None  # training starts from its own initialisation
-            req = dataclasses.replace(req, weights={"params/head/kernel": np.ones((1, 2))})
+            req = dataclasses.replace(req, weights=own)
+        if req.key["batch_size"] == 2:  # twins that name their weights differently
+            if req.weights is not None:
+                store.match_names(req.weights, {"params/Dense_0/kernel": (1, 2)}, "linear model")
+            req = dataclasses.replace(req, weights=own)
         assert req.weights is not None, "a predict cell gets the run's shared weights"
         head = req.weights["params/head/kernel"]
         self.head = head.astype(np.float16) if req.key["precision"] == "float16" else head
@@ -460,6 +465,11 @@ def test_parity_that_cannot_be_measured_says_why_and_the_cell_stays_ok(tmp_path:
     assert failed["metrics"]["top1_agreement"]["unavailable"] == (
         "evaluation-set prediction failed: RuntimeError: converter crashed"
     )
+    renamed = run_cell(LinearBackend, cell_msg(tmp_path, batch=2))
+    assert renamed["status"] == "ok", renamed.get("traceback")  # measured all the same
+    reason = renamed["metrics"]["parity_max_abs"]["unavailable"]
+    assert reason.startswith("the run's shared weights do not load: linear model: the shared")
+    assert "model only ['params/Dense_0/kernel'], weight set only ['params/head/kernel']" in reason
     off = cell_msg(tmp_path)
     off["measure"]["parity_examples"] = 0
     failed_off = run_cell(LinearBackend, off)  # no shared weights: this workload refuses
