@@ -309,6 +309,7 @@ def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
     assert np.abs(tf_side[f"{name}/own_reference"] - reference).max() <= limit
     task = "regression" if name == "mlp_regression" else "classification"
     for side in (jax_side, tf_side):
+        assert int(side[f"{name}/float32/8/compiles"]) == 0  # the timed step, no retrace
         found = parity_metrics(side[f"{name}/float32/8"], reference, task)
         assert found["parity_max_abs"]["value"] <= limit, (name, found)
         if task == "classification":
@@ -320,6 +321,7 @@ def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(t
     for side in twin_sides.values():
         reference = side["mlp/reference"]
         assert np.abs(side["mlp_k2/float32/5"] - reference).max() <= bound(reference)
+        assert int(side["mlp_k2/float32/5/compiles"]) == 0
         assert np.array_equal(side["mlp_k2/reference"], reference)  # the same set, reused
         found = parity_metrics(side["mlp/float16/8"], reference, "classification")
         # float16 is really in effect (its 11-bit significand leaves ~1e-3 here), and the
