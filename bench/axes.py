@@ -101,9 +101,9 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "precision",
         str,
-        Literal["float32", "bfloat16"],
+        Literal["float32", "bfloat16", "float16"],
         "float32",
-        "float32 or bfloat16",
+        "float32, bfloat16 or float16 (GPUs without bfloat16 units: T4, V100)",
         id_slot=4,
     ),
     Axis(
