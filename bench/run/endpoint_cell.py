@@ -34,11 +34,12 @@ from bench.run.serve_cell import LOW_FRACTION, POOL, serve_metrics
 from bench.serve.endpoint import Client, Endpoint, EndpointError
 from bench.serve.loadgen import Load
 from bench.serve.probe import measure_remote_rate, measure_remote_single_stream
+from bench.serve.remote import RemoteTrace
 from bench.serve.search import search
 from bench.serve.summary import Slo
 
 CAPACITY_S = 1.5  # closed-loop seconds for the capacity estimate (after ALONE_CALLS)
-ALONE_CALLS = 20  # requests sent one at a time first: the round trip with no load
+ALONE_CALLS = 10  # requests sent one at a time first: the round trip with no load
 
 
 def endpoint_of(key: CellKey, msg: dict[str, Any]) -> Endpoint:
@@ -60,7 +61,11 @@ def request_bodies(client: Client, key: CellKey, msg: dict[str, Any]) -> tuple[l
     return bodies, pool
 
 
-def measure_endpoint_cell(key: CellKey, msg: dict[str, Any]) -> dict[str, Any]:
+def measure_endpoint_cell(
+    key: CellKey, msg: dict[str, Any], keep: list[RemoteTrace] | None = None
+) -> dict[str, Any]:
+    """The cell's record. ``keep``: a list that receives each open-loop run's trace with every
+    answer's predictions (the end-to-end test checks them against in-process predictions)."""
     endpoint = endpoint_of(key, msg)
     found: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
     try:
@@ -68,7 +73,7 @@ def measure_endpoint_cell(key: CellKey, msg: dict[str, Any]) -> dict[str, Any]:
     except EndpointError as exc:
         return _failed(str(exc), found)
     try:
-        return _measure(client, key, msg, found)
+        return _measure(client, key, msg, found, keep)
     finally:
         client.close()
 
@@ -77,14 +82,23 @@ def _failed(reason: str, found: dict[str, Any]) -> dict[str, Any]:
     return {"status": "failed", "reason": reason, "flags": [], "metrics": {}, "serve": found}
 
 
-def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str, Any]) -> dict:
+def _measure(
+    client: Client,
+    key: CellKey,
+    msg: dict[str, Any],
+    found: dict[str, Any],
+    keep: list[RemoteTrace] | None,
+) -> dict[str, Any]:
     try:
         found["ready_after_s"] = client.wait_ready()
     except EndpointError as exc:
         return _failed(str(exc), found)
     build_start = time.perf_counter()
     bodies, _ = request_bodies(client, key, msg)
-    alone, capacity, problem = _capacity(client, bodies)
+    searched = key.get("target_qps") == "search"
+    # The search's top is the server's capacity; a cell at a set rate needs only the round
+    # trip alone (which also proves the endpoint answers before any load).
+    alone, capacity, problem = _capacity(client, bodies, CAPACITY_S if searched else 0.0)
     if problem:
         return _failed(f"endpoint {client.endpoint.describe()}: {problem}", found)
     time_to_first = time.perf_counter() - build_start
@@ -96,7 +110,6 @@ def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str,
     )  # fmt: skip
     slo = Slo(msg["slo"]["percentile"], msg["slo"]["latency_ms"] / 1e3)
     seed, arrivals = msg["seed"], key["arrivals"]
-    searched = key.get("target_qps") == "search"
     max_qps = None
     if arrivals == "single_stream":
         headline = measure_remote_single_stream(client, bodies, load, slo)
@@ -111,7 +124,7 @@ def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str,
             else ""
         )
         result = search(
-            lambda r: measure_remote_rate(client, bodies, arrivals, r, load, slo, seed),
+            lambda r: measure_remote_rate(client, bodies, arrivals, r, load, slo, seed, keep),
             low=min(low, capacity * 0.99),
             high=capacity,
             tolerance=rules["tolerance"],
@@ -126,7 +139,7 @@ def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str,
         max_qps = result.max_qps
     else:
         rate = float(key["target_qps"])
-        headline = measure_remote_rate(client, bodies, arrivals, rate, load, slo, seed)
+        headline = measure_remote_rate(client, bodies, arrivals, rate, load, slo, seed, keep)
         probes = [headline]
 
     status, reason, flags = "ok", "", []
@@ -187,9 +200,15 @@ def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str,
                 "stated_by": "the scenario (the server's own setting, not seen by the client)",
             },
             "alone_round_trip_s": alone,
-            "offline_qps": capacity,
-            "capacity_method": f"closed loop, {client.endpoint.max_in_flight} senders busy, "
-            f"{CAPACITY_S:g} s",
+            **(
+                {
+                    "offline_qps": capacity,
+                    "capacity_method": f"closed loop, {client.endpoint.max_in_flight} senders "
+                    f"busy, {CAPACITY_S:g} s",
+                }
+                if searched
+                else {}
+            ),
             "slo": {"percentile": slo.percentile, "latency_ms": slo.latency_s * 1e3},
             "probes": probes,
         }
@@ -205,7 +224,7 @@ def _measure(client: Client, key: CellKey, msg: dict[str, Any], found: dict[str,
     }
 
 
-def _capacity(client: Client, bodies: list[bytes]) -> tuple[float, float, str]:
+def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[float, float, str]:
     """(median round trip alone, closed-loop requests/s with every sender busy, problem).
 
     The problem is the first failure's reason when the endpoint fails requests sent with no
@@ -223,7 +242,9 @@ def _capacity(client: Client, bodies: list[bytes]) -> tuple[float, float, str]:
     if not times:  # some failures are the load's to count; all of them are the endpoint's
         return 0.0, 0.0, f"every request sent alone failed: {first_error}"
     alone = statistics.median(times)
-    stop = time.perf_counter() + CAPACITY_S
+    if seconds <= 0:
+        return alone, 0.0, ""
+    stop = time.perf_counter() + seconds
     counts = [0] * client.endpoint.max_in_flight
     failures: list[str] = []
 
@@ -243,7 +264,7 @@ def _capacity(client: Client, bodies: list[bytes]) -> tuple[float, float, str]:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(CAPACITY_S + client.endpoint.timeout_s)
+        t.join(seconds + client.endpoint.timeout_s)
     elapsed = time.perf_counter() - start
     capacity = sum(counts) / elapsed
     if capacity <= 0:

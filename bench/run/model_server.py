@@ -16,6 +16,7 @@ and ``inference.GRPCInferenceService`` on the gRPC port.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -157,8 +158,17 @@ def serve(settings: ServeSettings) -> None:
         f"127.0.0.1:{settings.grpc_port} (v2 gRPC)",
         flush=True,
     )
+    # KServe logs a line or more per request (access log, gRPC method, latency trace): on a
+    # loaded server that is measurable work, and not what a deployment tuned for latency
+    # keeps. Warnings and errors still show.
+    for name in ("kserve", "kserve.trace", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     server = kserve.ModelServer(
-        http_port=settings.http_port, grpc_port=settings.grpc_port, workers=1, enable_grpc=True
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        workers=1,
+        enable_grpc=True,
+        enable_latency_logging=False,
     )
     try:
         server.start([BenchModel()])

@@ -192,9 +192,10 @@ def summarize_remote(
     out["in_flight_full"] = in_flight_full
     if out["valid"] and not out["meets_slo"] and in_flight_full:
         # Latency counts from the schedule, so a saturated client only makes the server look
-        # worse; where the SLO is met from the sending, the client decided the verdict.
-        from_sent = np.sort(np.where(answered[keep], trace.done[keep] - started, np.inf))
-        if nearest_rank(from_sent, slo.percentile) <= slo.latency_s:
+        # worse; where the SLO is met from the sending, over the requests the client managed
+        # to send, the client decided the verdict.
+        from_sent = np.where(answered[keep], trace.done[keep] - started, np.inf)[sent]
+        if len(from_sent) and nearest_rank(np.sort(from_sent), slo.percentile) <= slo.latency_s:
             wait = out["client_wait_s"].get("p99", 0.0) * 1e3
             out["valid"] = False
             out["invalid_reason"] = (
