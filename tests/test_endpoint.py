@@ -309,3 +309,44 @@ def test_bench_serve_answers_what_the_model_computes_in_process_over_http_and_gr
             np.testing.assert_allclose(out[0], expected[i % len(expected)], rtol=1e-5, atol=1e-6)
             checked += 1
         assert checked == len(run.trace.scheduled) == 70
+
+
+def _serve_record(endpoint: str, probes: list[tuple[float, float | None, bool]]) -> dict:
+    key = {"model": "mlp", "workload": "serve", "framework": "jax", "device": "cpu",
+           "max_batch_size": 8, "target_qps": "search", "endpoint": endpoint}  # fmt: skip
+    return {
+        "cell_id": f"cell-{endpoint}",
+        "key": key,
+        "status": "ok",
+        "metrics": {},
+        "serve": {
+            "slo": {"percentile": 99.0, "latency_ms": 50.0},
+            "probes": [
+                {"offered_qps": q, "slo_latency_s": lat, "meets_slo": met, "valid": True}
+                for q, lat, met in probes
+            ],
+        },
+    }
+
+
+def test_server_overhead_is_the_latency_difference_at_the_same_rate():
+    from bench.read.overhead import server_overhead
+    from bench.read.runset import run_derived
+
+    inproc = _serve_record("in_process", [(100.0, 0.004, True), (400.0, 0.012, True)])
+    # The endpoint met the SLO up to 200 QPS (p99 30 ms there): in-process at 200 QPS lies
+    # between its probes at 100 (4 ms) and 400 (12 ms): 4 + 8 x 100/300 = 6.667 ms.
+    http = _serve_record("http", [(200.0, 0.030, True), (300.0, 0.090, False)])
+    # This one's rate is beyond the in-process probes: no value, never extrapolated.
+    far = _serve_record("far", [(800.0, 0.020, True)])
+    found = server_overhead([inproc, http, far])
+    assert set(found) == {"cell-http"}
+    entry = found["cell-http"]["server_overhead_s"]
+    assert entry["value"] == pytest.approx(0.030 - (0.004 + 0.008 / 3))
+    assert "interpolated between its probes at 100 and 400 QPS" in entry["method"]
+    exact = _serve_record("grpc", [(400.0, 0.015, True)])
+    assert server_overhead([inproc, exact])["cell-grpc"]["server_overhead_s"]["value"] == (
+        pytest.approx(0.003)
+    )
+    # The reading side's run-derived entries carry it, for compare, report and --where.
+    assert "server_overhead_s" in run_derived([inproc, http])["cell-http"]
