@@ -239,6 +239,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
             first_error = first_error or str(exc)
             continue
         times.append(time.perf_counter() - t0)
+    send.close()
     if not times:  # some failures are the load's to count; all of them are the endpoint's
         return 0.0, 0.0, f"every request sent alone failed: {first_error}"
     alone = statistics.median(times)
@@ -258,6 +259,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
             except EndpointError as exc:
                 failures.append(str(exc))
             i += len(counts)
+        s.close()
 
     start = time.perf_counter()
     threads = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(len(counts))]

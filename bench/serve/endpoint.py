@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -48,7 +48,20 @@ class Endpoint:
         return f"{self.protocol} {self.url} model {self.model_name!r}"
 
 
-Sender = Callable[[bytes], np.ndarray]
+class Sender(Protocol):
+    """One connection: sends a body, returns the answer's predictions; ``close`` ends it."""
+
+    def __call__(self, body: bytes) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class _Sender:
+    def __init__(self, send: Callable[[bytes], np.ndarray], close: Callable[[], None]) -> None:
+        self.send, self.close = send, close
+
+    def __call__(self, body: bytes) -> np.ndarray:
+        return self.send(body)
 
 
 class Client:
@@ -137,7 +150,12 @@ class Client:
             except MalformedResponse as exc:
                 raise EndpointError(f"malformed response: {exc}") from exc
 
-        return send
+        def close() -> None:
+            if conn[0] is not None:
+                conn[0].close()
+                conn[0] = None
+
+        return _Sender(send, close)
 
     def _grpc_sender(self) -> Sender:
         with self._lock:
@@ -162,7 +180,7 @@ class Client:
             except MalformedResponse as exc:
                 raise EndpointError(f"malformed response: {exc}") from exc
 
-        return send
+        return _Sender(send, lambda: None)  # the channels are the client's, closed with it
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         auth = self.headers.get("Authorization")

@@ -92,6 +92,7 @@ def single_stream_remote(
         elapsed = now - (sent[warmup] if counted > 0 else now)
         if (counted >= min_queries and elapsed >= min_seconds) or elapsed >= max_seconds:
             break
+    send.close()
     trace = Trace.empty(np.asarray(sent))
     trace.issued[:] = trace.started[:] = trace.scheduled
     trace.done[:] = done
@@ -132,6 +133,7 @@ def _run(
             finished[slot] += 1
             if sum(finished) >= n:
                 all_done.set()
+        send.close()  # connections do not outlive the rate they were opened for
 
     def generate() -> None:
         for i, due in enumerate(trace.scheduled):
