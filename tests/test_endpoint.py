@@ -350,3 +350,20 @@ def test_server_overhead_is_the_latency_difference_at_the_same_rate():
     )
     # The reading side's run-derived entries carry it, for compare, report and --where.
     assert "server_overhead_s" in run_derived([inproc, http])["cell-http"]
+
+
+def test_the_search_grows_past_an_estimated_top_that_meets_the_slo():
+    # An endpoint's top is its capacity as a Python client measured it: where that meets the
+    # SLO, the search doubles it (up to 3 times) before it halves the bracket.
+    from bench.serve.search import search
+
+    def probe(rate: float) -> dict[str, Any]:  # the SLO holds up to 700 requests/s
+        return {"offered_qps": rate, "meets_slo": rate <= 700, "invalid_reason": "",
+                "slo_latency_s": 0.01 if rate <= 700 else 0.1}  # fmt: skip
+
+    found = search(probe, low=50.0, high=200.0, tolerance=0.05, grow=3)
+    assert 700 / 1.05 <= found.max_qps <= 700
+    assert found.bracket[1] is not None and found.bracket[1] > 700
+    capped = search(probe, low=50.0, high=50.0 * 1.5, grow=2)  # 75 -> 150 -> 300, all met
+    assert capped.max_qps == 300.0 and capped.bracket == (300.0, None)
+    assert search(probe, low=50.0, high=200.0).max_qps == 200.0  # no growth asked: as before

@@ -53,12 +53,19 @@ class Sender(Protocol):
 
     def __call__(self, body: bytes) -> np.ndarray: ...
 
+    def open(self) -> None: ...
+
     def close(self) -> None: ...
 
 
 class _Sender:
-    def __init__(self, send: Callable[[bytes], np.ndarray], close: Callable[[], None]) -> None:
-        self.send, self.close = send, close
+    def __init__(
+        self,
+        send: Callable[[bytes], np.ndarray],
+        close: Callable[[], None],
+        open_: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.send, self.close, self.open = send, close, open_
 
     def __call__(self, body: bytes) -> np.ndarray:
         return self.send(body)
@@ -127,14 +134,28 @@ class Client:
         )
         conn: list[http.client.HTTPConnection | None] = [None]
 
+        def close() -> None:
+            if conn[0] is not None:
+                conn[0].close()
+                conn[0] = None
+
+        def connect() -> None:
+            if conn[0] is None:
+                conn[0] = cls(parts.hostname, parts.port, timeout=timeout)
+                conn[0].connect()
+                # Small requests: without it, Nagle's algorithm can hold a segment back
+                # for the server's delayed acknowledgement (tens of ms).
+                conn[0].sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def open_() -> None:
+            try:
+                connect()
+            except OSError:
+                close()  # the first request will try again, and say why it fails
+
         def send(body: bytes) -> np.ndarray:
             try:
-                if conn[0] is None:
-                    conn[0] = cls(parts.hostname, parts.port, timeout=timeout)
-                    conn[0].connect()
-                    # Small requests: without it, Nagle's algorithm can hold a segment back
-                    # for the server's delayed acknowledgement (tens of ms).
-                    conn[0].sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                connect()
                 conn[0].request("POST", path, body, headers)
                 resp = conn[0].getresponse()
                 data = resp.read()
@@ -150,12 +171,7 @@ class Client:
             except MalformedResponse as exc:
                 raise EndpointError(f"malformed response: {exc}") from exc
 
-        def close() -> None:
-            if conn[0] is not None:
-                conn[0].close()
-                conn[0] = None
-
-        return _Sender(send, close)
+        return _Sender(send, close, open_)
 
     def _grpc_sender(self) -> Sender:
         with self._lock:
