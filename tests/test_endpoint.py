@@ -350,6 +350,26 @@ def test_server_overhead_is_the_latency_difference_at_the_same_rate():
     )
     # The reading side's run-derived entries carry it, for compare, report and --where.
     assert "server_overhead_s" in run_derived([inproc, http])["cell-http"]
+    # An in-process twin at a fixed rate (a cell of its own) that measured the very rate wins
+    # over the search's straight line.
+    fixed = _serve_record("in_process", [(200.0, 0.005, True)])
+    fixed["cell_id"], fixed["key"]["target_qps"] = "cell-fixed", 200.0
+    entry = server_overhead([inproc, fixed, http])["cell-http"]["server_overhead_s"]
+    assert entry["value"] == pytest.approx(0.025) and "cell-fixed" in entry["method"]
+
+
+def test_a_serve_cell_that_met_the_slo_at_no_rate_is_read_not_refused(tmp_path):
+    # ok, flag slo_unmet, and its throughput unavailable with the reason: a finished record.
+    from bench.metrics import unavailable
+    from bench.read.runset import _check_record
+    from bench.runfolder import ResultsError
+
+    record = _serve_record("http", [(16.7, 0.4, False)])
+    record["metrics"] = {"examples_per_s": unavailable("SLO not met at any rate", "examples/s")}
+    _check_record(tmp_path, record)
+    record["metrics"] = {}  # no throughput and no reason: truncated
+    with pytest.raises(ResultsError, match="no examples_per_s"):
+        _check_record(tmp_path, record)
 
 
 def test_the_search_grows_past_an_estimated_top_that_meets_the_slo():

@@ -57,25 +57,27 @@ def server_overhead(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
     """``{endpoint cell id: {"server_overhead_s": entry}}`` for each ok endpoint cell with an
     in-process twin in the run whose probes cover its reported rate."""
     records = [r for r in records if r.get("status") == "ok" and r.get("serve")]
-    twins = {
-        _ident(r["key"]): r
-        for r in records
-        if r["key"].get("workload") == "serve"
-        and r["key"].get("endpoint", "in_process") == "in_process"
-    }
+    # In-process cells that differ only in the rate asked (a search, a fixed rate) are all
+    # twins: any of them may have measured the endpoint's rate.
+    twins: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r["key"].get("endpoint", "in_process") == "in_process":
+            twins.setdefault(_ident(r["key"]), []).append(r)
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         name = r["key"].get("endpoint", "in_process")
-        twin = twins.get(_ident(r["key"]))
         probe = _reported(r)
-        if name == "in_process" or twin is None or probe is None:
+        if name == "in_process" or probe is None or probe.get("slo_latency_s") is None:
             continue
-        if probe.get("slo_latency_s") is None:
+        readings = [
+            (twin, found)
+            for twin in twins.get(_ident(r["key"]), [])
+            if (found := _at_rate(twin, probe["offered_qps"])) is not None
+        ]
+        if not readings:
             continue
-        found = _at_rate(twin, probe["offered_qps"])
-        if found is None:
-            continue
-        inproc, how = found
+        # A probe at the very rate before a line between two probes.
+        twin, (inproc, how) = min(readings, key=lambda t: "interpolated" in t[1][1])
         pct = (r["serve"].get("slo") or {}).get("percentile", 99)
         out[r["cell_id"]] = {
             "server_overhead_s": {

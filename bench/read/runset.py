@@ -238,7 +238,11 @@ def _check_record(path: Path, record: Mapping[str, Any]) -> None:
     metrics = record.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ResultsError(f"{where}: metrics is not an object")
-    if record["status"] == "ok" and value_of(metrics.get("examples_per_s")) is None:
+    throughput = metrics.get("examples_per_s")
+    # A serve cell whose SLO no rate met is ok with its throughput unavailable, and says why
+    # (flag slo_unmet); an ok record with no throughput at all is a truncated one.
+    said_why = isinstance(throughput, dict) and bool(throughput.get("unavailable"))
+    if record["status"] == "ok" and value_of(throughput) is None and not said_why:
         raise ResultsError(f"{where}: status ok but no examples_per_s (a truncated record?)")
 
 
