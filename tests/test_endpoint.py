@@ -387,3 +387,14 @@ def test_the_search_grows_past_an_estimated_top_that_meets_the_slo():
     capped = search(probe, low=50.0, high=50.0 * 1.5, grow=2)  # 75 -> 150 -> 300, all met
     assert capped.max_qps == 300.0 and capped.bracket == (300.0, None)
     assert search(probe, low=50.0, high=200.0).max_qps == 200.0  # no growth asked: as before
+
+
+def test_bench_serve_without_kserve_says_how_to_install_it(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("kserve") is not None:
+        pytest.skip("kserve is installed here: the message is for where it is not")
+    from bench.cli import main
+
+    assert main(["serve", "mlp", "--port", str(free_port())]) == 2
+    assert "pip install 'bench[serving]'" in capsys.readouterr().err

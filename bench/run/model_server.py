@@ -16,6 +16,7 @@ and ``inference.GRPCInferenceService`` on the gRPC port.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import sys
 import uuid
@@ -120,6 +121,8 @@ def _shaped(name: str, value: np.ndarray, feature: Any) -> np.ndarray:
 
 def serve(settings: ServeSettings) -> None:
     """Build, compile, and serve until interrupted (KServe handles SIGINT and SIGTERM)."""
+    if importlib.util.find_spec("kserve") is None:  # before minutes of building and compiling
+        raise RuntimeError(f"the kserve package is not installed; {INSTALL_HINT}")
     batcher, spec = build_predictor(settings)
     # KServe parses sys.argv when imported; bench's own flags are not its.
     sys.argv = sys.argv[:1]
