@@ -40,10 +40,11 @@ ANSWER = json.dumps(
 
 class StandIn:
     """A v2 REST server whose infer route sleeps ``delay_s``; ``fail_every``: every n-th
-    infer answers HTTP 500; ``malformed``: 200 with a body that is not JSON; ``ready_after_s``:
+    infer answers HTTP 500; ``malformed``: 200 with a body that is not JSON ("rows": a v2 answer
+    of two rows); ``ready_after_s``:
     the health route answers 503 until then."""
 
-    def __init__(self, delay_s=0.0, fail_every=0, malformed=False, ready_after_s=0.0) -> None:
+    def __init__(self, delay_s=0.0, fail_every=0, malformed: bool | str = False, ready_after_s=0.0):
         self.delay_s, self.fail_every, self.malformed = delay_s, fail_every, malformed
         self.ready_at = time.monotonic() + ready_after_s
         self.calls = 0
@@ -80,6 +81,8 @@ class StandIn:
                 time.sleep(stand_in.delay_s)
                 if stand_in.fail_every and n % stand_in.fail_every == 0:
                     self._answer(500, b"model exploded\n")
+                elif stand_in.malformed == "rows":
+                    self._answer(200, ANSWER.replace(b"[1, 2]", b"[2, 1]"))
                 elif stand_in.malformed:
                     self._answer(200, b"<html>not an answer</html>")
                 else:
@@ -203,6 +206,10 @@ def test_malformed_bodies_fail_the_cell_with_the_reason():
         record = measure_endpoint_cell(*cell({"url": server.url}))
     assert record["status"] == "failed"
     assert "malformed response: not JSON" in record["reason"]
+    with StandIn(malformed="rows") as server:  # well-formed, but two answers for one request
+        record = measure_endpoint_cell(*cell({"url": server.url}))
+    assert record["status"] == "failed"
+    assert "predictions of shape [2, 1] for one example" in record["reason"]
 
 
 def test_grpc_messages_match_the_protocol():

@@ -34,7 +34,7 @@ from bench.run.serve_cell import LOW_FRACTION, POOL, serve_metrics
 from bench.serve.endpoint import Client, Endpoint, EndpointError
 from bench.serve.loadgen import Load
 from bench.serve.probe import measure_remote_rate, measure_remote_single_stream
-from bench.serve.remote import RemoteTrace
+from bench.serve.remote import RemoteTrace, one_row
 from bench.serve.search import search
 from bench.serve.summary import Slo
 
@@ -238,7 +238,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
     for i in range(ALONE_CALLS):
         t0 = time.perf_counter()
         try:
-            send(bodies[i % len(bodies)])
+            one_row(send(bodies[i % len(bodies)]))
         except EndpointError as exc:
             first_error = first_error or str(exc)
             continue

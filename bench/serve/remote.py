@@ -79,6 +79,7 @@ def single_stream_remote(
         try:
             out = send(bodies[i % len(bodies)])
             t1, error = clock(), None
+            one_row(out)
         except EndpointError as exc:
             out, t1, error = None, float("nan"), str(exc)
         sent.append(t0)
@@ -97,6 +98,14 @@ def single_stream_remote(
     trace.issued[:] = trace.started[:] = trace.scheduled
     trace.done[:] = done
     return RemoteTrace(trace, errors, outputs)
+
+
+def one_row(out: np.ndarray) -> None:
+    """Every request carries one example: an answer of any other number of rows is not its."""
+    if out.ndim == 0 or out.shape[0] != 1:
+        raise EndpointError(
+            f"malformed response: predictions of shape {list(out.shape)} for one example"
+        )
 
 
 def _run(
@@ -129,7 +138,9 @@ def _run(
             trace.started[i] = clock()
             try:
                 out = send(bodies[i % len(bodies)])
-                trace.done[i] = clock()
+                done = clock()
+                one_row(out)
+                trace.done[i] = done
                 if keep_outputs:
                     outputs[i] = out
             except EndpointError as exc:
