@@ -40,9 +40,8 @@ ANSWER = json.dumps(
 
 class StandIn:
     """A v2 REST server whose infer route sleeps ``delay_s``; ``fail_every``: every n-th
-    infer answers HTTP 500; ``malformed``: 200 with a body that is not JSON ("rows": a v2 answer
-    of two rows); ``ready_after_s``:
-    the health route answers 503 until then."""
+    infer answers HTTP 500; ``malformed``: 200 with a body that is not JSON ("rows": a v2
+    answer of two rows); ``ready_after_s``: the health route answers 503 until then."""
 
     def __init__(self, delay_s=0.0, fail_every=0, malformed: bool | str = False, ready_after_s=0.0):
         self.delay_s, self.fail_every, self.malformed = delay_s, fail_every, malformed
