@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, StringConstraints
 
 MODEL = "model"  # the key's first field: not an axis (one model per scenario), but in every key
 
@@ -225,6 +225,19 @@ AXES: tuple[Axis, ...] = (
         id="to{}",
         id_slot=14,
         applies=("arrivals", ("poisson", "constant")),
+    ),
+    Axis(
+        "endpoint",
+        str,
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=40)],
+        "in_process",
+        "serve: in_process (the worker's own server), or the name of an entry of endpoints: "
+        "(a model server driven over the network)",
+        label="endpoint {}",
+        id="{}",
+        id_slot=15,
+        in_id="changed",
+        applies=("workload", ("serve",)),
     ),
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}

@@ -546,5 +546,41 @@ for _metric in (
                          column="top-1 agree", compare=True, terminal=True),),
         applies="predict cells of classification models",
     ),
+    # Endpoint cells (workload: serve with an endpoint): a model server driven over the
+    # network (bench.run.endpoint_cell). Failed requests count as infinitely late in the
+    # latency percentiles; their share is its own metric.
+    Metric(
+        "error_rate", "request errors", "fraction", "lower",
+        "share of requests that failed (HTTP or gRPC error, refused, timed out, malformed body)",
+        "cell",
+        fields=(FieldDef("error_pct", "%", "requests that failed (serve endpoint)", scale=100.0,
+                         column="errors %", compare=True),),
+        applies="workload: serve cells with an endpoint",
+    ),
+    Metric(
+        "round_trip_s", "round trip", "s", "lower",
+        "request sent to its answer read on this host, mean (server + network)", "cell",
+        fields=(FieldDef("round_trip_ms", "ms", "mean round trip per request (serve endpoint)",
+                         "mean", 1e3, column="round trip ms", compare=True),),
+        applies="workload: serve cells with an endpoint",
+    ),
+    Metric(
+        "client_wait_s", "client wait", "s", "lower",
+        "handed over by the generator to sent: waiting for a free sender of max_in_flight",
+        "cell",
+        fields=(FieldDef("client_wait_p99_ms", "ms",
+                         "wait for a free sender, p99 (serve endpoint; client saturation)",
+                         "p99", 1e3),),
+        applies="workload: serve cells with an endpoint",
+    ),
+    Metric(
+        "server_overhead_s", "server overhead", "s", "lower",
+        "endpoint cell's latency at the SLO percentile minus the in-process cell's of the same "
+        "model, framework, device, precision and batching, at the same offered rate", "run",
+        fields=(FieldDef("server_overhead_ms", "ms",
+                         "endpoint minus in-process latency at the SLO percentile, same rate "
+                         "(serve endpoint)", scale=1e3, column="overhead ms", compare=True),),
+        applies="workload: serve cells with an endpoint and an in-process twin in the run",
+    ),
 ):  # fmt: skip
     register(_metric)

@@ -37,13 +37,14 @@ OTHER = {
     "target_qps": 250.0,
     "max_batch_size": 16,
     "batch_timeout_ms": 5.0,
+    "endpoint": "kserve_http",
 }
 # Axes that mean something only for some cells are left out of the base key, as keys do.
 FULL = {
     "model": "mlp",
     **{a.name: a.default for a in AXES if a.default is not ... and a.applies is None},
 }
-SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
+SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms", "endpoint")
 
 
 def test_every_axis_is_in_the_scenario_models_the_key_and_the_columns():
@@ -77,7 +78,8 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
         )
         assert changed.cell_id != serve_id, name
     single = axes.normalize({**serve, "arrivals": "single_stream"})
-    assert set(SERVE_AXES) & set(single) == {"arrivals"}  # no rate, no batching
+    # No rate and no batching; an endpoint still applies (a server driven one request at a time).
+    assert set(SERVE_AXES) & set(single) == {"arrivals", "endpoint"}
 
 
 def test_the_key_serialises_to_the_json_dict_of_today():

@@ -26,6 +26,7 @@ from bench.axes import KEY_FIELDS, Axis, differing, key_label
 from bench.measure.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
+from bench.read.overhead import server_overhead
 from bench.read.scaling import efficiency_entries, resolved_replicas
 from bench.runfolder import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
@@ -201,8 +202,13 @@ def fields() -> dict[str, Field]:
 
 def run_derived(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per cell id, the entries of metrics derived from several cells of one run (registry
-    ``samples="run"``): scaling efficiency against the run's single-replica cells."""
-    return efficiency_entries(records)
+    ``samples="run"``): scaling efficiency against the run's single-replica cells, and a
+    model server's overhead against the run's in-process serve cells."""
+    records = list(records)
+    out = efficiency_entries(records)
+    for cell_id, entries in server_overhead(records).items():
+        out.setdefault(cell_id, {}).update(entries)
+    return out
 
 
 def read_fields(
@@ -232,7 +238,11 @@ def _check_record(path: Path, record: Mapping[str, Any]) -> None:
     metrics = record.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ResultsError(f"{where}: metrics is not an object")
-    if record["status"] == "ok" and value_of(metrics.get("examples_per_s")) is None:
+    throughput = metrics.get("examples_per_s")
+    # A serve cell whose SLO no rate met is ok with its throughput unavailable, and says why
+    # (flag slo_unmet); an ok record with no throughput at all is a truncated one.
+    said_why = isinstance(throughput, dict) and bool(throughput.get("unavailable"))
+    if record["status"] == "ok" and value_of(throughput) is None and not said_why:
         raise ResultsError(f"{where}: status ok but no examples_per_s (a truncated record?)")
 
 

@@ -708,7 +708,7 @@ def _serve_cells(cells: Sequence[CellView]) -> list[CellView]:
 
 # Short forms, as in cell ids, so legends stay within their column: "tensorflow mb32 to2".
 _SERVE_PARTS = {"max_batch_size": "mb{}", "batch_timeout_ms": "to{:g}", "target_qps": "q{}"}
-_SERVE_AXES = ("framework", "device", "precision", "arrivals", *_SERVE_PARTS)
+_SERVE_AXES = ("framework", "device", "precision", "arrivals", *_SERVE_PARTS, "endpoint")
 
 
 def _serve_names(cells: Sequence[CellView]) -> list[str]:
@@ -747,6 +747,9 @@ def _serving(cells: Sequence[CellView]) -> Section:
         slo = group[0].record["serve"]["slo"]
         pct = f"p{slo['percentile']:g}"
         lat_series, batch_series, rows = [], [], []
+        # Endpoint cells (a model server over the network) add their errors and the server's
+        # overhead against the in-process cell at the same rate (docs/endpoints.md).
+        remote = any(c.key.get("endpoint", "in_process") != "in_process" for c in group)
         for i, (cell, name) in enumerate(zip(group, names, strict=True)):
             probes = [p for p in cell.record["serve"]["probes"] if p.get("offered_qps")]
             marker = svg.MARKERS[i % len(svg.MARKERS)]
@@ -774,6 +777,14 @@ def _serving(cells: Sequence[CellView]) -> Section:
                     fmt_value(cell.number("compute_ms"), "ms"),
                     fmt_value(cell.number("lateness_p99_ms"), "ms"),
                     str(len({p["offered_qps"] for p in probes}) or 1),
+                    *(
+                        [
+                            fmt_value(cell.number("error_pct"), "%"),
+                            fmt_value(cell.number("server_overhead_ms"), "ms"),
+                        ]
+                        if remote
+                        else []
+                    ),
                     cell.reason or ", ".join(cell.flags),
                 ]
             )
@@ -800,12 +811,13 @@ def _serving(cells: Sequence[CellView]) -> Section:
                 )
             )  # fmt: skip
         section.blocks.append(Heading(f"{model} serve ({pct} <= {slo['latency_ms']:g} ms)"))
+        extra = ["errors %", "server overhead ms"] if remote else []
         section.blocks.append(
             TableBlock(
                 ["configuration", "max QPS", "p99 ms", "mean batch", "queue ms", "compute ms",
-                 "generator late p99 ms", "rates", "note"],
+                 "generator late p99 ms", "rates", *extra, "note"],
                 rows,
-                [False, True, True, True, True, True, True, True, False],
+                [False, True, True, True, True, True, True, True, *(True for _ in extra), False],
             )
         )  # fmt: skip
     return section

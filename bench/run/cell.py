@@ -71,6 +71,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     from bench.run.scenario import Optimizer
 
     key = CellKey.from_dict(msg["key"])  # typed from here on: backends read its attributes
+    if key["workload"] == "serve" and key["endpoint"] != "in_process":
+        from bench.run.endpoint_cell import measure_endpoint_cell
+
+        return measure_endpoint_cell(key, msg)
     if key["workload"] == "serve":
         from bench.run.serve_cell import measure_serve_cell
 

@@ -238,6 +238,7 @@ def cell_message(
         "pricing": s.pricing,
         "data": s.data.model_dump(),
         "slo": s.slo.model_dump() if s.slo is not None else None,
+        "endpoints": {name: e.model_dump() for name, e in s.endpoints.items()},
     }
 
 

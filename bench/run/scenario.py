@@ -16,13 +16,14 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     create_model,
     field_validator,
@@ -185,6 +186,41 @@ class Slo(_Strict):
     latency_ms: float = Field(gt=0, le=WEEK_S * 1e3)
 
 
+class Endpoint(_Strict):
+    """A running model server that ``workload: serve`` cells with ``endpoint: NAME`` load over
+    the network (``bench.run.endpoint_cell``; docs/endpoints.md)."""
+
+    url: str = Field(
+        min_length=1,
+        description="http://host:port (REST), host:port or grpc://host:port (gRPC), or a full "
+        "https://...:predict URL (a Vertex AI endpoint, protocol tf-serving-rest)",
+    )
+    protocol: Literal["v2-http", "v2-grpc", "tf-serving-rest"] = Field(
+        description="v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
+        "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI)"
+    )
+    model_name: str = Field(min_length=1, description="the model's name on the server")
+    max_in_flight: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="requests outstanding at once: the client's sender threads (HTTP: one "
+        "keep-alive connection each, the connection pool); a request finding all busy waits",
+    )
+    connections: int = Field(1, ge=1, le=64, description="gRPC channels the senders share")
+    timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="a request unanswered this long fails"
+    )
+    startup_timeout_s: float = Field(
+        60.0, ge=0, le=3600, description="how long to wait for the server and model to be ready"
+    )
+    token_env: str = Field(
+        "",
+        description="an environment variable holding a bearer token sent with every request "
+        "(a Vertex AI endpoint: the output of gcloud auth print-access-token)",
+    )
+
+
 class TpuNode(_Strict):
     """A legacy Cloud TPU node (TPU API v1), reached over the network from this VM.
 
@@ -226,6 +262,13 @@ class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
     )
     tpu: TpuNode | None = Field(
         None, description="a legacy TPU node for the device: tpu cells (not needed on TPU VMs)"
+    )
+    endpoints: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$")], Endpoint
+    ] = Field(
+        default_factory=dict,
+        description="workload: serve: model servers by name; a cell with endpoint: NAME loads "
+        "that server over the network instead of its worker's in-process server",
     )
     slo: Slo | None = Field(
         None,
@@ -468,6 +511,18 @@ def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict)
             "train and predict steps; expected no measure.profile (or --profile) with workload: "
             "serve cells (profile the model's predict cells instead)"
         )
+    for cell in serving:
+        name = cell.key.endpoint
+        if name not in (None, "in_process") and name not in scenario.endpoints:
+            line = _line(
+                lines, ("matrix", "endpoint") if ("matrix", "endpoint") in lines else ("endpoint",)
+            )
+            known = ", ".join(scenario.endpoints) or "none declared"
+            found.append(
+                f"{where}{line}: endpoint: cell {cell.cell_id}: no endpoint named {name!r} "
+                f"under endpoints: ({known}); expected in_process or a declared name"
+            )
+            break
     for name, wanted in SERVE_FIXED.items():
         wrong = [c for c in serving if c.key[name] != wanted]
         if wrong:

@@ -44,7 +44,7 @@ WARM_CALLS = 5
 LOW_FRACTION = 1 / 16  # search's default low end: this share of the offline throughput
 
 
-def _build_buckets(
+def build_buckets(
     backend: Any, key: CellKey, policy: Policy, msg: dict[str, Any]
 ) -> tuple[dict[int, Workload], Any]:
     from bench.run.scenario import Optimizer
@@ -72,7 +72,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
         Policy(1, 0.0) if single else Policy(key["max_batch_size"], key["batch_timeout_ms"] / 1e3)
     )
     build_start = time.perf_counter()
-    workloads, spec = _build_buckets(backend, key, policy, msg)
+    workloads, spec = build_buckets(backend, key, policy, msg)
     compile_s = sum(w.compile_s for w in workloads.values())
     pool = make_batch(spec, POOL, msg["seed"] + 1)
 
@@ -149,7 +149,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
                               "trainable parameters"),
         "peak_host_rss_bytes": peak_rss_metric(rss_reset),
         **next(iter(workloads.values())).memory(),
-        **_serve_metrics(headline, slo),
+        **serve_metrics(headline, slo),
     }  # fmt: skip
     rate_note = ""
     if key.get("target_qps") == "search":
@@ -243,7 +243,7 @@ def _check(out: np.ndarray, bucket: int) -> str | None:
     return None
 
 
-def _serve_metrics(probe: dict[str, Any], slo: Slo) -> dict[str, Any]:
+def serve_metrics(probe: dict[str, Any], slo: Slo) -> dict[str, Any]:
     """The reported rate's numbers, in the registry's shapes (``bench.metrics``)."""
     at = (
         f"{probe['arrivals']} arrivals at {probe['offered_qps']:.4g} QPS offered"

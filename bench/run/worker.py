@@ -144,7 +144,7 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         msg = json.loads(line)
         if msg.get("type") == "stop":
             break
-        if not info["present"]:
+        if not info["present"] and not _remote(msg):
             send({"type": "result", "record": skipped(msg, info["reason"])})
             continue
         record = run_cell(backend, msg)
@@ -153,6 +153,12 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         send({"type": "result", "record": record})
     if backend is not None:
         backend.teardown()
+
+
+def _remote(msg: dict[str, Any]) -> bool:
+    """An endpoint cell loads a server elsewhere: its framework and device are the server's,
+    so it runs whether or not this worker has them (``bench.run.endpoint_cell``)."""
+    return msg["key"].get("endpoint", "in_process") != "in_process"
 
 
 def skipped(msg: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 STEP_DOWN = 4.0
 MAX_STEPS_DOWN = 2
 MAX_PROBES = 24  # rates, not attempts
+GROW = 2.0
 
 Probe = Callable[[float], dict[str, Any]]
 
@@ -49,6 +50,7 @@ def search(
     hopeless: str = "",
     floor: float = 0.0,
     retries: int = 0,
+    grow: int = 0,
 ) -> SearchResult:
     """The highest rate in [low, high] that ``probe`` finds meeting the SLO, to ``tolerance``.
 
@@ -58,7 +60,10 @@ def search(
     minimum queries do not fit in the time allowed); the search never steps below it.
     ``retries``: a rate that misses is measured up to this many more times, and counts as
     missed only if every attempt misses: on a shared machine a burst of other work inflates a
-    p99 and nothing deflates one, so a single miss below a met rate is often the machine's."""
+    p99 and nothing deflates one, so a single miss below a met rate is often the machine's.
+    ``grow``: where ``high`` meets the SLO, up to this many rates ``GROW`` times higher each
+    are tried, for a ``high`` that is an estimate rather than a bound (an endpoint's capacity
+    measured by a Python client)."""
     if hopeless:
         steps_down = 0
     if not 0 < low < high:
@@ -90,9 +95,16 @@ def search(
         steps += 1
     missed: float | None = high
     if steps == 0 and run(high):
-        return SearchResult(
-            high, (high, None), probes, "met the SLO at the top of the range searched"
-        )
+        met = high
+        for _ in range(grow):
+            if not run(met * GROW):
+                missed = met * GROW
+                break
+            met *= GROW
+        else:
+            return SearchResult(
+                met, (met, None), probes, "met the SLO at the top of the range searched"
+            )
     assert missed is not None
     while missed / met > 1 + tolerance and len({p["offered_qps"] for p in probes}) < MAX_PROBES:
         mid = math.sqrt(met * missed)

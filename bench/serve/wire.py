@@ -1,0 +1,193 @@
+"""Request and response bodies of the model-server protocols an endpoint cell speaks.
+
+- ``v2-http``: the Open Inference Protocol (KServe v2, Triton) over REST: ``POST
+  /v2/models/NAME/infer`` with ``{"inputs": [{"name", "shape", "datatype", "data"}]}``.
+- ``v2-grpc``: the same protocol over gRPC (``inference.GRPCInferenceService/ModelInfer``).
+- ``tf-serving-rest``: TensorFlow Serving's REST API (also KServe v1 and a Vertex AI
+  endpoint's ``:predict``): ``{"instances": [{feature: value}]}`` -> ``{"predictions": [...]}``.
+
+Framework-free: numpy, the standard library, and for gRPC the ``protobuf`` runtime. The gRPC
+messages are declared here from the protocol's field numbers into a private descriptor pool,
+so neither generated code nor the ``kserve`` package is needed to drive a server (and a process
+that also imports kserve's generated module does not see the names twice).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Literal
+
+import numpy as np
+
+Protocol = Literal["v2-http", "v2-grpc", "tf-serving-rest"]
+PROTOCOLS: tuple[str, ...] = ("v2-http", "v2-grpc", "tf-serving-rest")
+GRPC_SERVICE = "/inference.GRPCInferenceService/"
+
+V2_TYPES = {"float32": "FP32", "int32": "INT32", "float64": "FP64", "int64": "INT64"}
+NUMPY_TYPES = {v: np.dtype(k) for k, v in V2_TYPES.items()}
+
+
+class MalformedResponse(ValueError):
+    """A body that is not the protocol's answer to one request (the reason says what)."""
+
+
+def v2_json_request(features: dict[str, np.ndarray], request_id: str) -> bytes:
+    """One request of the given rows (each feature ``[rows, ...]``) as a v2 REST body."""
+    inputs = [
+        {
+            "name": name,
+            "shape": list(value.shape),
+            "datatype": V2_TYPES[str(value.dtype)],
+            "data": value.ravel().tolist(),
+        }
+        for name, value in features.items()
+    ]
+    return json.dumps({"id": request_id, "inputs": inputs}).encode()
+
+
+def v2_json_response(body: bytes) -> np.ndarray:
+    """The first output tensor of a v2 REST answer, shaped."""
+    doc = _json(body)
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    if not isinstance(outputs, list) or not outputs or not isinstance(outputs[0], dict):
+        raise MalformedResponse(f"no 'outputs' list in the v2 answer: {_clip(body)}")
+    out = outputs[0]
+    try:
+        dtype = NUMPY_TYPES.get(out.get("datatype", "FP32"), np.dtype("float32"))
+        return np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedResponse(f"v2 output tensor unreadable ({exc}): {_clip(body)}") from exc
+
+
+def tf_serving_request(features: dict[str, np.ndarray]) -> bytes:
+    """TF Serving's row format: one instance per row, a mapping of feature -> value."""
+    rows = len(next(iter(features.values())))
+    instances = [{n: v[r].tolist() for n, v in features.items()} for r in range(rows)]
+    return json.dumps({"instances": instances}).encode()
+
+
+def tf_serving_response(body: bytes) -> np.ndarray:
+    doc = _json(body)
+    preds = doc.get("predictions") if isinstance(doc, dict) else None
+    if not isinstance(preds, list) or not preds:
+        raise MalformedResponse(f"no 'predictions' list in the answer: {_clip(body)}")
+    try:
+        return np.asarray(preds, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise MalformedResponse(f"predictions are not numbers ({exc}): {_clip(body)}") from exc
+
+
+def grpc_request(features: dict[str, np.ndarray], model_name: str, request_id: str) -> bytes:
+    msgs = grpc_messages()
+    req = msgs["ModelInferRequest"](model_name=model_name, id=request_id)
+    for name, value in features.items():
+        tensor = req.inputs.add(name=name, datatype=V2_TYPES[str(value.dtype)])
+        tensor.shape.extend(value.shape)
+        # raw_input_contents: the packed little-endian bytes, as Triton and KServe accept.
+        req.raw_input_contents.append(
+            np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes()
+        )
+    return req.SerializeToString()
+
+
+def grpc_response(body: bytes) -> np.ndarray:
+    msgs = grpc_messages()
+    resp = msgs["ModelInferResponse"]()
+    try:
+        resp.ParseFromString(body)
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise MalformedResponse(f"not a ModelInferResponse ({exc})") from exc
+    if not resp.outputs:
+        raise MalformedResponse("ModelInferResponse has no outputs")
+    out = resp.outputs[0]
+    dtype = NUMPY_TYPES.get(out.datatype or "FP32", np.dtype("float32"))
+    shape = list(out.shape)
+    try:
+        if resp.raw_output_contents:
+            flat = np.frombuffer(resp.raw_output_contents[0], dtype=dtype.newbyteorder("<"))
+        else:
+            field = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
+                     "INT64": "int64_contents"}[out.datatype or "FP32"]  # fmt: skip
+            flat = np.asarray(getattr(out.contents, field), dtype=dtype)
+        return flat.astype(dtype).reshape(shape)
+    except (KeyError, ValueError) as exc:
+        raise MalformedResponse(f"output tensor {out.name!r} unreadable ({exc})") from exc
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedResponse(f"not JSON ({exc.__class__.__name__}): {_clip(body)}") from exc
+
+
+def _clip(body: bytes, n: int = 120) -> str:
+    text = body[:n].decode("utf-8", "replace")
+    return repr(text + ("..." if len(body) > n else ""))
+
+
+# -- the gRPC messages, from the protocol's field numbers ----------------------------------------
+
+# (message, [(field, number, type, repeated, message type)]); types as in descriptor.proto.
+_STRING, _BOOL, _INT64, _BYTES, _MSG = 9, 8, 3, 12, 11
+_FIELDS: dict[str, list[tuple[str, int, int, bool, str]]] = {
+    "InferTensorContents": [
+        ("bool_contents", 1, _BOOL, True, ""),
+        ("int_contents", 2, 5, True, ""),
+        ("int64_contents", 3, _INT64, True, ""),
+        ("uint_contents", 4, 13, True, ""),
+        ("uint64_contents", 5, 4, True, ""),
+        ("fp32_contents", 6, 2, True, ""),
+        ("fp64_contents", 7, 1, True, ""),
+        ("bytes_contents", 8, _BYTES, True, ""),
+    ],
+    "InferInputTensor": [
+        ("name", 1, _STRING, False, ""),
+        ("datatype", 2, _STRING, False, ""),
+        ("shape", 3, _INT64, True, ""),
+        ("contents", 5, _MSG, False, "InferTensorContents"),
+    ],
+    "ModelInferRequest": [
+        ("model_name", 1, _STRING, False, ""),
+        ("model_version", 2, _STRING, False, ""),
+        ("id", 3, _STRING, False, ""),
+        ("inputs", 5, _MSG, True, "InferInputTensor"),
+        ("raw_input_contents", 7, _BYTES, True, ""),
+    ],
+    "ModelInferResponse": [
+        ("model_name", 1, _STRING, False, ""),
+        ("model_version", 2, _STRING, False, ""),
+        ("id", 3, _STRING, False, ""),
+        ("outputs", 5, _MSG, True, "InferInputTensor"),  # InferOutputTensor: the same fields
+        ("raw_output_contents", 6, _BYTES, True, ""),
+    ],
+    "ServerReadyRequest": [],
+    "ServerReadyResponse": [("ready", 1, _BOOL, False, "")],
+    "ModelReadyRequest": [("name", 1, _STRING, False, ""), ("version", 2, _STRING, False, "")],
+    "ModelReadyResponse": [("ready", 1, _BOOL, False, "")],
+}
+
+
+@cache
+def grpc_messages() -> dict[str, Any]:
+    """Message classes of the subset of ``grpc_predict_v2.proto`` a client needs (fields it
+    does not declare, such as ``parameters``, are skipped on parsing, as protobuf does)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="bench_inference.proto", package="inference", syntax="proto3"
+    )
+    for name, fields in _FIELDS.items():
+        msg = proto.message_type.add(name=name)
+        for fname, number, ftype, repeated, type_name in fields:
+            f = msg.field.add(name=fname, number=number, type=ftype)
+            f.label = 3 if repeated else 1
+            if type_name:
+                f.type_name = f".inference.{type_name}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{name}"))
+        for name in _FIELDS
+    }
