@@ -101,9 +101,11 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "precision",
         str,
-        Literal["float32", "bfloat16"],
+        Literal["float32", "bfloat16", "float16", "dynamic_int8", "int8"],
         "float32",
-        "float32 or bfloat16",
+        "float32, bfloat16 or float16; LiteRT also dynamic_int8 (int8 weights, dynamic-range "
+        "activations) and int8 (full integer, calibrated); what each backend accepts: "
+        "docs/edge.md",
         id_slot=4,
     ),
     Axis(
@@ -225,6 +227,21 @@ AXES: tuple[Axis, ...] = (
         id="to{}",
         id_slot=14,
         applies=("arrivals", ("poisson", "constant")),
+    ),
+    Axis(
+        "threads",
+        int | str,
+        PositiveInt | Literal["all"],
+        "all",
+        'LiteRT: interpreter threads, a number or "all" (every CPU the worker may use, '
+        "resolved at run time)",
+        label="threads {}",
+        where="number",
+        unit="threads",
+        id="t{}",
+        id_slot=15,
+        in_id="changed",
+        applies=("framework", ("litert",)),
     ),
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}

@@ -42,6 +42,7 @@ class BuildRequest:
     optimizer: Any  # bench.run.scenario.Optimizer
     seed: int
     data: Any = None  # bench.inputs.datafiles.DataSet for tfdata cells: the files to read
+    run_dir: str | None = None  # the run folder, for files a backend keeps (LiteRT's models)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,11 @@ class Workload(ABC):
     @abstractmethod
     def memory(self) -> dict[str, Any]:
         """Peak device memory metrics (or ``unavailable`` with the reason)."""
+
+    def backend_metrics(self) -> dict[str, Any]:
+        """Metrics only this backend measures (LiteRT: its model file's size), added to the
+        cell's record; each must be registered in ``bench.metrics``."""
+        return {}
 
     def infer(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         """Predictions for one host batch of this workload's batch size (``workload: serve``):

@@ -86,7 +86,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
 
         data = ensure(spec, DataFiles(**msg.get("data", {})), msg["seed"])
     build_start = time.perf_counter()
-    req = BuildRequest(key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data)
+    req = BuildRequest(
+        key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data,
+        msg.get("run_dir"),
+    )  # fmt: skip
     workload = backend.build(req)
     batches: Batches | None = workload.batches
 
@@ -223,6 +226,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             batches, rule, batches.examples_per_call
         )
     metrics.update(workload.memory())
+    metrics.update(workload.backend_metrics())
     metrics["peak_host_rss_bytes"] = peak_rss_metric(rss_reset)
 
     metrics.update(energy_metrics)
