@@ -103,9 +103,9 @@ AXES: tuple[Axis, ...] = (
         str,
         Literal["float32", "bfloat16", "float16", "dynamic_int8", "int8"],
         "float32",
-        "float32, bfloat16 or float16; LiteRT also dynamic_int8 (int8 weights, dynamic-range "
-        "activations) and int8 (full integer, calibrated); what each backend accepts: "
-        "docs/edge.md",
+        "float32, bfloat16 or float16 (GPUs without bfloat16 units: T4, V100); LiteRT also "
+        "dynamic_int8 (int8 weights, dynamic-range activations) and int8 (full integer, "
+        "calibrated); what each backend accepts: docs/edge.md",
         id_slot=4,
     ),
     Axis(

@@ -525,5 +525,31 @@ for _metric in (
                          "p99", 1e3),),
         applies="workload: serve cells",
     ),
+    # Prediction parity (bench.measure.parity): a predict cell's outputs on the run's fixed
+    # evaluation set against the float32 CPU reference, same weights (bench.backends.parity).
+    Metric(
+        "parity_max_abs", "parity: max abs diff", "abs difference", "lower",
+        "max |prediction - float32 CPU reference| over the evaluation set's outputs", "cell",
+        fields=(FieldDef("parity_max_abs", "abs difference",
+                         "largest |output - float32 CPU reference| on the evaluation set",
+                         label="parity max |diff|", column="max |diff|", compare=True),),
+        applies="predict cells",
+    ),
+    Metric(
+        "parity_mean_abs", "parity: mean abs diff", "abs difference", "lower",
+        "mean |prediction - float32 CPU reference| over the evaluation set's outputs", "cell",
+        fields=(FieldDef("parity_mean_abs", "abs difference",
+                         "mean |output - float32 CPU reference| on the evaluation set",
+                         label="parity mean |diff|", compare=True),),
+        applies="predict cells",
+    ),
+    Metric(
+        "top1_agreement", "top-1 agreement", "fraction", "higher",
+        "share of evaluation examples whose arg-max class is the float32 CPU reference's", "cell",
+        fields=(FieldDef("top1_agreement", "fraction",
+                         "share of evaluation examples predicted the reference's top-1 class",
+                         column="top-1 agree", compare=True, terminal=True),),
+        applies="predict cells of classification models",
+    ),
 ):  # fmt: skip
     register(_metric)

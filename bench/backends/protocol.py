@@ -96,6 +96,15 @@ class Backend(Protocol):
         framework's setting is unknown), ``setting`` (that setting, for people),
         ``nvidia_tf32_override`` and, on GPUs, ``compute_capability``."""
 
+    # Optional, for prediction parity (bench/backends/parity.py); a backend without them
+    # records its predict cells' parity as unavailable, with the reason.
+    #
+    # def init_weights(self, req: BuildRequest) -> dict[str, np.ndarray]:
+    #     """The model's float32 weights initialised from ``req.seed``, by canonical name."""
+    #
+    # def reference_outputs(self, req, weights, features) -> np.ndarray:
+    #     """float32 CPU inference on ``features`` with ``weights``: ``[N, num_outputs]``."""
+
     def all_gather_text(self, text: str) -> list[str]:
         """Every process's ``text`` in process order, through the framework's collectives (no
         shared disk). A collective: every process of the job calls it for each cell."""

@@ -42,6 +42,9 @@ class BuildRequest:
     optimizer: Any  # bench.run.scenario.Optimizer
     seed: int
     data: Any = None  # bench.inputs.datafiles.DataSet for tfdata cells: the files to read
+    # The run's shared float32 weights under canonical names (bench.backends.parity): when
+    # given, ``build`` loads them into the model instead of its own initialisation.
+    weights: Mapping[str, np.ndarray] | None = None
     run_dir: str | None = None  # the run folder, for files a backend keeps (LiteRT's models)
 
 
@@ -181,6 +184,13 @@ class Workload(ABC):
         """Metrics only this backend measures (LiteRT: its model file's size), added to the
         cell's record; each must be registered in ``bench.metrics``."""
         return {}
+
+    def predict_eval(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Predictions ``[N, num_outputs]`` (float32, on the host) for the N examples of the
+        run's evaluation set, through the cell's compiled prediction (its precision, device and
+        converter), in inference mode. Called after the timed phase, never inside it; cut the
+        set into calls with ``bench.backends.parity.eval_calls``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot predict the evaluation set")
 
     def infer(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         """Predictions for one host batch of this workload's batch size (``workload: serve``):

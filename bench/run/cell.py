@@ -14,6 +14,7 @@ is input-bound needs the matching ``synthetic`` cell, so the runner decides it
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -85,16 +86,23 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         from bench.inputs.settings import DataFiles
 
         data = ensure(spec, DataFiles(**msg.get("data", {})), msg["seed"])
-    build_start = time.perf_counter()
     req = BuildRequest(
         key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data,
-        msg.get("run_dir"),
+        run_dir=msg.get("run_dir"),
     )  # fmt: skip
+    processes = (msg.get("cluster") or {}).get("num_processes", 1)
+    # The run's shared weights and evaluation set, read (or made, by the first worker) before
+    # the clock of time-to-first-result starts: they are the run's, not this cell's.
+    shared, parity_why = None, ""
+    if key["workload"] == "predict":
+        shared, parity_why = _parity_set(backend, req, msg, processes)
+        if shared is not None:
+            req = dataclasses.replace(req, weights=shared.weights)
+    build_start = time.perf_counter()
     workload = backend.build(req)
     batches: Batches | None = workload.batches
 
     m = msg["measure"]
-    processes = (msg.get("cluster") or {}).get("num_processes", 1)
     rule = RunLength(
         m["warmup_steps"],
         m["min_steps"],
@@ -264,6 +272,9 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
     }
     if split is not None:
         found["parallelism"] = split.describe(workload.parallel_method)
+    if key["workload"] == "predict":
+        # After every timed measurement: the evaluation set runs through the compiled step.
+        metrics.update(_parity_metrics(workload, shared, parity_why, spec.task))
     profile = m.get("profile")
     if profile and msg.get("run_dir"):
         # Last, after every measurement of the cell: nothing traced can change them.
@@ -279,6 +290,46 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
                 f"{traced['steps']} steps traced after the timed phase",
             )
     return found
+
+
+PARITY_UNITS = {"parity_max_abs": "abs difference", "parity_mean_abs": "abs difference"}
+
+
+def _parity_set(
+    backend: Any, req: BuildRequest, msg: dict[str, Any], processes: int
+) -> tuple[Any, str]:
+    """The run's parity set for this cell's model, or None and why there is none."""
+    from bench.backends.parity import shared_set
+
+    if not msg.get("run_dir"):
+        return None, "no run folder to hold the shared weights and reference"
+    if processes > 1:
+        return None, "not measured on multi-host cells"
+    if not hasattr(backend, "init_weights") or not hasattr(backend, "reference_outputs"):
+        return None, f"the {req.key['framework']} backend provides no shared weights"
+    try:
+        return shared_set(msg["run_dir"], req, backend, req.key["framework"]), ""
+    except Exception as exc:
+        return None, f"shared parity set unavailable: {type(exc).__name__}: {exc}"[:400]
+
+
+def _parity_metrics(
+    workload: Workload, shared: Any, why: str, task: str
+) -> dict[str, dict[str, Any]]:
+    """The cell's predictions on the evaluation set against the reference (parity metrics),
+    or each metric unavailable with the reason; a failure here never fails the cell."""
+    from bench.measure.parity import parity_metrics
+
+    names = [*PARITY_UNITS, *(["top1_agreement"] if task == "classification" else [])]
+    if shared is not None:
+        try:
+            outputs = workload.predict_eval(shared.features)
+            return parity_metrics(outputs, shared.reference, task, shared.describe())
+        except NotImplementedError as exc:
+            why = str(exc)
+        except Exception as exc:
+            why = f"evaluation-set prediction failed: {type(exc).__name__}: {exc}"[:400]
+    return {n: unavailable(why, PARITY_UNITS.get(n, "fraction")) for n in names}
 
 
 def _compile_metric(workload: Workload, compiles: list[int | None]) -> dict[str, Any]:

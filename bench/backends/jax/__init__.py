@@ -31,5 +31,5 @@ SPEC = BackendSpec(
         "run the JAX cells on a TPU VM"
     ),
     # dynamic_int8 and int8 are LiteRT's quantized formats (docs/edge.md).
-    accepts={"precision": ("float32", "bfloat16")},
+    accepts={"precision": ("float32", "bfloat16", "float16")},
 )

@@ -13,5 +13,5 @@ SPEC = BackendSpec(
     env={"KERAS_BACKEND": "tensorflow"},
     worker_per_replica_count=True,
     # dynamic_int8 and int8 are LiteRT's quantized formats (docs/edge.md).
-    accepts={"precision": ("float32", "bfloat16")},
+    accepts={"precision": ("float32", "bfloat16", "float16")},
 )
