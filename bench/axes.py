@@ -236,8 +236,6 @@ AXES: tuple[Axis, ...] = (
         'LiteRT: interpreter threads, a number or "all" (every CPU the worker may use, '
         "resolved at run time)",
         label="threads {}",
-        where="number",
-        unit="threads",
         id="t{}",
         id_slot=15,
         in_id="changed",

@@ -12,6 +12,7 @@ it returns when the CPU kernels are done) and copies the predictions out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -29,7 +30,9 @@ from ai_edge_litert.interpreter import Interpreter
 
 from bench.backends.litert import SPEC as SPEC  # the protocol's SPEC, declared in __init__
 from bench.backends.litert.convert import ENDPOINT, OUTPUT, convert
+from bench.backends.parity import eval_calls, join_outputs, keras_name, match_names
 from bench.backends.workload import BuildRequest, Workload, host_batches
+from bench.inputs.synthetic import make_batch
 from bench.metrics import metric, unavailable
 from bench.platform.cluster import Cluster
 
@@ -51,7 +54,12 @@ def teardown() -> None:
 
 
 def version() -> str:
-    return importlib.metadata.version("ai-edge-litert")
+    # The Keras twin (the converter's source, and the parity reference when this worker writes
+    # it) runs in TensorFlow: its version matters as much as the interpreter's.
+    import tensorflow as tf
+
+    litert = importlib.metadata.version("ai-edge-litert")
+    return f"{litert} (Keras twin and converter: tensorflow {tf.__version__})"
 
 
 def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
@@ -134,22 +142,64 @@ def keep_model_file(flatbuffer: bytes, run_dir: str | None, stem: str) -> tuple[
     return path, f"{MODELS_DIR}/{name}" if run_dir is not None else str(path)
 
 
+# -- the Keras twin, in float32: the converter's source and, first in a run, the parity set ----
+
+
+def keras_model(req: BuildRequest, example: Mapping[str, np.ndarray]) -> Any:
+    """The model's Keras twin in float32, its variables created from ``req.seed``, then set to
+    the run's shared weights when the cell has them (bench.backends.parity)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")  # quantization is the converter's job
+    keras.utils.set_random_seed(req.seed)
+    model = req.model.build_tf(req.args)
+    model(dict(example), training=False)  # creates the variables
+    if req.weights is not None:
+        by_name = {keras_name(v.path): v for v in model.weights}
+        match_names(req.weights, {k: tuple(v.shape) for k, v in by_name.items()}, "keras model")
+        for name, variable in by_name.items():
+            variable.assign(np.asarray(req.weights[name], dtype=np.float32))
+    return model
+
+
+def _example(req: BuildRequest) -> dict[str, np.ndarray]:
+    return {k: v for k, v in make_batch(req.spec, 1, req.seed).items() if k != "label"}
+
+
+def init_weights(req: BuildRequest) -> dict[str, np.ndarray]:
+    """The Keras twin's float32 variables from ``req.seed``, by canonical name: the run's
+    shared weight set when a LiteRT worker is the first to need it."""
+    model = keras_model(dataclasses.replace(req, weights=None), _example(req))
+    return {keras_name(v.path): np.asarray(v) for v in model.weights}
+
+
+def reference_outputs(req: BuildRequest, weights: Any, features: Any) -> np.ndarray:
+    """float32 CPU inference of the Keras twin with ``weights`` (the parity reference): the
+    model before conversion, so LiteRT's own float32 is measured against it, not with it."""
+    import tensorflow as tf
+
+    model = keras_model(dataclasses.replace(req, weights=weights), _example(req))
+    forward = tf.function(lambda f: model(f, training=False))
+    calls = eval_calls(features, REFERENCE_BATCH)
+    outputs = [forward({k: tf.constant(v) for k, v in call.items()}).numpy() for call in calls]
+    return join_outputs(outputs, len(next(iter(features.values()))))
+
+
+REFERENCE_BATCH = 32  # examples per call of the reference prediction
+
+
 class LiteRTWorkload(Workload):
     sync_method = SYNC_METHOD
     compile_count_method = ""
 
     def __init__(self, req: BuildRequest):
-        import keras
-
         key = req.key
         self.batch_size = key["batch_size"]
         self.threads = resolve_threads(key.get("threads", "all"))
-        keras.mixed_precision.set_global_policy("float32")  # the float32 Keras twin is the source
-        keras.utils.set_random_seed(req.seed)
         hosts = host_batches(req)
         features = [{k: v for k, v in b.items() if k != "label"} for b in hosts]
-        self.model = req.model.build_tf(req.args)
-        self.model(features[0], training=False)  # creates the variables
+        # Shared weights loaded before the conversion: the file holds the run's weights.
+        self.model = keras_model(req, features[0])
         self.param_count = int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
 
         converted = convert(self.model, req.spec, key["precision"], req.seed)
@@ -165,7 +215,8 @@ class LiteRTWorkload(Workload):
         self.compile_s = converted.seconds + load_s
         self.compile_method = (
             f"conversion {converted.seconds:.3f} s ({converted.method}) + interpreter load "
-            f"and tensor allocation for batch {self.batch_size} {load_s:.3f} s"
+            f"({self.threads} threads) and tensor allocation for batch {self.batch_size} "
+            f"{load_s:.3f} s"
         )
         self.conversion_s = converted.seconds
         self._features = features
@@ -224,25 +275,12 @@ class LiteRTWorkload(Workload):
                 path=self.file_name,
                 sha256=self.sha256,
             ),
-            "litert_threads": metric(self.threads, "threads", "Interpreter(num_threads=...)"),
         }
 
-    def predict(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Predictions for any number of examples, in batches of this cell's size (the last
-        one padded): what parity metrics compare with the float32 reference."""
-        names = list(self._inputs)
-        count = len(features[names[0]])
-        out = []
-        for start in range(0, count, self.batch_size):
-            part = {n: features[n][start : start + self.batch_size] for n in names}
-            rows = len(part[names[0]])
-            if rows < self.batch_size:
-                part = {
-                    n: np.concatenate([v, np.repeat(v[-1:], self.batch_size - rows, 0)])
-                    for n, v in part.items()
-                }
-            out.append(self._run(part)[:rows])
-        return np.concatenate(out)
+    def predict_eval(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The evaluation set through the converted model, in batches of this cell's size."""
+        calls = eval_calls(features, self.batch_size)
+        return join_outputs([self._run(call) for call in calls], len(next(iter(features.values()))))
 
 
 def build(req: BuildRequest) -> Workload:
