@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bench.backends.litert import SPEC as SPEC  # the protocol's SPEC, declared in __init__
 from bench.backends.litert.convert import ENDPOINT, OUTPUT, convert
@@ -123,6 +123,27 @@ def open_interpreter(path: Path, threads: int) -> Any:
         ) from None
 
 
+def float_ops(path: Path) -> dict[str, int]:
+    """Ops of an int8 model that still compute in float32 (op name -> count): the converter
+    keeps an op without an int8 kernel in float, between a dequantize and a quantize. Read
+    from the model's own graph (no XNNPACK delegate folding ops together)."""
+    plain = Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in plain.get_tensor_details()}
+    found: dict[str, int] = {}
+    # _get_ops_details is the interpreter's op listing (what TensorFlow's own model analyzer
+    # reads); the public API lists tensors only.
+    for op in plain._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        tensors = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if any(dtypes[i] == np.float32 for i in tensors):
+            found[op["op_name"]] = found.get(op["op_name"], 0) + 1
+    return found
+
+
 def keep_model_file(flatbuffer: bytes, run_dir: str | None, stem: str) -> tuple[Path, str]:
     """Write the converted model into the run folder (a temporary folder without one); returns
     its path and the folder-relative name the record keeps."""
@@ -207,6 +228,8 @@ class LiteRTWorkload(Workload):
         self.path, self.file_name = keep_model_file(converted.flatbuffer, req.run_dir, stem)
         self.file_bytes = len(converted.flatbuffer)
         self.sha256 = hashlib.sha256(converted.flatbuffer).hexdigest()
+        # Analysed outside the compile time: it is bench's reading, not part of deploying.
+        self.float_ops = float_ops(self.path) if key["precision"] == "int8" else None
 
         start = time.perf_counter()
         self.interpreter = open_interpreter(self.path, self.threads)
@@ -274,6 +297,7 @@ class LiteRTWorkload(Workload):
                 f"size of the converted .tflite file ({self.file_name})",
                 path=self.file_name,
                 sha256=self.sha256,
+                **({} if self.float_ops is None else {"float_ops": self.float_ops}),
             ),
         }
 

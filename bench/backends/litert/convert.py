@@ -13,9 +13,13 @@ Modes (``precision`` values; TensorFlow's post-training quantization):
     float16       weights stored in float16, dequantized to float32 when loaded on CPUs
     dynamic_int8  dynamic-range: weights in int8, activations quantized on the fly per batch
     int8          full integer: weights and activations in int8, activation ranges calibrated
-                  on a representative set; int8 builtin kernels only (a model with an op that
-                  has no int8 kernel is refused, with the converter's reason). Inputs and
-                  outputs stay float32, so every mode is fed and read the same way.
+                  on a representative set. An op with no int8 kernel (LayerNorm's NEG, COS)
+                  is kept in float32 by the converter, between a dequantize and a quantize;
+                  the cell lists such ops (``float_ops``). Inputs and outputs stay float32, so
+                  every mode is fed and read the same way.
+
+A model the converter refuses in a mode (an op LiteRT has no kernel for at all) raises
+``ConversionError`` with the converter's reason: the cell fails with it, the sweep goes on.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ def convert(model: Any, spec: DataSpec, mode: str, seed: int) -> Converted:
         try:
             flatbuffer = converter.convert()
         except Exception as exc:
-            raise ConversionError(converter_reason(exc)) from exc
+            raise ConversionError(
+                f"the LiteRT converter refused the model in {mode}: {converter_reason(exc)}"
+            ) from exc
     seconds = time.perf_counter() - start
     calibration = (
         f" + calibration on {CALIBRATION_EXAMPLES} representative examples"
@@ -108,11 +114,23 @@ def convert(model: Any, spec: DataSpec, mode: str, seed: int) -> Converted:
 
 def converter_reason(exc: BaseException) -> str:
     """The converter's own words, shortened to what says why: its first ``error:`` line
-    without the source location, else the first line of the exception."""
+    without the MLIR source location (``loc(...)``), else the exception's first line."""
     text = str(exc)
     for line in text.splitlines():
         found = re.search(r"error: (.*)", line)
         if found:
-            return found.group(1).strip()[:300]
+            return _drop_location(found.group(1)).strip()[:300]
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
     return first[:300]
+
+
+def _drop_location(text: str) -> str:
+    """``loc(callsite(...)): 'tf.Erfinv' op is ...`` -> ``'tf.Erfinv' op is ...``."""
+    if not text.startswith("loc("):
+        return text
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char == ")":
+            return text[i + 1 :].lstrip(": ")
+    return text
