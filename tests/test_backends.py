@@ -177,7 +177,7 @@ def test_an_unknown_framework_is_an_error_never_a_fallback():
 
 def test_worker_environment_comes_from_the_backends_spec():
     jax_gpu = runner.worker_env("jax", "gpu")
-    assert jax_gpu["JAX_PLATFORMS"] == "cuda"
+    assert jax_gpu["JAX_PLATFORMS"] == "cuda,cpu"  # the CPU computes the parity reference
     tf_cpu = runner.worker_env("tensorflow", "cpu", cpu_devices=4)
     assert tf_cpu["CUDA_VISIBLE_DEVICES"] == "-1" and tf_cpu["KERAS_BACKEND"] == "tensorflow"
     # TensorFlow splits the CPU itself from BENCH_CPU_DEVICES; JAX's variable is not its own.

@@ -11,8 +11,9 @@ file, e.g. to load the same weights), and compares the arrays.
 Weights travel by name. A variable's canonical name is its Flax path with the collection first
 (``params/layer_0/attention/query/kernel``, ``batch_stats/stem_bn/mean``); a Keras variable's
 path (``transformer/layer_0/attention/query/kernel``) maps onto it by dropping the model's name
-and renaming the few leaves Keras names differently (``KERAS_LEAVES``, ``KERAS_SCOPES``). The
-zoo's twins name their layers alike so that this is all it takes.
+and renaming the few leaves Keras names differently: ``keras_name`` of bench/backends/parity.py,
+the rule every parity cell loads the run's shared weights by. The zoo's twins name their layers
+alike so that this is all it takes.
 """
 
 from __future__ import annotations
@@ -26,29 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.backends.parity import keras_name
 from bench.backends.workload import BuildRequest
 from bench.inputs.synthetic import make_batch
 from bench.modeldef import load_model
 from bench.run.scenario import Optimizer
 
-# Keras leaf name -> (Flax collection, Flax leaf name).
-KERAS_LEAVES = {
-    "gamma": ("params", "scale"),
-    "beta": ("params", "bias"),
-    "moving_mean": ("batch_stats", "mean"),
-    "moving_variance": ("batch_stats", "var"),
-    "embeddings": ("params", "embedding"),
-}
-KERAS_SCOPES = {"attention_output": "out"}  # MultiHeadAttention's output projection
-
 Results = dict[str, np.ndarray]
-
-
-def keras_name(path: str) -> str:
-    """``resnet/stem_bn/moving_mean`` -> ``batch_stats/stem_bn/mean``."""
-    *scopes, leaf = path.split("/")[1:]  # the first scope is the model's own name
-    collection, leaf = KERAS_LEAVES.get(leaf, ("params", leaf))
-    return "/".join([collection, *(KERAS_SCOPES.get(s, s) for s in scopes), leaf])
 
 
 def flax_names(variables: Any) -> dict[str, np.ndarray]:

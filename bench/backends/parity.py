@@ -100,15 +100,16 @@ def keras_name(path: str) -> str:
     return "/".join([collection, *(KERAS_SCOPES.get(s, s) for s in scopes), leaf])
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    """Flax variables (nested mappings, collection first) -> canonical name -> array."""
-    flat: dict[str, np.ndarray] = {}
+def flatten(tree: Mapping[str, Any], prefix: str = "", arrays: bool = True) -> dict[str, Any]:
+    """Flax variables (nested mappings, collection first) -> canonical name -> array (or the
+    leaf as it is, with ``arrays=False``: shapes from ``jax.eval_shape``)."""
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}/"))
+            flat.update(flatten(value, f"{name}/", arrays))
         else:
-            flat[name] = np.asarray(value)
+            flat[name] = np.asarray(value) if arrays else value
     return flat
 
 

@@ -607,6 +607,101 @@ def _pareto(cells: Sequence[CellView]) -> Section:
     return section
 
 
+def _parity(cells: Sequence[CellView]) -> Section:
+    """Speed-up against agreement with the float32 CPU reference, one point per predict cell."""
+    from bench.read.parity import parity_points
+
+    section = Section("parity", "Prediction parity: speed against agreement")
+    section.blocks.append(
+        Paragraph(
+            "Every predict cell of a run starts from the same float32 weights and predicts the "
+            "same evaluation set; these are how far its outputs are from the float32 CPU "
+            "reference, next to the speed its precision, framework or converter bought. "
+            "Speed-up: throughput over the same cell in float32 on the CPU (its baseline, 1x)."
+        )
+    )
+    points = parity_points(cells)
+    by_group: dict[tuple[str, str], list] = {}
+    for p in points:
+        by_group.setdefault((str(p.cell.key.get("model")), "predict"), []).append(p)
+    plots: list[Block] = []
+    tables: list[Block] = []
+    for (model, workload), group in sorted(by_group.items()):
+        namer = Namer([p.cell for p in group])
+        classify = any(p.cell.number("top1_agreement") is not None for p in group)
+        y_field, y_label = (
+            ("top1_agreement", "top-1 agreement")
+            if classify
+            else ("parity_max_abs", "max |output - reference|")
+        )
+        plotted = [p for p in group if p.speedup is not None and p.cell.number(y_field) is not None]
+        if plotted:
+            names = [namer.series(p.cell) for p in plotted]
+            colors = _colors(names)
+            series = [
+                svg.Series(
+                    name,
+                    [
+                        svg.Point(p.speedup, p.cell.number(y_field) or 0.0, namer.cell(p.cell))
+                        for p in plotted
+                        if namer.series(p.cell) == name
+                    ],
+                    colors[name],
+                    line=False,
+                    labels=True,
+                )
+                for name in colors
+            ]
+            title = f"{model} {workload}: speed-up vs {y_label}"
+            plots.append(
+                PlotBlock(
+                    _slug("parity", model, workload),
+                    title,
+                    svg.xy_plot(
+                        title,
+                        series,
+                        svg.Axis("speed-up over float32 on the CPU (x)", log=True),
+                        svg.Axis(y_label, log=not classify),
+                    ),
+                )
+            )
+        rows = [
+            [
+                namer.cell(p.cell),
+                fmt_value(p.cell.number("examples_per_s"), "examples/s"),
+                f"{p.speedup:.2f}x" if p.speedup is not None else "- (no float32 CPU cell)",
+                _sci(p.cell.number("parity_max_abs")),
+                _sci(p.cell.number("parity_mean_abs")),
+                fmt_value(p.cell.number("top1_agreement")) if classify else "-",
+            ]
+            for p in sorted(
+                group, key=lambda p: (namer.series(p.cell), p.cell.key.get("batch_size") or 0)
+            )
+        ]
+        tables.append(Heading(f"{model} {workload}"))
+        tables.append(
+            TableBlock(
+                ["cell", "examples/s", "speed-up", "max |diff|", "mean |diff|", "top-1 agree"],
+                rows,
+                [False, True, True, True, True, True],
+            )
+        )
+        methods = dict.fromkeys(_method(p.cell, "parity_max_abs") for p in group)
+        methods.pop("-", None)
+        if methods:
+            tables.append(Bullets([f"parity: {m}" for m in methods]))
+    if not points:
+        section.blocks.append(
+            _missing_paragraph("prediction parity", _ok(cells), ["parity_max_abs"])
+        )
+    section.blocks += plots + tables
+    return section
+
+
+def _sci(value: float | None) -> str:
+    return "-" if value is None else ("0" if value == 0 else f"{value:.2e}")
+
+
 def _serve_cells(cells: Sequence[CellView]) -> list[CellView]:
     return [c for c in _ok(cells) if c.key.get("workload") == "serve" and c.record.get("serve")]
 
@@ -932,6 +1027,12 @@ def _environment(runset: RunSet, letters: dict[str, str]) -> Section:
     return section
 
 
+def _any_parity(cells: Sequence[CellView]) -> bool:
+    from bench.read.parity import has_parity
+
+    return any(has_parity(c) for c in cells)
+
+
 def build(runset: RunSet, objective: str = "throughput") -> Report:
     """Every section of the report, from the runs given (in the order given)."""
     cells, superseded = latest_per_host(runset.cells, runset)
@@ -947,6 +1048,8 @@ def build(runset: RunSet, objective: str = "throughput") -> Report:
         _mfu(cells),
         _pareto(cells),
         *([_serving(serving)] if (serving := _serve_cells(cells)) else []),
+        # Only where some predict cell measured parity: reports of older runs stay as they were.
+        *([_parity(cells)] if _any_parity(cells) else []),
         _input_bound(cells, letters),
         # Only where some cell was profiled: reports of other runs stay as they were.
         *([_profiles(cells, letters)] if any(c.record.get("profile") for c in cells) else []),

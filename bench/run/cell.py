@@ -300,7 +300,11 @@ def _parity_set(
 ) -> tuple[Any, str]:
     """The run's parity set for this cell's model, or None and why there is none."""
     from bench.backends.parity import shared_set
+    from bench.measure.parity import EVAL_EXAMPLES
 
+    examples = msg["measure"].get("parity_examples", EVAL_EXAMPLES)
+    if not examples:
+        return None, "measure.parity_examples is 0"
     if not msg.get("run_dir"):
         return None, "no run folder to hold the shared weights and reference"
     if processes > 1:
@@ -308,7 +312,7 @@ def _parity_set(
     if not hasattr(backend, "init_weights") or not hasattr(backend, "reference_outputs"):
         return None, f"the {req.key['framework']} backend provides no shared weights"
     try:
-        return shared_set(msg["run_dir"], req, backend, req.key["framework"]), ""
+        return shared_set(msg["run_dir"], req, backend, req.key["framework"], examples), ""
     except Exception as exc:
         return None, f"shared parity set unavailable: {type(exc).__name__}: {exc}"[:400]
 

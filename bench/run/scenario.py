@@ -170,6 +170,13 @@ class Measure(_Strict):
         "timed phase: {steps: N}; the trace goes into the run folder",
     )
     serve: ServeRules = Field(default_factory=ServeRules)
+    parity_examples: int = Field(
+        256,
+        ge=0,
+        le=100_000,
+        description="examples of the fixed evaluation set every predict cell predicts after "
+        "its timed phase, for prediction parity against the float32 CPU reference; 0: none",
+    )
 
 
 class Slo(_Strict):

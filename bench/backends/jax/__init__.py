@@ -19,11 +19,12 @@ SPEC = BackendSpec(
         "jax-cuda13-plugin",
         "jax-cuda13-pjrt",
     ),
-    # Only the platform a group measures: no probing (or grabbing) of other devices.
+    # Only the platform a group measures (first: the default), no probing (or grabbing) of
+    # other accelerators; the host CPU beside it computes the float32 parity reference.
     device_env={
         "cpu": {"JAX_PLATFORMS": "cpu"},
-        "gpu": {"JAX_PLATFORMS": "cuda"},
-        "tpu": {"JAX_PLATFORMS": "tpu"},
+        "gpu": {"JAX_PLATFORMS": "cuda,cpu"},
+        "tpu": {"JAX_PLATFORMS": "tpu,cpu"},
     },
     cpu_devices_env="JAX_NUM_CPU_DEVICES",
     no_tpu_node=(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bench.backends.jax import SPEC as SPEC  # the protocol's SPEC, declared in __init__
 from bench.backends.jax import sync as device_sync
 from bench.backends.jax.feed import open_batches
+from bench.backends.parity import eval_calls, flatten, join_outputs, match_names, unflatten
 from bench.backends.workload import (
     BuildRequest,
     Split,
@@ -42,6 +44,7 @@ from bench.backends.workload import (
     stacks_batches,
     steps_per_call,
 )
+from bench.inputs.synthetic import make_batch
 from bench.platform.cluster import Cluster
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
@@ -167,7 +170,7 @@ def probe(device: str) -> tuple[bool, str, list[dict[str, Any]]]:
 
 def calibration_matmul(precision: str, n: int) -> Any:
     """One n x n x n matmul through XLA, synced: what the CPU peak is calibrated against."""
-    dtype = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
+    dtype = compute_dtype(precision)
     a = jnp.ones((n, n), dtype)
     matmul = jax.jit(jnp.matmul)
     return lambda: matmul(a, a).block_until_ready()
@@ -248,15 +251,86 @@ def init_variables(module: Any, features: dict[str, Any], seed: int, platform: s
     return lowered.compile(compiler_options=options)(key, features)
 
 
+def shared_variables(module: Any, features: dict[str, Any], weights: Mapping[str, Any]) -> Any:
+    """The module's variables taken from the run's shared weights, checked by name and shape
+    against the module's own (from ``eval_shape``: nothing is initialised or compiled)."""
+    shapes = jax.eval_shape(
+        functools.partial(module.init, train=False), jax.random.PRNGKey(0), features
+    )
+    wanted = {k: tuple(v.shape) for k, v in flatten(shapes, arrays=False).items()}
+    match_names(weights, wanted, "jax module")
+    return unflatten({k: np.asarray(weights[k], np.float32) for k in wanted})
+
+
+def init_weights(req: BuildRequest) -> dict[str, np.ndarray]:
+    """The model's float32 variables initialised from ``req.seed``, by canonical name (the
+    run's shared weight set when this worker is the first: bench.backends.parity)."""
+    module = req.model.build_jax(req.args, jnp.float32)
+    features = {k: v for k, v in make_batch(req.spec, 1, req.seed).items() if k != "label"}
+    platform = jax.devices()[0].platform
+    return flatten(jax.device_get(init_variables(module, features, req.seed, platform)))
+
+
+# Examples per call of the reference prediction: bounds its memory for large models.
+REFERENCE_BATCH = 32
+
+
+def reference_outputs(
+    req: BuildRequest, weights: Mapping[str, np.ndarray], features: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    """float32 inference on the CPU (whatever this worker's device) with ``weights``."""
+    module = req.model.build_jax(req.args, jnp.float32)
+    cpu = jax.devices("cpu")[0]
+    variables = jax.device_put(unflatten(dict(weights)), cpu)
+    forward = jax.jit(lambda v, f: module.apply(v, f, train=False))
+    outputs = [
+        np.asarray(forward(variables, jax.device_put(call, cpu)))
+        for call in eval_calls(features, REFERENCE_BATCH)
+    ]
+    return join_outputs(outputs, len(next(iter(features.values()))))
+
+
 def split_variables(variables: Any) -> tuple[Any, dict[str, Any]]:
     variables = dict(variables)
     return variables.pop("params"), variables
 
 
-def make_train_step(module: Any, tx: optax.GradientTransformation, task: str):
+def compute_dtype(precision: str) -> Any:
+    """The dtype a cell's module computes in (parameters stay float32)."""
+    return {"bfloat16": jnp.bfloat16, "float16": jnp.float16}.get(precision, jnp.float32)
+
+
+# Dynamic loss scaling for float16 training, as Keras' LossScaleOptimizer does it (its defaults):
+# the loss is multiplied by ``scale`` so that small float16 gradients do not flush to zero; a
+# step whose unscaled gradients are not all finite is skipped and halves the scale; after
+# GROWTH_STEPS finite steps in a row the scale doubles. optax has no such transformation.
+INITIAL_LOSS_SCALE = 2.0**15
+GROWTH_STEPS = 2000
+
+
+def loss_scale_init(scale: float = INITIAL_LOSS_SCALE) -> dict[str, Any]:
+    return {"scale": np.float32(scale), "good_steps": np.int32(0)}
+
+
+def loss_scale_update(ls: dict[str, Any], finite: jax.Array) -> dict[str, Any]:
+    """The next loss-scale state after a step whose gradients were (or were not) finite."""
+    grown = ls["good_steps"] + 1 >= GROWTH_STEPS
+    scale = jnp.where(
+        finite, jnp.where(grown, ls["scale"] * 2, ls["scale"]), jnp.maximum(ls["scale"] / 2, 1.0)
+    )
+    good = jnp.where(finite & ~grown, ls["good_steps"] + 1, 0)
+    return {"scale": scale.astype(jnp.float32), "good_steps": good.astype(jnp.int32)}
+
+
+def make_train_step(
+    module: Any, tx: optax.GradientTransformation, task: str, loss_scaling: bool = False
+):
     """A pure step ``(params, state, opt_state), batch -> new carry, loss``.
 
     ``state`` holds non-trainable collections such as batch_stats, updated in training mode.
+    ``loss_scaling`` (float16): ``opt_state`` is ``(optimizer state, loss-scale state)`` and
+    the step scales the loss, unscales the gradients and skips the update where they are not
+    finite (``loss_scale_update``); batch statistics are updated either way, as in Keras.
     """
 
     def compute_loss(params, state, batch):
@@ -275,7 +349,32 @@ def make_train_step(module: Any, tx: optax.GradientTransformation, task: str):
         params = optax.apply_updates(params, updates)
         return (params, state, opt_state), loss
 
-    return train_step
+    def scaled_loss(params, state, batch, scale):
+        loss, new_state = compute_loss(params, state, batch)
+        return loss * scale, (loss, new_state)
+
+    def scaled_train_step(carry, batch):
+        params, state, (opt_state, ls) = carry
+        grads, (loss, state) = jax.grad(scaled_loss, has_aux=True)(
+            params, state, batch, ls["scale"]
+        )
+        grads = jax.tree_util.tree_map(lambda g: g / ls["scale"], grads)
+        finite = jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+        )
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = functools.partial(
+            jax.tree_util.tree_map, lambda new, old: jnp.where(finite, new, old)
+        )
+        carry = (
+            keep(new_params, params),
+            state,
+            (keep(new_opt_state, opt_state), loss_scale_update(ls, finite)),
+        )
+        return carry, loss
+
+    return scaled_train_step if loss_scaling else train_step
 
 
 def make_predict_step(module: Any):
@@ -327,14 +426,18 @@ class JaxWorkload(Workload):
             f"parameters replicated, {processes} process(es)"
         )
         rep = replicated(mesh)
-        dtype = jnp.bfloat16 if key["precision"] == "bfloat16" else jnp.float32
+        dtype = compute_dtype(key["precision"])
         module = req.model.build_jax(req.args, dtype)
         hosts = host_batches(req, jax.process_index(), processes)
         features0 = {k: v for k, v in hosts[0].items() if k != "label"}
-        with jax.default_device(self.device):
-            variables = jax.device_get(
-                init_variables(module, features0, req.seed, self.device.platform)
-            )
+        if req.weights is not None:
+            # The run's shared weights (prediction parity), matched to the module by name.
+            variables = shared_variables(module, features0, req.weights)
+        else:
+            with jax.default_device(self.device):
+                variables = jax.device_get(
+                    init_variables(module, features0, req.seed, self.device.platform)
+                )
         host_params, host_state = split_variables(variables)
         params, state = replicate(host_params, rep), replicate(host_state, rep)
         self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host_params)))
@@ -357,8 +460,11 @@ class JaxWorkload(Workload):
             tx = make_optimizer(req.optimizer)
             with jax.default_device(self.device):
                 opt_state = replicate(jax.device_get(tx.init(host_params)), rep)
+            scaling = key["precision"] == "float16"
+            if scaling:  # the loss scale travels with the optimizer's state
+                opt_state = (opt_state, replicate(loss_scale_init(), rep))
             carry = (params, state, opt_state)
-            single = step = make_train_step(module, tx, req.spec.task)
+            single = step = make_train_step(module, tx, req.spec.task, scaling)
             if per_call > 1:
                 step = repeat_train_step(step, per_call, stacked)
             jitted = jax.jit(
@@ -416,6 +522,16 @@ class JaxWorkload(Workload):
             what = "loss" if self.workload == "train" else "predictions"
             return f"non-finite {what} ({arr.ravel()[:3].tolist()}...)"
         return None
+
+    def predict_eval(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.workload != "predict":
+            raise NotImplementedError("parity is measured on predict cells")
+        calls = eval_calls(features, self.split.global_batch, self.steps_per_call)
+        outputs = []
+        for call in calls:
+            out = self._compiled(self._params, self._state, shard_batch(call, self._data_sharding))
+            outputs.append(np.asarray(out))  # one process (parity's rule): every row is here
+        return join_outputs(outputs, len(next(iter(features.values()))))
 
     def trace_count(self) -> int:
         return 0  # an AOT executable never retraces

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bench.backends.parity import eval_calls, join_outputs, keras_name, match_names
 from bench.backends.replicas import BatchSplitError
 from bench.backends.tensorflow import SPEC as SPEC  # the protocol's SPEC, declared in __init__
 from bench.backends.tensorflow import sync as device_sync
@@ -48,6 +49,7 @@ from bench.backends.workload import (
     stacks_batches,
     steps_per_call,
 )
+from bench.inputs.synthetic import make_batch
 from bench.metrics import metric, unavailable
 from bench.platform.cluster import Cluster
 from bench.platform.tpu import device_name as tpu_device_name
@@ -239,7 +241,7 @@ def shard_batch(strategy: Any, batch: dict[str, np.ndarray], stacked: bool = Fal
 
 def calibration_matmul(precision: str, n: int) -> Any:
     """One n x n x n matmul through TensorFlow's CPU kernels, synced by a scalar host read."""
-    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    dtype = {"bfloat16": tf.bfloat16, "float16": tf.float16}.get(precision, tf.float32)
     with tf.device("/CPU:0"):
         a = tf.ones((n, n), dtype)
 
@@ -271,11 +273,54 @@ def loss_fn(task: str, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(outputs - labels))
 
 
+# Keras dtype policy per precision: compute in the low precision, variables in float32.
+POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
 def set_precision(precision: str) -> None:
     # Keras fixes a layer's dtype policy when the layer is built: set it before building.
-    keras.mixed_precision.set_global_policy(
-        "mixed_bfloat16" if precision == "bfloat16" else "float32"
-    )
+    keras.mixed_precision.set_global_policy(POLICIES.get(precision, "float32"))
+
+
+def load_shared_weights(model: Any, weights: Any) -> None:
+    """Assign the run's shared weights (canonical names, bench.backends.parity) to ``model``'s
+    variables, matched by name and shape."""
+    by_name = {keras_name(v.path): v for v in model.weights}
+    match_names(weights, {k: tuple(v.shape) for k, v in by_name.items()}, "keras model")
+    for name, variable in by_name.items():
+        variable.assign(np.asarray(weights[name], dtype=np.float32))
+
+
+def _float32_model(req: BuildRequest, features: Any) -> Any:
+    set_precision("float32")
+    keras.utils.set_random_seed(req.seed)
+    with tf.device("/CPU:0"):
+        model = req.model.build_tf(req.args)
+        model({k: tf.constant(v) for k, v in features.items()}, training=False)
+    return model
+
+
+def init_weights(req: BuildRequest) -> dict[str, np.ndarray]:
+    """The model's float32 variables initialised from ``req.seed``, by canonical name (the
+    run's shared weight set when this worker is the first: bench.backends.parity)."""
+    features = {k: v for k, v in make_batch(req.spec, 1, req.seed).items() if k != "label"}
+    model = _float32_model(req, features)
+    return {keras_name(v.path): np.asarray(v) for v in model.weights}
+
+
+# Examples per call of the reference prediction: bounds its memory for large models.
+REFERENCE_BATCH = 32
+
+
+def reference_outputs(req: BuildRequest, weights: Any, features: Any) -> np.ndarray:
+    """float32 inference on the CPU (whatever this worker's device) with ``weights``."""
+    calls = eval_calls(features, REFERENCE_BATCH)
+    model = _float32_model(req, calls[0])
+    load_shared_weights(model, weights)
+    forward = tf.function(lambda f: model(f, training=False))
+    with tf.device("/CPU:0"):
+        outputs = [forward({k: tf.constant(v) for k, v in call.items()}).numpy() for call in calls]
+    return join_outputs(outputs, len(next(iter(features.values()))))
 
 
 class TfWorkload(Workload):
@@ -308,10 +353,17 @@ class TfWorkload(Workload):
             self.model = req.model.build_tf(req.args)
             features0 = {k: tf.constant(v) for k, v in hosts[0].items() if k != "label"}
             self.model(features0, training=False)  # creates the variables
+            if req.weights is not None:
+                load_shared_weights(self.model, req.weights)
             self.param_count = int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
             if self.workload == "train":
                 self.optimizer = make_optimizer(req.optimizer)
+                if key["precision"] == "float16":
+                    # Dynamic loss scaling (Keras' own): scale_loss before the gradient,
+                    # apply_gradients unscales, skips non-finite steps and adapts the scale.
+                    self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
                 self.optimizer.build(self.model.trainable_variables)
+        scaling = self.workload == "train" and key["precision"] == "float16"
 
         self.steps_per_call = per_call = steps_per_call(key)
         stacked = stacks_batches(key)
@@ -340,6 +392,8 @@ class TfWorkload(Workload):
             with tf.GradientTape() as tape:
                 loss = loss_fn(task, model(features, training=True), batch["label"])
                 scaled = loss / replicas  # gradients are summed across replicas
+                if scaling:
+                    scaled = self.optimizer.scale_loss(scaled)
             grads = tape.gradient(scaled, model.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
@@ -403,6 +457,18 @@ class TfWorkload(Workload):
         out = self._fn(self._place(batch))
         # .numpy() copies each replica's predictions to the host, waiting for them.
         return np.concatenate([r.numpy() for r in self.strategy.experimental_local_results(out)])
+
+    def predict_eval(self, features: Any) -> np.ndarray:
+        if self.workload != "predict":
+            raise NotImplementedError("parity is measured on predict cells")
+        stacked = self.steps_per_call > 1
+        outputs = []
+        for call in eval_calls(features, self.split.global_batch, self.steps_per_call):
+            out = self._fn(self._place(call))
+            # Replicas hold consecutive rows of the batch; K stacked steps lead each result.
+            parts = [r.numpy() for r in self.strategy.experimental_local_results(out)]
+            outputs.append(np.concatenate(parts, axis=1 if stacked else 0))
+        return join_outputs(outputs, len(next(iter(features.values()))))
 
     def check_output(self, out: Any) -> str | None:
         for local in self.strategy.experimental_local_results(out):
