@@ -12,7 +12,6 @@ it returns when the CPU kernels are done) and copies the predictions out.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -30,9 +29,9 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bench.backends.litert import SPEC as SPEC  # the protocol's SPEC, declared in __init__
 from bench.backends.litert.convert import ENDPOINT, OUTPUT, convert
-from bench.backends.parity import eval_calls, join_outputs, keras_name, match_names
+from bench.backends.parity import eval_calls, join_outputs
+from bench.backends.tensorflow import backend as tf_backend
 from bench.backends.workload import BuildRequest, Workload, host_batches
-from bench.inputs.synthetic import make_batch
 from bench.metrics import metric, unavailable
 from bench.platform.cluster import Cluster
 
@@ -164,6 +163,12 @@ def keep_model_file(flatbuffer: bytes, run_dir: str | None, stem: str) -> tuple[
 
 
 # -- the Keras twin, in float32: the converter's source and, first in a run, the parity set ----
+#
+# The TensorFlow backend's own functions: a LiteRT worker that writes the run's shared weights
+# and reference writes what a TensorFlow worker would (the model before conversion, so LiteRT's
+# float32 is measured against it, not with it).
+init_weights = tf_backend.init_weights
+reference_outputs = tf_backend.reference_outputs
 
 
 def keras_model(req: BuildRequest, example: Mapping[str, np.ndarray]) -> Any:
@@ -176,37 +181,8 @@ def keras_model(req: BuildRequest, example: Mapping[str, np.ndarray]) -> Any:
     model = req.model.build_tf(req.args)
     model(dict(example), training=False)  # creates the variables
     if req.weights is not None:
-        by_name = {keras_name(v.path): v for v in model.weights}
-        match_names(req.weights, {k: tuple(v.shape) for k, v in by_name.items()}, "keras model")
-        for name, variable in by_name.items():
-            variable.assign(np.asarray(req.weights[name], dtype=np.float32))
+        tf_backend.load_shared_weights(model, req.weights)
     return model
-
-
-def _example(req: BuildRequest) -> dict[str, np.ndarray]:
-    return {k: v for k, v in make_batch(req.spec, 1, req.seed).items() if k != "label"}
-
-
-def init_weights(req: BuildRequest) -> dict[str, np.ndarray]:
-    """The Keras twin's float32 variables from ``req.seed``, by canonical name: the run's
-    shared weight set when a LiteRT worker is the first to need it."""
-    model = keras_model(dataclasses.replace(req, weights=None), _example(req))
-    return {keras_name(v.path): np.asarray(v) for v in model.weights}
-
-
-def reference_outputs(req: BuildRequest, weights: Any, features: Any) -> np.ndarray:
-    """float32 CPU inference of the Keras twin with ``weights`` (the parity reference): the
-    model before conversion, so LiteRT's own float32 is measured against it, not with it."""
-    import tensorflow as tf
-
-    model = keras_model(dataclasses.replace(req, weights=weights), _example(req))
-    forward = tf.function(lambda f: model(f, training=False))
-    calls = eval_calls(features, REFERENCE_BATCH)
-    outputs = [forward({k: tf.constant(v) for k, v in call.items()}).numpy() for call in calls]
-    return join_outputs(outputs, len(next(iter(features.values()))))
-
-
-REFERENCE_BATCH = 32  # examples per call of the reference prediction
 
 
 class LiteRTWorkload(Workload):
