@@ -38,41 +38,28 @@ INT8_SIZE_RATIO = 1 / 3  # int8 weights are 1 byte instead of 4, plus the graph'
 
 
 @pytest.fixture(scope="module")
-def checks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("litert") / "checks.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.litert_checks", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+def checks_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The conversion checks, started at once in their own process: they run beside the real
+    run of the next test (each is one mostly single-threaded TensorFlow process), which halves
+    this module's time on two cores."""
+    folder = tmp_path_factory.mktemp("litert")
+    out, log = folder / "checks.json", folder / "checks.log"
+    with log.open("w") as sink:  # a file, not a pipe: TensorFlow's logs would fill a pipe
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.litert_checks", str(out)],
+            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    yield process, out, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def checks(checks_process: Any) -> dict[str, Any]:
+    process, out, log = checks_process
+    assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
     return json.loads(out.read_text())
-
-
-def test_resnet18_float32_matches_keras_and_int8_is_under_a_third_of_its_size(checks):
-    f32, i8 = checks["resnet18/float32"], checks["resnet18/int8"]
-    assert f32["max_abs"] <= FLOAT32_TOLERANCE * max(1.0, f32["ref_max_abs"])
-    assert f32["top1"] == 1.0
-    assert f32["kept"] and i8["kept"]  # the model files stay in the run folder
-    # 711 kB -> 204 kB measured: 0.29 of float32.
-    assert i8["file_bytes"] <= INT8_SIZE_RATIO * f32["file_bytes"]
-
-
-def test_a_corrupt_model_file_is_an_error_naming_the_file(checks):
-    assert checks["corrupt"].endswith(
-        "corrupt.tflite: not a loadable LiteRT model file (The model is not a valid Flatbuffer "
-        "buffer); expected the .tflite file the converter wrote"
-    )
-
-
-def test_an_unconvertible_model_says_the_converters_reason(checks):
-    assert checks["unconvertible"] == (
-        "the LiteRT converter refused the model in int8: 'tf.Erfinv' op is neither a custom op "
-        "nor a flex op"
-    )
-
-
-def test_int8_lists_the_ops_the_converter_kept_in_float(checks):
-    assert checks["float_ops"] == {"COS": 1}  # LiteRT has no int8 cosine kernel
 
 
 SCENARIO = """\
@@ -98,7 +85,9 @@ measure:
 
 
 @pytest.mark.slow
-def test_every_mode_runs_with_its_file_parity_and_size_and_single_stream_serves(tmp_path):
+def test_every_mode_runs_with_its_file_parity_and_size_and_single_stream_serves(
+    tmp_path, checks_process
+):
     path = tmp_path / "edge.yaml"
     path.write_text(SCENARIO)
     results = tmp_path / "results"
@@ -134,6 +123,37 @@ def test_every_mode_runs_with_its_file_parity_and_size_and_single_stream_serves(
     assert served["status"] == "ok", (served["reason"], served.get("traceback"))
     assert served["metrics"]["request_latency_s"]["p99"] > 0
     assert served["metrics"]["model_file_bytes"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_resnet18_float32_matches_keras_and_int8_is_under_a_third_of_its_size(checks):
+    f32, i8 = checks["resnet18/float32"], checks["resnet18/int8"]
+    assert f32["max_abs"] <= FLOAT32_TOLERANCE * max(1.0, f32["ref_max_abs"])
+    assert f32["top1"] == 1.0
+    assert f32["kept"] and i8["kept"]  # the model files stay in the run folder
+    # 711 kB -> 204 kB measured: 0.29 of float32.
+    assert i8["file_bytes"] <= INT8_SIZE_RATIO * f32["file_bytes"]
+
+
+@pytest.mark.slow
+def test_a_corrupt_model_file_is_an_error_naming_the_file(checks):
+    assert checks["corrupt"].endswith(
+        "corrupt.tflite: not a loadable LiteRT model file (The model is not a valid Flatbuffer "
+        "buffer); expected the .tflite file the converter wrote"
+    )
+
+
+@pytest.mark.slow
+def test_an_unconvertible_model_says_the_converters_reason(checks):
+    assert checks["unconvertible"] == (
+        "the LiteRT converter refused the model in int8: 'tf.Erfinv' op is neither a custom op "
+        "nor a flex op"
+    )
+
+
+@pytest.mark.slow
+def test_int8_lists_the_ops_the_converter_kept_in_float(checks):
+    assert checks["float_ops"] == {"COS": 1}  # LiteRT has no int8 cosine kernel
 
 
 # -- validation: what the backend does not run is refused before anything runs --------------
