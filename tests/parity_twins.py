@@ -114,7 +114,11 @@ def main(argv: list[str]) -> int:
                 req = request(job, framework, precision, batch)
                 shared = shared_set(run_dir, req, backend, framework, n=job["examples"])
                 workload = backend.build(dataclasses.replace(req, weights=shared.weights))
+                before = workload.compile_count()
                 out[f"{job['id']}/{precision}/{batch}"] = workload.predict_eval(shared.features)
+                # The evaluation set runs the compiled step as it was timed: nothing compiles.
+                compiles = workload.compile_count() - before
+                out[f"{job['id']}/{precision}/{batch}/compiles"] = np.array(compiles)
         assert shared is not None
         req = request(job, framework, "float32", 1)
         out[f"{job['id']}/own_reference"] = backend.reference_outputs(

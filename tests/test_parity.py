@@ -209,7 +209,7 @@ MLP = {"hidden": [32, 16], "vocab_size": 50, "embed_dim": 4, "num_numeric": 5, "
 ZOO = {
     "mlp": ("mlp", MLP),
     "mlp_regression": ("mlp", {**MLP, "task": "regression", "num_targets": 3}),
-    "resnet18": ("resnet", {"depth": 18, "image_size": 32, "width": 8, "num_classes": 10}),
+    "resnet18": ("resnet", {"depth": 18, "image_size": 16, "width": 4, "num_classes": 10}),
     "transformer": (
         "transformer",
         {"num_layers": 2, "d_model": 32, "num_heads": 4, "seq_len": 16, "vocab_size": 100},
@@ -241,18 +241,8 @@ def twin_jobs() -> list[dict[str, Any]]:
     # 32 examples fill 3.2 calls of 2 x 5: the last call is padded, the padding dropped again.
     jobs.append({**jobs[0], "id": "mlp_k2", "precisions": ["float32"], "batches": [5]})
     jobs[-1]["steps_per_call"] = 2
-    for precision in ("float32", "float16"):
-        jobs.append(
-            {
-                "id": f"train_{precision}",
-                "kind": "train",
-                "model": "mlp",
-                "args": MLP,
-                "precision": precision,
-                "batches": [8],
-                "steps": TRAIN_STEPS,
-            }
-        )
+    train = {"kind": "train", "model": "mlp", "args": MLP, "batches": [8], "steps": TRAIN_STEPS}
+    jobs.append({**train, "id": "train_float16", "precision": "float16"})
     return jobs
 
 
@@ -309,6 +299,7 @@ def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
     assert np.abs(tf_side[f"{name}/own_reference"] - reference).max() <= limit
     task = "regression" if name == "mlp_regression" else "classification"
     for side in (jax_side, tf_side):
+        assert int(side[f"{name}/float32/8/compiles"]) == 0  # the timed step, no retrace
         found = parity_metrics(side[f"{name}/float32/8"], reference, task)
         assert found["parity_max_abs"]["value"] <= limit, (name, found)
         if task == "classification":
@@ -320,6 +311,7 @@ def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(t
     for side in twin_sides.values():
         reference = side["mlp/reference"]
         assert np.abs(side["mlp_k2/float32/5"] - reference).max() <= bound(reference)
+        assert int(side["mlp_k2/float32/5/compiles"]) == 0
         assert np.array_equal(side["mlp_k2/reference"], reference)  # the same set, reused
         found = parity_metrics(side["mlp/float16/8"], reference, "classification")
         # float16 is really in effect (its 11-bit significand leaves ~1e-3 here), and the
@@ -330,13 +322,13 @@ def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
-def test_float16_training_scales_the_loss_and_learns_as_float32_does(twin_sides, framework):
+def test_float16_training_scales_the_loss_and_learns(twin_sides, framework):
     side = twin_sides[framework]
-    f16, f32 = side["train_float16/losses"], side["train_float32/losses"]
+    f16 = side["train_float16/losses"]
     assert np.all(np.isfinite(f16)) and len(f16) == TRAIN_STEPS
-    # The same batch every step (synthetic input): the loss falls, in float16 as in float32.
-    assert f16[-1] < 0.9 * f16[0] and f32[-1] < 0.9 * f32[0]
-    assert abs(f16[-1] - f32[-1]) < 0.05 * f32[0]
+    # The same batch every step (synthetic input): the loss falls (20 steps of Adam at 1e-3
+    # took TensorFlow's float16 loss from 0.71 to 0.57 in one measured run).
+    assert f16[-1] < 0.9 * f16[0]
     # No overflow in these steps: the scale is still the initial 2**15 (Keras' default, and
     # the JAX step's), below the growth interval of 2000 steps.
     assert float(side["train_float16/scale"]) == 2.0**15
@@ -358,9 +350,14 @@ class LinearWorkload(Workload):
     def __init__(self, req: BuildRequest) -> None:
         self.compile_s, self.compile_method, self.param_count = 0.0, "nothing to compile", 1
         self.sync_method = "numpy"
+        own = {"params/head/kernel": np.ones((1, 2))}  # its own initialisation
         if req.key["workload"] == "train":
             assert req.weights is None  # training starts from its own initialisation
-            req = dataclasses.replace(req, weights={"params/head/kernel": np.ones((1, 2))})
+            req = dataclasses.replace(req, weights=own)
+        if req.key["batch_size"] == 2:  # twins that name their weights differently
+            if req.weights is not None:
+                store.match_names(req.weights, {"params/Dense_0/kernel": (1, 2)}, "linear model")
+            req = dataclasses.replace(req, weights=own)
         assert req.weights is not None, "a predict cell gets the run's shared weights"
         head = req.weights["params/head/kernel"]
         self.head = head.astype(np.float16) if req.key["precision"] == "float16" else head
@@ -460,6 +457,11 @@ def test_parity_that_cannot_be_measured_says_why_and_the_cell_stays_ok(tmp_path:
     assert failed["metrics"]["top1_agreement"]["unavailable"] == (
         "evaluation-set prediction failed: RuntimeError: converter crashed"
     )
+    renamed = run_cell(LinearBackend, cell_msg(tmp_path, batch=2))
+    assert renamed["status"] == "ok", renamed.get("traceback")  # measured all the same
+    reason = renamed["metrics"]["parity_max_abs"]["unavailable"]
+    assert reason.startswith("the run's shared weights do not load: linear model: the shared")
+    assert "model only ['params/Dense_0/kernel'], weight set only ['params/head/kernel']" in reason
     off = cell_msg(tmp_path)
     off["measure"]["parity_examples"] = 0
     failed_off = run_cell(LinearBackend, off)  # no shared weights: this workload refuses

@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.axes import CellKey
 from bench.backends.feed import Batches
+from bench.backends.parity import ParitySetError
 from bench.backends.workload import BuildRequest, Workload
 from bench.measure.cost import price_per_hour
 from bench.measure.derive import Basis, Inputs, derive
@@ -99,7 +100,15 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         if shared is not None:
             req = dataclasses.replace(req, weights=shared.weights)
     build_start = time.perf_counter()
-    workload = backend.build(req)
+    try:
+        workload = backend.build(req)
+    except ParitySetError as exc:
+        # A model whose twins name their weights differently: the cell is still measured,
+        # from its own initialisation, and says why it has no parity.
+        shared, parity_why = None, f"the run's shared weights do not load: {exc}"[:400]
+        req = dataclasses.replace(req, weights=None)
+        build_start = time.perf_counter()
+        workload = backend.build(req)
     batches: Batches | None = workload.batches
 
     m = msg["measure"]
