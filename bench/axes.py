@@ -142,6 +142,8 @@ AXES: tuple[Axis, ...] = (
         # and labels are made from stored keys on the reading side, which never loads a backend;
         # tests/test_backends.py checks that the names are registered backends.
         fixed=("framework", ("jax",), True),
+        # LiteRT runs a converted flatbuffer: no XLA to turn on or off, so its keys have none.
+        applies=("framework", ("jax", "tensorflow")),
     ),
     Axis(
         "steps_per_call",

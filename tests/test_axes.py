@@ -43,6 +43,7 @@ OTHER = {
 FULL = {
     "model": "mlp",
     **{a.name: a.default for a in AXES if a.default is not ... and a.applies is None},
+    "xla": False,  # conditional (JAX and TensorFlow only), and this key's framework is JAX
 }
 SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
 

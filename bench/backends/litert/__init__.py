@@ -21,7 +21,6 @@ SPEC = BackendSpec(
         "device": ("cpu",),
         "precision": ("float32", "float16", "dynamic_int8", "int8"),
         "input": ("synthetic",),
-        "xla": (False,),
         "steps_per_call": (1,),
         "replicas": (1,),
         "arrivals": ("single_stream",),
