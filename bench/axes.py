@@ -101,9 +101,11 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "precision",
         str,
-        Literal["float32", "bfloat16", "float16"],
+        Literal["float32", "bfloat16", "float16", "dynamic_int8", "int8"],
         "float32",
-        "float32, bfloat16 or float16 (GPUs without bfloat16 units: T4, V100)",
+        "float32, bfloat16 or float16 (GPUs without bfloat16 units: T4, V100); LiteRT also "
+        "dynamic_int8 (int8 weights, dynamic-range activations) and int8 (full integer, "
+        "calibrated); what each backend accepts: docs/edge.md",
         id_slot=4,
     ),
     Axis(
@@ -140,6 +142,8 @@ AXES: tuple[Axis, ...] = (
         # and labels are made from stored keys on the reading side, which never loads a backend;
         # tests/test_backends.py checks that the names are registered backends.
         fixed=("framework", ("jax",), True),
+        # LiteRT runs a converted flatbuffer: no XLA to turn on or off, so its keys have none.
+        applies=("framework", ("jax", "tensorflow")),
     ),
     Axis(
         "steps_per_call",
@@ -238,6 +242,19 @@ AXES: tuple[Axis, ...] = (
         id_slot=15,
         in_id="changed",
         applies=("workload", ("serve",)),
+    ),
+    Axis(
+        "threads",
+        int | str,
+        PositiveInt | Literal["all"],
+        "all",
+        'LiteRT: interpreter threads, a number or "all" (every CPU the worker may use, '
+        "resolved at run time)",
+        label="threads {}",
+        id="t{}",
+        id_slot=16,
+        in_id="changed",
+        applies=("framework", ("litert",)),
     ),
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}

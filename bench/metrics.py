@@ -355,6 +355,16 @@ for _metric in (
         fields=(FieldDef("params", "parameters", "trainable parameters"),),
     ),
     Metric(
+        "model_file_bytes", "model file", "bytes", "lower",
+        "size of the converted model file the runtime loads (LiteRT: the .tflite flatbuffer, "
+        "kept in the run folder)", "cell",
+        fields=(
+            FieldDef("model_file_mb", "MB", "size of the converted model file (LiteRT cells)",
+                     scale=1e-6, column="file MB", compare=True, terminal=True),
+        ),
+        applies="framework: litert cells",
+    ),
+    Metric(
         "compile_count", "compiles while timed", "compilations", "lower",
         "the framework's compile count at the end minus the start of the timed phase (JAX: XLA "
         "compiles in the worker; TF: traces of the step's tf.function); above 0 makes the cell "

@@ -38,11 +38,13 @@ OTHER = {
     "max_batch_size": 16,
     "batch_timeout_ms": 5.0,
     "endpoint": "kserve_http",
+    "threads": 2,
 }
 # Axes that mean something only for some cells are left out of the base key, as keys do.
 FULL = {
     "model": "mlp",
     **{a.name: a.default for a in AXES if a.default is not ... and a.applies is None},
+    "xla": False,  # conditional (JAX and TensorFlow only), and this key's framework is JAX
 }
 SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms", "endpoint")
 
@@ -62,7 +64,7 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
     base_id = CellKey.from_dict(base).cell_id
     assert base_id == "tensorflow-cpu-train-bs32-float32-tfdata-tuned"
     for name, value in OTHER.items():
-        if name in SERVE_AXES:
+        if name in SERVE_AXES or name == "threads":  # threads: LiteRT only, below
             continue
         value = {"framework": "jax", "input": "numpy"}.get(name, value)  # base has the others
         changed = CellKey.from_dict({"model": "mlp", **axes.normalize({**base, name: value})})
@@ -80,6 +82,19 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
     single = axes.normalize({**serve, "arrivals": "single_stream"})
     # No rate and no batching; an endpoint still applies (a server driven one request at a time).
     assert set(SERVE_AXES) & set(single) == {"arrivals", "endpoint"}
+
+
+def test_threads_is_a_litert_axis_in_its_id_only_when_set():
+    litert = axes.normalize(
+        {**FULL, "framework": "litert", "workload": "predict", "threads": "all"}
+    )
+    assert litert["threads"] == "all"
+    assert CellKey.from_dict({"model": "mlp", **litert}).cell_id == (
+        "litert-cpu-predict-bs32-float32-synthetic"
+    )
+    two = CellKey.from_dict({"model": "mlp", **axes.normalize({**litert, "threads": 2})})
+    assert two.cell_id == "litert-cpu-predict-bs32-float32-synthetic-t2"
+    assert "threads" not in axes.normalize({**FULL, "threads": 2})  # jax: not an axis of its
 
 
 def test_the_key_serialises_to_the_json_dict_of_today():

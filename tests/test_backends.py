@@ -163,7 +163,10 @@ def test_an_unknown_framework_is_an_error_never_a_fallback():
     for lookup in (registry.spec, registry.load):
         with pytest.raises(registry.UnknownBackend) as caught:
             lookup("torch")
-        assert str(caught.value) == "unknown framework 'torch'; expected one of: jax, tensorflow"
+        assert (
+            str(caught.value)
+            == "unknown framework 'torch'; expected one of: jax, tensorflow, litert"
+        )
     assert registry.find("torch") is None  # readers of old or foreign runs: no crash
     backend, info = worker.hello("torch", "cpu")
     assert backend is None and not info["present"]

@@ -47,6 +47,13 @@ class BackendSpec:
     # Why this backend cannot drive a legacy TPU node (a TPU reached over the network, not a
     # TPU VM); "" when it can. Its TPU cells on a node are skipped with this reason.
     no_tpu_node: str = ""
+    # Axis values this backend can run, for the axes where it runs only some (the rest take
+    # any value): a scenario cell outside them is a validation error naming the axis.
+    accepts: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Modules its worker needs beyond the framework of ``packages[0]``, checked when a scenario
+    # is validated: absent, the scenario is refused with ``install_hint`` (a missing framework
+    # only skips cells, but these are what the backend is for).
+    needs_modules: tuple[str, ...] = ()
 
 
 class Backend(Protocol):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "jax": "bench.backends.jax",
     "tensorflow": "bench.backends.tensorflow",
+    "litert": "bench.backends.litert",
 }
 
 

@@ -45,6 +45,7 @@ class BuildRequest:
     # The run's shared float32 weights under canonical names (bench.backends.parity): when
     # given, ``build`` loads them into the model instead of its own initialisation.
     weights: Mapping[str, np.ndarray] | None = None
+    run_dir: str | None = None  # the run folder, for files a backend keeps (LiteRT's models)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class Workload(ABC):
     @abstractmethod
     def memory(self) -> dict[str, Any]:
         """Peak device memory metrics (or ``unavailable`` with the reason)."""
+
+    def backend_metrics(self) -> dict[str, Any]:
+        """Metrics only this backend measures (LiteRT: its model file's size), added to the
+        cell's record; each must be registered in ``bench.metrics``."""
+        return {}
 
     def predict_eval(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         """Predictions ``[N, num_outputs]`` (float32, on the host) for the N examples of the

@@ -58,6 +58,9 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     for framework in chosen:
         # Each backend's self-check runs in its own child process (the CLI imports no framework).
         module = registry.module(framework, "selfcheck")
+        if importlib.util.find_spec(module) is None:  # optional part of a backend
+            out.print(f"{framework}: its backend has no self-check, skipped", highlight=False)
+            continue
         if importlib.util.find_spec(registry.spec(framework).packages[0]) is None:
             out.print(f"{framework}: not installed, skipped", highlight=False)
             continue

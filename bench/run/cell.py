@@ -91,7 +91,10 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
         from bench.inputs.settings import DataFiles
 
         data = ensure(spec, DataFiles(**msg.get("data", {})), msg["seed"])
-    req = BuildRequest(key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data)
+    req = BuildRequest(
+        key, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"], data,
+        run_dir=msg.get("run_dir"),
+    )  # fmt: skip
     processes = (msg.get("cluster") or {}).get("num_processes", 1)
     # The run's shared weights and evaluation set, read (or made, by the first worker) before
     # the clock of time-to-first-result starts: they are the run's, not this cell's.
@@ -244,6 +247,7 @@ def measure_cell(backend: Any, msg: dict[str, Any]) -> dict[str, Any]:
             batches, rule, batches.examples_per_call
         )
     metrics.update(workload.memory())
+    metrics.update(workload.backend_metrics())
     metrics["peak_host_rss_bytes"] = peak_rss_metric(rss_reset)
 
     metrics.update(energy_metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import itertools
 import math
 import types
@@ -397,6 +398,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
         problems.extend(_check_serve(scenario, cells, where, lines))
+        problems.extend(_check_backends(cells, where, lines))
         largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
         if largest > scenario.data.examples:
             problems.append(
@@ -531,6 +533,35 @@ def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict)
                 f"{where}{line}: {name}: cell {wrong[0].cell_id}: workload: serve runs with "
                 f"{name} {wanted!r} (got {wrong[0].key[name]!r}); expected {wanted!r} for serve "
                 "cells, or exclude the cell"
+            )
+    return found
+
+
+def _check_backends(cells: list[Cell], where: str, lines: dict) -> list[str]:
+    """Each cell within what its backend runs (``BackendSpec.accepts``: LiteRT predicts on
+    the CPU only; only LiteRT quantizes to int8), and the modules the backends need."""
+    found = []
+    for framework in dict.fromkeys(c.key.framework for c in cells):
+        spec = registry.spec(framework)
+        mine = [c for c in cells if c.key.framework == framework]
+        for name, allowed in spec.accepts.items():
+            wrong = [c for c in mine if name in c.key and c.key[name] not in allowed]
+            if wrong:
+                line = _line(lines, ("matrix", name) if ("matrix", name) in lines else (name,))
+                shown = ", ".join(map(str, allowed))
+                found.append(
+                    f"{where}{line}: {name}: cell {wrong[0].cell_id}"
+                    f"{f' (and {len(wrong) - 1} more)' if len(wrong) > 1 else ''}: framework "
+                    f"{framework} runs {name} {shown} only (got {wrong[0].key[name]!r}); expected "
+                    f"one of {shown} for {framework} cells, or exclude the cell"
+                )
+        missing = [m for m in spec.needs_modules if importlib.util.find_spec(m) is None]
+        if missing:
+            line = _line(lines, ("matrix", "framework")) or _line(lines, ("framework",))
+            found.append(
+                f"{where}{line}: framework: {framework} cells need the Python module "
+                f"{', '.join(missing)}, which is not installed; expected it installed: "
+                f"{spec.install_hint}"
             )
     return found
 

@@ -56,7 +56,10 @@ def build_buckets(
     built = {}
     for bucket in policy.buckets:
         bkey = CellKey.from_dict({**base, "workload": "predict", "batch_size": bucket})
-        req = BuildRequest(bkey, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"])
+        req = BuildRequest(
+            bkey, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"],
+            run_dir=msg.get("run_dir"),
+        )  # fmt: skip
         built[bucket] = backend.build(req)
     return built, spec
 
@@ -149,6 +152,7 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
                               "trainable parameters"),
         "peak_host_rss_bytes": peak_rss_metric(rss_reset),
         **next(iter(workloads.values())).memory(),
+        **next(iter(workloads.values())).backend_metrics(),
         **serve_metrics(headline, slo),
     }  # fmt: skip
     rate_note = ""

@@ -31,4 +31,6 @@ SPEC = BackendSpec(
         "JAX cannot drive a legacy TPU node (its remote tpu_driver was removed in jax 0.4); "
         "run the JAX cells on a TPU VM"
     ),
+    # dynamic_int8 and int8 are LiteRT's quantized formats (docs/edge.md).
+    accepts={"precision": ("float32", "bfloat16", "float16")},
 )

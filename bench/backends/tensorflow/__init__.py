@@ -12,4 +12,6 @@ SPEC = BackendSpec(
     device_env={"cpu": {"CUDA_VISIBLE_DEVICES": "-1"}},  # else TF claims every GPU's memory
     env={"KERAS_BACKEND": "tensorflow"},
     worker_per_replica_count=True,
+    # dynamic_int8 and int8 are LiteRT's quantized formats (docs/edge.md).
+    accepts={"precision": ("float32", "bfloat16", "float16")},
 )
