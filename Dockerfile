@@ -1,5 +1,6 @@
 # The image every task of a bench pipeline runs (docs/pipelines.md): bench with JAX, TensorFlow,
-# NVML and the Kubeflow Pipelines SDK, `bench` as entry point (KFP tasks set their own command).
+# LiteRT, NVML, KServe (`bench serve`, to deploy what was measured) and the Kubeflow Pipelines
+# SDK, `bench` as entry point (KFP tasks set their own command).
 #   docker build -t bench:cpu .                              # CPU: JAX's and TensorFlow's CPU builds
 #   docker build --build-arg JAX_EXTRA=cuda12 -t bench:cuda12 .   # NVIDIA GPUs (or cuda13)
 #   docker build --build-arg JAX_EXTRA=tpu -t bench:tpu .         # Cloud TPU VMs / GKE TPU nodes
@@ -15,7 +16,7 @@ COPY pyproject.toml README.md ./
 COPY bench ./bench
 COPY models ./models
 COPY scenarios ./scenarios
-RUN pip install '.[jax,tf,gpu,pipelines]' \
+RUN pip install '.[jax,tf,litert,gpu,pipelines,serving]' \
     && if [ -n "$JAX_EXTRA" ]; then pip install "jax[${JAX_EXTRA}]"; fi \
     && bench --help > /dev/null
 

@@ -330,7 +330,7 @@ def test_dockerfile_installs_bench_with_its_extras_and_runs_bench():
     args = {line.split()[1].split("=")[0] for line in lines if line.startswith("ARG ")}
     assert "JAX_EXTRA" in args  # the build argument for JAX's CUDA (or TPU) build
     runs = " ".join(line for line in lines if line.startswith("RUN ") or line.startswith("&&"))
-    assert re.search(r"pip install[^\n]*\.\[jax,tf,gpu,pipelines\]", runs)
+    assert re.search(r"pip install[^\n]*\.\[jax,tf,litert,gpu,pipelines,serving\]", runs)
     assert "jax[${JAX_EXTRA}]" in runs
     assert lines[-1] == 'ENTRYPOINT ["bench"]' or 'ENTRYPOINT ["bench"]' in lines
     copied = [line for line in lines if line.startswith("COPY ")]

@@ -103,6 +103,7 @@ class Timer:
         timing = Timing(first_step_s=now - start)
         for _ in range(rule.warmup_steps):
             before = now
+            out = None  # see the timed loop
             out = step()
             sync(out)
             now = clock()
@@ -116,6 +117,11 @@ class Timer:
         phase_start = now
         while True:
             before = now
+            # Drop the last step's output before the next step runs, as a plain loop does: held,
+            # it keeps a second output buffer alive, and the runtime cannot reuse the first. On
+            # the project's 2-core VM a plain JAX loop that held its output ran at 0.963 of one
+            # that did not (median of 21 interleaved trials, 1.6 ms step, nothing else running).
+            out = None
             out = step()
             sync(out)
             now = clock()
