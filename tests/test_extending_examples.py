@@ -1,6 +1,7 @@
-"""The metric and axis examples of docs/extending.md are real entries: the metric, registered as
-the page says, is read by compare, ``--where`` and the gate with no other edit; the axis fits the
-registry beside the others. (tests/test_modeldef.py runs the page's example model.)"""
+"""The metric, axis and report-section examples of docs/extending.md are real entries: the metric,
+registered as the page says, is read by compare, ``--where`` and the gate with no other edit; the
+axis fits the registry beside the others; the section, registered, shows in the report where it
+was put. (tests/test_modeldef.py runs the page's example model.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import bench.metrics
 from bench.axes import AXES, BY_NAME, Axis, cell_id
 from bench.cli import main
 from bench.metrics import METRICS, Metric, fields, gates, metric
+from bench.read.runset import load_runs
+from bench.report import content, markdown, sections
 from tests.conftest import REPO
 from tests.fixtures.runs import record, write_run
+
+GOLDEN_RUNS = REPO / "tests" / "golden" / "runs"
 
 PAGE = REPO / "docs" / "extending.md"
 
@@ -68,3 +73,19 @@ def test_the_axis_example_fits_the_registry():
     # at its default the id is the one the cell had before the axis existed; changed, it grows
     assert cell_id({**key, "remat": False}, with_axis) == cell_id(key)
     assert cell_id({**key, "remat": True}, with_axis) == cell_id(key) + "-remat"
+
+
+def test_the_report_section_example_shows_where_it_is_registered(monkeypatch, tmp_path):
+    namespace: dict = {}
+    exec(example('"""The slowest cells'), namespace)  # the page's own module
+    section = namespace["SECTION"]
+    assert isinstance(section, sections.ReportSection)
+    monkeypatch.setattr(sections, "SECTIONS", list(sections.SECTIONS))  # undone after the test
+    sections.register(section, before="problems")
+
+    out = tmp_path / "report.md"
+    markdown.write(content.build(load_runs([GOLDEN_RUNS / "quickstart-a"])), out)
+    text = out.read_text()
+    assert text.index("## Slowest cells") < text.index("## Skipped, failed and invalid cells")
+    table = text.split("## Slowest cells")[1].split("##")[0]
+    assert table.count("| jax-") + table.count("| tensorflow-") == 5  # the five slowest cells

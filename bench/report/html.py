@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from bench.report.content import (
+from bench.report.document import (
     Block,
     Bullets,
     Heading,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.report.content import (
+from bench.report.document import (
     Block,
     Bullets,
     Heading,
