@@ -13,18 +13,29 @@ how a cell knows how much of its step time went to input.
 A provider serves what one compiled call takes: one batch, or with ``steps_per_call`` K a
 ``[K, batch, ...]`` stack where the call takes K distinct batches (``stacks_batches``), in the
 same order as K single steps would see them.
+
+The three inputs are written once here, framework-free: ``SyntheticFeed``, ``HostFeed`` and
+``TfDataFeed`` hold what a provider keeps, serves and records; a backend's feed module
+subclasses them with what its framework does differently (how a call's input is placed ahead of
+the step, how tf.data is iterated, what compiling needs) and maps each ``input`` to its class.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict
+from typing import Any
 
-from bench.backends.workload import stacks_batches, steps_per_call
+from bench.backends.workload import BuildRequest, call_inputs, stacks_batches, steps_per_call
+from bench.inputs.datafiles import DataSet
+from bench.inputs.settings import PipelineSettings, resolve_label
+from bench.inputs.tfdata import Pipeline
 
-if TYPE_CHECKING:
-    pass
+# How a backend puts one call's input where its step reads it (one device, or sharded).
+Place = Callable[[dict[str, Any]], Any]
 
 
 class Batches(ABC):
@@ -82,3 +93,125 @@ def batches_per_call(key: dict[str, Any]) -> int:
     """Batches one call takes: K when calls take stacks, else 1 (synthetic training reuses
     its one batch in every step of the call)."""
     return steps_per_call(key) if stacks_batches(key) else 1
+
+
+def rows(hosts: list[dict[str, Any]]) -> int:
+    """Examples in one host batch: this process's rows of the global batch (all of it where
+    one process builds the global batch, as TensorFlow workers do)."""
+    return int(next(iter(hosts[0].values())).shape[0])
+
+
+class Feed(Batches):
+    """A backend's provider for one cell: ``hosts`` are this process's rows of the global
+    batches, ``place`` puts one call's input where the step reads it, ``keep`` places the
+    synthetic batch once, to stay there, ``device`` is the one device to prefetch to, if any."""
+
+    def __init__(
+        self, req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: Any
+    ):
+        super().__init__()
+        self._args = (req, hosts, place, keep, device)
+        self._req, self._hosts, self._place = req, hosts, place
+        self.examples_per_call = rows(hosts) * batches_per_call(req.key)
+
+    def fresh(self) -> Batches:
+        return type(self)(*self._args)
+
+
+class SyntheticFeed(Feed):
+    """``synthetic``: made once and kept on the device(s), the upper bound with no input cost."""
+
+    kind = "synthetic"
+
+    def __init__(
+        self, req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: Any
+    ):
+        super().__init__(req, hosts, place, keep, device)
+        self._batch = keep(call_inputs(req, hosts)[0])
+
+    def _next(self) -> Any:
+        return self._batch
+
+
+class HostFeed(Feed):
+    """``numpy``: host arrays placed for the step each call (cycling a few distinct ones)."""
+
+    kind = "numpy"
+    placement = ""  # how the framework places a host batch, for the record
+
+    def __init__(
+        self, req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: Any
+    ):
+        super().__init__(req, hosts, place, keep, device)
+        self._inputs = call_inputs(req, hosts)
+        self._cycle = itertools.cycle(self._inputs)
+
+    def _next(self) -> Any:
+        return self._place(next(self._cycle))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "host_batches": len(self._hosts), "placement": self.placement}
+
+
+class TfDataFeed(Feed):
+    """``tfdata``: the tf.data pipeline of ``bench.inputs.tfdata`` over the cell's data files.
+
+    A framework says how it builds the pipeline (``_pipeline``: which TensorFlow, which shard)
+    and iterates it (``_iterate``: placed calls, with or without prefetching to the device).
+    """
+
+    kind = "tfdata"
+    consumer = ""  # how the framework iterates the pipeline, for the record
+
+    def __init__(
+        self, req: BuildRequest, hosts: list[dict], place: Place, keep: Place, device: Any
+    ):
+        super().__init__(req, hosts, place, keep, device)
+        if req.data is None:
+            raise ValueError("a tfdata cell needs its data files (BuildRequest.data)")
+        self.settings = resolve_label(req.key["pipeline"])
+        per_call = batches_per_call(req.key)
+        self.pipeline = self._pipeline(req.data, self.settings, rows(hosts), per_call)
+        self.cache_batches = self.pipeline.cache_batches
+        # what device_prefetch did, for the record: set by _iterate
+        self.device_prefetch: Any = False
+        self._iter = self._iterate(self.pipeline.dataset, device)
+
+    @abstractmethod
+    def _pipeline(
+        self, data: DataSet, settings: PipelineSettings, batch_size: int, per_call: int
+    ) -> Pipeline:
+        """``tfdata.build`` with this framework's TensorFlow and this process's shard."""
+
+    @abstractmethod
+    def _iterate(self, dataset: Any, device: Any) -> Iterator[Any]:
+        """Calls' inputs from ``dataset``, placed for the step; sets ``device_prefetch``."""
+
+    def _next(self) -> Any:
+        return next(self._iter)
+
+    def describe(self) -> dict[str, Any]:
+        assert self._req.data is not None
+        return {
+            "kind": self.kind,
+            "pipeline": self._req.key["pipeline"],
+            "settings": asdict(self.settings),
+            "applied": {**self.pipeline.applied, "device_prefetch": self.device_prefetch},
+            "consumer": self.consumer,
+            "data": self._req.data.describe(),
+        }
+
+    def close(self) -> None:
+        self._iter = iter(())  # drop the tf.data iterator (and its cache)
+
+
+def open_feed(
+    kinds: Mapping[str, type[Feed]],
+    req: BuildRequest,
+    hosts: list[dict],
+    place: Place,
+    keep: Place | None,
+    device: Any,
+) -> Batches:
+    """The provider of ``kinds`` for the cell's ``input`` (``keep`` defaults to ``place``)."""
+    return kinds[req.key["input"]](req, hosts, place, keep or place, device)
