@@ -426,24 +426,17 @@ class JaxWorkload(Workload):
             f"parameters replicated, {processes} process(es)"
         )
         rep = replicated(mesh)
-        dtype = compute_dtype(key["precision"])
-        module = req.model.build_jax(req.args, dtype)
+        module = req.model.build_jax(req.args, compute_dtype(key["precision"]))
         hosts = host_batches(req, jax.process_index(), processes)
         features0 = {k: v for k, v in hosts[0].items() if k != "label"}
-        if req.weights is not None:
-            # The run's shared weights (prediction parity), matched to the module by name.
-            variables = shared_variables(module, features0, req.weights)
-        else:
-            with jax.default_device(self.device):
-                variables = jax.device_get(
-                    init_variables(module, features0, req.seed, self.device.platform)
-                )
-        host_params, host_state = split_variables(variables)
+        host_params, host_state = split_variables(self._variables(req, module, features0))
         params, state = replicate(host_params, rep), replicate(host_state, rep)
         self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host_params)))
         self.steps_per_call = per_call = steps_per_call(key)
         stacked = stacks_batches(key)
         data = batch_sharding(mesh, stacked)
+        # how parameters (replicated) and batches (split on the data axis) sit on the mesh
+        self._rep, self._data_sharding = rep, data
 
         # This process's rows of each call's input, spread over its devices of the mesh.
         self.batches = open_batches(req, hosts, lambda batch: shard_batch(batch, data))
@@ -457,32 +450,11 @@ class JaxWorkload(Workload):
         one = jax.eval_shape(first, example) if stacked else example
         start = time.perf_counter()
         if key["workload"] == "train":
-            tx = make_optimizer(req.optimizer)
-            with jax.default_device(self.device):
-                opt_state = replicate(jax.device_get(tx.init(host_params)), rep)
-            scaling = key["precision"] == "float16"
-            if scaling:  # the loss scale travels with the optimizer's state
-                opt_state = (opt_state, replicate(loss_scale_init(), rep))
-            carry = (params, state, opt_state)
-            single = step = make_train_step(module, tx, req.spec.task, scaling)
-            if per_call > 1:
-                step = repeat_train_step(step, per_call, stacked)
-            jitted = jax.jit(
-                step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0
+            single, single_args = self._compile_train(
+                req, module, host_params, params, state, example, one
             )
-            self._compiled = jitted.lower(carry, example).compile()
-            self._carry = carry
-            single_args: tuple = (carry, one)
         else:
-            feats = {k: v for k, v in example.items() if k != "label"}
-            single = step = make_predict_step(module)
-            if per_call > 1:
-                step = repeat_predict_step(step)
-            jitted = jax.jit(step, in_shardings=(rep, rep, data), out_shardings=data)
-            self._compiled = jitted.lower(params, state, feats).compile()
-            self._params, self._state = params, state
-            self._data_sharding = data
-            single_args = (params, state, {k: v for k, v in one.items() if k != "label"})
+            single, single_args = self._compile_predict(module, params, state, example, one)
         self._single = (
             single,
             jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), single_args),
@@ -493,6 +465,58 @@ class JaxWorkload(Workload):
         )
         self.workload = key["workload"]
         self.sync_method = device_sync.METHOD
+
+    def _variables(self, req: BuildRequest, module: Any, features0: dict) -> Any:
+        """The model's variables on the host: the run's shared weights (prediction parity),
+        matched to the module by name, or initialised from the cell's seed."""
+        if req.weights is not None:
+            return shared_variables(module, features0, req.weights)
+        with jax.default_device(self.device):
+            return jax.device_get(init_variables(module, features0, req.seed, self.device.platform))
+
+    def _compile_train(
+        self,
+        req: BuildRequest,
+        module: Any,
+        host_params: Any,
+        params: Any,
+        state: Any,
+        example: Any,
+        one: Any,
+    ) -> tuple[Any, tuple]:
+        """The training call, compiled ahead of time; the carry (parameters, model state and
+        optimizer state, donated to each call) kept for the steps. Returns one step's function
+        and arguments, for the FLOP count."""
+        rep, data = self._rep, self._data_sharding
+        tx = make_optimizer(req.optimizer)
+        with jax.default_device(self.device):
+            opt_state = replicate(jax.device_get(tx.init(host_params)), rep)
+        scaling = req.key["precision"] == "float16"
+        if scaling:  # the loss scale travels with the optimizer's state
+            opt_state = (opt_state, replicate(loss_scale_init(), rep))
+        carry = (params, state, opt_state)
+        single = step = make_train_step(module, tx, req.spec.task, scaling)
+        if self.steps_per_call > 1:
+            step = repeat_train_step(step, self.steps_per_call, stacks_batches(req.key))
+        jitted = jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
+        self._compiled = jitted.lower(carry, example).compile()
+        self._carry = carry
+        return single, (carry, one)
+
+    def _compile_predict(
+        self, module: Any, params: Any, state: Any, example: Any, one: Any
+    ) -> tuple[Any, tuple]:
+        """The prediction call, compiled ahead of time over the features (labels dropped).
+        Returns one step's function and arguments, for the FLOP count."""
+        rep, data = self._rep, self._data_sharding
+        feats = {k: v for k, v in example.items() if k != "label"}
+        single = step = make_predict_step(module)
+        if self.steps_per_call > 1:
+            step = repeat_predict_step(step)
+        jitted = jax.jit(step, in_shardings=(rep, rep, data), out_shardings=data)
+        self._compiled = jitted.lower(params, state, feats).compile()
+        self._params, self._state = params, state
+        return single, (params, state, {k: v for k, v in one.items() if k != "label"})
 
     def params(self) -> Any:
         """This process's copy of the trained parameters, as numpy (for equivalence tests)."""

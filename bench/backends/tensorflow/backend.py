@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -341,14 +342,24 @@ class TfWorkload(Workload):
         set_precision(key["precision"])
         keras.utils.set_random_seed(req.seed)
         hosts = host_batches(req)  # the global batch: shard_batch hands each replica its rows
-        task = req.spec.task
         # One device and no cluster: the batch goes in whole, as before data parallelism.
         distribute = split.replicas > 1 or processes > 1 or self.device == "tpu"
         self._gpus = [f"GPU:{i}" for i in range(split.local_replicas)]
         if self.device == "gpu":
             for gpu in self._gpus:
                 tf.config.experimental.reset_memory_stats(gpu)
+        self._build_model(req, hosts)
+        self.steps_per_call = steps_per_call(key)
+        stacked = stacks_batches(key)
+        self._open_input(req, hosts, distribute, stacked)
+        self._jit = bool(key.get("xla", False))
+        scaling = self.workload == "train" and key["precision"] == "float16"
+        self._fn = self._step_function(self._replica_step(req.spec.task, scaling), stacked)
+        self._compile()
 
+    def _build_model(self, req: BuildRequest, hosts: list[dict]) -> None:
+        """The model's variables (and the optimizer's, to train), under the strategy's scope
+        so each replica holds its copy."""
         with self.strategy.scope():
             self.model = req.model.build_tf(req.args)
             features0 = {k: tf.constant(v) for k, v in hosts[0].items() if k != "label"}
@@ -358,15 +369,17 @@ class TfWorkload(Workload):
             self.param_count = int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
             if self.workload == "train":
                 self.optimizer = make_optimizer(req.optimizer)
-                if key["precision"] == "float16":
+                if req.key["precision"] == "float16":
                     # Dynamic loss scaling (Keras' own): scale_loss before the gradient,
                     # apply_gradients unscales, skips non-finite steps and adapts the scale.
                     self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
                 self.optimizer.build(self.model.trainable_variables)
-        scaling = self.workload == "train" and key["precision"] == "float16"
 
-        self.steps_per_call = per_call = steps_per_call(key)
-        stacked = stacks_batches(key)
+    def _open_input(
+        self, req: BuildRequest, hosts: list[dict], distribute: bool, stacked: bool
+    ) -> None:
+        """The cell's input: sliced per replica by the strategy, or host tensors the step
+        copies to its one device (synthetic input: made once and kept there)."""
         if distribute:
             place = keep = functools.partial(shard_batch, self.strategy, stacked=stacked)
             device = None
@@ -385,8 +398,11 @@ class TfWorkload(Workload):
         self._spec = req.spec
         self._next_batch = self.batches
 
-        model, strategy = self.model, self.strategy
-        replicas = strategy.num_replicas_in_sync
+    def _replica_step(self, task: str, scaling: bool) -> Callable[[dict], tf.Tensor]:
+        """One step on one replica's batch: a training step returning the loss, or a forward
+        pass returning the predictions."""
+        model = self.model
+        replicas = self.strategy.num_replicas_in_sync
 
         def train_replica(batch: dict) -> tf.Tensor:
             features = {k: v for k, v in batch.items() if k != "label"}
@@ -403,7 +419,11 @@ class TfWorkload(Workload):
             features = {k: v for k, v in batch.items() if k != "label"}
             return model(features, training=False)
 
-        one_step = train_replica if self.workload == "train" else predict_replica
+        return train_replica if self.workload == "train" else predict_replica
+
+    def _step_function(self, one_step: Callable[[dict], tf.Tensor], stacked: bool) -> Any:
+        """The compiled call: ``one_step`` on every replica, ``steps_per_call`` times."""
+        strategy, per_call = self.strategy, self.steps_per_call
 
         def repeated_replica(batches: dict) -> tf.Tensor:
             # K steps in one call; outputs (losses or predictions) stacked on a leading K axis.
@@ -414,17 +434,17 @@ class TfWorkload(Workload):
             return outputs.stack()
 
         replica_fn = one_step if per_call == 1 else repeated_replica
-        jit = bool(key.get("xla", False))
         # Training on several replicas syncs gradients (a merge_call) in every step, which TF
         # refuses inside control flow in the replica function: there the K-step loop goes
         # around strategy.run instead, as Keras' steps_per_execution does. The call returns the
         # last step's losses (a NaN earlier on propagates into them).
+        replicas = strategy.num_replicas_in_sync
         loop_outside = per_call > 1 and self.workload == "train" and replicas > 1
 
         def step_at(batches: dict, i: tf.Tensor) -> tf.Tensor:
             return one_step({k: v[i] for k, v in batches.items()} if stacked else batches)
 
-        @tf.function(jit_compile=jit, reduce_retracing=False)
+        @tf.function(jit_compile=self._jit, reduce_retracing=False)
         def step_fn(batch: dict) -> Any:
             if not loop_outside:
                 return strategy.run(replica_fn, args=(batch,))
@@ -432,12 +452,15 @@ class TfWorkload(Workload):
                 strategy.run(step_at, args=(batch, i))
             return strategy.run(step_at, args=(batch, tf.constant(per_call - 1)))
 
-        self._fn = step_fn
-        self._jit = jit
+        return step_fn
+
+    def _compile(self) -> None:
+        """The first call, timed apart: tracing and compiling happen in it."""
+        jit, per_call = self._jit, self.steps_per_call
         start = time.perf_counter()
         # Kept for the compiler's IR (program_text): the function is specialised to its input.
         self._example = self._next_batch()
-        self.sync(step_fn(self._example))
+        self.sync(self._fn(self._example))
         self.compile_s = time.perf_counter() - start
         steps = "one step" if per_call == 1 else f"one call of {per_call} steps (tf.range loop)"
         self.compile_method = (
