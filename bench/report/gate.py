@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bench.gate.baseline import Side
 from bench.gate.decision import Decision, Verdict
+from bench.gate.fingerprint import MachineCheck
 from bench.gate.policy import describe_policy, percent
 from bench.gate.regression import RULE_ADVISORY, RULE_BEYOND_MACHINE, GateReport, GateRow
 from bench.report.format import md_cell, md_code, md_escape
@@ -371,16 +373,7 @@ def render_markdown(report: GateReport) -> str:
 
 
 def report_dict(report: GateReport) -> dict[str, Any]:
-    def side(s: Any) -> dict[str, Any]:
-        return {
-            "label": s.label,
-            "runs": [
-                {"run_id": r.run_id, "scenario": r.scenario, "fingerprint": r.fingerprint}
-                for r in s.runs
-            ],
-        }
-
-    m = report.machine
+    """The report as JSON data (``render_json``), for CI steps that read the verdicts."""
     return {
         "format": REPORT_FORMAT,
         "format_version": REPORT_VERSION,
@@ -389,8 +382,8 @@ def report_dict(report: GateReport) -> dict[str, Any]:
         "advisory": report.advisory,
         "advisory_reasons": report.advisory_reasons,
         "summary": outcome(report),
-        "baseline": side(report.baseline),
-        "candidate": side(report.candidate),
+        "baseline": _side_dict(report.baseline),
+        "candidate": _side_dict(report.candidate),
         "metrics": [m.name for m in report.metrics],
         "method": method_text(report),
         "policy": {
@@ -405,54 +398,72 @@ def report_dict(report: GateReport) -> dict[str, Any]:
                 for f, b, c in report.environment.mismatches
             ],
         },
-        "machine": {
-            "status": m.status,
-            "reasons": list(m.reasons),
-            "notes": list(m.notes),
-            "slowdown": m.slowdown,
-            "slowdown_source": m.slowdown_source,
-            "shared_slowdown": m.shared_slowdown,
-            "kernels": [
-                {
-                    "kernel": k.kernel,
-                    "ratio": k.ratio,
-                    "ci": [k.ci_lo, k.ci_hi],
-                    "robust_cv_baseline": k.cv_baseline,
-                    "robust_cv_candidate": k.cv_candidate,
-                }
-                for k in m.kernels
-            ],
-        },
-        "rows": [
-            {
-                "cell_id": r.cell_id,
-                "key": report.candidate.cells[r.cell_id].key,
-                "metric": r.metric.name,
-                "unit": r.metric.unit,
-                "higher_is_better": r.metric.higher_is_better,
-                "n_baseline": r.decision.n_baseline,
-                "n_candidate": r.decision.n_candidate,
-                "median_baseline": r.decision.median_baseline,
-                "median_candidate": r.decision.median_candidate,
-                "ratio": r.decision.ratio,
-                "ci": [r.decision.ci_lo, r.decision.ci_hi],
-                "p_value": r.decision.p_value,
-                "verdict": r.decision.verdict.value,
-                "reason": reason_text(report, r),
-                "rule": report.rule(r),
-                "machine_slowdown": r.machine_slowdown(m),
-                "machine_slowdown_of": "run" if r.cell_machine is None else "cell",
-                "policy": {
-                    "threshold": r.policy.threshold,
-                    "alpha": r.policy.alpha,
-                    "min_samples": r.policy.min_samples,
-                },
-            }
-            for r in report.rows
-        ],
+        "machine": _machine_dict(report.machine),
+        "rows": [_row_dict(report, r) for r in report.rows],
         "counts": {v.value: n for v, n in report.counts.items()},
         "notes": list(report.notes),
         "exit_codes": EXIT_CODES,
+    }
+
+
+def _side_dict(side: Side) -> dict[str, Any]:
+    """One side's label and runs, each with the fingerprint its environment was compared by."""
+    return {
+        "label": side.label,
+        "runs": [
+            {"run_id": r.run_id, "scenario": r.scenario, "fingerprint": r.fingerprint}
+            for r in side.runs
+        ],
+    }
+
+
+def _machine_dict(m: MachineCheck) -> dict[str, Any]:
+    """The machine check: its status and why, and the reference kernels' ratios."""
+    return {
+        "status": m.status,
+        "reasons": list(m.reasons),
+        "notes": list(m.notes),
+        "slowdown": m.slowdown,
+        "slowdown_source": m.slowdown_source,
+        "shared_slowdown": m.shared_slowdown,
+        "kernels": [
+            {
+                "kernel": k.kernel,
+                "ratio": k.ratio,
+                "ci": [k.ci_lo, k.ci_hi],
+                "robust_cv_baseline": k.cv_baseline,
+                "robust_cv_candidate": k.cv_candidate,
+            }
+            for k in m.kernels
+        ],
+    }
+
+
+def _row_dict(report: GateReport, r: GateRow) -> dict[str, Any]:
+    """One cell and metric: the decision's numbers, its verdict and why, and its policy."""
+    return {
+        "cell_id": r.cell_id,
+        "key": report.candidate.cells[r.cell_id].key,
+        "metric": r.metric.name,
+        "unit": r.metric.unit,
+        "higher_is_better": r.metric.higher_is_better,
+        "n_baseline": r.decision.n_baseline,
+        "n_candidate": r.decision.n_candidate,
+        "median_baseline": r.decision.median_baseline,
+        "median_candidate": r.decision.median_candidate,
+        "ratio": r.decision.ratio,
+        "ci": [r.decision.ci_lo, r.decision.ci_hi],
+        "p_value": r.decision.p_value,
+        "verdict": r.decision.verdict.value,
+        "reason": reason_text(report, r),
+        "rule": report.rule(r),
+        "machine_slowdown": r.machine_slowdown(report.machine),
+        "machine_slowdown_of": "run" if r.cell_machine is None else "cell",
+        "policy": {
+            "threshold": r.policy.threshold,
+            "alpha": r.policy.alpha,
+            "min_samples": r.policy.min_samples,
+        },
     }
 
 

@@ -148,22 +148,18 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     single-replica reference is in the run) only when some cell has them.
     """
     records = [run.cells[c] for c in (planned or list(run.cells)) if c in run.cells]
-    splits = [split_of(r) for r in records]
-    values = [
-        {**{k: key_text(r["key"], k) for k in KEY_COLUMNS}, **split}
-        for r, split in zip(records, splits, strict=True)
-    ]
+    values = [{**{k: key_text(r["key"], k) for k in KEY_COLUMNS}, **split_of(r)} for r in records]
     varying = [k for k in COLUMNS if len(_distinct(values, k)) > 1]
     # Records from before an axis existed lack it: "-", so the caption says nothing of it.
     fixed = {k: next(iter(_distinct(values, k))) for k in COLUMNS if len(_distinct(values, k)) == 1}
     caption = "  ".join(f"{_header(k)}={v}" for k, v in fixed.items())
-    # Metric columns: the registry's terminal fields; one that exists only where it applies
-    # (scaling efficiency, vs the run's single-replica cells) only when some cell has it.
-    shown = [(m, f) for m, f in metric_fields() if f.terminal]
-    numbers = _metric_numbers(records, shown)
-    shown = [
-        (m, f) for m, f in shown if not m.applies or any(n[f.name] is not None for n in numbers)
-    ]
+    shown, numbers = _metric_columns(records)
+    # Multi-host: each process's own median step time, in process order (the aggregate above is
+    # bounded by the slowest).
+    per_host = any(r.get("hosts") for r in records)
+    # Input columns only when some cell measured its input (numpy or tfdata cells).
+    inputs = any("input_wait_fraction" in r.get("metrics", {}) for r in records)
+    reasons, notes = _notes(records)
     table = Table(
         title=f"run {run.run_id}", title_justify="left", caption=caption, caption_justify="left"
     )
@@ -173,18 +169,62 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     table.add_column("status")
     for _, f in shown:
         table.add_column(f.column or f.name, justify="right")
-    # Multi-host: each process's own median step time, in process order (the aggregate above is
-    # bounded by the slowest).
-    per_host = any(r.get("hosts") for r in records)
     if per_host:
         table.add_column("per-host median ms", justify="right")
-    # Input columns only when some cell measured its input (numpy or tfdata cells).
-    inputs = any("input_wait_fraction" in r.get("metrics", {}) for r in records)
     if inputs:
         table.add_column("input wait", justify="right")
         table.add_column("pipeline ex/s", justify="right")
-    # Reasons are listed once under the table, numbered: a sweep with no TPU has the same long
-    # reason on every TPU cell, and a column of them leaves no room for the numbers.
+    if any(notes):
+        table.add_column("notes", overflow="fold", min_width=20)
+    for record, value, note, number in zip(records, values, notes, numbers, strict=True):
+        row = [
+            *(value[k] for k in varying),
+            status_text(record["status"]),
+            *(fmt_number(number[f.name], f.unit) for _, f in shown),
+            *_extra_cells(record, per_host, inputs),
+        ]
+        table.add_row(*row, *([note] if any(notes) else []))
+    if not reasons:
+        return table
+    return Group(table, _legend(records, reasons))
+
+
+def _metric_columns(
+    records: list[dict[str, Any]],
+) -> tuple[list[tuple[Metric, FieldDef]], list[dict[str, float | None]]]:
+    """The registry's terminal fields, and each record's numbers for them. A field that exists
+    only where it applies (scaling efficiency, vs the run's single-replica cells) shows only
+    when some cell has it."""
+    shown = [(m, f) for m, f in metric_fields() if f.terminal]
+    numbers = _metric_numbers(records, shown)
+    shown = [
+        (m, f) for m, f in shown if not m.applies or any(n[f.name] is not None for n in numbers)
+    ]
+    return shown, numbers
+
+
+def _extra_cells(record: dict[str, Any], per_host: bool, inputs: bool) -> list[str]:
+    """The per-host and input columns of one row, where the table has them."""
+    cells = []
+    if per_host:
+        hosts = record.get("hosts") or []
+        cells.append(" / ".join(fmt_ms(h.get("median_step_s")) for h in hosts) or "-")
+    if inputs:
+        metrics = record.get("metrics", {})
+        wait = value_of(metrics.get("input_wait_fraction"))
+        cells += [
+            "-" if wait is None else f"{wait:.0%}",
+            fmt_rate(value_of(metrics.get("pipeline_examples_per_s"))),
+        ]
+    return cells
+
+
+def _notes(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The distinct reasons, and per record its note: flags, and its reason as [n].
+
+    Reasons are listed once under the table, numbered: a sweep with no TPU has the same long
+    reason on every TPU cell, and a column of them leaves no room for the numbers.
+    """
     reasons = list(dict.fromkeys(r["reason"] for r in records if r.get("reason")))
     notes = []
     for record in records:
@@ -192,27 +232,11 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
         if record.get("reason"):
             parts.insert(0, f"[{reasons.index(record['reason']) + 1}]")
         notes.append(", ".join(parts))
-    if any(notes):
-        table.add_column("notes", overflow="fold", min_width=20)
-    for record, value, note, number in zip(records, values, notes, numbers, strict=True):
-        metrics = record.get("metrics", {})
-        row = [
-            *(value[k] for k in varying),
-            status_text(record["status"]),
-            *(fmt_number(number[f.name], f.unit) for _, f in shown),
-        ]
-        if per_host:
-            hosts = record.get("hosts") or []
-            row.append(" / ".join(fmt_ms(h.get("median_step_s")) for h in hosts) or "-")
-        if inputs:
-            wait = value_of(metrics.get("input_wait_fraction"))
-            row += [
-                "-" if wait is None else f"{wait:.0%}",
-                fmt_rate(value_of(metrics.get("pipeline_examples_per_s"))),
-            ]
-        table.add_row(*row, *([note] if any(notes) else []))
-    if not reasons:
-        return table
+    return reasons, notes
+
+
+def _legend(records: list[dict[str, Any]], reasons: list[str]) -> Text:
+    """The numbered reasons, each with its cells' status and how many cells give it."""
     legend = Text()
     for number, reason in enumerate(reasons, 1):
         cells = [r for r in records if r.get("reason") == reason]
@@ -220,7 +244,7 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
         legend.append(f"[{number}] ", style="bold")
         legend.append(f"{status}", style=STATUS_STYLE.get(status, ""))
         legend.append(f" ({len(cells)} cell{'s' if len(cells) > 1 else ''}): {reason}\n")
-    return Group(table, legend)
+    return legend
 
 
 def runs_table(runs: list[Run | ResultsError]) -> Table:
