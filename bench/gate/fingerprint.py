@@ -264,10 +264,11 @@ def _compare(
     return KernelComparison(kernel, d.ratio, d.ci_lo, d.ci_hi, cv_before, cv_after)
 
 
-def _runs_once(
-    baseline: Sequence[tuple[str, Mapping[str, Any] | None]],
-    candidate: Sequence[tuple[str, Mapping[str, Any] | None]],
-) -> dict[str, tuple[str, Mapping[str, Any] | None]]:
+Runs = Sequence[tuple[str, Mapping[str, Any] | None]]  # (run_id, reference_kernel) per run
+Slowdown = tuple[float, str]  # how much slower the machine may have been, and by which reading
+
+
+def _runs_once(baseline: Runs, candidate: Runs) -> dict[str, tuple[str, Mapping[str, Any] | None]]:
     runs: dict[str, tuple[str, Mapping[str, Any] | None]] = {}
     for side, side_runs in (("baseline", baseline), ("candidate", candidate)):
         for run_id, entry in side_runs:
@@ -276,15 +277,48 @@ def _runs_once(
 
 
 def machine_check(
-    baseline: Sequence[tuple[str, Mapping[str, Any] | None]],
-    candidate: Sequence[tuple[str, Mapping[str, Any] | None]],
+    baseline: Runs,
+    candidate: Runs,
     policy: GatePolicy = DEFAULT_POLICY,
 ) -> MachineCheck:
     """Rules 1 to 3 of the module docstring over ``(run_id, reference_kernel)`` per run.
 
     ``policy`` is the gate's default policy; the machine is judged with half its threshold.
     """
+    missing = _unreadable(baseline, candidate)
+    if missing or not baseline or not candidate:
+        return MachineCheck("unknown", tuple(missing or ["no runs to compare"]))
     machine_policy = replace(policy, threshold=policy.threshold / 2, higher_is_better=False)
+    found: tuple[list[str], list[str]] = ([], [])  # (reasons, notes): the rules append to them
+    reasons, notes = found
+    kernels: list[KernelComparison] = []
+    slowdowns: list[Slowdown] = [(1.0, "")]
+    for kernel in REFERENCE_KERNELS:
+        compared = _between_sides(kernel, baseline, candidate, machine_policy, policy, found)
+        if compared:
+            kernels.append(compared)
+            slowdowns.append(
+                (compared.ci_hi, f"{kernel} candidate / baseline, interval's upper end")
+            )
+        slowdowns += _drifts(kernel, baseline, candidate, machine_policy, policy, found)
+    shared, shared_slowdown = _shared_cpu(baseline, candidate, policy, found)
+    slowdowns += shared
+    status = "UNSTABLE" if reasons else "stable"
+    slowdown, source = max(slowdowns, key=lambda item: item[0])
+    return MachineCheck(
+        status,
+        tuple(reasons),
+        tuple(dict.fromkeys(notes)),
+        tuple(kernels),
+        slowdown=float(slowdown),
+        slowdown_source=source,
+        shared_slowdown=float(shared_slowdown),
+    )
+
+
+def _unreadable(baseline: Runs, candidate: Runs) -> list[str]:
+    """Why the runs' reference kernels cannot be compared: a run without them, or kernels of
+    different versions."""
     missing = [
         f"{side} run {run_id} has no reference kernel timings"
         for side, runs in (("baseline", baseline), ("candidate", candidate))
@@ -296,45 +330,68 @@ def machine_check(
     }
     if len(versions) > 1:
         missing.append(f"reference kernel versions differ ({sorted(versions)}): not comparable")
-    if missing or not baseline or not candidate:
-        return MachineCheck("unknown", tuple(missing or ["no runs to compare"]))
+    return missing
 
-    reasons: list[str] = []
-    notes: list[str] = []
-    kernels: list[KernelComparison] = []
-    slowdowns: list[tuple[float, str]] = [(1.0, "")]
-    shared_slowdown = 1.0
-    for kernel in REFERENCE_KERNELS:
-        pooled = {
-            side: [
-                v for _, entry in runs for moment in ("start", "end")
-                for v in _samples(entry, moment, kernel)
-            ]
-            for side, runs in (("baseline", baseline), ("candidate", candidate))
-        }  # fmt: skip
-        compared = _compare(
-            "machine", kernel, pooled["baseline"], pooled["candidate"], machine_policy,
-            policy.threshold, (reasons, notes), note_faster=True,
+
+def _between_sides(
+    kernel: str,
+    baseline: Runs,
+    candidate: Runs,
+    machine_policy: GatePolicy,
+    policy: GatePolicy,
+    found: tuple[list[str], list[str]],
+) -> KernelComparison | None:
+    """Rule 1: the kernel's timings on the candidate's machine against the baseline's, every
+    run's start and end timings pooled per side."""
+    pooled = {
+        side: [
+            v for _, entry in runs for moment in ("start", "end")
+            for v in _samples(entry, moment, kernel)
+        ]
+        for side, runs in (("baseline", baseline), ("candidate", candidate))
+    }  # fmt: skip
+    return _compare(
+        "machine", kernel, pooled["baseline"], pooled["candidate"], machine_policy,
+        policy.threshold, found, note_faster=True,
+    )  # fmt: skip
+
+
+def _drifts(
+    kernel: str,
+    baseline: Runs,
+    candidate: Runs,
+    machine_policy: GatePolicy,
+    policy: GatePolicy,
+    found: tuple[list[str], list[str]],
+) -> list[Slowdown]:
+    """Rule 2: each run's end timings against its start, both ways round as slowdowns."""
+    slowdowns: list[Slowdown] = []
+    # a run on both sides (gating a run against itself) is checked once
+    for run_id, (side, entry) in _runs_once(baseline, candidate).items():
+        start, end = _samples(entry, "start", kernel), _samples(entry, "end", kernel)
+        if not end:
+            found[1].append(f"{side} run {run_id} has no end timing (interrupted?)")
+            continue
+        drift = _compare(
+            f"{side} run {run_id}: machine during the run", kernel, start, end,
+            machine_policy, policy.threshold, found, note_faster=False,
         )  # fmt: skip
-        if compared:
-            kernels.append(compared)
-            slowdowns.append(
-                (compared.ci_hi, f"{kernel} candidate / baseline, interval's upper end")
-            )
-        # a run on both sides (gating a run against itself) is checked once
-        for run_id, (side, entry) in _runs_once(baseline, candidate).items():
-            start, end = _samples(entry, "start", kernel), _samples(entry, "end", kernel)
-            if not end:
-                notes.append(f"{side} run {run_id} has no end timing (interrupted?)")
-                continue
-            drift = _compare(
-                f"{side} run {run_id}: machine during the run", kernel, start, end,
-                machine_policy, policy.threshold, (reasons, notes), note_faster=False,
-            )  # fmt: skip
-            if drift:
-                where = f"{kernel} drift in {side} run {run_id}"
-                slowdowns.append((drift.ci_hi, f"{where} (end / start, interval's upper end)"))
-                slowdowns.append((1 / drift.ci_lo, f"{where} (start / end, interval's upper end)"))
+        if drift:
+            where = f"{kernel} drift in {side} run {run_id}"
+            slowdowns.append((drift.ci_hi, f"{where} (end / start, interval's upper end)"))
+            slowdowns.append((1 / drift.ci_lo, f"{where} (start / end, interval's upper end)"))
+    return slowdowns
+
+
+def _shared_cpu(
+    baseline: Runs, candidate: Runs, policy: GatePolicy, found: tuple[list[str], list[str]]
+) -> tuple[list[Slowdown], float]:
+    """Rule 3: other processes' share of the CPU during each run. On the candidate's side it
+    can invent a regression (a reason, and the slowdown it explains); on the baseline's it can
+    only hide one (a note)."""
+    reasons, notes = found
+    slowdowns: list[Slowdown] = []
+    shared_slowdown = 1.0
     for run_id, (side, entry) in _runs_once(baseline, candidate).items():
         host = ((entry or {}).get("end") or {}).get("host_cpu")
         if not host or host["others_share"] <= policy.threshold:
@@ -351,14 +408,4 @@ def machine_check(
             shared_slowdown = max(shared_slowdown, 1 / (1 - share))
         else:
             notes.append(f"{shared}; this can hide a regression, never invent one")
-    status = "UNSTABLE" if reasons else "stable"
-    slowdown, source = max(slowdowns, key=lambda found: found[0])
-    return MachineCheck(
-        status,
-        tuple(reasons),
-        tuple(dict.fromkeys(notes)),
-        tuple(kernels),
-        slowdown=float(slowdown),
-        slowdown_source=source,
-        shared_slowdown=float(shared_slowdown),
-    )
+    return slowdowns, shared_slowdown

@@ -202,31 +202,7 @@ def run_gate(
             f"no cell is in both the baseline ({baseline.label}) and the candidate "
             f"({candidate.label}): were they made from the same scenario?"
         )
-    notes = [*baseline.notes, *candidate.notes]
-    only_b = [c for c in baseline.cells if c not in candidate.cells]
-    only_c = [c for c in candidate.cells if c not in baseline.cells]
-    if only_b:
-        notes.append(f"{len(only_b)} baseline cell(s) not in the candidate: {', '.join(only_b)}")
-    if only_c:
-        notes.append(f"{len(only_c)} candidate cell(s) not in the baseline: {', '.join(only_c)}")
-    for cell_id in common:
-        kb, kc = baseline.cells[cell_id].key, candidate.cells[cell_id].key
-        if kb != kc:
-            diff = ", ".join(
-                f"{k} {kb.get(k)!r} -> {kc.get(k)!r}"
-                for k in sorted(set(kb) | set(kc))
-                if kb.get(k) != kc.get(k)
-            )
-            notes.append(f"{cell_id}: cell keys differ ({diff}); compared anyway")
-    scenarios_b = {r.scenario.get("sha256") for r in baseline.runs}
-    scenarios_c = {r.scenario.get("sha256") for r in candidate.runs}
-    if scenarios_b != scenarios_c:
-        notes.append(
-            "the scenario files differ (sha256 "
-            f"{', '.join(sorted(str(s)[:12] for s in scenarios_b))} -> "
-            f"{', '.join(sorted(str(s)[:12] for s in scenarios_c))}): "
-            "a changed scenario can change the numbers, which is what the gate then measures"
-        )
+    notes = [*baseline.notes, *candidate.notes, *_pairing_notes(baseline, candidate, common)]
 
     pairs: dict[str, tuple[list[float], list[float]]] = {}
     policies: dict[str, GatePolicy] = {}
@@ -239,33 +215,16 @@ def run_gate(
         for metric in chosen:
             key = f"{cell_id}\t{metric.name}"
             order.append((cell_id, metric, key))
-            policy = config.policy_for(cell_id, metric.name, metric.higher_is_better)
-            if not metric.per_process:
-                wider = _process_spread(b, c)
-                if wider is not None and wider > policy.threshold:
-                    configured[key], spreads[cell_id] = policy.threshold, wider
-                    policy = replace(policy, threshold=wider)
-            policies[key] = policy
-            sb, why_b = b.samples(metric)
-            sc, why_c = c.samples(metric)
-            if not sb or not sc:
-                why = "; ".join(
-                    f"{side}: {why}" for side, why in (("baseline", why_b), ("candidate", why_c))
-                    if why
-                )  # fmt: skip
-                fixed[key] = _insufficient(sb, sc, policy, why)
-            elif metric.per_process and min(len(sb), len(sc)) < policy.min_samples:
-                reason = _per_process_reason(metric, b, c, policy)
-                fixed[key] = _insufficient(sb, sc, policy, reason)
+            base = config.policy_for(cell_id, metric.name, metric.higher_is_better)
+            policies[key], wider = _widened(base, metric, b, c)
+            if wider is not None:
+                configured[key], spreads[cell_id] = base.threshold, wider
+            found = _samples(metric, b, c, policies[key])
+            if isinstance(found, Decision):
+                fixed[key] = found
             else:
-                pairs[key] = (sb, sc)
-    for cell_id, wider in spreads.items():
-        b, c = baseline.cells[cell_id], candidate.cells[cell_id]
-        notes.append(
-            f"{cell_id}: threshold widened to {percent(wider)} for per-step metrics, the spread "
-            f"between repeated processes (median step times of {len(b.process_medians)} "
-            f"baseline and {len(c.process_medians)} candidate processes)"
-        )
+                pairs[key] = found
+    notes += _widened_notes(baseline, candidate, spreads)
     decided = decide_many(pairs, config.default, overrides={k: policies[k] for k in pairs})
     rows = tuple(
         _row(
@@ -297,6 +256,77 @@ def run_gate(
         strict_env=strict_env,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _pairing_notes(baseline: Side, candidate: Side, common: list[str]) -> list[str]:
+    """What does not pair up: cells on one side only, cells whose keys differ, and scenario
+    files that differ (compared anyway: the notes say so)."""
+    notes = []
+    only_b = [c for c in baseline.cells if c not in candidate.cells]
+    only_c = [c for c in candidate.cells if c not in baseline.cells]
+    if only_b:
+        notes.append(f"{len(only_b)} baseline cell(s) not in the candidate: {', '.join(only_b)}")
+    if only_c:
+        notes.append(f"{len(only_c)} candidate cell(s) not in the baseline: {', '.join(only_c)}")
+    for cell_id in common:
+        kb, kc = baseline.cells[cell_id].key, candidate.cells[cell_id].key
+        if kb != kc:
+            diff = ", ".join(
+                f"{k} {kb.get(k)!r} -> {kc.get(k)!r}"
+                for k in sorted(set(kb) | set(kc))
+                if kb.get(k) != kc.get(k)
+            )
+            notes.append(f"{cell_id}: cell keys differ ({diff}); compared anyway")
+    scenarios_b = {r.scenario.get("sha256") for r in baseline.runs}
+    scenarios_c = {r.scenario.get("sha256") for r in candidate.runs}
+    if scenarios_b != scenarios_c:
+        notes.append(
+            "the scenario files differ (sha256 "
+            f"{', '.join(sorted(str(s)[:12] for s in scenarios_b))} -> "
+            f"{', '.join(sorted(str(s)[:12] for s in scenarios_c))}): "
+            "a changed scenario can change the numbers, which is what the gate then measures"
+        )
+    return notes
+
+
+def _widened(
+    policy: GatePolicy, metric: MetricDef, b: CellData, c: CellData
+) -> tuple[GatePolicy, float | None]:
+    """The policy for a per-step metric with its threshold widened to the spread between
+    repeated processes where that is wider (see ``_process_spread``), and that spread; the
+    policy as it is, and None, otherwise."""
+    if metric.per_process:
+        return policy, None
+    wider = _process_spread(b, c)
+    if wider is not None and wider > policy.threshold:
+        return replace(policy, threshold=wider), wider
+    return policy, None
+
+
+def _samples(
+    metric: MetricDef, b: CellData, c: CellData, policy: GatePolicy
+) -> tuple[list[float], list[float]] | Decision:
+    """Both sides' samples to test, or the INSUFFICIENT_DATA decision that says why not."""
+    sb, why_b = b.samples(metric)
+    sc, why_c = c.samples(metric)
+    if not sb or not sc:
+        why = "; ".join(
+            f"{side}: {why}" for side, why in (("baseline", why_b), ("candidate", why_c)) if why
+        )
+        return _insufficient(sb, sc, policy, why)
+    if metric.per_process and min(len(sb), len(sc)) < policy.min_samples:
+        return _insufficient(sb, sc, policy, _per_process_reason(metric, b, c, policy))
+    return sb, sc
+
+
+def _widened_notes(baseline: Side, candidate: Side, spreads: dict[str, float]) -> list[str]:
+    return [
+        f"{cell_id}: threshold widened to {percent(wider)} for per-step metrics, the spread "
+        f"between repeated processes (median step times of "
+        f"{len(baseline.cells[cell_id].process_medians)} baseline and "
+        f"{len(candidate.cells[cell_id].process_medians)} candidate processes)"
+        for cell_id, wider in spreads.items()
+    ]
 
 
 def _process_spread(b: CellData, c: CellData) -> float | None:
