@@ -7,8 +7,11 @@ resumed writer first sets aside a cut-off last record (a run killed mid-write) i
 ``cells.jsonl.damaged``, so every append starts on a fresh line. ``run.json`` is replaced
 atomically (write to a temporary file, then rename).
 
-Nothing in a run folder is opened through a symbolic link (``O_NOFOLLOW``): a link there could
-make a resumed run write, or a reader read, a file outside the folder.
+Nothing in a run folder is opened through a symbolic link (``O_NOFOLLOW``; folders and whole
+files through ``bench.safefiles``): a link there could make a resumed run write, or a reader
+read, a file outside the folder. A writer also looks, before it starts and before each worker
+and cell, for a link anywhere bench writes (``check_own_paths``) and refuses the folder naming
+it, so the run stops as it was instead of writing through it.
 
 Readers stream ``cells.jsonl`` line by line (memory bounded by the largest record) and check the
 shape of everything that later code reads, so a damaged file is a ``ResultsError`` naming the
@@ -21,22 +24,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import json
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bench.safefiles import links_below, write_atomic
+
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 CELLS_FILE = "cells.jsonl"
 LOCK_FILE = "run.lock"
 DAMAGED_SUFFIX = ".damaged"  # cells.jsonl.damaged: cut-off records set aside by a resume
+WORKER_LOG = "worker-{framework}-{device}.log"  # each worker's stderr, appended across starts
+# Folders bench writes inside a run folder, with everything in them: profiler traces (one folder
+# per profiled cell), the parity set (weights, evaluation set, reference), LiteRT model files.
+PROFILES_DIR, PARITY_DIR, MODELS_DIR = "profiles", "parity", "litert"
+OWN_FILES = (RUN_FILE, CELLS_FILE, LOCK_FILE, CELLS_FILE + DAMAGED_SUFFIX)
+OWN_FOLDERS = (PROFILES_DIR, PARITY_DIR, MODELS_DIR)
 # Statuses a cell record can hold; "ok" is the only one with trustworthy numbers.
 STATUSES = ("ok", "skipped", "failed", "oom", "timeout", "invalid")
 FAILED = ("failed", "oom", "timeout", "invalid")
@@ -63,7 +74,7 @@ def new_run_id(scenario_name: str) -> str:
 # -- files inside a run folder: never through a link --------------------------------------
 
 
-def _os_problem(exc: OSError, doing: str) -> str:
+def os_problem(exc: OSError, doing: str) -> str:
     if exc.errno == errno.ELOOP:
         return (
             "is a symbolic link; bench does not follow links inside a run folder "
@@ -102,18 +113,43 @@ def _open_for_reading(path: Path) -> IO[bytes]:
     try:
         return open_in_run(path, "rb")
     except OSError as exc:
-        raise ResultsError(f"{path}: {_os_problem(exc, 'read')}") from None
+        raise ResultsError(f"{path}: {os_problem(exc, 'read')}") from None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    # os.replace swaps the directory entry: a link named like ``path`` is replaced, not followed.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)  # strict JSON
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``path`` replaced whole by ``data`` as strict JSON; ResultsError when ``path`` is a link
+    (left untouched) or cannot be written."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"  # strict JSON
+    try:
+        write_atomic(path, text.encode())
+    except OSError as exc:
+        raise ResultsError(f"{path}: {os_problem(exc, 'write')}") from None
+
+
+def check_own_paths(path: Path) -> None:
+    """ResultsError naming the first symbolic link where bench writes in run folder ``path``:
+    its files, worker logs, and anything in its own folders (``OWN_FOLDERS``). Called before a
+    writer starts and before each worker and cell, so a planted link stops the run before
+    anything is written through it (the writes themselves never follow one either)."""
+    try:
+        names = [
+            *OWN_FILES,
+            *OWN_FOLDERS,
+            *(
+                n
+                for n in os.listdir(path)
+                if fnmatch.fnmatch(n, WORKER_LOG.format(framework="*", device="*"))
+            ),
+        ]
+        link = links_below(path, tuple(names))
+    except OSError as exc:
+        where = exc.filename or path
+        raise ResultsError(f"{where}: {os_problem(exc, 'read')}") from None
+    if link is not None:
+        raise ResultsError(
+            f"{link}: is a symbolic link where bench writes its own file or folder; bench does "
+            "not follow links inside a run folder (remove the link, then bench run --resume)"
+        )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -326,7 +362,7 @@ def iter_records(cells_file: Path, warnings: list[str]) -> Iterator[tuple[int, d
             try:
                 line = f.readline(MAX_RECORD_BYTES + 1)
             except OSError as exc:
-                raise ResultsError(f"{cells_file}: {_os_problem(exc, 'read')}") from None
+                raise ResultsError(f"{cells_file}: {os_problem(exc, 'read')}") from None
             if not line:
                 return
             number += 1
@@ -371,7 +407,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         try:
             raw = f.read(MAX_RUN_FILE_BYTES + 1)
         except OSError as exc:
-            raise ResultsError(f"{run_file}: {_os_problem(exc, 'read')}") from None
+            raise ResultsError(f"{run_file}: {os_problem(exc, 'read')}") from None
     if len(raw) > MAX_RUN_FILE_BYTES:
         raise ResultsError(
             f"{run_file}: larger than {MAX_RUN_FILE_BYTES // 2**20} MiB; not a file bench wrote"
@@ -384,7 +420,7 @@ def load_run(path: str | Path) -> Run:
     try:
         present = (path / RUN_FILE).exists() or (path / RUN_FILE).is_symlink()
     except OSError as exc:
-        raise ResultsError(f"{path}: {_os_problem(exc, 'read')}") from None
+        raise ResultsError(f"{path}: {os_problem(exc, 'read')}") from None
     if not present:
         raise ResultsError(f"{path}: not a bench run folder (no {RUN_FILE})")
     run = Run(path, read_meta(path))
@@ -406,7 +442,7 @@ def list_runs(results_dir: str | Path) -> list[Run | ResultsError]:
             if not child.is_dir() or not (child / RUN_FILE).exists():
                 continue
         except OSError as exc:
-            found.append(ResultsError(f"{child}: {_os_problem(exc, 'read')}"))
+            found.append(ResultsError(f"{child}: {os_problem(exc, 'read')}"))
             continue
         try:
             found.append(load_run(child))
@@ -424,7 +460,7 @@ def _lock(path: Path) -> int:
     try:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise ResultsError(f"{lock_file}: {_os_problem(exc, 'open')}") from None
+        raise ResultsError(f"{lock_file}: {os_problem(exc, 'open')}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -441,6 +477,42 @@ def _lock(path: Path) -> int:
     return fd
 
 
+# A run id is a second's timestamp and 16 random bits: two runs of one scenario started in the
+# same second draw the same id about once in 65,536. A few fresh draws settle any such clash;
+# ids that clash every time are folders someone made in advance, refused.
+RUN_ID_TRIES = 5
+
+
+def _new_run_folder(results_dir: Path, scenario_name: str) -> Path:
+    """A new, empty run folder under ``results_dir`` (made if needed); ResultsError when the
+    results folder cannot be one or no fresh id can be had."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ResultsError(
+            f"{results_dir}: the results folder is a file; expected a folder (--results-dir)"
+        ) from None
+    except OSError as exc:
+        what = "a file, expected a folder" if exc.errno == errno.ENOTDIR else None
+        problem = f"has {what} on its path" if what else os_problem(exc, "make the folder")
+        raise ResultsError(f"{results_dir}: the results folder {problem} (--results-dir)") from None
+    for _ in range(RUN_ID_TRIES):
+        path = results_dir / new_run_id(scenario_name)
+        try:
+            os.mkdir(path)  # never through a link: a name already taken (by anything) is EEXIST
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ResultsError(
+                f"{path}: cannot make the run folder: {os_problem(exc, 'write')}"
+            ) from None
+    raise ResultsError(
+        f"{path}: a run folder of this id already exists, {RUN_ID_TRIES} fresh ids in a row; "
+        f"expected new ids to be free in {results_dir} (is something making folders there?)"
+    )
+
+
 def _set_aside_tail(path: Path) -> str | None:
     """Make ``cells.jsonl`` end on a newline. A cut-off last record moves to
     ``cells.jsonl.damaged`` (kept for a look); a whole one that only lacks its newline gets it.
@@ -451,7 +523,7 @@ def _set_aside_tail(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None
-        raise ResultsError(f"{cells_file}: {_os_problem(exc, 'open')}") from None
+        raise ResultsError(f"{cells_file}: {os_problem(exc, 'open')}") from None
     with f:
         size = os.fstat(f.fileno()).st_size
         if size == 0 or os.pread(f.fileno(), 1, size - 1) == b"\n":
@@ -480,7 +552,7 @@ def _set_aside_tail(path: Path) -> str | None:
                 side.write(tail + b"\n")
                 os.fsync(side.fileno())
         except OSError as exc:
-            raise ResultsError(f"{damaged}: {_os_problem(exc, 'write')}") from None
+            raise ResultsError(f"{damaged}: {os_problem(exc, 'write')}") from None
         os.ftruncate(f.fileno(), cut)
         os.fsync(f.fileno())
     line = 1 + (0 if cut == 0 else _count_lines(cells_file))
@@ -506,14 +578,16 @@ class RunWriter:
 
     @classmethod
     def create(cls, results_dir: Path, meta: dict[str, Any]) -> RunWriter:
-        run_id = new_run_id(meta["scenario"]["name"])
-        path = Path(results_dir) / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        path = _new_run_folder(Path(results_dir), meta["scenario"]["name"])
         writer = cls(
-            path, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **meta}, _lock(path)
+            path, {"schema_version": SCHEMA_VERSION, "run_id": path.name, **meta}, _lock(path)
         )
         writer.update(status="running", started_at=utc_now())
-        open_in_run(path / CELLS_FILE, "ab").close()
+        try:
+            open_in_run(path / CELLS_FILE, "ab").close()
+        except OSError as exc:
+            writer.close()
+            raise ResultsError(f"{path / CELLS_FILE}: {os_problem(exc, 'open')}") from None
         return writer
 
     @classmethod
@@ -525,6 +599,7 @@ class RunWriter:
         """
         fd = _lock(path)
         try:
+            check_own_paths(path)  # before anything is written, so the run keeps its status
             note = _set_aside_tail(path)
             run = load_run(path)
         except BaseException:
@@ -534,6 +609,10 @@ class RunWriter:
         if note:
             writer.notes.append(note)
         return writer, run
+
+    def check(self) -> None:
+        """ResultsError when a link has appeared where this run writes (``check_own_paths``)."""
+        check_own_paths(self.path)
 
     def resume(self) -> None:
         resumes = [*(self.meta.get("resumed_at") or []), utc_now()]
@@ -545,9 +624,13 @@ class RunWriter:
 
     def append_cell(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see measure.finite
-        with open_in_run(self.path / CELLS_FILE, "ab") as f:
-            f.write((line + "\n").encode())
-            os.fsync(f.fileno())
+        cells_file = self.path / CELLS_FILE
+        try:
+            with open_in_run(cells_file, "ab") as f:
+                f.write((line + "\n").encode())
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise ResultsError(f"{cells_file}: {os_problem(exc, 'write')}") from None
 
     def finish(self, status: str) -> None:
         self.update(status=status, finished_at=utc_now())

@@ -477,7 +477,7 @@ def test_worker_logs_are_never_opened_through_a_link(tmp_path):
     (tmp_path / "worker-jax-cpu.log").symlink_to(target)
     with pytest.raises(OSError) as caught:
         runfolder.open_in_run(tmp_path / "worker-jax-cpu.log", "ab")
-    assert "symbolic link" in runfolder._os_problem(caught.value, "open")
+    assert "symbolic link" in runfolder.os_problem(caught.value, "open")
     assert target.read_text() == "precious\n"
 
 

@@ -37,6 +37,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -48,6 +49,7 @@ import numpy as np
 from bench.inputs.settings import DataFiles
 from bench.inputs.synthetic import make_batch, teacher_labels
 from bench.modeldef import DataSpec
+from bench.safefiles import open_for_writing
 
 FORMAT = 1  # bump when what is written for the same parameters changes
 MANIFEST = "manifest.json"
@@ -309,12 +311,13 @@ def ensure(spec: DataSpec, data: DataFiles, seed: int) -> DataSet:
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        handle = open_for_writing(path, append=True)  # never truncates a link's target
+    except OSError as exc:
+        raise DataError(f"cannot open the data lock {path}: {exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def verify(folder: Path) -> dict[str, Any]:
@@ -360,9 +363,9 @@ def _sha256(path: Path) -> str:
 def _make(folder: Path, spec: DataSpec, data: DataFiles, seed: int, params: dict[str, Any]) -> None:
     tf = _tensorflow()
     lay = layout(spec, data)
-    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # A fresh private folder (nothing in it can have been planted), renamed into place when
+    # whole, so a killed maker leaves no half folder under the real name.
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     start = time.perf_counter()
     files, csvs = [], []
     try:
@@ -388,7 +391,14 @@ def _make(folder: Path, spec: DataSpec, data: DataFiles, seed: int, params: dict
             "make_s": round(time.perf_counter() - start, 3),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.rename(tmp, folder)
+        os.chmod(tmp, 0o755)  # readable as a cache folder made by mkdir would be
+        try:
+            os.rename(tmp, folder)  # onto a link or a file: ENOTDIR, never through it
+        except OSError as exc:
+            raise DataError(
+                f"cannot put the data folder in place at {folder}: {exc.strerror}; expected "
+                "nothing there but a folder bench made"
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
