@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import __version__
 from bench.gate.fingerprint import fingerprint
+from bench.limits import MAX_BASELINE_BYTES, InputFileError, read_text_file
 from bench.measure.finite import finite_samples
 from bench.measure.noise import machine_medians, process_medians
 from bench.metrics import Gate, Metric, gates, value_of
@@ -497,21 +498,17 @@ class Side:
 
 def _read_file(path: Path) -> Any:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BaselineError(
-            f"{path}: not UTF-8 text (byte {exc.start}): a binary or damaged file"
-        ) from None
+        text = read_text_file(path, "a baseline file", MAX_BASELINE_BYTES)
+    except InputFileError as exc:
+        raise BaselineError(str(exc)) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise BaselineError(f"{path}: nested too deeply to be a baseline file") from None
+    except ValueError as exc:  # an integer of thousands of digits (int_max_str_digits)
+        raise BaselineError(f"{path}: a number too long to be one bench wrote ({exc})") from None
 
 
 def load_document(
