@@ -80,10 +80,23 @@ MAX_PROCESSES = 4096
 MAX_GATE_SAMPLES = 1_000_000
 # The gate's threshold, a relative slowdown: 100 (a 101x slower run passing) is already no gate.
 MAX_THRESHOLD = 100.0
+# Runs pooled on one side of the gate (or in one baseline file): a few per CI job.
+MAX_RUNS_PER_SIDE = 1000
 # A baseline file: MAX_SAMPLES-thinned samples of thousands of cells are a few MB.
 MAX_BASELINE_BYTES = 64 * 2**20
-# Entries of a record's profile op list: bench keeps the top ten (bench.measure.breakdown).
+# The largest magnitude a measured number may have: no quantity bench measures comes near it
+# (an exaFLOP/s is 1e18, a petabyte 1e15), and its square still fits a float, so no sum,
+# variance or ratio a reader computes overflows. Beyond it a value is damage: the cell is
+# invalid (bench.finite).
+MAX_MEASURED = 1e30
+# Lists in a cell record, capped when read at what bench itself writes, so a damaged or
+# hostile record is refused rather than printed: the profile's top ops (bench keeps ten),
+# flags (a handful), worker processes of measure.repeats (at most 100), and a serve cell's
+# probes (a search measures a few dozen rates).
 MAX_PROFILE_OPS = 100
+MAX_FLAGS = 100
+MAX_REPEATS = 100
+MAX_SERVE_PROBES = 1000
 # Steps of a `bench selfcheck`: a million steps of the smallest loop take minutes already.
 MAX_SELFCHECK_STEPS = 1_000_000
 MAX_SELFCHECK_TRIALS = 1000

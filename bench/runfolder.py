@@ -35,6 +35,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bench.finite import finite_record, is_finite_number
+from bench.limits import (
+    MAX_BATCH,
+    MAX_FLAGS,
+    MAX_MEASURED,
+    MAX_PROFILE_OPS,
+    MAX_REPEATS,
+    MAX_SERVE_PROBES,
+)
 from bench.safefiles import links_below, write_atomic
 
 SCHEMA_VERSION = 1
@@ -172,6 +181,8 @@ def _parse_json(raw: bytes, where: str, lines: bool = True) -> Any:
         raise ResultsError(f"{where}{at}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise ResultsError(f"{where}: nested too deeply to be a file bench wrote") from None
+    except ValueError:  # an integer of more than 4,300 digits (int_max_str_digits)
+        raise ResultsError(f"{where}: a number too long to be one bench wrote") from None
 
 
 def _type_name(value: Any) -> str:
@@ -278,9 +289,19 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             raise ResultsError(
                 f"{where}: key.{axis}: expected a text or number, found {_type_name(value)}"
             )
+        # NaN, inf or 10**400 in a key: damage, not a cell (bools and texts are no numbers).
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not is_finite_number(value):
+            raise ResultsError(
+                f"{where}: key.{axis}: expected a finite number within "
+                f"{MAX_MEASURED:g}, found {_shown(value)}"
+            )
     batch = key.get("batch_size")  # every cell has one; readers compute with it
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ResultsError(f"{where}: key.batch_size: expected a positive integer, found {batch!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise ResultsError(
+            f"{where}: key.batch_size: expected a positive integer up to {MAX_BATCH:,}, "
+            f"found {_shown(batch)}"
+        )
     status = record.get("status")
     if status not in STATUSES:
         raise ResultsError(f"{where}: status: {status!r} is not one of {', '.join(STATUSES)}")
@@ -294,6 +315,13 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             _check_type(record[name], kind, f"{where}: {name}")
     if record.get("profile") is not None:
         _check_profile(record["profile"], where)
+    if record.get("serve") is not None:
+        _check_serve(record["serve"], where)
+    for name, most in (("flags", MAX_FLAGS), ("repeats", MAX_REPEATS)):
+        if isinstance(record.get(name), list) and len(record[name]) > most:
+            raise ResultsError(
+                f"{where}: {name}: {len(record[name]):,} entries; bench writes at most {most}"
+            )
     for name, entry in (record.get("metrics") or {}).items():
         if entry is not None and not isinstance(entry, dict):
             raise ResultsError(
@@ -306,48 +334,117 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             raise ResultsError(
                 f"{where}: samples.{name}: expected a list of numbers, found {_type_name(values)}"
             )
-        # Numbers; ``*_by_repeat`` holds one list of numbers per worker process.
+        # Numbers (null: one bench could not keep, bench.finite); ``*_by_repeat`` holds one
+        # list of numbers per worker process.
         for i, item in enumerate(values):
             inner = item if isinstance(item, list) and name.endswith("_by_repeat") else [item]
-            if not all(_is_number(v) for v in inner):
+            if not all(v is None or _is_number(v) for v in inner):
                 raise ResultsError(f"{where}: samples.{name}[{i}]: expected a number")
-    return record
+    # NaN, infinite, overflowing or impossible numbers: the cell is invalid, as bench run
+    # would have made it, on every reading path.
+    return finite_record(record)
 
 
-# What readers of a profiled cell's ``profile`` block rely on (bench results --cell, report).
-PROFILE_FIELDS: tuple[tuple[str, Any], ...] = (
-    ("trace_dir", str),
-    ("breakdown", dict),
-    ("breakdown.scope", str),
-    ("breakdown.traced_steps", int),
-    ("breakdown.top_ops", (list, dict)),
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+# What readers of a serve cell's ``serve`` block rely on (report, recommend, server overhead):
+# (dotted field, type, required); each probe is checked with SERVE_PROBE_FIELDS.
+SERVE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("slo", dict, True),
+    ("slo.percentile", float, True),
+    ("slo.latency_ms", float, True),
+    ("probes", (list, dict), True),
+)
+SERVE_PROBE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("offered_qps", float, False),
+    ("slo_latency_s", float, False),
+    ("meets_slo", bool, False),
+    ("valid", bool, False),
+    ("batch_size", dict, False),
+    ("batch_size.mean", float, False),
+)
+
+
+def _field(holder: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    return holder
+
+
+def _check_value(value: Any, kind: Any, where: str) -> None:
+    """``kind`` float: any number; bool: true/false; else as ``_check_type``."""
+    if kind is float:
+        if not _is_number(value):
+            raise ResultsError(f"{where}: expected a number, found {_type_name(value)}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ResultsError(f"{where}: expected true/false, found {_type_name(value)}")
+    else:
+        _check_type(value, kind, where)
+
+
+def _check_serve(serve: Any, where: str) -> None:
+    where = f"{where}: serve"
+    _check_type(serve, dict, where)
+    _check_fields(serve, SERVE_FIELDS, where)
+    if len(serve["probes"]) > MAX_SERVE_PROBES:
+        raise ResultsError(
+            f"{where}.probes: {len(serve['probes']):,} probes; bench writes at most "
+            f"{MAX_SERVE_PROBES}"
+        )
+    for i, probe in enumerate(serve["probes"]):
+        _check_fields(probe, SERVE_PROBE_FIELDS, f"{where}.probes[{i}]")
+
+
+# What readers of a profiled cell's ``profile`` block rely on (bench results --cell, report):
+# (dotted field, type, required); a breakdown's fields are required when it is there.
+PROFILE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("trace_dir", str, True),
+    ("breakdown", dict, False),
+)
+BREAKDOWN_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("scope", str, True),
+    ("traced_steps", int, True),
+    ("traced_wall_s", float, True),
+    ("lines", int, True),
+    ("ops", int, True),
+    ("busy_share", float, False),
+    ("top_ops", (list, dict), False),
 )
 TOP_OP_FIELDS = (("op", str), ("self_s", float), ("share", float))
+
+
+def _check_fields(holder: dict[str, Any], fields: Any, where: str) -> None:
+    for dotted, kind, required in fields:
+        value = _field(holder, dotted)
+        if value is None:
+            if required:
+                raise ResultsError(f"{where}.{dotted}: missing")
+            continue
+        _check_value(value, kind, f"{where}.{dotted}")
 
 
 def _check_profile(profile: Any, where: str) -> None:
     where = f"{where}: profile"
     _check_type(profile, dict, where)
-    for dotted, kind in PROFILE_FIELDS:
-        value: Any = profile
-        for part in dotted.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            _check_type(value, kind, f"{where}.{dotted}")
-    found = profile.get("breakdown") or {}
-    for name in ("traced_wall_s", "busy_share"):
-        if found.get(name) is not None and not _is_number(found[name]):
-            raise ResultsError(f"{where}.breakdown.{name}: expected a number")
-    for i, op in enumerate(found.get("top_ops") or []):
-        for name, kind in TOP_OP_FIELDS:
-            value = op.get(name)
-            ok = _is_number(value) if kind is float else isinstance(value, kind)
-            if not ok:
-                expected = "a number" if kind is float else _EXPECTED[kind]
-                raise ResultsError(
-                    f"{where}.breakdown.top_ops[{i}].{name}: expected {expected}, "
-                    f"found {_type_name(value)}"
-                )
+    _check_fields(profile, PROFILE_FIELDS, where)
+    found = profile.get("breakdown")
+    if found is None:
+        return
+    _check_fields(found, BREAKDOWN_FIELDS, f"{where}.breakdown")
+    ops = found.get("top_ops") or []
+    if len(ops) > MAX_PROFILE_OPS:  # bench keeps the top ten; the trace folder holds the rest
+        raise ResultsError(
+            f"{where}.breakdown.top_ops: {len(ops):,} entries; bench writes at most "
+            f"{MAX_PROFILE_OPS}"
+        )
+    for i, op in enumerate(ops):
+        _check_fields(
+            op, [(n, k, True) for n, k in TOP_OP_FIELDS], f"{where}.breakdown.top_ops[{i}]"
+        )
 
 
 def iter_records(cells_file: Path, warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -623,7 +720,7 @@ class RunWriter:
         write_json_atomic(self.path / RUN_FILE, self.meta)
 
     def append_cell(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see measure.finite
+        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see bench.finite
         cells_file = self.path / CELLS_FILE
         try:
             with open_in_run(cells_file, "ab") as f:

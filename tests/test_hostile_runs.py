@@ -375,7 +375,7 @@ POLICY_SHAPES = {
     "nested deeply": (b"[" * 20_000, "nested more than 64 levels deep"),
     "alias bomb": (BOMB.encode(), "expands to more than 100,000 values"),
     "a list": (b"[1]", "(top level)"),
-    "a directory": (None, "cannot read policy file"),
+    "a directory": (None, "is a folder; expected a policy file"),
 }
 
 

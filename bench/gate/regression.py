@@ -209,9 +209,23 @@ def run_gate(
         notes.append(f"{len(only_b)} baseline cell(s) not in the candidate: {', '.join(only_b)}")
     if only_c:
         notes.append(f"{len(only_c)} candidate cell(s) not in the baseline: {', '.join(only_c)}")
+    # A cell id names every axis but the model: the same id on both sides may be another
+    # model, whose times say nothing about a regression. Those cells are not compared.
+    other_model = {
+        cell_id: f"baseline model {kb.get('model')!r}, candidate model {kc.get('model')!r}: "
+        "cells of different models are not compared"
+        for cell_id in common
+        if (kb := baseline.cells[cell_id].key).get("model")
+        != (kc := candidate.cells[cell_id].key).get("model")
+    }
+    if len(other_model) == len(common):
+        raise GateError(
+            f"no cell is of the same model in the baseline ({baseline.label}) and the "
+            f"candidate ({candidate.label}): {next(iter(other_model.values()))}"
+        )
     for cell_id in common:
         kb, kc = baseline.cells[cell_id].key, candidate.cells[cell_id].key
-        if kb != kc:
+        if kb != kc and cell_id not in other_model:
             diff = ", ".join(
                 f"{k} {kb.get(k)!r} -> {kc.get(k)!r}"
                 for k in sorted(set(kb) | set(kc))
@@ -248,7 +262,9 @@ def run_gate(
             policies[key] = policy
             sb, why_b = b.samples(metric)
             sc, why_c = c.samples(metric)
-            if not sb or not sc:
+            if cell_id in other_model:
+                fixed[key] = _insufficient([], [], policy, other_model[cell_id])
+            elif not sb or not sc:
                 why = "; ".join(
                     f"{side}: {why}" for side, why in (("baseline", why_b), ("candidate", why_c))
                     if why

@@ -32,8 +32,8 @@ from typing import Any
 from bench import __version__
 from bench.backends import registry
 from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
+from bench.finite import finite_record
 from bench.inputs import verdict
-from bench.measure.finite import finite_record
 from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
