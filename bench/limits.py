@@ -29,6 +29,8 @@ MAX_INPUT_BYTES = 4 * MAX_YAML_CHARS  # UTF-8 takes at most 4 bytes a character
 MAX_YAML_VALUES = 100_000  # values in the document with every alias expanded
 MAX_YAML_DEPTH = 64  # nested mappings and lists
 MAX_CELLS = 100_000
+# What BENCH_MAX_CELLS may raise it to: listing ten million cells already takes gigabytes.
+MAX_CELLS_LIMIT = 10_000_000
 ENV_MAX_CELLS = "BENCH_MAX_CELLS"
 
 # -- the numbers an input may hold ------------------------------------------------------------
@@ -247,6 +249,9 @@ def max_cells() -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if value < 1:
-        raise ValueError(f"{ENV_MAX_CELLS}={raw!r}: expected a positive whole number of cells")
+    if not 1 <= value <= MAX_CELLS_LIMIT:
+        raise ValueError(
+            f"{ENV_MAX_CELLS}={raw[:40]!r}: expected a whole number of cells from 1 to "
+            f"{MAX_CELLS_LIMIT:,}"
+        )
     return value

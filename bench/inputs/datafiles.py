@@ -48,10 +48,12 @@ import numpy as np
 
 from bench.inputs.settings import DataFiles
 from bench.inputs.synthetic import make_batch, teacher_labels
+from bench.limits import InputFileError, read_text_file
 from bench.modeldef import DataSpec
 from bench.safefiles import open_for_writing
 
 FORMAT = 1  # bump when what is written for the same parameters changes
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest lists at most 1024 shards: kilobytes
 MANIFEST = "manifest.json"
 ENV_DIR = "BENCH_DATA_DIR"
 IMAGE_FEATURE = "image"
@@ -323,17 +325,16 @@ def _lock(path: Path) -> Iterator[None]:
 def verify(folder: Path) -> dict[str, Any]:
     """The manifest, once every file it lists is present with its size and SHA-256."""
     path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(
-            f"data manifest {path} is missing; delete {folder} to have it made again"
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"data manifest {path} is unreadable ({exc}); delete {folder} to have it made again"
-        ) from exc
     remedy = f"delete {folder} to have it made again"
+    try:
+        manifest = json.loads(read_text_file(path, "a data manifest", MAX_MANIFEST_BYTES))
+    except InputFileError as exc:
+        missing = not path.exists() and not path.is_symlink()
+        what = f"data manifest {path} is missing" if missing else f"data manifest {exc}"
+        raise DataError(f"{what}; {remedy}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"data manifest {path} is unreadable ({exc}); {remedy}") from None
+    _check_manifest(manifest, path, remedy)
     for entry in [*manifest["files"], *manifest.get("csv", [])]:
         file = folder / entry["name"]
         try:
@@ -350,6 +351,32 @@ def verify(folder: Path) -> dict[str, Any]:
                 f"data file {file} is corrupt: its SHA-256 differs from the manifest's; {remedy}"
             )
     return manifest
+
+
+def _check_manifest(manifest: Any, path: Path, remedy: str) -> None:
+    """The manifest's shape: lists of entries, each a plain file name in the folder (never a
+    path that leads out of it), a size and a digest; DataError naming the field otherwise."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise DataError(f"data manifest {path}: files: expected a list of entries; {remedy}")
+    for field in ("files", "csv"):
+        entries = manifest.get(field, [])
+        if not isinstance(entries, list):
+            raise DataError(f"data manifest {path}: {field}: expected a list; {remedy}")
+        for i, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            ok = (
+                isinstance(name, str)
+                and name not in ("", ".", "..")
+                and "/" not in name
+                and "\\" not in name
+                and isinstance(entry.get("bytes"), int)
+                and isinstance(entry.get("sha256"), str)
+            )
+            if not ok:
+                raise DataError(
+                    f"data manifest {path}: {field}[{i}]: expected a file name in the folder, "
+                    f"its bytes and sha256; {remedy}"
+                )
 
 
 def _sha256(path: Path) -> str:
