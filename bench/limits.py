@@ -229,7 +229,8 @@ def compose_and_load(text: str) -> tuple[yaml.Node | None, Any]:
     except (ValueError, OverflowError) as exc:
         # PyYAML converts scalars with Python's own int() and datetime(): an integer of more
         # than 4,300 digits or a date like 2024-13-45 raises from there, not as a YAMLError.
-        raise LimitError(f"a value YAML cannot read ({exc}); expected a number or text") from None
+        why = "an integer of thousands of digits" if "digits" in str(exc) else str(exc)
+        raise LimitError(f"a value YAML cannot read ({why}); expected a number or text") from None
     finally:
         loader.dispose()
     return node, data

@@ -310,7 +310,10 @@ def test_a_huge_matrix_is_refused_before_it_is_expanded(tmp_path, capsys, monkey
     assert code == 2 and "3 cells (3 batch_size); expected at most 2" in err
     monkeypatch.setenv("BENCH_MAX_CELLS", "lots")
     code, _, err = run_cli(capsys, "validate", str(small))
-    assert code == 2 and "BENCH_MAX_CELLS='lots': expected a whole number of cells from 1 to 10,000,000" in err
+    assert (
+        code == 2
+        and "BENCH_MAX_CELLS='lots': expected a whole number of cells from 1 to 10,000,000" in err
+    )
 
 
 def test_compare_of_100k_samples_per_cell_uses_bounded_memory(tmp_path, capsys):

@@ -385,7 +385,8 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         try:
             _apply_override(data, item)
         except ValueError as exc:
-            problems.append(f"{where}: --set {item}: {exc}")
+            shown = item if len(item) <= 80 else f"{item[:60]}... ({len(item):,} characters)"
+            problems.append(f"{where}: --set {shown}: {exc}")
             lines[_override_path(item)] = 0
 
     scenario = None
