@@ -143,7 +143,11 @@ def links_below(
         if stat.S_ISLNK(info.st_mode):
             return path
         if stat.S_ISDIR(info.st_mode):
-            with os.scandir(path) as entries:
+            try:
+                entries = os.scandir(path)
+            except FileNotFoundError:  # removed since it was listed
+                continue
+            with entries:
                 for entry in entries:
                     seen += 1
                     if seen > limit:
