@@ -60,6 +60,8 @@ MAX_QPS = 1e7
 MAX_BATCH_TIMEOUT_MS = 60_000.0
 # Examples written to data files: 100 million (80 ImageNets) would fill any cache disk first.
 MAX_EXAMPLES = 100_000_000
+# An optimizer's learning rate or weight decay: past 1,000 any model diverges on its first step.
+MAX_RATE = 1000.0
 # Megabytes a tfdata pipeline may cache in memory: a terabyte is beyond any host's memory.
 MAX_CACHE_MB = 1 << 20
 # Pixels on a side of a stored or modelled image: 4096 is beyond any vision benchmark input.

@@ -100,6 +100,8 @@ SCENARIO_FIELDS = {
         "cache_max_mb",
     ),
     "seed": (f"seed={HUGE}", "seed", LE),
+    "learning_rate": ("optimizer.learning_rate=1.0e+300", "optimizer.learning_rate", LE),
+    "weight_decay": ("optimizer.weight_decay=1.0e+300", "optimizer.weight_decay", LE),
     "price": ("pricing={cpu: 1.0e+300}", "pricing", "at most"),
     "tpu.poll_s": ("tpu={name: n, poll_s: 1.0e+300}", "tpu.poll_s", LE),
     "slo.latency_ms": ("slo={latency_ms: 1.0e+300}", "slo.latency_ms", LE),

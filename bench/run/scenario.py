@@ -37,6 +37,7 @@ from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.limits import (
     ENV_MAX_CELLS,
     MAX_QPS,
+    MAX_RATE,
     MAX_SEED,
     MAX_STEPS,
     MAX_USD_PER_HOUR,
@@ -106,9 +107,10 @@ class Optimizer(_Strict):
     """The same optimizer is built in both frameworks (optax and keras.optimizers)."""
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    learning_rate: float = Field(0.01, gt=0)
+    # A step size or decay past MAX_RATE makes every model diverge on its first step.
+    learning_rate: float = Field(0.01, gt=0, le=MAX_RATE)
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=MAX_RATE)
 
 
 class Profile(_Strict):
