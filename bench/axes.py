@@ -20,7 +20,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, StringConstraints
+from pydantic import Field, StringConstraints
+
+from bench.limits import (
+    MAX_BATCH,
+    MAX_BATCH_TIMEOUT_MS,
+    MAX_QPS,
+    MAX_REPLICAS,
+    MAX_STEPS_PER_CALL,
+    MAX_THREADS,
+    count,
+)
 
 MODEL = "model"  # the key's first field: not an axis (one model per scenario), but in every key
 
@@ -86,7 +96,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "batch_size",
         int,
-        PositiveInt,
+        count(MAX_BATCH),
         32,
         "examples per step (the global batch, split over the replicas)",
         label="batch {}",
@@ -148,7 +158,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "steps_per_call",
         int,
-        PositiveInt,
+        count(MAX_STEPS_PER_CALL),
         1,
         "K steps (or batch predictions) per compiled call; times are per step",
         label="steps/call {}",
@@ -162,7 +172,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "replicas",
         int | str,
-        PositiveInt | Literal["all"],
+        count(MAX_REPLICAS) | Literal["all"],
         1,
         'data-parallel replicas: a device count, or "all" for every device the worker sees '
         "(resolved at run time)",
@@ -192,7 +202,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "target_qps",
         float | str,
-        PositiveFloat | Literal["search"],
+        Annotated[float, Field(gt=0, le=MAX_QPS)] | Literal["search"],
         "search",
         "serve: offered requests/s, or search for the highest rate that meets the slo",
         label="{} QPS",
@@ -204,7 +214,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "max_batch_size",
         int,
-        PositiveInt,
+        count(MAX_BATCH),
         8,
         "serve: the most requests in one batch; compiled buckets are the powers of two below "
         "it and itself",
@@ -219,7 +229,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "batch_timeout_ms",
         float,
-        NonNegativeFloat,
+        Annotated[float, Field(ge=0, le=MAX_BATCH_TIMEOUT_MS)],
         2.0,
         "serve: how long the oldest waiting request may wait for its batch to fill",
         label="timeout {} ms",
@@ -246,7 +256,7 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "threads",
         int | str,
-        PositiveInt | Literal["all"],
+        count(MAX_THREADS) | Literal["all"],
         "all",
         'LiteRT: interpreter threads, a number or "all" (every CPU the worker may use, '
         "resolved at run time)",

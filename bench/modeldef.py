@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -98,10 +99,21 @@ def load_model(name: str) -> ModelDef:
     registry = registered_models()
     if name in registry:
         obj: Any = importlib.import_module(registry[name])
-    elif ":" in name:
+    elif ":" in name or "/" in name or name.endswith(".py"):
         module_name, _, attr = name.partition(":")
-        if not module_name or not attr:
-            raise ModelError(f"model {name!r}: expected 'package.module:factory'")
+        if not _DOTTED.fullmatch(module_name) or not attr.isidentifier():
+            what = "a file path" if "/" in name or name.endswith(".py") else "not a module path"
+            raise ModelError(
+                f"model {name!r}: {what}; expected 'package.module:factory' (a module Python "
+                "can import: put its folder on PYTHONPATH)"
+            )
+        if _own_module(module_name):
+            # bench's own modules (its CLI, its runner) hold no model; calling into them to
+            # find out would run bench inside bench.
+            raise ModelError(
+                f"{module_name} is a module of bench itself, not a module of models (not "
+                "imported); expected a registered model name or a module of your own"
+            )
         if _stdlib(module_name) and module_name not in sys.modules:
             # Importing some of these has effects of its own (antigravity opens a browser).
             raise ModelError(
@@ -172,6 +184,13 @@ def _checked_target(obj: Any, module_name: str, attr: str) -> Any:
                     f"{where} is a function that takes arguments; expected a factory called "
                     "with none, a module or a class"
                 ) from None
+            returns = _declared_return(obj)
+            if returns is not None:
+                raise ModelError(
+                    f"{where} is a function declared to return {returns} (not called); "
+                    "expected a factory returning a model (a module or a class, or declared "
+                    "-> Any / -> ModuleType)"
+                )
         return obj
     if inspect.isbuiltin(obj) or inspect.ismethoddescriptor(obj):
         what = "a builtin function"
@@ -183,6 +202,33 @@ def _checked_target(obj: Any, module_name: str, attr: str) -> Any:
         f"{where} is {what}, not a model defined in module {module_name}; "
         "expected a module, a class or a function defined there"
     )
+
+
+# A module path Python imports: dotted identifiers, nothing relative, no file names.
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# Return annotations that say a function returns no model: it is refused by what it says it
+# returns, without being called (``bench.cli:main -> int``, a ``-> None`` script entry point).
+NOT_A_MODEL = frozenset(
+    {"None", "NoReturn", "Never", "int", "float", "str", "bool", "bytes", "list", "dict",
+     "tuple", "set"}
+)  # fmt: skip
+
+
+def _declared_return(func: Any) -> str | None:
+    """The return annotation of ``func`` when it names a type that is no model, else None.
+    Read as written (a string under ``from __future__ import annotations``), never evaluated."""
+    raw = func.__annotations__.get("return", inspect.Signature.empty)
+    if raw is inspect.Signature.empty:
+        return None
+    text = raw if isinstance(raw, str) else getattr(raw, "__name__", repr(raw))
+    text = "None" if raw is None else text
+    head = text.replace("typing.", "").split("[", 1)[0].strip()
+    return text if head in NOT_A_MODEL else None
+
+
+def _own_module(module_name: str) -> bool:
+    top, _, rest = module_name.partition(".")
+    return top == "bench" and not (rest == "models" or rest.startswith("models."))
 
 
 def _stdlib(module_name: str) -> bool:

@@ -7,8 +7,11 @@ resumed writer first sets aside a cut-off last record (a run killed mid-write) i
 ``cells.jsonl.damaged``, so every append starts on a fresh line. ``run.json`` is replaced
 atomically (write to a temporary file, then rename).
 
-Nothing in a run folder is opened through a symbolic link (``O_NOFOLLOW``): a link there could
-make a resumed run write, or a reader read, a file outside the folder.
+Nothing in a run folder is opened through a symbolic link (``O_NOFOLLOW``; folders and whole
+files through ``bench.safefiles``): a link there could make a resumed run write, or a reader
+read, a file outside the folder. A writer also looks, before it starts and before each worker
+and cell, for a link anywhere bench writes (``check_own_paths``) and refuses the folder naming
+it, so the run stops as it was instead of writing through it.
 
 Readers stream ``cells.jsonl`` line by line (memory bounded by the largest record) and check the
 shape of everything that later code reads, so a damaged file is a ``ResultsError`` naming the
@@ -21,22 +24,39 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import json
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bench.finite import finite_record, is_finite_number
+from bench.limits import (
+    MAX_BATCH,
+    MAX_FLAGS,
+    MAX_MEASURED,
+    MAX_PROFILE_OPS,
+    MAX_REPEATS,
+    MAX_SERVE_PROBES,
+)
+from bench.safefiles import links_below, write_atomic
+
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 CELLS_FILE = "cells.jsonl"
 LOCK_FILE = "run.lock"
 DAMAGED_SUFFIX = ".damaged"  # cells.jsonl.damaged: cut-off records set aside by a resume
+WORKER_LOG = "worker-{framework}-{device}.log"  # each worker's stderr, appended across starts
+# Folders bench writes inside a run folder, with everything in them: profiler traces (one folder
+# per profiled cell), the parity set (weights, evaluation set, reference), LiteRT model files.
+PROFILES_DIR, PARITY_DIR, MODELS_DIR = "profiles", "parity", "litert"
+OWN_FILES = (RUN_FILE, CELLS_FILE, LOCK_FILE, CELLS_FILE + DAMAGED_SUFFIX)
+OWN_FOLDERS = (PROFILES_DIR, PARITY_DIR, MODELS_DIR)
 # Statuses a cell record can hold; "ok" is the only one with trustworthy numbers.
 STATUSES = ("ok", "skipped", "failed", "oom", "timeout", "invalid")
 FAILED = ("failed", "oom", "timeout", "invalid")
@@ -63,7 +83,7 @@ def new_run_id(scenario_name: str) -> str:
 # -- files inside a run folder: never through a link --------------------------------------
 
 
-def _os_problem(exc: OSError, doing: str) -> str:
+def os_problem(exc: OSError, doing: str) -> str:
     if exc.errno == errno.ELOOP:
         return (
             "is a symbolic link; bench does not follow links inside a run folder "
@@ -102,18 +122,43 @@ def _open_for_reading(path: Path) -> IO[bytes]:
     try:
         return open_in_run(path, "rb")
     except OSError as exc:
-        raise ResultsError(f"{path}: {_os_problem(exc, 'read')}") from None
+        raise ResultsError(f"{path}: {os_problem(exc, 'read')}") from None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    # os.replace swaps the directory entry: a link named like ``path`` is replaced, not followed.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)  # strict JSON
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``path`` replaced whole by ``data`` as strict JSON; ResultsError when ``path`` is a link
+    (left untouched) or cannot be written."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"  # strict JSON
+    try:
+        write_atomic(path, text.encode())
+    except OSError as exc:
+        raise ResultsError(f"{path}: {os_problem(exc, 'write')}") from None
+
+
+def check_own_paths(path: Path) -> None:
+    """ResultsError naming the first symbolic link where bench writes in run folder ``path``:
+    its files, worker logs, and anything in its own folders (``OWN_FOLDERS``). Called before a
+    writer starts and before each worker and cell, so a planted link stops the run before
+    anything is written through it (the writes themselves never follow one either)."""
+    try:
+        names = [
+            *OWN_FILES,
+            *OWN_FOLDERS,
+            *(
+                n
+                for n in os.listdir(path)
+                if fnmatch.fnmatch(n, WORKER_LOG.format(framework="*", device="*"))
+            ),
+        ]
+        link = links_below(path, tuple(names))
+    except OSError as exc:
+        where = exc.filename or path
+        raise ResultsError(f"{where}: {os_problem(exc, 'read')}") from None
+    if link is not None:
+        raise ResultsError(
+            f"{link}: is a symbolic link where bench writes its own file or folder; bench does "
+            "not follow links inside a run folder (remove the link, then bench run --resume)"
+        )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -136,6 +181,8 @@ def _parse_json(raw: bytes, where: str, lines: bool = True) -> Any:
         raise ResultsError(f"{where}{at}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise ResultsError(f"{where}: nested too deeply to be a file bench wrote") from None
+    except ValueError:  # an integer of more than 4,300 digits (int_max_str_digits)
+        raise ResultsError(f"{where}: a number too long to be one bench wrote") from None
 
 
 def _type_name(value: Any) -> str:
@@ -242,9 +289,19 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             raise ResultsError(
                 f"{where}: key.{axis}: expected a text or number, found {_type_name(value)}"
             )
+        # NaN, inf or 10**400 in a key: damage, not a cell (bools and texts are no numbers).
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not is_finite_number(value):
+            raise ResultsError(
+                f"{where}: key.{axis}: expected a finite number within "
+                f"{MAX_MEASURED:g}, found {_shown(value)}"
+            )
     batch = key.get("batch_size")  # every cell has one; readers compute with it
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ResultsError(f"{where}: key.batch_size: expected a positive integer, found {batch!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise ResultsError(
+            f"{where}: key.batch_size: expected a positive integer up to {MAX_BATCH:,}, "
+            f"found {_shown(batch)}"
+        )
     status = record.get("status")
     if status not in STATUSES:
         raise ResultsError(f"{where}: status: {status!r} is not one of {', '.join(STATUSES)}")
@@ -258,6 +315,13 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             _check_type(record[name], kind, f"{where}: {name}")
     if record.get("profile") is not None:
         _check_profile(record["profile"], where)
+    if record.get("serve") is not None:
+        _check_serve(record["serve"], where)
+    for name, most in (("flags", MAX_FLAGS), ("repeats", MAX_REPEATS)):
+        if isinstance(record.get(name), list) and len(record[name]) > most:
+            raise ResultsError(
+                f"{where}: {name}: {len(record[name]):,} entries; bench writes at most {most}"
+            )
     for name, entry in (record.get("metrics") or {}).items():
         if entry is not None and not isinstance(entry, dict):
             raise ResultsError(
@@ -270,48 +334,117 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
             raise ResultsError(
                 f"{where}: samples.{name}: expected a list of numbers, found {_type_name(values)}"
             )
-        # Numbers; ``*_by_repeat`` holds one list of numbers per worker process.
+        # Numbers (null: one bench could not keep, bench.finite); ``*_by_repeat`` holds one
+        # list of numbers per worker process.
         for i, item in enumerate(values):
             inner = item if isinstance(item, list) and name.endswith("_by_repeat") else [item]
-            if not all(_is_number(v) for v in inner):
+            if not all(v is None or _is_number(v) for v in inner):
                 raise ResultsError(f"{where}: samples.{name}[{i}]: expected a number")
-    return record
+    # NaN, infinite, overflowing or impossible numbers: the cell is invalid, as bench run
+    # would have made it, on every reading path.
+    return finite_record(record)
 
 
-# What readers of a profiled cell's ``profile`` block rely on (bench results --cell, report).
-PROFILE_FIELDS: tuple[tuple[str, Any], ...] = (
-    ("trace_dir", str),
-    ("breakdown", dict),
-    ("breakdown.scope", str),
-    ("breakdown.traced_steps", int),
-    ("breakdown.top_ops", (list, dict)),
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+# What readers of a serve cell's ``serve`` block rely on (report, recommend, server overhead):
+# (dotted field, type, required); each probe is checked with SERVE_PROBE_FIELDS.
+SERVE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("slo", dict, True),
+    ("slo.percentile", float, True),
+    ("slo.latency_ms", float, True),
+    ("probes", (list, dict), True),
+)
+SERVE_PROBE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("offered_qps", float, False),
+    ("slo_latency_s", float, False),
+    ("meets_slo", bool, False),
+    ("valid", bool, False),
+    ("batch_size", dict, False),
+    ("batch_size.mean", float, False),
+)
+
+
+def _field(holder: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    return holder
+
+
+def _check_value(value: Any, kind: Any, where: str) -> None:
+    """``kind`` float: any number; bool: true/false; else as ``_check_type``."""
+    if kind is float:
+        if not _is_number(value):
+            raise ResultsError(f"{where}: expected a number, found {_type_name(value)}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ResultsError(f"{where}: expected true/false, found {_type_name(value)}")
+    else:
+        _check_type(value, kind, where)
+
+
+def _check_serve(serve: Any, where: str) -> None:
+    where = f"{where}: serve"
+    _check_type(serve, dict, where)
+    _check_fields(serve, SERVE_FIELDS, where)
+    if len(serve["probes"]) > MAX_SERVE_PROBES:
+        raise ResultsError(
+            f"{where}.probes: {len(serve['probes']):,} probes; bench writes at most "
+            f"{MAX_SERVE_PROBES}"
+        )
+    for i, probe in enumerate(serve["probes"]):
+        _check_fields(probe, SERVE_PROBE_FIELDS, f"{where}.probes[{i}]")
+
+
+# What readers of a profiled cell's ``profile`` block rely on (bench results --cell, report):
+# (dotted field, type, required); a breakdown's fields are required when it is there.
+PROFILE_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("trace_dir", str, True),
+    ("breakdown", dict, False),
+)
+BREAKDOWN_FIELDS: tuple[tuple[str, Any, bool], ...] = (
+    ("scope", str, True),
+    ("traced_steps", int, True),
+    ("traced_wall_s", float, True),
+    ("lines", int, True),
+    ("ops", int, True),
+    ("busy_share", float, False),
+    ("top_ops", (list, dict), False),
 )
 TOP_OP_FIELDS = (("op", str), ("self_s", float), ("share", float))
+
+
+def _check_fields(holder: dict[str, Any], fields: Any, where: str) -> None:
+    for dotted, kind, required in fields:
+        value = _field(holder, dotted)
+        if value is None:
+            if required:
+                raise ResultsError(f"{where}.{dotted}: missing")
+            continue
+        _check_value(value, kind, f"{where}.{dotted}")
 
 
 def _check_profile(profile: Any, where: str) -> None:
     where = f"{where}: profile"
     _check_type(profile, dict, where)
-    for dotted, kind in PROFILE_FIELDS:
-        value: Any = profile
-        for part in dotted.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            _check_type(value, kind, f"{where}.{dotted}")
-    found = profile.get("breakdown") or {}
-    for name in ("traced_wall_s", "busy_share"):
-        if found.get(name) is not None and not _is_number(found[name]):
-            raise ResultsError(f"{where}.breakdown.{name}: expected a number")
-    for i, op in enumerate(found.get("top_ops") or []):
-        for name, kind in TOP_OP_FIELDS:
-            value = op.get(name)
-            ok = _is_number(value) if kind is float else isinstance(value, kind)
-            if not ok:
-                expected = "a number" if kind is float else _EXPECTED[kind]
-                raise ResultsError(
-                    f"{where}.breakdown.top_ops[{i}].{name}: expected {expected}, "
-                    f"found {_type_name(value)}"
-                )
+    _check_fields(profile, PROFILE_FIELDS, where)
+    found = profile.get("breakdown")
+    if found is None:
+        return
+    _check_fields(found, BREAKDOWN_FIELDS, f"{where}.breakdown")
+    ops = found.get("top_ops") or []
+    if len(ops) > MAX_PROFILE_OPS:  # bench keeps the top ten; the trace folder holds the rest
+        raise ResultsError(
+            f"{where}.breakdown.top_ops: {len(ops):,} entries; bench writes at most "
+            f"{MAX_PROFILE_OPS}"
+        )
+    for i, op in enumerate(ops):
+        _check_fields(
+            op, [(n, k, True) for n, k in TOP_OP_FIELDS], f"{where}.breakdown.top_ops[{i}]"
+        )
 
 
 def iter_records(cells_file: Path, warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -326,7 +459,7 @@ def iter_records(cells_file: Path, warnings: list[str]) -> Iterator[tuple[int, d
             try:
                 line = f.readline(MAX_RECORD_BYTES + 1)
             except OSError as exc:
-                raise ResultsError(f"{cells_file}: {_os_problem(exc, 'read')}") from None
+                raise ResultsError(f"{cells_file}: {os_problem(exc, 'read')}") from None
             if not line:
                 return
             number += 1
@@ -371,7 +504,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         try:
             raw = f.read(MAX_RUN_FILE_BYTES + 1)
         except OSError as exc:
-            raise ResultsError(f"{run_file}: {_os_problem(exc, 'read')}") from None
+            raise ResultsError(f"{run_file}: {os_problem(exc, 'read')}") from None
     if len(raw) > MAX_RUN_FILE_BYTES:
         raise ResultsError(
             f"{run_file}: larger than {MAX_RUN_FILE_BYTES // 2**20} MiB; not a file bench wrote"
@@ -384,7 +517,7 @@ def load_run(path: str | Path) -> Run:
     try:
         present = (path / RUN_FILE).exists() or (path / RUN_FILE).is_symlink()
     except OSError as exc:
-        raise ResultsError(f"{path}: {_os_problem(exc, 'read')}") from None
+        raise ResultsError(f"{path}: {os_problem(exc, 'read')}") from None
     if not present:
         raise ResultsError(f"{path}: not a bench run folder (no {RUN_FILE})")
     run = Run(path, read_meta(path))
@@ -406,7 +539,7 @@ def list_runs(results_dir: str | Path) -> list[Run | ResultsError]:
             if not child.is_dir() or not (child / RUN_FILE).exists():
                 continue
         except OSError as exc:
-            found.append(ResultsError(f"{child}: {_os_problem(exc, 'read')}"))
+            found.append(ResultsError(f"{child}: {os_problem(exc, 'read')}"))
             continue
         try:
             found.append(load_run(child))
@@ -424,7 +557,7 @@ def _lock(path: Path) -> int:
     try:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise ResultsError(f"{lock_file}: {_os_problem(exc, 'open')}") from None
+        raise ResultsError(f"{lock_file}: {os_problem(exc, 'open')}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -441,6 +574,42 @@ def _lock(path: Path) -> int:
     return fd
 
 
+# A run id is a second's timestamp and 16 random bits: two runs of one scenario started in the
+# same second draw the same id about once in 65,536. A few fresh draws settle any such clash;
+# ids that clash every time are folders someone made in advance, refused.
+RUN_ID_TRIES = 5
+
+
+def _new_run_folder(results_dir: Path, scenario_name: str) -> Path:
+    """A new, empty run folder under ``results_dir`` (made if needed); ResultsError when the
+    results folder cannot be one or no fresh id can be had."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ResultsError(
+            f"{results_dir}: the results folder is a file; expected a folder (--results-dir)"
+        ) from None
+    except OSError as exc:
+        what = "a file, expected a folder" if exc.errno == errno.ENOTDIR else None
+        problem = f"has {what} on its path" if what else os_problem(exc, "make the folder")
+        raise ResultsError(f"{results_dir}: the results folder {problem} (--results-dir)") from None
+    for _ in range(RUN_ID_TRIES):
+        path = results_dir / new_run_id(scenario_name)
+        try:
+            os.mkdir(path)  # never through a link: a name already taken (by anything) is EEXIST
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ResultsError(
+                f"{path}: cannot make the run folder: {os_problem(exc, 'write')}"
+            ) from None
+    raise ResultsError(
+        f"{path}: a run folder of this id already exists, {RUN_ID_TRIES} fresh ids in a row; "
+        f"expected new ids to be free in {results_dir} (is something making folders there?)"
+    )
+
+
 def _set_aside_tail(path: Path) -> str | None:
     """Make ``cells.jsonl`` end on a newline. A cut-off last record moves to
     ``cells.jsonl.damaged`` (kept for a look); a whole one that only lacks its newline gets it.
@@ -451,7 +620,7 @@ def _set_aside_tail(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None
-        raise ResultsError(f"{cells_file}: {_os_problem(exc, 'open')}") from None
+        raise ResultsError(f"{cells_file}: {os_problem(exc, 'open')}") from None
     with f:
         size = os.fstat(f.fileno()).st_size
         if size == 0 or os.pread(f.fileno(), 1, size - 1) == b"\n":
@@ -480,7 +649,7 @@ def _set_aside_tail(path: Path) -> str | None:
                 side.write(tail + b"\n")
                 os.fsync(side.fileno())
         except OSError as exc:
-            raise ResultsError(f"{damaged}: {_os_problem(exc, 'write')}") from None
+            raise ResultsError(f"{damaged}: {os_problem(exc, 'write')}") from None
         os.ftruncate(f.fileno(), cut)
         os.fsync(f.fileno())
     line = 1 + (0 if cut == 0 else _count_lines(cells_file))
@@ -506,14 +675,16 @@ class RunWriter:
 
     @classmethod
     def create(cls, results_dir: Path, meta: dict[str, Any]) -> RunWriter:
-        run_id = new_run_id(meta["scenario"]["name"])
-        path = Path(results_dir) / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        path = _new_run_folder(Path(results_dir), meta["scenario"]["name"])
         writer = cls(
-            path, {"schema_version": SCHEMA_VERSION, "run_id": run_id, **meta}, _lock(path)
+            path, {"schema_version": SCHEMA_VERSION, "run_id": path.name, **meta}, _lock(path)
         )
         writer.update(status="running", started_at=utc_now())
-        open_in_run(path / CELLS_FILE, "ab").close()
+        try:
+            open_in_run(path / CELLS_FILE, "ab").close()
+        except OSError as exc:
+            writer.close()
+            raise ResultsError(f"{path / CELLS_FILE}: {os_problem(exc, 'open')}") from None
         return writer
 
     @classmethod
@@ -525,6 +696,7 @@ class RunWriter:
         """
         fd = _lock(path)
         try:
+            check_own_paths(path)  # before anything is written, so the run keeps its status
             note = _set_aside_tail(path)
             run = load_run(path)
         except BaseException:
@@ -535,6 +707,10 @@ class RunWriter:
             writer.notes.append(note)
         return writer, run
 
+    def check(self) -> None:
+        """ResultsError when a link has appeared where this run writes (``check_own_paths``)."""
+        check_own_paths(self.path)
+
     def resume(self) -> None:
         resumes = [*(self.meta.get("resumed_at") or []), utc_now()]
         self.update(status="running", resumed_at=resumes, finished_at=None)
@@ -544,10 +720,14 @@ class RunWriter:
         write_json_atomic(self.path / RUN_FILE, self.meta)
 
     def append_cell(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see measure.finite
-        with open_in_run(self.path / CELLS_FILE, "ab") as f:
-            f.write((line + "\n").encode())
-            os.fsync(f.fileno())
+        line = json.dumps(record, allow_nan=False)  # NaN is not JSON: see bench.finite
+        cells_file = self.path / CELLS_FILE
+        try:
+            with open_in_run(cells_file, "ab") as f:
+                f.write((line + "\n").encode())
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise ResultsError(f"{cells_file}: {os_problem(exc, 'write')}") from None
 
     def finish(self, status: str) -> None:
         self.update(status=status, finished_at=utc_now())

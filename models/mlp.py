@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.limits import MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, count
 from bench.modeldef import DataSpec, FeatureSpec
 
 EMBED_INIT_LIMIT = 0.05
@@ -34,14 +35,14 @@ DESCRIPTION = "tabular MLP: numeric features + categorical embeddings -> dense R
 class Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    num_numeric: int = Field(13, ge=0)
-    num_categorical: int = Field(8, ge=0)
-    vocab_size: int = Field(1000, ge=1)
-    embed_dim: int = Field(16, ge=1)
-    hidden: tuple[int, ...] = Field((256, 128), min_length=1)
+    num_numeric: count(MAX_WIDTH, ge=0) = 13
+    num_categorical: count(MAX_WIDTH, ge=0) = 8
+    vocab_size: count(MAX_VOCAB) = 1000
+    embed_dim: count(MAX_WIDTH) = 16
+    hidden: tuple[count(MAX_WIDTH), ...] = Field((256, 128), min_length=1, max_length=MAX_LAYERS)
     task: Literal["classification", "regression"] = "classification"
-    num_classes: int = Field(2, ge=2)
-    num_targets: int = Field(1, ge=1)
+    num_classes: count(MAX_VOCAB, ge=2) = 2
+    num_targets: count(MAX_WIDTH) = 1
 
 
 def _outputs(args: Args) -> int:

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.limits import MAX_IMAGE_SIZE, MAX_VOCAB, MAX_WIDTH, count
 from bench.modeldef import DataSpec, FeatureSpec
 
 DESCRIPTION = "ResNet v1.5 (depth 18/34/50/101/152, batch norm) image classifier, NHWC"
@@ -60,9 +61,9 @@ class Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     depth: Literal[18, 34, 50, 101, 152] = 50
-    image_size: int = Field(224, ge=8, description="height = width, in pixels")
-    width: int = Field(64, ge=1, description="filters of the first stage (64 in the paper)")
-    num_classes: int = Field(1000, ge=2)
+    image_size: count(MAX_IMAGE_SIZE, ge=8) = Field(224, description="height = width, in pixels")
+    width: count(MAX_WIDTH) = Field(64, description="filters of the first stage (64 in the paper)")
+    num_classes: count(MAX_VOCAB, ge=2) = 1000
     stem: Literal["imagenet", "cifar"] = Field(
         "imagenet", description="imagenet: 7x7/2 conv + max pool; cifar: 3x3/1 conv, no pool"
     )
@@ -106,11 +107,11 @@ def taps(n: int, k: int, s: int) -> int:
     """
     m = same_out(n, s)
     before = max((m - 1) * s + k - n, 0) // 2
-    count = 0
+    taps = 0
     for o in range(m):
         first = o * s - before
-        count += min(first + k, n) - max(first, 0)
-    return count
+        taps += min(first + k, n) - max(first, 0)
+    return taps
 
 
 def conv_flops(conv: Conv) -> float:
@@ -131,9 +132,9 @@ def blocks(args: Args) -> Iterator[Block]:
     expansion = EXPANSION if bottleneck else 1
     _, size = stem(args)
     c_in = args.width
-    for stage, count in enumerate(BLOCKS[args.depth]):
+    for stage, blocks in enumerate(BLOCKS[args.depth]):
         filters = args.width * 2**stage
-        for index in range(count):
+        for index in range(blocks):
             stride = 2 if stage > 0 and index == 0 else 1
             c_out = filters * expansion
             out = same_out(size, stride)

@@ -35,6 +35,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bench.limits import MAX_LAYERS, MAX_SEQ_LEN, MAX_VOCAB, MAX_WIDTH, count
 from bench.modeldef import DataSpec, FeatureSpec
 
 DESCRIPTION = "BERT-style Transformer encoder (post-LN, GELU) with a [CLS] classification head"
@@ -46,13 +47,13 @@ INIT_STDDEV = 0.02
 class Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    num_layers: int = Field(12, ge=1)
-    d_model: int = Field(768, ge=1)
-    num_heads: int = Field(12, ge=1)
-    mlp_ratio: int = Field(4, ge=1, description="MLP hidden width over d_model")
-    seq_len: int = Field(128, ge=1)
-    vocab_size: int = Field(30522, ge=2)
-    num_classes: int = Field(2, ge=2)
+    num_layers: count(MAX_LAYERS) = 12
+    d_model: count(MAX_WIDTH) = 768
+    num_heads: count(MAX_WIDTH) = 12
+    mlp_ratio: count(64) = Field(4, description="MLP hidden width over d_model")
+    seq_len: count(MAX_SEQ_LEN) = 128
+    vocab_size: count(MAX_VOCAB, ge=2) = 30522
+    num_classes: count(MAX_VOCAB, ge=2) = 2
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> Self:

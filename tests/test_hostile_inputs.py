@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.finite import finite_record
 from bench.gate.decision import GatePolicy
 from bench.limits import load_yaml
 from bench.measure import stats
-from bench.measure.finite import finite_record
 from bench.metrics import value_of
 from bench.modeldef import ModelError, load_model
 from bench.report.format import md_cell, md_code, md_escape
@@ -113,8 +113,8 @@ def test_a_non_finite_measurement_makes_the_cell_invalid_and_is_written_as_null(
     fixed = finite_record(rec)
     assert fixed["status"] == "invalid"
     assert fixed["reason"] == (
-        "non-finite measurement (NaN or infinity, stored as null): metrics.mfu.value, "
-        "samples.step_time_s[2]"
+        "non-finite measurement (NaN, infinity or beyond 1e+30), stored as null: "
+        "metrics.mfu.value, samples.step_time_s[2]"
     )
     assert fixed["metrics"]["mfu"]["value"] is None and fixed["samples"]["step_time_s"][2] is None
     assert finite_record(record()) == record()  # a finite record is left as it is
@@ -156,7 +156,7 @@ def test_a_cell_with_nan_metrics_is_never_recommended(tmp_path, capsys):
     assert "1 invalid" in out and "nan" not in out.lower()
 
 
-def test_nan_in_samples_neither_crashes_export_nor_baseline_save(tmp_path, capsys):
+def test_nan_in_samples_makes_the_cell_invalid_for_export_and_baseline_save(tmp_path, capsys):
     run = nan_run(tmp_path)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -165,13 +165,16 @@ def test_nan_in_samples_neither_crashes_export_nor_baseline_save(tmp_path, capsy
     )
     assert code == 0, err
     doc = json.loads((out_dir / "e.json").read_text(), parse_constant=pytest.fail)
+    # The invalid cell is not exported; the other is, whole.
     data = {b["name"]: b["stats"]["data"] for b in doc["benchmarks"]}
-    assert len(data["jax-cpu-predict-bs128-float32-synthetic"]) == 29  # the NaN left out
+    assert list(data) == ["jax-cpu-predict-bs64-float32-synthetic"]
+    assert len(data["jax-cpu-predict-bs64-float32-synthetic"]) == 30
     code, _, err = run_cli(capsys, "baseline", "save", str(run), "-o", str(out_dir / "b.json"))
     assert code == 0, err
     base = json.loads((out_dir / "b.json").read_text(), parse_constant=pytest.fail)
-    quantity = base["cells"]["jax-cpu-predict-bs128-float32-synthetic"]["quantities"]
-    assert len(quantity["step_time_s"]["samples"]) == 29
+    cell = base["cells"]["jax-cpu-predict-bs128-float32-synthetic"]
+    assert cell["status"] == "invalid" and cell["quantities"] == {}
+    assert "samples.step_time_s[3]" in cell["reason"]
     assert sorted(p.name for p in out_dir.iterdir()) == ["b.json", "e.json"]
     assert sorted(p.name for p in run.iterdir()) == ["cells.jsonl", "run.json"]  # untouched
 
@@ -307,7 +310,10 @@ def test_a_huge_matrix_is_refused_before_it_is_expanded(tmp_path, capsys, monkey
     assert code == 2 and "3 cells (3 batch_size); expected at most 2" in err
     monkeypatch.setenv("BENCH_MAX_CELLS", "lots")
     code, _, err = run_cli(capsys, "validate", str(small))
-    assert code == 2 and "BENCH_MAX_CELLS='lots': expected a positive whole number" in err
+    assert (
+        code == 2
+        and "BENCH_MAX_CELLS='lots': expected a whole number of cells from 1 to 10,000,000" in err
+    )
 
 
 def test_compare_of_100k_samples_per_cell_uses_bounded_memory(tmp_path, capsys):

@@ -375,7 +375,7 @@ POLICY_SHAPES = {
     "nested deeply": (b"[" * 20_000, "nested more than 64 levels deep"),
     "alias bomb": (BOMB.encode(), "expands to more than 100,000 values"),
     "a list": (b"[1]", "(top level)"),
-    "a directory": (None, "cannot read policy file"),
+    "a directory": (None, "is a folder; expected a policy file"),
 }
 
 
@@ -477,7 +477,7 @@ def test_worker_logs_are_never_opened_through_a_link(tmp_path):
     (tmp_path / "worker-jax-cpu.log").symlink_to(target)
     with pytest.raises(OSError) as caught:
         runfolder.open_in_run(tmp_path / "worker-jax-cpu.log", "ab")
-    assert "symbolic link" in runfolder._os_problem(caught.value, "open")
+    assert "symbolic link" in runfolder.os_problem(caught.value, "open")
     assert target.read_text() == "precious\n"
 
 

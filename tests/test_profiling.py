@@ -236,8 +236,12 @@ def test_profile_before_the_scenario_file_is_a_flag(tmp_path, capsys):
     scenario = tmp_path / "p.yaml"
     scenario.write_text(SCENARIO)
     assert main(["run", "--profile", str(scenario), "--dry-run"]) == 0
-    assert main(["run", str(scenario), "--profile-steps", "0", "--dry-run"]) == 2
-    assert "measure.profile.steps: got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(scenario), "--profile-steps", "0", "--dry-run"])
+    assert exited.value.code == 2
+    assert "--profile-steps: '0': expected a whole number from 1 to 1,000" in (
+        capsys.readouterr().err
+    )
 
 
 def _stored_run(tmp_path: Path, profile: Any) -> Path:
@@ -273,12 +277,19 @@ def test_results_cell_shows_the_breakdown_and_says_when_a_cell_was_not_profiled(
 def test_a_damaged_profile_block_is_refused_naming_the_field(tmp_path, capsys):
     damaged = {
         "trace_dir": "p",
-        "breakdown": {"scope": "s", "top_ops": [{"op": "dot", "share": "x"}]},
+        "breakdown": {
+            "scope": "s",
+            "traced_steps": 2,
+            "traced_wall_s": 0.1,
+            "lines": 1,
+            "ops": 1,
+            "top_ops": [{"op": "dot", "share": "x"}],
+        },
     }
     run = _stored_run(tmp_path, damaged)
     assert main(["results", str(run), "--cell", "jax-cell"]) == 2
     err = capsys.readouterr().err
-    assert "cell 'jax-cell': profile.breakdown.top_ops[0].self_s: expected a number" in err
+    assert "cell 'jax-cell': profile.breakdown.top_ops[0].self_s: missing" in err
 
 
 # -- a real run: JAX and TensorFlow CPU cells profiled through their workers ----------------

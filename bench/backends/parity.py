@@ -54,10 +54,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -69,9 +69,12 @@ import numpy as np
 from bench.inputs.synthetic import make_batch
 from bench.measure.parity import EVAL_EXAMPLES, EVAL_SEED_OFFSET
 from bench.modeldef import DataSpec
+from bench.runfolder import PARITY_DIR, ResultsError, open_in_run
+from bench.safefiles import make_dir, make_dirs, write_atomic
 
-FOLDER = "parity"
+FOLDER = PARITY_DIR
 META, WEIGHTS, EVAL, REFERENCE = "meta.json", "weights.npz", "eval.npz", "reference.npz"
+MAX_META_BYTES = 1 << 20  # meta.json lists weight names and shapes: kilobytes
 FORMAT = 1  # meta.json's "format": a reader refuses another
 
 # Keras leaf name -> (Flax collection, Flax leaf name).
@@ -214,19 +217,16 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())  # whole or absent, never through a link
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_in_run(path) as f, np.load(f, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, ResultsError, zipfile.BadZipFile, EOFError) as exc:
         raise ParitySetError(f"{path}: not a readable parity file ({exc})") from None
 
 
@@ -234,8 +234,9 @@ def read_set(folder: Path) -> ParitySet:
     """A complete parity set from its folder; ``ParitySetError`` naming the bad file."""
     meta_path = folder / META
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
+        with open_in_run(meta_path) as f:
+            meta = json.loads(f.read(MAX_META_BYTES))
+    except (OSError, ValueError, ResultsError) as exc:
         raise ParitySetError(f"{meta_path}: not a readable parity meta file ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ParitySetError(f"{meta_path}: field 'format': expected {FORMAT}")
@@ -252,11 +253,10 @@ def shared_set(
     worker under the lock when it is the first. ``backend`` is the worker's backend module."""
     args = req.args.model_dump(mode="json")
     name = set_name(req.key["model"], args, req.seed)
-    root = Path(run_dir) / FOLDER
-    root.mkdir(exist_ok=True)
+    root = make_dirs(Path(run_dir), FOLDER)  # never through a link (bench.safefiles)
     folder = root / name
     with _locked(root / f"{name}.lock"):
-        if (folder / META).is_file():
+        if (folder / META).is_file() and not (folder / META).is_symlink():
             found = read_set(folder)
         else:
             found = _make_set(folder, req, backend, framework, args, n)
@@ -267,7 +267,7 @@ def shared_set(
 def _make_set(
     folder: Path, req: Any, backend: Any, framework: str, args: dict[str, Any], n: int
 ) -> ParitySet:
-    folder.mkdir(exist_ok=True)
+    make_dir(folder)
     weights = {k: np.asarray(v, dtype=np.float32) for k, v in backend.init_weights(req).items()}
     features = eval_set(req.spec, req.seed, n)
     reference = np.asarray(backend.reference_outputs(req, weights, features), dtype=np.float32)
@@ -286,9 +286,8 @@ def _make_set(
     _save_npz(folder / WEIGHTS, weights)
     _save_npz(folder / EVAL, features)
     _save_npz(folder / REFERENCE, {"outputs": reference})
-    tmp = folder / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, folder / META)  # last: its presence says the set is complete
+    # Last: its presence says the set is complete.
+    write_atomic(folder / META, (json.dumps(meta, indent=2) + "\n").encode())
     return ParitySet(folder, meta, weights, features, reference)
 
 

@@ -43,6 +43,25 @@ def add_where_option(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--where", action="append", default=[], metavar="EXPR", help=help)
 
 
+def bounded_int(low: int, high: int):
+    """An argparse ``type`` for a counted flag: a whole number from ``low`` to ``high``
+    (bench.limits says why each bound is what it is); anything else is a usage error, exit 2."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or one of thousands of digits
+            value = None
+        if value is None or not low <= value <= high:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise argparse.ArgumentTypeError(
+                f"{shown!r}: expected a whole number from {low:,} to {high:,}"
+            )
+        return value
+
+    return parse
+
+
 def _noise_fraction(text: str) -> float:
     from bench.measure.noise import check_threshold
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from bench.cli.common import err, input_error, out
+from bench.cli.common import bounded_int, err, input_error, out
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
@@ -59,6 +59,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     from bench.gate.baseline import MAX_SAMPLES, METRICS
+    from bench.limits import MAX_GATE_SAMPLES
 
     p = sub.add_parser("baseline", help="save a run as a baseline file for the gate")
     baseline_sub = p.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
@@ -74,7 +75,7 @@ def add_parsers(sub: Any) -> None:
     )
     s.add_argument(
         "--max-samples",
-        type=int,
+        type=bounded_int(1, MAX_GATE_SAMPLES),
         default=MAX_SAMPLES,
         help=f"step times kept per cell and run, evenly thinned (default {MAX_SAMPLES})",
     )
@@ -122,7 +123,7 @@ def add_parsers(sub: Any) -> None:
         help='also append the markdown report to FILE (in GitHub Actions: "$GITHUB_STEP_SUMMARY")',
     )  # fmt: skip
     p.add_argument(
-        "--max-samples", type=int, default=MAX_SAMPLES,
+        "--max-samples", type=bounded_int(1, MAX_GATE_SAMPLES), default=MAX_SAMPLES,
         help=f"step times used per cell and run, evenly thinned (default {MAX_SAMPLES})",
     )  # fmt: skip
     p.set_defaults(func=cmd_gate)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import err, out
+from bench.cli.common import bounded_int, err, out
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -26,6 +26,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from bench.limits import InputFileError, read_text_file
     from bench.modeldef import load_model, registered_models
 
     models = Table(title="models", title_justify="left")
@@ -38,10 +39,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     scenarios.add_column("file")
     scenarios.add_column("what it shows")
     for path in sorted(Path(args.scenarios).glob("*.yaml")):
-        first = next(
-            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
-            "",
-        )
+        try:
+            lines = read_text_file(path, "a scenario file").splitlines()
+        except InputFileError as exc:  # listed with why, so the other scenarios still show
+            scenarios.add_row(str(path), f"unreadable: {str(exc).removeprefix(f'{path}: ')}")
+            continue
+        first = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
         scenarios.add_row(str(path), first)
     out.print(scenarios)
     return 0
@@ -84,6 +87,8 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from bench.limits import MAX_SELFCHECK_SIZE, MAX_SELFCHECK_STEPS, MAX_SELFCHECK_TRIALS
+
     p = sub.add_parser("devices", help="what each installed framework sees on this machine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
@@ -91,10 +96,13 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "selfcheck", help="measure bench's loop overhead against a plain loop, per framework"
     )
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--trials", type=int, default=7)
+    p.add_argument("--steps", type=bounded_int(1, MAX_SELFCHECK_STEPS), default=300)
+    p.add_argument("--trials", type=bounded_int(1, MAX_SELFCHECK_TRIALS), default=7)
     p.add_argument(
-        "--size", type=int, default=256, help="matrix size / MLP width (sets the step time)"
+        "--size",
+        type=bounded_int(1, MAX_SELFCHECK_SIZE),
+        default=256,
+        help="matrix size / MLP width (sets the step time)",
     )
     from bench.backends.registry import names
 

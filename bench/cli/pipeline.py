@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.cli.common import EXIT_USAGE, add_set_option, out, print_error
+from bench.cli.common import EXIT_USAGE, add_set_option, bounded_int, out, print_error
+from bench.limits import MAX_RETRIES
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -156,7 +157,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--retries",
-        type=int,
+        type=bounded_int(0, MAX_RETRIES),
         default=3,
         metavar="N",
         help="retries of a run task that fails (preemption), 60 s backoff doubling (default 3)",

@@ -40,6 +40,14 @@ def cmd_results(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             out.print(cells_table(run, run.meta.get("cells_planned")))
         return 0
+    if Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
+        err.print(
+            f"{args.results_dir}: is a file; expected the results folder (--results-dir)",
+            style="red",
+            highlight=False,
+            markup=False,
+        )
+        return EXIT_USAGE
     runs = list_runs(args.results_dir)
     if not runs:
         out.print(f"no runs in {args.results_dir}/ yet: bench run scenarios/quickstart.yaml")

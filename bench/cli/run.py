@@ -10,7 +10,9 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.cli.common import EXIT_USAGE, err, input_error, out
+from bench.cli.common import EXIT_USAGE, bounded_int, err, input_error, out
+
+PROFILE_STEPS = 1000  # what measure.profile.steps takes (bench.run.scenario.Profile)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -254,17 +256,38 @@ def _report_outcome(outcome: Any) -> int:
     return outcome.exit_code
 
 
+def _pydantic_lines(exc: Any, names: dict[str, str] | None = None) -> list[str]:
+    """One line per problem of a pydantic ValidationError: the field (as ``names`` spells it
+    for the user, e.g. a flag), what was found and what was expected; never pydantic's own
+    multi-line dump with its documentation URL."""
+    lines = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in e["loc"])
+        where = (names or {}).get(loc, loc) or "(top level)"
+        found = repr(e.get("input"))
+        found = found if len(found) <= 60 else found[:57] + "..."
+        expected = e["msg"].removeprefix("Value error, ").replace("Input should be ", "")
+        if expected.startswith(("greater", "less")):
+            expected = f"a number {expected}"
+        lines.append(f"{where}: got {found}; expected {expected}")
+    return lines
+
+
 def cmd_data_make(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bench.inputs.datafiles import DataError, make_for_model
     from bench.inputs.settings import DataFiles
+    from bench.limits import MAX_SEED
     from bench.modeldef import ModelError
     from bench.run.scenario import ScenarioError, load_scenario
 
-    if bool(args.models) == bool(args.scenario):
-        err.print("bench data make: give MODEL names, or --scenario FILE (not both)")
+    def problem(message: str) -> int:
+        err.print(f"bench data make: {message}", style="red", highlight=False, markup=False)
         return EXIT_USAGE
+
+    if bool(args.models) == bool(args.scenario):
+        return problem("give MODEL names, or --scenario FILE (not both)")
     flags = {
         "examples": args.examples,
         "shards": args.shards,
@@ -273,6 +296,10 @@ def cmd_data_make(args: argparse.Namespace) -> int:
         "dir": args.dir,
     }
     given = {k: v for k, v in flags.items() if v is not None}
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        return problem(f"--seed: got {args.seed}; expected a whole number from 0 to {MAX_SEED}")
+    if not args.scenario and args.set:
+        return problem("--set: applies with --scenario only")
     try:
         if args.scenario:
             s = load_scenario(args.scenario, args.set).scenario
@@ -281,15 +308,21 @@ def cmd_data_make(args: argparse.Namespace) -> int:
             seed = s.seed if args.seed is None else args.seed
         else:
             model_args = json.loads(args.model_args) if args.model_args else {}
+            if not isinstance(model_args, dict):
+                return problem("--model-args: expected a JSON object, e.g. '{\"hidden\": [64]}'")
             jobs = [(name, model_args) for name in args.models]
             data, seed = DataFiles(**given), args.seed or 0
     except ScenarioError as exc:
-        for problem in exc.problems:
-            err.print(problem, style="red", highlight=False, markup=False)
+        for line in exc.problems:
+            err.print(line, style="red", highlight=False, markup=False)
         return EXIT_USAGE
-    except (ValidationError, json.JSONDecodeError) as exc:
-        err.print(f"bench data make: {exc}", style="red", highlight=False, markup=False)
+    except ValidationError as exc:
+        flags_named = {k: "--" + k.replace("_", "-") for k in flags}
+        for line in _pydantic_lines(exc, flags_named):
+            problem(line)
         return EXIT_USAGE
+    except ValueError as exc:  # JSON, and integers of thousands of digits
+        return problem(f"--model-args: not valid JSON ({exc})")
 
     for model, model_args in jobs:
         try:
@@ -301,9 +334,8 @@ def cmd_data_make(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         except ValidationError as exc:
-            for e in exc.errors():
-                where = ".".join(str(p) for p in e["loc"])
-                err.print(f"bench data make: {model}: model_args.{where}: {e['msg']}", style="red")
+            for line in _pydantic_lines(exc):
+                problem(f"{model}: model_args.{line}")
             return EXIT_USAGE
         except DataError as exc:
             err.print(
@@ -321,6 +353,8 @@ def cmd_data_make(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from bench.limits import MAX_PROCESSES
+
     p = sub.add_parser("run", help="run a scenario's cells and write a run folder")
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
     p.add_argument(
@@ -352,7 +386,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--profile-steps",
-        type=int,
+        type=bounded_int(1, PROFILE_STEPS),
         metavar="STEPS",
         help="trace STEPS steps instead of 5 (implies --profile)",
     )
@@ -380,8 +414,18 @@ def add_parsers(sub: Any) -> None:
     multi.add_argument(
         "--coordinator", metavar="HOST:PORT", help="address of process 0 (JAX coordinator)"
     )
-    multi.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
-    multi.add_argument("--process-id", type=int, metavar="I", help="this process: 0..N-1")
+    multi.add_argument(
+        "--num-processes",
+        type=bounded_int(1, MAX_PROCESSES),
+        metavar="N",
+        help="processes in the job",
+    )
+    multi.add_argument(
+        "--process-id",
+        type=bounded_int(0, MAX_PROCESSES - 1),
+        metavar="I",
+        help="this process: 0..N-1",
+    )
     multi.add_argument(
         "--worker-hosts",
         metavar="H0,H1,...",

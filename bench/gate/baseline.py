@@ -35,8 +35,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import __version__
+from bench.finite import finite_samples
 from bench.gate.fingerprint import fingerprint
-from bench.measure.finite import finite_samples
+from bench.limits import (
+    MAX_BASELINE_BYTES,
+    MAX_GATE_SAMPLES,
+    MAX_MEASURED,
+    MAX_REPEATS,
+    MAX_RUNS_PER_SIDE,
+    InputFileError,
+    count,
+    read_text_file,
+)
 from bench.measure.noise import machine_medians, process_medians
 from bench.metrics import Gate, Metric, gates, value_of
 from bench.runfolder import ResultsError, Run, load_run
@@ -118,18 +128,19 @@ def per_process_sources() -> dict[str, MetricDef]:
 
 # ------------------------------------------------------------------ the document, validated
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, le=MAX_MEASURED, allow_inf_nan=False)]
 KeyValue = str | int | float | bool | None
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A baseline holds measurements: NaN or infinity in one is damage (bench.finite).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class QuantityDoc(_Strict):
     unit: str
     unavailable: str | None = None
-    n: int = Field(0, ge=0)
+    n: count(MAX_GATE_SAMPLES * MAX_RUNS_PER_SIDE, ge=0) = 0
     median: float | None = None
     mean: float | None = None
     min: float | None = None
@@ -142,7 +153,7 @@ class CellDoc(_Strict):
     key: dict[str, KeyValue]
     status: str
     reason: str = ""
-    processes: int = Field(ge=0)  # ok worker processes that measured the cell
+    processes: count(MAX_REPEATS * MAX_RUNS_PER_SIDE, ge=0)  # ok processes that measured it
     quantities: dict[str, QuantityDoc] = {}
     # each ok process's median step time, in process order: their spread is what a rerun of
     # the cell has been seen to change (``bench.measure.noise.spread``); absent in older files
@@ -155,7 +166,7 @@ class CellDoc(_Strict):
 class HostCpuDoc(_Strict):
     others_cores: float = Field(ge=0)
     others_share: float = Field(ge=0, le=1)
-    cpus: int = Field(ge=1)
+    cpus: count(1 << 20)
     seconds: float = Field(gt=0)
     method: str
 
@@ -190,8 +201,8 @@ class BaselineDoc(_Strict):
     format: Literal["bench-baseline"]
     format_version: int
     bench_version: str
-    max_samples: int = Field(gt=0)
-    runs: list[RunDoc] = Field(min_length=1)
+    max_samples: count(MAX_GATE_SAMPLES)
+    runs: list[RunDoc] = Field(min_length=1, max_length=MAX_RUNS_PER_SIDE)
     cells: dict[str, CellDoc]
 
 
@@ -497,21 +508,17 @@ class Side:
 
 def _read_file(path: Path) -> Any:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BaselineError(
-            f"{path}: not UTF-8 text (byte {exc.start}): a binary or damaged file"
-        ) from None
+        text = read_text_file(path, "a baseline file", MAX_BASELINE_BYTES)
+    except InputFileError as exc:
+        raise BaselineError(str(exc)) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise BaselineError(f"{path}: nested too deeply to be a baseline file") from None
+    except ValueError as exc:  # an integer of thousands of digits (int_max_str_digits)
+        raise BaselineError(f"{path}: a number too long to be one bench wrote ({exc})") from None
 
 
 def load_document(
@@ -551,7 +558,27 @@ def load_document(
         raise BaselineError(f"{path}: neither a run folder nor a baseline file")
     else:
         raise BaselineError(f"{path}: no such run folder or baseline file")
-    return _validate(doc, str(path)).model_dump(mode="json"), notes
+    checked = _validate(doc, str(path)).model_dump(mode="json")
+    return _within(checked, max_samples, notes, path), notes
+
+
+def _within(doc: dict[str, Any], max_samples: int, notes: list[str], path: Path) -> dict[str, Any]:
+    """``doc`` with at most ``max_samples`` step times per cell and run, whatever a baseline
+    file says it kept (``--max-samples`` bounds the gate's work and memory, not the file)."""
+    if doc["max_samples"] <= max_samples:
+        return doc
+    most = max_samples * len(doc["runs"])
+    thinned = 0
+    for cell in doc["cells"].values():
+        for name, quantity in cell["quantities"].items():
+            if len(quantity["samples"]) > most:
+                kept = thin(quantity["samples"], most)
+                cell["quantities"][name] = _quantity(quantity["unit"], kept, None)
+                thinned += 1
+    doc["max_samples"] = max_samples
+    if thinned:
+        notes.append(f"{path}: {thinned} quantities thinned to --max-samples {max_samples} per run")
+    return doc
 
 
 def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Side:

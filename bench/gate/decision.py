@@ -41,6 +41,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from bench.limits import MAX_GATE_SAMPLES, MAX_THRESHOLD
 from bench.measure.noise import DEFAULT_THRESHOLD
 from bench.measure.stats import holm, mann_whitney_u, ratio_of_medians_ci
 
@@ -77,12 +78,16 @@ class GatePolicy:
         for name in ("threshold", "alpha", "confidence"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
-        if self.threshold <= 0:
-            raise ValueError(f"threshold must be positive, got {self.threshold}")
+        if not 0 < self.threshold <= MAX_THRESHOLD:
+            raise ValueError(
+                f"threshold must be positive and at most {MAX_THRESHOLD:g}, got {self.threshold}"
+            )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
-        if self.min_samples < 2:
-            raise ValueError(f"min_samples must be at least 2, got {self.min_samples}")
+        if not 2 <= self.min_samples <= MAX_GATE_SAMPLES:
+            raise ValueError(
+                f"min_samples must be from 2 to {MAX_GATE_SAMPLES:,}, got {self.min_samples}"
+            )
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
         if self.n_boot < 1:

@@ -61,8 +61,8 @@ from typing import Any
 import numpy as np
 
 from bench.backends import registry
+from bench.finite import finite_samples
 from bench.gate.decision import GatePolicy, Verdict, decide
-from bench.measure.finite import finite_samples
 
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "accelerators", "accelerator_driver")
 # Newer fields, in the order they are shown; compared only where both sides recorded them.

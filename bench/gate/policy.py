@@ -36,7 +36,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.gate.decision import GatePolicy
-from bench.limits import load_yaml
+from bench.limits import (
+    MAX_GATE_SAMPLES,
+    MAX_THRESHOLD,
+    InputFileError,
+    count,
+    load_yaml,
+    read_text_file,
+)
 
 SETTINGS = ("threshold", "alpha", "min_samples")
 
@@ -102,15 +109,15 @@ class _Strict(BaseModel):
 class _RuleModel(_Strict):
     cells: str = "*"
     metric: str | None = None
-    threshold: float | None = Field(None, gt=0)
+    threshold: float | None = Field(None, gt=0, le=MAX_THRESHOLD)
     alpha: float | None = Field(None, gt=0, lt=1)
-    min_samples: int | None = Field(None, ge=2)
+    min_samples: count(MAX_GATE_SAMPLES, ge=2) | None = None
 
 
 class _PolicyModel(_Strict):
-    threshold: float | None = Field(None, gt=0)
+    threshold: float | None = Field(None, gt=0, le=MAX_THRESHOLD)
     alpha: float | None = Field(None, gt=0, lt=1)
-    min_samples: int | None = Field(None, ge=2)
+    min_samples: count(MAX_GATE_SAMPLES, ge=2) | None = None
     metrics: list[str] | None = Field(None, min_length=1)
     rules: list[_RuleModel] = []
 
@@ -121,18 +128,9 @@ MAX_POLICY_BYTES = 2**20
 
 def _read_yaml(path: Path) -> Any:
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES // 2**20} MiB; not a policy file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError(
-            f"{path}: not UTF-8 text (byte {exc.start}): a binary or damaged file"
-        ) from None
+        text = read_text_file(path, "a policy file", MAX_POLICY_BYTES)
+    except InputFileError as exc:
+        raise PolicyError(str(exc)) from None
     try:
         return load_yaml(text)  # bounded: aliases, nesting and size (bench.limits)
     except yaml.YAMLError as exc:

@@ -202,7 +202,12 @@ def run_gate(
             f"no cell is in both the baseline ({baseline.label}) and the candidate "
             f"({candidate.label}): were they made from the same scenario?"
         )
-    notes = [*baseline.notes, *candidate.notes, *_pairing_notes(baseline, candidate, common)]
+    other_model = _other_model(baseline, candidate, common)
+    notes = [
+        *baseline.notes,
+        *candidate.notes,
+        *_pairing_notes(baseline, candidate, common, other_model),
+    ]
 
     pairs: dict[str, tuple[list[float], list[float]]] = {}
     policies: dict[str, GatePolicy] = {}
@@ -219,6 +224,9 @@ def run_gate(
             policies[key], wider = _widened(base, metric, b, c)
             if wider is not None:
                 configured[key], spreads[cell_id] = base.threshold, wider
+            if cell_id in other_model:
+                fixed[key] = _insufficient([], [], policies[key], other_model[cell_id])
+                continue
             found = _samples(metric, b, c, policies[key])
             if isinstance(found, Decision):
                 fixed[key] = found
@@ -258,9 +266,34 @@ def run_gate(
     )
 
 
-def _pairing_notes(baseline: Side, candidate: Side, common: list[str]) -> list[str]:
+def _other_model(baseline: Side, candidate: Side, common: list[str]) -> dict[str, str]:
+    """Why each common cell of another model on each side is not compared.
+
+    A cell id names every axis but the model: the same id on both sides may be another model,
+    whose times say nothing about a regression. Raises GateError where no common cell is of
+    the same model.
+    """
+    other_model = {
+        cell_id: f"baseline model {kb.get('model')!r}, candidate model {kc.get('model')!r}: "
+        "cells of different models are not compared"
+        for cell_id in common
+        if (kb := baseline.cells[cell_id].key).get("model")
+        != (kc := candidate.cells[cell_id].key).get("model")
+    }
+    if len(other_model) == len(common):
+        raise GateError(
+            f"no cell is of the same model in the baseline ({baseline.label}) and the "
+            f"candidate ({candidate.label}): {next(iter(other_model.values()))}"
+        )
+    return other_model
+
+
+def _pairing_notes(
+    baseline: Side, candidate: Side, common: list[str], other_model: dict[str, str]
+) -> list[str]:
     """What does not pair up: cells on one side only, cells whose keys differ, and scenario
-    files that differ (compared anyway: the notes say so)."""
+    files that differ (compared anyway: the notes say so). Cells of another model are not
+    compared at all; their rows say so."""
     notes = []
     only_b = [c for c in baseline.cells if c not in candidate.cells]
     only_c = [c for c in candidate.cells if c not in baseline.cells]
@@ -270,7 +303,7 @@ def _pairing_notes(baseline: Side, candidate: Side, common: list[str]) -> list[s
         notes.append(f"{len(only_c)} candidate cell(s) not in the baseline: {', '.join(only_c)}")
     for cell_id in common:
         kb, kc = baseline.cells[cell_id].key, candidate.cells[cell_id].key
-        if kb != kc:
+        if kb != kc and cell_id not in other_model:
             diff = ", ".join(
                 f"{k} {kb.get(k)!r} -> {kc.get(k)!r}"
                 for k in sorted(set(kb) | set(kc))

@@ -37,6 +37,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -47,9 +48,12 @@ import numpy as np
 
 from bench.inputs.settings import DataFiles
 from bench.inputs.synthetic import make_batch, teacher_labels
+from bench.limits import InputFileError, read_text_file
 from bench.modeldef import DataSpec
+from bench.safefiles import open_for_writing
 
 FORMAT = 1  # bump when what is written for the same parameters changes
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest lists at most 1024 shards: kilobytes
 MANIFEST = "manifest.json"
 ENV_DIR = "BENCH_DATA_DIR"
 IMAGE_FEATURE = "image"
@@ -309,28 +313,28 @@ def ensure(spec: DataSpec, data: DataFiles, seed: int) -> DataSet:
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        handle = open_for_writing(path, append=True)  # never truncates a link's target
+    except OSError as exc:
+        raise DataError(f"cannot open the data lock {path}: {exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def verify(folder: Path) -> dict[str, Any]:
     """The manifest, once every file it lists is present with its size and SHA-256."""
     path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(
-            f"data manifest {path} is missing; delete {folder} to have it made again"
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"data manifest {path} is unreadable ({exc}); delete {folder} to have it made again"
-        ) from exc
     remedy = f"delete {folder} to have it made again"
+    try:
+        manifest = json.loads(read_text_file(path, "a data manifest", MAX_MANIFEST_BYTES))
+    except InputFileError as exc:
+        missing = not path.exists() and not path.is_symlink()
+        what = f"data manifest {path} is missing" if missing else f"data manifest {exc}"
+        raise DataError(f"{what}; {remedy}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"data manifest {path} is unreadable ({exc}); {remedy}") from None
+    _check_manifest(manifest, path, remedy)
     for entry in [*manifest["files"], *manifest.get("csv", [])]:
         file = folder / entry["name"]
         try:
@@ -349,6 +353,32 @@ def verify(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _check_manifest(manifest: Any, path: Path, remedy: str) -> None:
+    """The manifest's shape: lists of entries, each a plain file name in the folder (never a
+    path that leads out of it), a size and a digest; DataError naming the field otherwise."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise DataError(f"data manifest {path}: files: expected a list of entries; {remedy}")
+    for field in ("files", "csv"):
+        entries = manifest.get(field, [])
+        if not isinstance(entries, list):
+            raise DataError(f"data manifest {path}: {field}: expected a list; {remedy}")
+        for i, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            ok = (
+                isinstance(name, str)
+                and name not in ("", ".", "..")
+                and "/" not in name
+                and "\\" not in name
+                and isinstance(entry.get("bytes"), int)
+                and isinstance(entry.get("sha256"), str)
+            )
+            if not ok:
+                raise DataError(
+                    f"data manifest {path}: {field}[{i}]: expected a file name in the folder, "
+                    f"its bytes and sha256; {remedy}"
+                )
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -360,9 +390,9 @@ def _sha256(path: Path) -> str:
 def _make(folder: Path, spec: DataSpec, data: DataFiles, seed: int, params: dict[str, Any]) -> None:
     tf = _tensorflow()
     lay = layout(spec, data)
-    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # A fresh private folder (nothing in it can have been planted), renamed into place when
+    # whole, so a killed maker leaves no half folder under the real name.
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     start = time.perf_counter()
     files, csvs = [], []
     try:
@@ -388,7 +418,14 @@ def _make(folder: Path, spec: DataSpec, data: DataFiles, seed: int, params: dict
             "make_s": round(time.perf_counter() - start, 3),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.rename(tmp, folder)
+        os.chmod(tmp, 0o755)  # readable as a cache folder made by mkdir would be
+        try:
+            os.rename(tmp, folder)  # onto a link or a file: ENOTDIR, never through it
+        except OSError as exc:
+            raise DataError(
+                f"cannot put the data folder in place at {folder}: {exc.strerror}; expected "
+                "nothing there but a folder bench made"
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -24,10 +24,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     WithJsonSchema,
 )
+
+from bench.limits import MAX_CACHE_MB, MAX_EXAMPLES, MAX_IMAGE_SIZE, count
 
 Preset = Literal["naive", "tuned"]
 
@@ -89,9 +90,9 @@ class Pipeline(BaseModel):
     parallel_map: bool | None = None
     batch_before_map: bool | None = None
     cache: bool | None = None
-    cache_max_mb: PositiveInt | None = None
+    cache_max_mb: count(MAX_CACHE_MB) | None = None
     prefetch: bool | None = None
-    device_prefetch: int | None = Field(None, ge=0, le=16)
+    device_prefetch: count(16, ge=0) | None = None
 
     def resolve(self) -> PipelineSettings:
         given = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
@@ -184,16 +185,14 @@ class DataFiles(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    examples: PositiveInt = Field(2048, description="examples written (one epoch)")
-    shards: PositiveInt = Field(
-        8, le=1024, description="TFRecord files the examples are split into"
-    )
-    stored_image_size: PositiveInt | None = Field(
+    examples: count(MAX_EXAMPLES) = Field(2048, description="examples written (one epoch)")
+    shards: count(1024) = Field(8, description="TFRecord files the examples are split into")
+    stored_image_size: count(MAX_IMAGE_SIZE) | None = Field(
         None,
         description="images are stored as JPEGs of this height and width and resized to the "
         "model's image size after decoding (as real pipelines do); default: the model's size",
     )
-    jpeg_quality: int = Field(90, ge=1, le=100)
+    jpeg_quality: count(100) = 90
     dir: str | None = Field(
         None, description="cache root; default $BENCH_DATA_DIR or ~/.cache/bench/data"
     )

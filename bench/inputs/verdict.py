@@ -24,7 +24,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from bench.measure.finite import finite_samples
+from bench.finite import finite_samples
 from bench.measure.noise import beyond, noise_for
 from bench.measure.stats import ratio_of_medians_ci
 from bench.metrics import value_of

@@ -8,6 +8,7 @@ says which entry and date it used.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bench.measure.flops import device_key, find_entry
+from bench.measure.flops import device_key, find_entry, load_peaks
 from bench.metrics import metric, unavailable, value_of
 
 SECONDS_PER_HOUR = 3600.0
@@ -44,6 +45,37 @@ def _from_entry(entry: Mapping[str, Any], why: str) -> dict[str, Any]:
         f", {entry.get('date', 'undated')}; {entry.get('source', 'no source')}); {why}",
         price_entry=entry["name"],
     )
+
+
+KINDS = ("cpu", "gpu", "tpu")
+
+
+def pricing_problems(
+    overrides: Mapping[str, Any], table: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What is wrong with a scenario's ``pricing:`` overrides, one line each: a key that no
+    device can match (``price_per_hour`` would never use it) or a name of a table entry that
+    does not exist (every cell would have its cost unavailable, found only after the run)."""
+    table = load_prices() if table is None else table
+    keys = {"*", *KINDS, *(str(e["key"]) for e in load_peaks().get("devices", []))}
+    keys |= set(table.get("defaults", {}))
+    names = [e["name"] for e in table.get("prices", [])]
+    problems = []
+    for key, value in overrides.items():
+        if key.lower() not in keys and device_key(key) is None:
+            problems.append(
+                f"{key!r} is no device bench knows (use '*', a kind: {', '.join(KINDS)}, a "
+                f"device key: {', '.join(sorted(keys - {'*', *KINDS}))}, or a device name the "
+                "peak table recognises)"
+            )
+        if isinstance(value, str) and value not in names:
+            near = difflib.get_close_matches(value, names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            problems.append(
+                f"{key}: {value!r} names no price-table entry{hint} (use USD per device-hour "
+                "or an entry of bench/data/prices.yaml)"
+            )
+    return problems
 
 
 def price_per_hour(

@@ -145,7 +145,7 @@ def run_local(planned: Planned, options: Options, out_dir: str) -> LocalRun:
                 shutil.copyfile(task / key, out / target)
                 outputs[target] = out / target
         if (task / "runs").is_dir():
-            shutil.copytree(task / "runs", out / "runs")
+            shutil.copytree(task / "runs", out / "runs", symlinks=True)  # links stay links
             runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
         if "summary.json" in outputs:
             summary = json.loads(outputs["summary.json"].read_text())

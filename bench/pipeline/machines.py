@@ -26,14 +26,24 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.limits import load_yaml
+from bench import limits
+from bench.limits import InputFileError, load_yaml, read_text_file
 
 DEVICES = ("cpu", "gpu", "tpu")
 TPU_RESOURCE = "google.com/tpu"  # the GKE device plugin's resource name for TPU chips
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 # What KFP accepts for memory: a number, or one with a Kubernetes unit suffix.
-MEMORY = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
+MEMORY = re.compile(r"([0-9]{1,20})(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?")
+UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+UNITS |= {f"{k}i": 2 ** (10 * i) for i, k in enumerate(("K", "M", "G", "T", "P", "E"), 1)}
+# A machine's memory: at least what a Python process with a framework needs, at most more than
+# the largest cloud machines have (about 32 TiB, so 64 TiB); outside, the file holds a typo.
+MIN_MEMORY_BYTES, MAX_MEMORY_BYTES = 2**28, 2**46
+# An accelerator as KFP and GKE name it: NVIDIA_L4, nvidia.com/gpu, tpu-v5-lite-podslice.
+ACCELERATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+# A Kubernetes label key or value (node_selector): letters, digits and . _ - / only.
+LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?")
 
 
 class MachinesError(ValueError):
@@ -47,7 +57,7 @@ class Machine(BaseModel):
 
     name: str = Field("", pattern=r"^([a-z0-9][a-z0-9-]{0,30})?$")
     accelerator: str | None = None
-    count: int = Field(1, ge=1, le=256)
+    count: limits.count(256) = 1
     topology: str | None = Field(None, pattern=r"^[0-9]+(x[0-9]+){1,2}$")
     # Requests equal limits: a pod that gets exactly what it asked for shares no CPU with a
     # burstable neighbour (Kubernetes' Guaranteed class), which is what a timing needs.
@@ -58,8 +68,32 @@ class Machine(BaseModel):
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str) -> str:
-        if not MEMORY.match(value):
-            raise ValueError("a Kubernetes quantity such as 16G, 64Gi or 512M")
+        found = MEMORY.fullmatch(value)
+        size = int(found.group(1)) * UNITS[found.group(2) or ""] if found else 0
+        if not MIN_MEMORY_BYTES <= size <= MAX_MEMORY_BYTES:
+            raise ValueError("a Kubernetes quantity such as 16G, 64Gi or 512M, from 256Mi to 64Ti")
+        return value
+
+    @field_validator("accelerator")
+    @classmethod
+    def _accelerator(cls, value: str | None) -> str | None:
+        if value is not None and not ACCELERATOR.fullmatch(value):
+            raise ValueError(
+                "an accelerator name as KFP or GKE spells it, e.g. NVIDIA_L4, nvidia.com/gpu "
+                "or tpu-v5-lite-podslice (letters, digits, . _ - /; at most 100)"
+            )
+        return value
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [
+            f"{k}: {v}" for k, v in value.items() if not (LABEL.fullmatch(k) and LABEL.fullmatch(v))
+        ]
+        if bad:
+            raise ValueError(
+                f"Kubernetes label keys and values (letters, digits, . _ - /); found {bad[0]!r}"
+            )
         return value
 
     def label(self, device: str) -> str:
@@ -120,7 +154,8 @@ def parse_machines(text: str, where: str) -> Machines:
                 "unknown key; expected one of: "
                 + ", ".join(Machine.model_fields if len(e["loc"]) > 2 else DEVICES)
                 if e["type"] == "extra_forbidden"
-                else f"got {e.get('input')!r}; expected {e['msg'].removeprefix('Value error, ')}"
+                else f"got {e.get('input')!r}; expected "
+                + e["msg"].removeprefix("Value error, ").replace("Input should be ", "")
             )
             problems.append(f"{where}: {path}: {what}")
         raise MachinesError("\n".join(problems)) from None
@@ -160,7 +195,7 @@ def load_machines(path: str | Path | None) -> Machines:
     if path is None:
         return Machines()
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise MachinesError(f"{path}: cannot read file: {exc.strerror}") from None
+        text = read_text_file(path, "a machines file")
+    except InputFileError as exc:
+        raise MachinesError(str(exc)) from None
     return parse_machines(text, str(path))

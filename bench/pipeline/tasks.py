@@ -85,7 +85,7 @@ def run_cells(
     if out.exists():
         shutil.rmtree(out)
     if len(folders) == 1:
-        shutil.copytree(folders[0], out)
+        shutil.copytree(folders[0], out, symlinks=True)  # a link is copied, never followed
     else:
         out.mkdir(parents=True)
     lost = ""
@@ -142,7 +142,7 @@ def summarize(
                 target = runs / name
                 if target.exists():
                     shutil.rmtree(target)
-                shutil.copytree(folder, target)
+                shutil.copytree(folder, target, symlinks=True)  # links stay links
                 present.append(target)
         planned = list(entry["cells"])
         tasks.append(

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.limits import MAX_PROCESSES
+
 ENV_COORDINATOR = "BENCH_COORDINATOR"
 ENV_NUM_PROCESSES = "BENCH_NUM_PROCESSES"
 ENV_PROCESS_ID = "BENCH_PROCESS_ID"
@@ -114,12 +116,12 @@ def resolve(
         raise ClusterError(f"--coordinator {coordinator!r}: expected HOST:PORT, e.g. 10.0.0.2:1234")
     try:
         n, i = int(num), int(pid)  # type: ignore[arg-type]
-    except ValueError as exc:
+    except ValueError as exc:  # not a number, or one of thousands of digits
         raise ClusterError(
             f"--num-processes {num!r} / --process-id {pid!r}: expected integers"
         ) from exc
-    if n < 1:
-        raise ClusterError(f"--num-processes {n}: expected at least 1")
+    if not 1 <= n <= MAX_PROCESSES:
+        raise ClusterError(f"--num-processes {n}: expected from 1 to {MAX_PROCESSES}")
     if not 0 <= i < n:
         raise ClusterError(f"--process-id {i}: expected 0 <= id < --num-processes {n}")
     host_list = tuple(h.strip() for h in hosts.split(",") if h.strip())

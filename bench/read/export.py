@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from bench.measure.finite import finite_samples
+from bench.finite import finite_samples
 from bench.metrics import value_of
 from bench.runfolder import Run
 

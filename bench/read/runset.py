@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bench.axes import AXES as AXIS_REGISTRY
 from bench.axes import KEY_FIELDS, Axis, differing, key_label
-from bench.measure.finite import finite_record, finite_samples
+from bench.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.overhead import server_overhead

@@ -3,7 +3,7 @@
 ``measure.profile: {steps: N}`` (or ``bench run --profile``) asks for it. The cell runs its
 timed phase as always; then N more calls of the same compiled step run under the profiler,
 each synced, with the wall clock read around them. The trace goes into the cell's own folder
-of the run folder, the optimized program text beside it, and the record's ``profile`` block
+of the run folder (made fresh and private: ``profiles/<cell>``, or ``<cell>.2`` on a retry), the optimized program text beside it, and the record's ``profile`` block
 gets the folder (relative to the run folder) and the time breakdown read from the trace
 (``bench.measure.breakdown``).
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from bench.backends.workload import Workload
 from bench.measure.breakdown import breakdown, hlo_ops
-
-PROFILES_DIR = "profiles"  # inside the run folder: one folder per profiled cell
+from bench.runfolder import PROFILES_DIR  # inside the run folder: one folder per profiled cell
+from bench.safefiles import fresh_dir, make_dirs, open_for_writing
 
 
 def cell_folder(cell_id: str) -> str:
@@ -35,18 +35,12 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
-def _folder_inside(run_dir: Path, rel: str) -> Path:
-    """``run_dir/rel``, made one level at a time and never through a symbolic link: a link
-    planted in the run folder must not make the profiler write outside it."""
-    folder = run_dir
-    for part in Path(rel).parts:
-        folder = folder / part
-        if folder.is_symlink():
-            raise OSError(f"{folder} is a symbolic link; the trace must stay in the run folder")
-        folder.mkdir(exist_ok=True)
-    if not folder.resolve().is_relative_to(run_dir.resolve()):
-        raise OSError(f"{rel} resolves outside the run folder ({folder.resolve()})")
-    return folder
+def _fresh_folder(run_dir: Path, rel: str) -> Path:
+    """A new private folder for the trace at ``run_dir/rel`` (``rel.2``... when an earlier
+    attempt of the cell left one): the profiler writes whatever it likes inside the folder it
+    is given, so nothing there may have been planted beforehand (``bench.safefiles``)."""
+    parent = make_dirs(run_dir, Path(rel).parent)
+    return fresh_dir(parent, Path(rel).name)
 
 
 def profile_steps(workload: Workload, calls: int, run_dir: Path, rel: str) -> dict[str, Any]:
@@ -59,9 +53,10 @@ def profile_steps(workload: Workload, calls: int, run_dir: Path, rel: str) -> di
         "tool": workload.trace_tool or "none",
     }
     try:
-        folder = _folder_inside(run_dir, rel)
+        folder = _fresh_folder(run_dir, rel)
     except OSError as exc:
         return {**out, "unavailable": f"profiler not started: trace folder: {_why(exc)}"}
+    rel = out["trace_dir"] = f"{Path(rel).parent}/{folder.name}"
     try:
         workload.start_trace(folder)
     except Exception as exc:
@@ -87,7 +82,8 @@ def profile_steps(workload: Workload, calls: int, run_dir: Path, rel: str) -> di
     sources: dict[str, str] = {}
     try:
         text, name = workload.program_text()
-        (folder / name).write_text(text)
+        with open_for_writing(folder / name) as f:
+            f.write(text.encode())
         out["program"] = f"{rel}/{name}"
         found = hlo_ops(text)
         kinds, sources = found.kinds, found.sources

@@ -32,8 +32,8 @@ from typing import Any
 from bench import __version__
 from bench.backends import registry
 from bench.backends.workload import ENV_CPU_DEVICES, ENV_TPU_RESOLVER
+from bench.finite import finite_record
 from bench.inputs import verdict
-from bench.measure.finite import finite_record
 from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
@@ -41,11 +41,13 @@ from bench.platform.tpu import NodeCheck, check_node, recheck_lost
 from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, parse_scenario
 from bench.runfolder import (
     FAILED,
+    WORKER_LOG,
     ResultsError,
     Run,
     RunWriter,
     load_run,
     open_in_run,
+    os_problem,
     utc_now,
 )
 
@@ -394,8 +396,13 @@ class Runner:
         is empty or the worker is lost."""
         from bench.measure.reference import cell_kernel
 
-        log = self.writer.path / f"worker-{framework}-{device}.log"
-        self.worker = worker = WorkerProcess(framework, device, log, self.python, env)
+        log = self.writer.path / WORKER_LOG.format(framework=framework, device=device)
+        self.writer.check()  # no link where this worker and its cells write
+        try:
+            worker = WorkerProcess(framework, device, log, self.python, env)
+        except OSError as exc:
+            raise ResultsError(f"{log}: {os_problem(exc, 'open')}") from None
+        self.worker = worker
         try:
             try:
                 ready = worker.receive(STARTUP_TIMEOUT_S)
@@ -416,6 +423,7 @@ class Runner:
                 self.on_event("cell_start", cell=cell)
                 kills_before = oom_kills()
                 machine = cell_kernel()  # the worker waits for its cell: the machine is quiet
+                self.writer.check()
                 try:
                     worker.send(cell_message(self.loaded, cell, self.cluster, self.writer.path))
                     reply = worker.receive(self.loaded.scenario.measure.timeout_s)
@@ -476,7 +484,11 @@ def _drive(
     python: str,
     cluster: Cluster | None = None,
     recorded: dict[str, dict[str, Any]] | None = None,
+    before: dict[str, Any] | None = None,
 ) -> RunOutcome:
+    """Run ``cells`` into ``writer``'s folder. ``before``: what run.json says if the folder
+    refuses a write part way (a link planted where bench writes): the run stops as it was before
+    this command (a new run: interrupted), to be resumed once the folder is fixed."""
     from bench.measure.reference import cpu_snapshot, others_cpu
 
     runner = Runner(loaded, writer, on_event, python, cluster, recorded=recorded)
@@ -492,6 +504,14 @@ def _drive(
     except KeyboardInterrupt:
         status = "interrupted"
         runner.abort()
+    except ResultsError:
+        runner.abort()
+        try:
+            with contextlib.suppress(ResultsError):  # run.json itself may be the link
+                writer.update(**(before or {"status": "interrupted", "finished_at": utc_now()}))
+        finally:
+            writer.close()
+        raise
     except BaseException:
         runner.abort()
         try:
@@ -617,9 +637,12 @@ def resume_run(
         if not plan.todo:
             writer.close()
             return RunOutcome(run, "complete", exit_code(r["status"] for r in run.cells.values()))
+        before = {k: run.meta.get(k) for k in ("status", "finished_at", "resumed_at")}
         writer.resume()
     except BaseException:
         writer.close()
         raise
     on_event("start", run_id=run.run_id, path=writer.path, cells=plan.todo, resumed=len(run.cells))
-    return _drive(plan.loaded, writer, plan.todo, on_event, python, recorded=run.cells)
+    return _drive(
+        plan.loaded, writer, plan.todo, on_event, python, recorded=run.cells, before=before
+    )

@@ -34,7 +34,21 @@ from bench.axes import AXES as REGISTRY
 from bench.axes import MODEL, NAMES, Axis, CellKey, normalize
 from bench.backends import registry
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
-from bench.limits import ENV_MAX_CELLS, compose_and_load, load_yaml, max_cells
+from bench.limits import (
+    ENV_MAX_CELLS,
+    MAX_QPS,
+    MAX_RATE,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_USD_PER_HOUR,
+    WEEK_S,
+    InputFileError,
+    compose_and_load,
+    count,
+    load_yaml,
+    max_cells,
+    read_text_file,
+)
 from bench.modeldef import ModelError, load_model
 
 # The framework axis offers the backends there are: the choices come from the backend registry,
@@ -93,23 +107,18 @@ class Optimizer(_Strict):
     """The same optimizer is built in both frameworks (optax and keras.optimizers)."""
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    learning_rate: float = Field(0.01, gt=0)
+    # A step size or decay past MAX_RATE makes every model diverge on its first step.
+    learning_rate: float = Field(0.01, gt=0, le=MAX_RATE)
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-# Durations above a week are typos (or attempts to overflow a timer), not plans.
-WEEK_S = 7 * 24 * 3600.0
+    weight_decay: float = Field(0.0, ge=0, le=MAX_RATE)
 
 
 class Profile(_Strict):
     """Trace each cell's step under the framework's profiler after its timed phase
     (``bench.run.profiling``; docs/profiling.md)."""
 
-    steps: int = Field(
+    steps: count(1000) = Field(
         5,
-        ge=1,
-        le=1000,
         description="compiled calls traced after the timed phase (steps_per_call steps each)",
     )
 
@@ -118,10 +127,10 @@ class ServeRules(_Strict):
     """How long each offered rate of a ``workload: serve`` cell runs (MLPerf-style validity: a
     rate counts only with at least ``min_queries`` requests AND ``min_seconds`` of them)."""
 
-    min_queries: int = Field(1000, ge=1, le=10_000_000)
+    min_queries: count(10_000_000) = 1000
     min_seconds: float = Field(5.0, ge=0, le=WEEK_S)
-    warmup_queries: int = Field(
-        100, ge=0, le=1_000_000, description="requests sent first at each rate, not counted"
+    warmup_queries: count(1_000_000, ge=0) = Field(
+        100, description="requests sent first at each rate, not counted"
     )
     max_seconds: float = Field(
         60.0, gt=0, le=WEEK_S, description="a rate whose minimums need longer is invalid"
@@ -136,16 +145,15 @@ class ServeRules(_Strict):
     low_qps: float | None = Field(
         None,
         gt=0,
+        le=MAX_QPS,
         description="target_qps: search starts here (default: the offline "
         "throughput of the largest bucket / 16)",
     )
     tolerance: float = Field(
         0.05, gt=0, lt=1, description="target_qps: search stops when its bracket is this close"
     )
-    retries: int = Field(
+    retries: count(5, ge=0) = Field(
         1,
-        ge=0,
-        le=5,
         description="target_qps: search measures a rate that missed the SLO up "
         "to this many more times; it counts as missed only if every attempt missed",
     )
@@ -154,16 +162,16 @@ class ServeRules(_Strict):
 class Measure(_Strict):
     """How long each cell runs; see ``bench.measure.timing`` for the run-length rule."""
 
-    warmup_steps: int = Field(5, ge=0)
-    min_steps: int = Field(20, ge=2)
+    warmup_steps: count(MAX_STEPS, ge=0) = 5
+    min_steps: count(MAX_STEPS, ge=2) = 20
     min_seconds: float = Field(2.0, ge=0, le=WEEK_S)
     max_seconds: float = Field(30.0, gt=0, le=WEEK_S)
     target_rel_ci: float = Field(0.02, gt=0, lt=1)
     timeout_s: float = Field(
         600.0, gt=0, le=WEEK_S, description="a cell still running after this is killed"
     )
-    repeats: int = Field(
-        1, ge=1, le=100, description="run each cell this many times, each in a fresh process"
+    repeats: count(100) = Field(
+        1, description="run each cell this many times, each in a fresh process"
     )
     profile: Profile | None = Field(
         None,
@@ -171,10 +179,8 @@ class Measure(_Strict):
         "timed phase: {steps: N}; the trace goes into the run folder",
     )
     serve: ServeRules = Field(default_factory=ServeRules)
-    parity_examples: int = Field(
+    parity_examples: count(100_000, ge=0) = Field(
         256,
-        ge=0,
-        le=100_000,
         description="examples of the fixed evaluation set every predict cell predicts after "
         "its timed phase, for prediction parity against the float32 CPU reference; 0: none",
     )
@@ -234,7 +240,9 @@ class TpuNode(_Strict):
     wait_s: float = Field(
         300.0, ge=0, le=3600, description="how long to wait for the node to become HEALTHY"
     )
-    poll_s: float = Field(10.0, gt=0, description="how often to ask for its health meanwhile")
+    poll_s: float = Field(
+        10.0, gt=0, le=3600, description="how often to ask for its health meanwhile"
+    )
 
 
 class _ScenarioHead(_Strict):
@@ -243,7 +251,7 @@ class _ScenarioHead(_Strict):
     model: str = Field(description="registered model name or 'package.module:factory'")
     model_args: dict[str, Any] = Field(default_factory=dict)
     optimizer: Optimizer = Field(default_factory=Optimizer)
-    seed: int = 0
+    seed: count(MAX_SEED, ge=0) = 0
 
 
 # The top-level value of every axis, from the registry, between the head and the rest.
@@ -290,13 +298,25 @@ class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
             for k, v in prices.items()
             if isinstance(v, int | float)
             and not isinstance(v, bool)
-            and not (math.isfinite(v) and v > 0)
+            and not (math.isfinite(v) and 0 < v <= MAX_USD_PER_HOUR)
         ]
         if bad:
             raise ValueError(
-                f"USD per device-hour greater than 0 and finite, or a price-table entry name "
-                f"(found {', '.join(bad)})"
+                f"USD per device-hour greater than 0 and at most {MAX_USD_PER_HOUR:g}, or a "
+                f"price-table entry name (found {', '.join(bad)})"
             )
+        return prices
+
+    @field_validator("pricing")
+    @classmethod
+    def _prices_exist(cls, prices: dict[str, float | str]) -> dict[str, float | str]:
+        """Each key a device some cell could run on, each named entry in the table: found
+        now, not as every cell's cost unavailable after the run."""
+        from bench.measure.cost import pricing_problems
+
+        problems = pricing_problems(prices)
+        if problems:
+            raise ValueError("devices and price entries bench knows: " + "; ".join(problems))
         return prices
 
 
@@ -339,9 +359,9 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScen
     path = Path(path)
     where = str(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(where, [f"{where}: cannot read file: {exc.strerror}"]) from exc
+        text = read_text_file(path, "a scenario file")
+    except InputFileError as exc:
+        raise ScenarioError(where, [str(exc)]) from None
     return parse_scenario(text, where, tuple(overrides))
 
 
@@ -367,7 +387,8 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         try:
             _apply_override(data, item)
         except ValueError as exc:
-            problems.append(f"{where}: --set {item}: {exc}")
+            shown = item if len(item) <= 80 else f"{item[:60]}... ({len(item):,} characters)"
+            problems.append(f"{where}: --set {shown}: {exc}")
             lines[_override_path(item)] = 0
 
     scenario = None
@@ -580,7 +601,12 @@ def _check_model(name: str, args: dict, where: str, lines: dict, problems: list[
     try:
         return model.Args.model_validate(args)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        # A list whose items were refused is then also "too short": the items say it all.
+        inner = {e["loc"][:-1] for e in errors if len(e["loc"]) > 1}
+        for err in errors:
+            if err["type"] == "too_short" and err["loc"] in inner:
+                continue
             err = {**err, "loc": ("model_args", *err["loc"])}
             problems.append(_describe(err, where, lines, (), args_model=model.Args))
         return None

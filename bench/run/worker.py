@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bench.backends import registry
 from bench.backends.replicas import BatchSplitError
-from bench.measure.finite import finite_record
+from bench.finite import finite_record
 from bench.platform.cluster import Cluster, ClusterError, from_env
 
 if TYPE_CHECKING:

@@ -34,8 +34,9 @@ from bench.backends.tensorflow import backend as tf_backend
 from bench.backends.workload import BuildRequest, Workload, host_batches
 from bench.metrics import metric, unavailable
 from bench.platform.cluster import Cluster
+from bench.runfolder import MODELS_DIR  # inside the run folder: the converted model files
+from bench.safefiles import make_dirs, write_atomic
 
-MODELS_DIR = "litert"  # inside the run folder: the converted model files
 SYNC_METHOD = "Interpreter.invoke() returns when the CPU kernels are done; outputs copied out"
 
 
@@ -151,14 +152,10 @@ def keep_model_file(flatbuffer: bytes, run_dir: str | None, stem: str) -> tuple[
     if run_dir is None:
         folder = Path(tempfile.mkdtemp(prefix="bench-litert-"))
     else:
-        folder = Path(run_dir) / MODELS_DIR
-        if folder.is_symlink():
-            raise OSError(f"{folder} is a symbolic link; model files stay in the run folder")
-        folder.mkdir(exist_ok=True)
+        folder = make_dirs(Path(run_dir), MODELS_DIR)  # never through a link
     path = folder / name
-    partial = folder / f".{name}.{os.getpid()}.partial"
-    partial.write_bytes(flatbuffer)
-    os.replace(partial, path)  # whole or absent: a killed worker leaves no half file under it
+    # Whole or absent (a killed worker leaves no half file under its name), never through a link.
+    write_atomic(path, flatbuffer)
     return path, f"{MODELS_DIR}/{name}" if run_dir is not None else str(path)
 
 
