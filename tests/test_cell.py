@@ -116,12 +116,13 @@ def test_nan_output_invalidates():
 
 
 def test_mfu_above_a_datasheet_peak_invalidates():
-    # Claim 1e12 FLOPs per example on a T4 (8.1 TFLOP/s fp32): any throughput above ~8
-    # examples/s is impossible, so the FLOP count or the timing must be wrong.
+    # Claim ~1e11 training FLOPs per example (four 65536-wide layers, the widest the MLP
+    # accepts) on a T4 (8.1 TFLOP/s fp32): any throughput above ~80 examples/s is impossible,
+    # so the FLOP count or the timing must be wrong.
     big = {
         **MSG,
         "key": {**MSG["key"], "precision": "float32"},
-        "model_args": {"num_numeric": 1_000_000, "num_categorical": 0, "hidden": [500_000]},
+        "model_args": {"num_numeric": 65_536, "num_categorical": 0, "hidden": [65_536] * 4},
     }
     result = measure_cell(backend_for(FakeWorkload("Tesla T4")), big)
     assert result["status"] == "invalid" and result["reason"].startswith("MFU ")
