@@ -283,6 +283,7 @@ def bench_serve(http_port: int, grpc_port: int, log: Path) -> Iterator[subproces
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_bench_serve_answers_what_the_model_computes_in_process_over_http_and_grpc(tmp_path):
     import importlib.util
 

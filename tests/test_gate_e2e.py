@@ -24,7 +24,7 @@ import pytest
 from bench.measure.reference import SAMPLES
 from tests.conftest import bench_cmd
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 SCENARIO = """\
 name: gate-e2e

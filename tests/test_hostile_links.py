@@ -111,6 +111,7 @@ def _one_line_naming(err: str, path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("when", ["resume", "first run"])
 def test_a_link_at_any_path_a_run_writes_is_refused(tmp_path, capsys, monkeypatch, base, when):
     run, written = base

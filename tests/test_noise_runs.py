@@ -17,7 +17,7 @@ from bench.read.runset import load_runs
 from bench.runfolder import load_run
 from tests.conftest import REPO, bench_cmd
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 # The quickstart's MLP training, both frameworks, two batch sizes, plus a tiny tfdata cell
 # (4096 tabular examples) judged against the synthetic one; short run lengths. Three processes

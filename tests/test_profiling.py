@@ -319,6 +319,7 @@ TF_READ = (
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul(
     tmp_path, worker_env, capsys
 ):

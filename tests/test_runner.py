@@ -92,6 +92,7 @@ matrix:
     assert "run " + run.run_id in done.stdout
 
 
+@pytest.mark.heavy
 def test_crash_hang_nan_and_missing_device_are_recorded_and_the_sweep_goes_on(tmp_path, worker_env):
     # toy_model: batch 9 kills its worker, 7 hangs, 11 gives NaN; gpu is absent here.
     scenario = write(
@@ -146,6 +147,7 @@ def _wait_for(predicate, timeout: float = 120.0):
     raise AssertionError("timed out waiting")
 
 
+@pytest.mark.heavy
 def test_killed_worker_then_interrupt_then_resume_runs_only_missing_cells(tmp_path, worker_env):
     # Batch 7 hangs: while it does, kill its worker from outside (as the OOM killer or a user
     # would). Then interrupt the run during a later cell and resume it.
@@ -204,6 +206,7 @@ matrix:
         assert run.cells[cid]["finished_at"] == finished
 
 
+@pytest.mark.heavy
 def test_repeats_run_each_cell_in_fresh_processes(tmp_path, worker_env):
     scenario = write(tmp_path, "name: rep\nmodel: tests.fixtures.toy_model:factory\n")
     scenario.write_text(scenario.read_text().replace("timeout_s: 60", "timeout_s: 60, repeats: 2"))
