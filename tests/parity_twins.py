@@ -44,7 +44,10 @@ def request(job: dict[str, Any], framework: str, precision: str, batch: int) -> 
         "steps_per_call": job.get("steps_per_call", 1),
     }
     opt = Optimizer(name="adam", learning_rate=1e-3)
-    return BuildRequest(key, model, args, model.data_spec(args), opt, job.get("seed", 0))
+    training = key["workload"] == "train"
+    return BuildRequest(
+        key, model, args, model.data_spec(args), opt, job.get("seed", 0), training=training
+    )
 
 
 def train(job: dict[str, Any], framework: str, backend: Any) -> dict[str, np.ndarray]:

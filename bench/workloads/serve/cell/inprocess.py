@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,11 +32,14 @@ from bench.measure.derive import Basis, Inputs, derive
 from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
 from bench.metrics import metric, unavailable
 from bench.modeldef import load_model
+from bench.optimizer import Optimizer
 from bench.serve.batching import Policy
 from bench.serve.loadgen import Load
 from bench.serve.probe import measure_rate, measure_single_stream
 from bench.serve.search import search
 from bench.serve.summary import PERCENTILES, Slo, stat_name
+from bench.workloads.cell.message import CellMessage
+from bench.workloads.predict import SPEC as PREDICT
 
 SERVE_ONLY = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
 POOL = 256  # distinct synthetic requests, cycled
@@ -45,27 +49,30 @@ LOW_FRACTION = 1 / 16  # search's default low end: this share of the offline thr
 
 
 def build_buckets(
-    backend: Any, key: CellKey, policy: Policy, msg: dict[str, Any]
+    backend: Any,
+    key: CellKey,
+    policy: Policy,
+    model_args: Mapping[str, Any],
+    seed: int,
+    run_dir: str | None = None,
 ) -> tuple[dict[int, Workload], Any]:
-    from bench.run.scenario import Optimizer
-
+    """One compiled forward pass per bucket (batch size) of the policy, and the data spec."""
     model = load_model(key["model"])
-    args = model.Args.model_validate(msg["model_args"])
+    args = model.Args.model_validate(model_args)
     spec = model.data_spec(args)
     base = {k: v for k, v in key.to_dict().items() if k not in SERVE_ONLY}
     built = {}
     for bucket in policy.buckets:
-        bkey = CellKey.from_dict({**base, "workload": "predict", "batch_size": bucket})
-        req = BuildRequest(
-            bkey, model, args, spec, Optimizer(**msg["optimizer"]), msg["seed"],
-            run_dir=msg.get("run_dir"),
-        )  # fmt: skip
+        # A predict key: a bucket is a batch of requests through the same forward pass.
+        bkey = CellKey.from_dict({**base, "workload": PREDICT.name, "batch_size": bucket})
+        req = BuildRequest(bkey, model, args, spec, Optimizer(), seed, run_dir=run_dir)
         built[bucket] = backend.build(req)
     return built, spec
 
 
-def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[str, Any]:
-    if (msg.get("cluster") or {}).get("num_processes", 1) > 1:
+def measure_serve_cell(backend: Any, msg: CellMessage) -> dict[str, Any]:
+    key = msg.key
+    if msg.processes > 1:
         # One server in one process: hosts would each load themselves, not one service.
         reason = "workload: serve runs on one host; a multi-host run skips its serve cells"
         return {"status": "skipped", "reason": reason, "flags": [], "metrics": {}}
@@ -75,9 +82,9 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
         Policy(1, 0.0) if single else Policy(key["max_batch_size"], key["batch_timeout_ms"] / 1e3)
     )
     build_start = time.perf_counter()
-    workloads, spec = build_buckets(backend, key, policy, msg)
+    workloads, spec = build_buckets(backend, key, policy, msg.model_args, msg.seed, msg.run_dir)
     compile_s = sum(w.compile_s for w in workloads.values())
-    pool = make_batch(spec, POOL, msg["seed"] + 1)
+    pool = make_batch(spec, POOL, msg.seed + 1)
 
     def infer(ids: np.ndarray, bucket: int) -> np.ndarray:
         rows = np.zeros(bucket, dtype=np.int64)  # padding repeats request 0's features
@@ -89,13 +96,14 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
     offline_qps = largest / service[largest]
     time_to_first = time.perf_counter() - build_start
 
-    rules = msg["measure"]["serve"]
+    rules = msg.measure["serve"]
     load = Load(
         rules["min_queries"], rules["min_seconds"], rules["warmup_queries"],
         rules["max_seconds"], rules["drain_s"],
     )  # fmt: skip
-    slo = Slo(msg["slo"]["percentile"], msg["slo"]["latency_ms"] / 1e3)
-    seed = msg["seed"]
+    assert msg.slo is not None, "validation requires an slo for serve cells"
+    slo = Slo(msg.slo["percentile"], msg.slo["latency_ms"] / 1e3)
+    seed = msg.seed
     traces = {b: w.trace_count() for b, w in workloads.items()}
     found: dict[str, Any] = {}
     if single:
@@ -179,10 +187,10 @@ def measure_serve_cell(backend: Any, key: CellKey, msg: dict[str, Any]) -> dict[
     served = headline.get("served_qps")
     device = next(iter(workloads.values()))
     metrics["price_per_hour_usd"] = price_per_hour(
-        device.device_name, overrides=msg.get("pricing") or None
+        device.device_name, overrides=msg.pricing or None
     )
     model = load_model(key["model"])
-    args = model.Args.model_validate(msg["model_args"])
+    args = model.Args.model_validate(msg.model_args)
     metrics["flops_per_example"] = metric(
         model.flops_per_example(args, "predict"), "FLOP/example",
         f"analytic formula of model {key['model']!r} (predict)",

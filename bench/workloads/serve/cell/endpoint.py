@@ -1,6 +1,6 @@
 """Measure one ``workload: serve`` cell whose ``endpoint`` names a model server on the network.
 
-The same load as an in-process serve cell (``bench.run.serve_cell``): the same seeded pool of
+The same load as an in-process serve cell (``bench.workloads.serve.cell.inprocess``): the same seeded pool of
 synthetic requests from the model's data spec (request i carries row i % POOL, so an endpoint
 cell and an in-process cell of one scenario send the same inputs), the same open-loop schedule,
 the same latency definition (scheduled arrival to the answer on this host), the same rules per
@@ -22,6 +22,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bench.axes import CellKey
@@ -30,31 +31,32 @@ from bench.measure.cost import price_per_hour
 from bench.measure.derive import Basis, Inputs, derive
 from bench.metrics import metric, unavailable
 from bench.modeldef import load_model
-from bench.run.serve_cell import LOW_FRACTION, POOL, serve_metrics
 from bench.serve.endpoint import Client, Endpoint, EndpointError
 from bench.serve.loadgen import Load
 from bench.serve.probe import measure_remote_rate, measure_remote_single_stream
 from bench.serve.remote import RemoteTrace, one_row
 from bench.serve.search import search
 from bench.serve.summary import Slo
+from bench.workloads.cell.message import CellMessage, as_message
+from bench.workloads.serve.cell.inprocess import LOW_FRACTION, POOL, serve_metrics
 
 CAPACITY_S = 1.5  # closed-loop seconds for the capacity estimate (after ALONE_CALLS)
 GROW_STEPS = 3  # where the capacity meets the SLO, rates up to 8x it are tried
 ALONE_CALLS = 10  # requests sent one at a time first: the round trip with no load
 
 
-def endpoint_of(key: CellKey, msg: dict[str, Any]) -> Endpoint:
-    spec = (msg.get("endpoints") or {}).get(key["endpoint"])
+def endpoint_of(msg: CellMessage) -> Endpoint:
+    spec = msg.endpoints.get(msg.key["endpoint"])
     if spec is None:
-        raise ValueError(f"no endpoint named {key['endpoint']!r} in the scenario's endpoints:")
+        raise ValueError(f"no endpoint named {msg.key['endpoint']!r} in the scenario's endpoints:")
     return Endpoint(**spec)
 
 
-def request_bodies(client: Client, key: CellKey, msg: dict[str, Any]) -> tuple[list[bytes], Any]:
+def request_bodies(client: Client, msg: CellMessage) -> tuple[list[bytes], Any]:
     """One body per row of the cell's request pool (the in-process cells' pool) and the pool."""
-    model = load_model(key["model"])
-    spec = model.data_spec(model.Args.model_validate(msg["model_args"]))
-    pool = make_batch(spec, POOL, msg["seed"] + 1)
+    model = load_model(msg.key["model"])
+    spec = model.data_spec(model.Args.model_validate(msg.model_args))
+    pool = make_batch(spec, POOL, msg.seed + 1)
     # The features only: the pool's label is the training target, not a model input.
     bodies = [
         client.encode({k: pool[k][i : i + 1] for k in spec.features}, str(i)) for i in range(POOL)
@@ -63,11 +65,13 @@ def request_bodies(client: Client, key: CellKey, msg: dict[str, Any]) -> tuple[l
 
 
 def measure_endpoint_cell(
-    key: CellKey, msg: dict[str, Any], keep: list[RemoteTrace] | None = None
+    msg: CellMessage | Mapping[str, Any], keep: list[RemoteTrace] | None = None
 ) -> dict[str, Any]:
     """The cell's record. ``keep``: a list that receives each open-loop run's trace with every
     answer's predictions (the end-to-end test checks them against in-process predictions)."""
-    endpoint = endpoint_of(key, msg)
+    msg = as_message(msg)
+    key = msg.key
+    endpoint = endpoint_of(msg)
     found: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
     try:
         client = Client(endpoint)
@@ -86,7 +90,7 @@ def _failed(reason: str, found: dict[str, Any]) -> dict[str, Any]:
 def _measure(
     client: Client,
     key: CellKey,
-    msg: dict[str, Any],
+    msg: CellMessage,
     found: dict[str, Any],
     keep: list[RemoteTrace] | None,
 ) -> dict[str, Any]:
@@ -95,7 +99,7 @@ def _measure(
     except EndpointError as exc:
         return _failed(str(exc), found)
     build_start = time.perf_counter()
-    bodies, _ = request_bodies(client, key, msg)
+    bodies, _ = request_bodies(client, msg)
     searched = key.get("target_qps") == "search"
     # The search's top is the server's capacity; a cell at a set rate needs only the round
     # trip alone (which also proves the endpoint answers before any load).
@@ -104,13 +108,14 @@ def _measure(
         return _failed(f"endpoint {client.endpoint.describe()}: {problem}", found)
     time_to_first = time.perf_counter() - build_start
 
-    rules = msg["measure"]["serve"]
+    rules = msg.measure["serve"]
     load = Load(
         rules["min_queries"], rules["min_seconds"], rules["warmup_queries"],
         rules["max_seconds"], rules["drain_s"],
     )  # fmt: skip
-    slo = Slo(msg["slo"]["percentile"], msg["slo"]["latency_ms"] / 1e3)
-    seed, arrivals = msg["seed"], key["arrivals"]
+    assert msg.slo is not None, "validation requires an slo for serve cells"
+    slo = Slo(msg.slo["percentile"], msg.slo["latency_ms"] / 1e3)
+    seed, arrivals = msg.seed, key["arrivals"]
     max_qps = None
     if arrivals == "single_stream":
         headline = measure_remote_single_stream(client, bodies, load, slo)
@@ -185,9 +190,7 @@ def _measure(
     elif not headline["meets_slo"] and status == "ok":
         flags.append("slo_unmet")
     # The price is the server's device's, as the scenario names it (pricing: overrides it).
-    metrics["price_per_hour_usd"] = price_per_hour(
-        key["device"], overrides=msg.get("pricing") or None
-    )
+    metrics["price_per_hour_usd"] = price_per_hour(key["device"], overrides=msg.pricing or None)
     rate = metrics["max_compliant_qps"].get("value") if searched else headline.get("served_qps")
     if rate and status == "ok":
         how = "requests/s at the max compliant rate" if searched else "requests answered / s"

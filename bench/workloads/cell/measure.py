@@ -1,0 +1,16 @@
+"""Measure one cell in the worker: the cell's workload, found in the registry, measures it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bench.workloads import registry
+from bench.workloads.cell.message import CellMessage, as_message
+
+
+def measure_cell(backend: Any, msg: CellMessage | Mapping[str, Any]) -> dict[str, Any]:
+    """The measured parts of the cell's record (status, reason, flags, metrics, samples...)."""
+    msg = as_message(msg)
+    spec = registry.ensure(msg.workload, msg.workload_module)
+    return registry.measure_function(spec)(backend, msg)
