@@ -63,7 +63,7 @@ def _known_workload(name: str) -> str:
     """Checked when a scenario is validated, not when this module is imported: a plug-in may
     register its workload after that (bench.workloads.registry)."""
     if workloads.find(name) is None:
-        raise ValueError(f"expected one of: {', '.join(workloads.names())}")
+        raise ValueError(f"one of: {', '.join(workloads.names())}")
     return name
 
 
