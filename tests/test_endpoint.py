@@ -144,7 +144,7 @@ def test_latency_counts_from_the_schedule_over_the_network():
     # A server that takes 20 ms per request, offered 100 requests/s at constant arrivals.
     with StandIn(delay_s=0.02) as server:
         # With 8 senders the client keeps up: latency is the round trip, ~20 ms.
-        key, msg = cell({"url": server.url, "max_in_flight": 8}, 100.0, 100, arrivals="constant")
+        _key, msg = cell({"url": server.url, "max_in_flight": 8}, 100.0, 100, arrivals="constant")
         ok = measure_endpoint_cell(msg)
         # With one sender it can send 50/s at most: the requests it cannot send yet wait, and
         # the wait counts (1 request every 10 ms scheduled, 1 every 20 ms sent: request k

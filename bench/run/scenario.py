@@ -424,6 +424,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
         problems.extend(_check_online(scenario, cells, where, lines))
+        problems.extend(_check_needs(scenario.model, cells, where, lines))
         problems.extend(_check_backends(cells, where, lines))
         largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
         if largest > scenario.data.examples:
@@ -553,6 +554,24 @@ def _check_online(scenario: Scenario, cells: list[Cell], where: str, lines: dict
                     f"runs with {axis} {wanted!r} (got {wrong[0].key[axis]!r}); expected "
                     f"{wanted!r} for {cell_workload} cells, or exclude the cell"
                 )
+    return found
+
+
+def _check_needs(model_name: str, cells: list[Cell], where: str, lines: dict) -> list[str]:
+    """The model provides what each workload of the matrix needs (``WorkloadSpec.needs``)."""
+    try:
+        model = load_model(model_name)
+    except ModelError:
+        return []  # reported by _check_model
+    found = []
+    for name in dict.fromkeys(c.key.workload for c in cells):
+        missing = [n for n in workloads.spec(name).needs if not hasattr(model, n)]
+        if missing:
+            line = _line(lines, ("workload",)) or _line(lines, ("matrix", "workload"))
+            found.append(
+                f"{where}{line}: workload: {name} needs the model to provide "
+                f"{', '.join(missing)}; model {model_name!r} does not"
+            )
     return found
 
 
