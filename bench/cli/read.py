@@ -205,9 +205,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from bench.metrics import objectives
-
     help_for_where = where_help()
+    _add_results(sub)
+    _add_compare(sub, help_for_where)
+    _add_report(sub)
+    _add_recommend(sub, help_for_where)
+    _add_export(sub)
+
+
+def _add_results(sub: Any) -> None:
     p = sub.add_parser(
         "results",
         help="list runs, or show one run's cells",
@@ -235,6 +241,8 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_results)
 
+
+def _add_compare(sub: Any, help_for_where: str) -> None:
     p = sub.add_parser(
         "compare",
         help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
@@ -261,6 +269,10 @@ def add_parsers(sub: Any) -> None:
     add_noise_option(p, "a ratio is better/worse")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_report(sub: Any) -> None:
+    from bench.metrics import objectives
+
     p = sub.add_parser(
         "report",
         help="one self-contained HTML report (or markdown) of runs",
@@ -285,6 +297,10 @@ def add_parsers(sub: Any) -> None:
         help="what the summary's recommendation optimises",
     )
     p.set_defaults(func=cmd_report)
+
+
+def _add_recommend(sub: Any, help_for_where: str) -> None:
+    from bench.metrics import objectives
 
     p = sub.add_parser(
         "recommend",
@@ -320,6 +336,8 @@ def add_parsers(sub: Any) -> None:
     add_noise_option(p, "a lead is beyond noise")
     p.set_defaults(func=cmd_recommend)
 
+
+def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
     p.add_argument("run", metavar="RUN", help="a run folder")
     p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
