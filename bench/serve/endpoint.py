@@ -26,10 +26,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from bench.serve import wire
+from bench.serve.target import RequestError
 from bench.serve.wire import MalformedResponse
 
 
-class EndpointError(Exception):
+class EndpointError(RequestError):
     """One request failed; ``str()`` is the reason, short enough to count by."""
 
 

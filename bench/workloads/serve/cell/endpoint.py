@@ -1,10 +1,10 @@
 """Measure one ``workload: serve`` cell whose ``endpoint`` names a model server on the network.
 
-The same load as an in-process serve cell (``bench.workloads.serve.cell.inprocess``): the same seeded pool of
-synthetic requests from the model's data spec (request i carries row i % POOL, so an endpoint
-cell and an in-process cell of one scenario send the same inputs), the same open-loop schedule,
-the same latency definition (scheduled arrival to the answer on this host), the same rules per
-rate and the same search for the highest rate that meets the SLO. Bodies are encoded before the
+The same load as an in-process serve cell (``inprocess``), through the same path (``common``):
+the same seeded pool of synthetic requests from the model's data spec (request i carries row
+i % POOL, so an endpoint cell and an in-process cell of one scenario send the same inputs), the
+same open-loop schedule, the same latency definition (scheduled arrival to the answer on this
+host), the same rules per rate and the same search for the highest rate that meets the SLO. Bodies are encoded before the
 load, so the client's encoding is not in the measured path.
 
 The server is a black box: its framework, device and batching are the cell's axes as the
@@ -25,20 +25,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bench.axes import CellKey
 from bench.inputs.synthetic import make_batch
 from bench.measure.cost import price_per_hour
-from bench.measure.derive import Basis, Inputs, derive
-from bench.metrics import metric, unavailable
+from bench.measure.derive import Inputs
+from bench.metrics import metric
 from bench.modeldef import load_model
 from bench.serve.endpoint import Client, Endpoint, EndpointError
-from bench.serve.loadgen import Load
-from bench.serve.probe import measure_remote_rate, measure_remote_single_stream
-from bench.serve.remote import RemoteTrace, one_row
-from bench.serve.search import search
-from bench.serve.summary import Slo
+from bench.serve.remote import EndpointTarget
+from bench.serve.target import RequestError, Run, one_row
 from bench.workloads.cell.message import CellMessage, as_message
-from bench.workloads.serve.cell.inprocess import LOW_FRACTION, POOL, serve_metrics
+from bench.workloads.serve.cell.common import Plan, Top, measure_load, record
+from bench.workloads.serve.cell.inprocess import POOL
 
 CAPACITY_S = 1.5  # closed-loop seconds for the capacity estimate (after ALONE_CALLS)
 GROW_STEPS = 3  # where the capacity meets the SLO, rates up to 8x it are tried
@@ -65,170 +62,79 @@ def request_bodies(client: Client, msg: CellMessage) -> tuple[list[bytes], Any]:
 
 
 def measure_endpoint_cell(
-    msg: CellMessage | Mapping[str, Any], keep: list[RemoteTrace] | None = None
+    msg: CellMessage | Mapping[str, Any], keep: list[Run] | None = None
 ) -> dict[str, Any]:
-    """The cell's record. ``keep``: a list that receives each open-loop run's trace with every
-    answer's predictions (the end-to-end test checks them against in-process predictions)."""
+    """The cell's record. ``keep``: a list that receives each open-loop run with every answer's
+    predictions (the end-to-end test checks them against in-process predictions)."""
     msg = as_message(msg)
-    key = msg.key
     endpoint = endpoint_of(msg)
-    found: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
+    block: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
     try:
         client = Client(endpoint)
     except EndpointError as exc:
-        return _failed(str(exc), found)
+        return _failed(str(exc), block)
     try:
-        return _measure(client, key, msg, found, keep)
+        return _measure(client, msg, block, keep)
     finally:
         client.close()
 
 
-def _failed(reason: str, found: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "failed", "reason": reason, "flags": [], "metrics": {}, "serve": found}
+def _failed(reason: str, block: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "failed", "reason": reason, "flags": [], "metrics": {}, "serve": block}
 
 
 def _measure(
-    client: Client,
-    key: CellKey,
-    msg: CellMessage,
-    found: dict[str, Any],
-    keep: list[RemoteTrace] | None,
+    client: Client, msg: CellMessage, block: dict[str, Any], keep: list[Run] | None
 ) -> dict[str, Any]:
     try:
-        found["ready_after_s"] = client.wait_ready()
+        block["ready_after_s"] = client.wait_ready()
     except EndpointError as exc:
-        return _failed(str(exc), found)
+        return _failed(str(exc), block)
     build_start = time.perf_counter()
     bodies, _ = request_bodies(client, msg)
-    searched = key.get("target_qps") == "search"
+    plan = Plan.of(msg)
     # The search's top is the server's capacity; a cell at a set rate needs only the round
     # trip alone (which also proves the endpoint answers before any load).
-    alone, capacity, problem = _capacity(client, bodies, CAPACITY_S if searched else 0.0)
+    alone, capacity, problem = _capacity(client, bodies, CAPACITY_S if plan.searched else 0.0)
     if problem:
-        return _failed(f"endpoint {client.endpoint.describe()}: {problem}", found)
+        return _failed(f"endpoint {client.endpoint.describe()}: {problem}", block)
     time_to_first = time.perf_counter() - build_start
-
-    rules = msg.measure["serve"]
-    load = Load(
-        rules["min_queries"], rules["min_seconds"], rules["warmup_queries"],
-        rules["max_seconds"], rules["drain_s"],
-    )  # fmt: skip
-    assert msg.slo is not None, "validation requires an slo for serve cells"
-    slo = Slo(msg.slo["percentile"], msg.slo["latency_ms"] / 1e3)
-    seed, arrivals = msg.seed, key["arrivals"]
-    max_qps = None
-    if arrivals == "single_stream":
-        headline = measure_remote_single_stream(client, bodies, load, slo)
-        probes = [headline]
-    elif searched:
-        floor = rules["min_queries"] / rules["max_seconds"]
-        low = rules["low_qps"] or max(capacity * LOW_FRACTION, floor)
-        hopeless = (
-            f"a single request alone takes {alone * 1e3:.3g} ms (round trip, no load), over "
-            f"the SLO's {slo.latency_s * 1e3:g} ms"
-            if alone > slo.latency_s
-            else ""
+    top = (
+        Top(
+            capacity,
+            f"its closed-loop capacity ({capacity:.4g} requests/s: "
+            f"{client.endpoint.max_in_flight} senders busy, {CAPACITY_S:g} s)",
+            alone,
+            "round trip, no load",
+            GROW_STEPS,
         )
-        result = search(
-            lambda r: measure_remote_rate(client, bodies, arrivals, r, load, slo, seed, keep),
-            low=min(low, capacity * 0.99),
-            high=capacity,
-            tolerance=rules["tolerance"],
-            hopeless=hopeless,
-            floor=floor,
-            retries=rules.get("retries", 0),
-            # The capacity a closed loop of Python senders measured is an estimate, not a
-            # bound: the server may serve more under open-loop load (its batches fill).
-            grow=GROW_STEPS,
-        )
-        found["search"] = {k: v for k, v in result.to_dict().items() if k != "probes"}
-        probes = result.to_dict()["probes"]
-        met = [p for p in probes if p["meets_slo"]]
-        headline = max(met, key=lambda p: p["offered_qps"]) if met else probes[0]
-        max_qps = result.max_qps
-    else:
-        rate = float(key["target_qps"])
-        headline = measure_remote_rate(client, bodies, arrivals, rate, load, slo, seed, keep)
-        probes = [headline]
-
-    status, reason, flags = "ok", "", []
-    if headline["answered"] == 0:
-        top = next(iter(headline["error_reasons"]), "no request answered")
-        status, reason = "failed", f"every request failed: {top}"
-    elif not headline["valid"]:
-        status, reason = "invalid", headline["invalid_reason"]
-    if headline["errors"] and status == "ok":
-        flags.append("endpoint_errors")
-        top = next(iter(headline["error_reasons"]))
-        reason = (
-            f"{headline['errors']} of {headline['queries']} requests failed "
-            f"({headline['error_rate']:.2%}), most often: {top}"
-        )
-
-    metrics: dict[str, Any] = {
+        if plan.searched
+        else None
+    )
+    target = EndpointTarget(client, bodies)
+    measured = measure_load(target, plan, top, keep)
+    key = msg.key
+    known = {
         "time_to_first_result_s": metric(
             time_to_first, "s", "request bodies encoded, round trips alone, capacity measured"
         ),
-        **serve_metrics(headline, slo),
-        **_endpoint_metrics(headline, client),
+        # The price is the server's device's, as the scenario names it (pricing: overrides it).
+        "price_per_hour_usd": price_per_hour(key["device"], overrides=msg.pricing or None),
     }
-    if searched:
-        if max_qps is None:
-            why = found["search"]["reason"]
-            flags.append("slo_unmet")
-            reason = reason or why
-            metrics["max_compliant_qps"] = unavailable(why, "requests/s")
-        else:
-            metrics["max_compliant_qps"] = metric(
-                max_qps, "requests/s",
-                f"highest offered rate measured to meet {slo.describe()} at the endpoint; "
-                f"bracket {found['search']['bracket_qps']} searched up to its closed-loop "
-                f"capacity ({capacity:.4g} requests/s)",
-            )  # fmt: skip
-            if found["search"]["bracket_qps"][1] is None:
-                flags.append("slo_met_at_offline_rate")
-    elif not headline["meets_slo"] and status == "ok":
-        flags.append("slo_unmet")
-    # The price is the server's device's, as the scenario names it (pricing: overrides it).
-    metrics["price_per_hour_usd"] = price_per_hour(key["device"], overrides=msg.pricing or None)
-    rate = metrics["max_compliant_qps"].get("value") if searched else headline.get("served_qps")
-    if rate and status == "ok":
-        how = "requests/s at the max compliant rate" if searched else "requests answered / s"
-        basis = Basis(1, 1.0 / rate, f"{how} (a request is one example)")
-        metrics.update(derive(metrics, basis, Inputs(1, None)))
-        metrics.pop("mfu", None)
-    else:
-        metrics["examples_per_s"] = unavailable(reason or "no request answered", "examples/s")
-    found.update(
+    found = record(plan, measured, top, target, known, Inputs(1, None))
+    found["serve"].update(
         {
+            **block,
             "policy": {
                 "max_batch_size": key.get("max_batch_size"),
                 "batch_timeout_ms": key.get("batch_timeout_ms"),
+                "buckets": None,
                 "stated_by": "the scenario (the server's own setting, not seen by the client)",
             },
-            "alone_round_trip_s": alone,
-            **(
-                {
-                    "offline_qps": capacity,
-                    "capacity_method": f"closed loop, {client.endpoint.max_in_flight} senders "
-                    f"busy, {CAPACITY_S:g} s",
-                }
-                if searched
-                else {}
-            ),
-            "slo": {"percentile": slo.percentile, "latency_ms": slo.latency_s * 1e3},
-            "probes": probes,
+            "alone_s": alone,
         }
     )
-    return {
-        "status": status,
-        "reason": reason,
-        "flags": flags,
-        "metrics": metrics,
-        "samples": {},
-        "input": {},
-        "serve": found,
-    }
+    return found
 
 
 def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[float, float, str]:
@@ -242,7 +148,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
         t0 = time.perf_counter()
         try:
             one_row(send(bodies[i % len(bodies)]))
-        except EndpointError as exc:
+        except RequestError as exc:
             first_error = first_error or str(exc)
             continue
         times.append(time.perf_counter() - t0)
@@ -264,7 +170,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
             try:
                 s(bodies[i % len(bodies)])
                 counts[slot] += 1
-            except EndpointError as exc:
+            except RequestError as exc:
                 failures.append(str(exc))
             i += len(counts)
         s.close()
@@ -281,31 +187,3 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
         why = failures[0] if failures else "no answer under load"
         return alone, 0.0, f"no request answered with {len(counts)} in flight: {why}"
     return alone, capacity, ""
-
-
-def _endpoint_metrics(probe: dict[str, Any], client: Client) -> dict[str, Any]:
-    at = (
-        f"{probe['arrivals']} arrivals at {probe['offered_qps']:.4g} QPS offered"
-        if probe["offered_qps"]
-        else "single stream"
-    )
-    return {
-        "error_rate": metric(
-            probe["error_rate"], "fraction",
-            f"requests that failed, {at}; reasons: {probe['error_reasons'] or 'none'}",
-            count=probe["errors"],
-        ),
-        "round_trip_s": {
-            "unit": "s",
-            "method": f"request sent to its answer read on this host, {at} "
-            f"({client.endpoint.describe()})",
-            **probe["round_trip_s"],
-        },
-        "client_wait_s": {
-            "unit": "s",
-            "method": f"handed over to sent: waiting for one of max_in_flight="
-            f"{probe['max_in_flight']} senders, {at}; {probe['in_flight_full']} requests "
-            "found all busy",
-            **probe["client_wait_s"],
-        },
-    }  # fmt: skip

@@ -28,24 +28,21 @@ from bench.axes import CellKey
 from bench.backends.workload import BuildRequest, Workload
 from bench.inputs.synthetic import make_batch
 from bench.measure.cost import price_per_hour
-from bench.measure.derive import Basis, Inputs, derive
+from bench.measure.derive import Inputs
 from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
-from bench.metrics import metric, unavailable
+from bench.metrics import metric
 from bench.modeldef import load_model
 from bench.optimizer import Optimizer
 from bench.serve.batching import Policy
-from bench.serve.loadgen import Load
-from bench.serve.probe import measure_rate, measure_single_stream
-from bench.serve.search import search
-from bench.serve.summary import PERCENTILES, Slo, stat_name
+from bench.serve.local import InProcess
 from bench.workloads.cell.message import CellMessage
 from bench.workloads.predict import SPEC as PREDICT
+from bench.workloads.serve.cell.common import Plan, Top, measure_load, record
 
 SERVE_ONLY = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms")
 POOL = 256  # distinct synthetic requests, cycled
 SERVICE_CALLS = 30  # timed calls per bucket for its service time (after WARM_CALLS)
 WARM_CALLS = 5
-LOW_FRACTION = 1 / 16  # search's default low end: this share of the offline throughput
 
 
 def build_buckets(
@@ -83,7 +80,6 @@ def measure_serve_cell(backend: Any, msg: CellMessage) -> dict[str, Any]:
     )
     build_start = time.perf_counter()
     workloads, spec = build_buckets(backend, key, policy, msg.model_args, msg.seed, msg.run_dir)
-    compile_s = sum(w.compile_s for w in workloads.values())
     pool = make_batch(spec, POOL, msg.seed + 1)
 
     def infer(ids: np.ndarray, bucket: int) -> np.ndarray:
@@ -93,141 +89,53 @@ def measure_serve_cell(backend: Any, msg: CellMessage) -> dict[str, Any]:
 
     service = _service_times(infer, policy)
     largest = policy.buckets[-1]
-    offline_qps = largest / service[largest]
+    top = Top(largest / service[largest], f"the offline throughput of bucket {largest}",
+              service[1], "bucket 1, no queue")  # fmt: skip
     time_to_first = time.perf_counter() - build_start
 
-    rules = msg.measure["serve"]
-    load = Load(
-        rules["min_queries"], rules["min_seconds"], rules["warmup_queries"],
-        rules["max_seconds"], rules["drain_s"],
-    )  # fmt: skip
-    assert msg.slo is not None, "validation requires an slo for serve cells"
-    slo = Slo(msg.slo["percentile"], msg.slo["latency_ms"] / 1e3)
-    seed = msg.seed
     traces = {b: w.trace_count() for b, w in workloads.items()}
-    found: dict[str, Any] = {}
-    if single:
-        headline = measure_single_stream(infer, load, slo)
-        probes = [headline]
-    elif key.get("target_qps") == "search":
-        # Below min_queries / max_seconds no rate can be a valid measurement.
-        floor = rules["min_queries"] / rules["max_seconds"]
-        low = rules["low_qps"] or max(offline_qps * LOW_FRACTION, floor)
-        alone = service[1]
-        hopeless = (
-            f"a single request alone takes {alone * 1e3:.3g} ms (bucket 1, no queue), over the "
-            f"SLO's {slo.latency_s * 1e3:g} ms"
-            if alone > slo.latency_s
-            else ""
-        )
-        result = search(
-            lambda r: measure_rate(infer, policy, key["arrivals"], r, load, slo, seed),
-            low=min(low, offline_qps * 0.99),
-            high=offline_qps,
-            tolerance=rules["tolerance"],
-            hopeless=hopeless,
-            floor=floor,
-            retries=rules.get("retries", 0),
-        )
-        found["search"] = {k: v for k, v in result.to_dict().items() if k != "probes"}
-        probes = result.to_dict()["probes"]
-        met = [p for p in probes if p["meets_slo"]]
-        headline = max(met, key=lambda p: p["offered_qps"]) if met else probes[0]
-        max_qps = result.max_qps
-    else:
-        headline = measure_rate(
-            infer, policy, key["arrivals"], float(key["target_qps"]), load, slo, seed
-        )
-        probes = [headline]
+    target = InProcess(infer, policy)
+    plan = Plan.of(msg)
+    measured = measure_load(target, plan, top)
     retraced = sum(w.trace_count() - traces[b] for b, w in workloads.items())
     bad = next((r for b, w in workloads.items() if (r := _check(infer(np.arange(b), b), b))), None)
+    so_far = ("invalid", bad) if bad else ("ok", "")
+    if retraced and not bad:
+        so_far = ("invalid", f"a predict step retraced {retraced} time(s) under load")
 
-    status, reason, flags = "ok", "", []
-    if bad:
-        status, reason = "invalid", bad
-    elif retraced:
-        status, reason = "invalid", f"a predict step retraced {retraced} time(s) under load"
-    elif not headline["valid"]:
-        status, reason = "invalid", headline["invalid_reason"]
-
-    metrics: dict[str, Any] = {
-        "compile_s": metric(compile_s, "s", f"sum over {len(workloads)} buckets: "
-                            + next(iter(workloads.values())).compile_method),
+    first = next(iter(workloads.values()))
+    model = load_model(key["model"])
+    args = model.Args.model_validate(msg.model_args)
+    known: dict[str, Any] = {
+        "compile_s": metric(sum(w.compile_s for w in workloads.values()), "s",
+                            f"sum over {len(workloads)} buckets: {first.compile_method}"),
         "time_to_first_result_s": metric(
             time_to_first, "s", "every bucket built and compiled, plus its warm-up and timed calls"
         ),
-        "param_count": metric(next(iter(workloads.values())).param_count, "parameters",
-                              "trainable parameters"),
+        "param_count": metric(first.param_count, "parameters", "trainable parameters"),
         "peak_host_rss_bytes": peak_rss_metric(rss_reset),
-        **next(iter(workloads.values())).memory(),
-        **next(iter(workloads.values())).backend_metrics(),
-        **serve_metrics(headline, slo),
+        **first.memory(),
+        **first.backend_metrics(),
+        "price_per_hour_usd": price_per_hour(first.device_name, overrides=msg.pricing or None),
+        "flops_per_example": metric(
+            model.flops_per_example(args, "predict"), "FLOP/example",
+            f"analytic formula of model {key['model']!r} (predict)",
+        ),
     }  # fmt: skip
-    rate_note = ""
-    if key.get("target_qps") == "search":
-        if max_qps is None:
-            why = found["search"]["reason"]
-            flags.append("slo_unmet")
-            reason = reason or why
-            metrics["max_compliant_qps"] = unavailable(why, "requests/s")
-        else:
-            metrics["max_compliant_qps"] = metric(
-                max_qps, "requests/s",
-                f"highest offered rate measured to meet {slo.describe()}; bracket "
-                f"{found['search']['bracket_qps']} searched from the offline throughput of "
-                f"bucket {largest}" + (f"; {note}" if (note := found["search"]["reason"]) else ""),
-            )  # fmt: skip
-            rate_note = "the max compliant rate"
-            if found["search"]["bracket_qps"][1] is None:
-                # The SLO held at the offline throughput itself: the rate is a lower bound,
-                # capped by what the largest bucket can do back to back.
-                flags.append("slo_met_at_offline_rate")
-    elif not headline["meets_slo"] and status == "ok":
-        flags.append("slo_unmet")
-    served = headline.get("served_qps")
-    device = next(iter(workloads.values()))
-    metrics["price_per_hour_usd"] = price_per_hour(
-        device.device_name, overrides=msg.pricing or None
-    )
-    model = load_model(key["model"])
-    args = model.Args.model_validate(msg.model_args)
-    metrics["flops_per_example"] = metric(
-        model.flops_per_example(args, "predict"), "FLOP/example",
-        f"analytic formula of model {key['model']!r} (predict)",
-    )  # fmt: skip
-    # A search cell is worth its max compliant rate, or nothing where none met the SLO.
-    searched = key.get("target_qps") == "search"
-    rate = metrics["max_compliant_qps"].get("value") if searched else served
-    if rate:
-        how = f"requests/s at {rate_note}" if rate_note else "requests answered / s at this load"
-        basis = Basis(1, 1.0 / rate, f"{how} (a request is one example)")
-        metrics.update(derive(metrics, basis, Inputs(device.device_count, spec.tokens_per_example)))
-        metrics.pop("mfu", None)  # no calibrated peak here: MFU is the offline cells' number
-    else:
-        metrics["examples_per_s"] = unavailable(reason or "no request answered", "examples/s")
-
-    found.update(
+    inputs = Inputs(first.device_count, spec.tokens_per_example)
+    found = record(plan, measured, top, target, known, inputs, so_far)
+    found["serve"].update(
         {
             "policy": {
                 "max_batch_size": policy.max_batch_size,
                 "batch_timeout_ms": policy.batch_timeout_s * 1e3,
                 "buckets": list(policy.buckets),
+                "stated_by": "the worker's own server",
             },
             "bucket_service_s": {str(b): t for b, t in service.items()},
-            "offline_qps": offline_qps,
-            "slo": {"percentile": slo.percentile, "latency_ms": slo.latency_s * 1e3},
-            "probes": probes,
         }
     )
-    return {
-        "status": status,
-        "reason": reason,
-        "flags": flags,
-        "metrics": metrics,
-        "samples": {},
-        "input": {},
-        "serve": found,
-    }
+    return found
 
 
 def _service_times(infer: Any, policy: Policy) -> dict[int, float]:
@@ -253,52 +161,3 @@ def _check(out: np.ndarray, bucket: int) -> str | None:
     if not np.all(np.isfinite(arr)):
         return f"non-finite predictions in bucket {bucket} ({arr.ravel()[:3].tolist()}...)"
     return None
-
-
-def serve_metrics(probe: dict[str, Any], slo: Slo) -> dict[str, Any]:
-    """The reported rate's numbers, in the registry's shapes (``bench.metrics``)."""
-    at = (
-        f"{probe['arrivals']} arrivals at {probe['offered_qps']:.4g} QPS offered"
-        if probe["offered_qps"]
-        else "single stream"
-    )
-    lat = probe["latency_s"]
-    stats = {stat_name(p): lat[stat_name(p)] for p in PERCENTILES}
-    out: dict[str, Any] = {
-        "request_latency_s": {
-            "unit": "s",
-            "method": f"scheduled arrival to result on the host, nearest-rank percentiles over "
-            f"{probe['queries']} requests after {probe['warmup_queries']} warm-up ({at}); "
-            "dropped requests count as infinitely late",
-            "n": lat["n"],
-            **({"mean": lat["mean"], "max": lat["max"]} if "mean" in lat else {}),
-            **{k: v for k, v in stats.items() if v is not None},
-        },
-        "late_requests": metric(
-            probe["over_slo"] / max(1, probe["queries"]), "fraction",
-            f"requests over the SLO latency ({slo.latency_s * 1e3:g} ms), {at}",
-            count=probe["over_slo"],
-        ),
-        "dropped_requests": metric(
-            probe["dropped"], "requests", f"unanswered when the load ended plus drain time, {at}"
-        ),
-        "issue_lateness_s": {
-            "unit": "s",
-            "method": "when the generator handed each request over minus when it was due",
-            **probe["issue_lateness_s"],
-        },
-    }  # fmt: skip
-    if "batch_size" in probe:
-        out["realised_batch_size"] = metric(
-            probe["batch_size"]["mean"], "requests", f"mean requests per batch, {at}",
-            max=probe["batch_size"]["max"], padding_waste=probe["padding_waste"],
-        )  # fmt: skip
-        out["queue_time_s"] = {
-            "unit": "s", "method": f"scheduled arrival to its batch's start, {at}",
-            **probe["queue_s"],
-        }  # fmt: skip
-        out["compute_time_s"] = {
-            "unit": "s", "method": f"its batch's start to results on the host, {at}",
-            **probe["compute_s"],
-        }  # fmt: skip
-    return out
