@@ -140,6 +140,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     warn_unmatched(constraints, runset)
     result = recommend(runset, args.objective, constraints, noise=args.noise)
+    for warning in result.warnings:  # a typed latency limit that is not the cells' own SLO
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
     console = out if out.is_terminal else Console(width=250)
     console.print(render.to_text(result, runset), highlight=False)
     if args.out:
@@ -286,12 +288,28 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_report)
 
+    _add_recommend(sub, help_for_where)
+
+    p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
+    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
+    p.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    p.add_argument("--include-data", action="store_true", help="also write every raw step time")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_recommend(sub: Any, help_for_where: str) -> None:
+    from bench.metrics import objectives
+
     p = sub.add_parser(
         "recommend",
         help="the configuration to deploy for an objective under constraints, and why",
         description="Pick the best cell per model and workload for an objective among the runs "
         "given (runs from different machines merge: each cell shows its host), under --where "
-        "constraints. Exit 0 when every model/workload has a recommendation, 1 when some has "
+        "constraints. Serve cells that recorded an SLO are judged by their own SLO (a p95 SLO "
+        "on their p95) unless a --where on a latency percentile or an slo field replaces it; "
+        "a replacement that judges otherwise than a recorded SLO is warned about. "
+        "Exit 0 when every model/workload has a recommendation, 1 when some has "
         "no cell meeting the constraints (the closest cells are named), 2 on bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=help_for_where,
@@ -314,15 +332,9 @@ def add_parsers(sub: Any) -> None:
         action="append",
         default=[],
         metavar="EXPR",
-        help="a constraint every chosen cell must meet (repeatable), e.g. p99_ms<=50",
+        help="a constraint every chosen cell must meet (repeatable), e.g. memory_gb<=16; one "
+        "on a latency percentile (p99_ms<=50) replaces serve cells' own SLO",
     )
     p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
     add_noise_option(p, "a lead is beyond noise")
     p.set_defaults(func=cmd_recommend)
-
-    p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
-    p.add_argument("run", metavar="RUN", help="a run folder")
-    p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
-    p.add_argument("-o", "--output", required=True, help="the JSON file to write")
-    p.add_argument("--include-data", action="store_true", help="also write every raw step time")
-    p.set_defaults(func=cmd_export)
