@@ -8,6 +8,7 @@ with an SLO of p95 <= 50 ms, where the p95 and the p99 disagree on the winner.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -211,8 +212,6 @@ def test_where_on_a_cell_without_an_slo_does_not_hold(tmp_path):
 
 
 def test_compare_takes_where_on_the_slo_fields(serve_run, capsys):
-    import json
-
     assert main(["compare", str(serve_run), "--where", "slo_met==true", "--format", "json"]) == 0
     groups = json.loads(capsys.readouterr().out)["groups"]
     assert sorted(s["cell_id"] for g in groups for s in g["sides"]) == sorted(
@@ -396,3 +395,26 @@ def results_na():
     import pandas as pd
 
     return pd.NA
+
+
+def test_damaged_slos_read_as_none_on_every_reading_command(tmp_path, capsys):
+    # NaN, negative and overflowing SLOs in a run folder: no SLO column, no implicit
+    # constraint, and no command fails.
+    bad = [
+        serve_record(8, 400.0, 40.0, 90.0, slo={"percentile": math.nan, "latency_ms": 50}),
+        serve_record(1, 200.0, 30.0, 45.0, slo={"percentile": 95, "latency_ms": -3}),
+        serve_record(32, 600.0, 70.0, 120.0, slo={"percentile": 95, "latency_ms": 1e400}),
+    ]
+    run = str(write_run(tmp_path, "bad", bad))
+    assert main(["results", run]) == 0
+    assert "SLO" not in capsys.readouterr().out
+    assert main(["recommend", run]) == 0
+    out = capsys.readouterr().out
+    assert "constraints: none" in out and "Best throughput: 600.0 QPS" in out
+    report = tmp_path / "r.md"
+    assert main(["report", run, "--format", "md", "-o", str(report)]) == 0
+    assert "### mlp serve (no SLO recorded)" in report.read_text()
+    capsys.readouterr()
+    assert main(["results", run, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["slo"], r["slo_met"], r["slo_latency_ms"]) for r in rows] == [(None, None, None)] * 3
