@@ -418,3 +418,17 @@ def test_damaged_slos_read_as_none_on_every_reading_command(tmp_path, capsys):
     assert main(["results", run, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["slo"], r["slo_met"], r["slo_latency_ms"]) for r in rows] == [(None, None, None)] * 3
+
+
+def test_results_takes_where_on_the_slo_fields(serve_run, capsys):
+    assert main(["results", str(serve_run), "--where", "slo_met==false"]) == 0
+    out = capsys.readouterr().out
+    assert "p95<=50ms ✗" in out and "✓" not in out
+    assert main(["results", str(serve_run), "--where", "slo_met==true", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["cell_id"] for r in rows) == sorted([MB1["cell_id"], MB8["cell_id"]])
+    assert main(["results", str(serve_run), "--where", "slo_latency_ms<=10"]) == 0
+    assert "no cell meets slo_latency_ms<=10" in capsys.readouterr().out
+    assert main(["results", str(serve_run), "--where", "slo_met<1"]) == 2
+    assert "slo_met is text" in capsys.readouterr().err
+    assert main(["results", "--where", "slo_met==true"]) == 2
