@@ -20,7 +20,7 @@ import threading
 import numpy as np
 
 from bench.serve.batching import Trace
-from bench.serve.endpoint import Client
+from bench.serve.endpoint import Client, EndpointError, Sender
 from bench.serve.target import Clock, RequestError, Run, one_row
 
 
@@ -47,8 +47,7 @@ class _Caller:
         self.send = target.client.sender()
 
     def __call__(self, index: int) -> np.ndarray:
-        # A failed request raises EndpointError, a RequestError: the single stream records it.
-        return self.send(self.bodies[index % len(self.bodies)])
+        return answer(self.send, self.bodies[index % len(self.bodies)])
 
     def close(self) -> None:
         self.send.close()
@@ -114,17 +113,26 @@ class _Pool:
         while (i := self.pending.get()) is not None:
             self.sent[i] = self.trace.started[i] = self.clock()
             try:
-                out = send(bodies[i % len(bodies)])
-                done = self.clock()
-                one_row(out)
-                self.trace.done[i] = done
+                out = answer(send, bodies[i % len(bodies)])
+                self.trace.done[i] = self.clock()
                 if self.keep:
                     self.outputs[i] = out
             except RequestError as exc:
                 self.errors[i] = str(exc)
-            except Exception as exc:  # a bug in a codec must not hang the load
-                self.errors[i] = f"{type(exc).__name__}: {exc}"[:160]
             self.finished[slot] += 1
             if sum(self.finished) >= n:
                 self.all_done.set()
         send.close()  # connections do not outlive the rate they were opened for
+
+
+def answer(send: Sender, body: bytes) -> np.ndarray:
+    """One request's predictions, or a ``RequestError`` with the reason for whatever went
+    wrong, so that every phase of a cell (alone, one at a time, capacity, under load) records a
+    failed request alike, never as a crash of the cell."""
+    try:
+        out = send(body)
+    except RequestError:
+        raise
+    except Exception as exc:  # an answer no decoder check foresaw is still this request's
+        raise EndpointError(f"malformed response: {type(exc).__name__}: {exc}"[:200]) from exc
+    return one_row(out)

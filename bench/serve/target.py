@@ -81,6 +81,6 @@ def one_row(out: np.ndarray) -> np.ndarray:
     """Every request carries one example: an answer of any other number of rows is not its."""
     if out.ndim == 0 or out.shape[0] != 1:
         raise RequestError(
-            f"malformed response: predictions of shape {list(out.shape)} for one example"
+            f"malformed response: predictions of shape {list(out.shape)[:8]} for one example"
         )
     return out

@@ -31,8 +31,8 @@ from bench.measure.derive import Inputs
 from bench.metrics import metric
 from bench.modeldef import load_model
 from bench.serve.endpoint import Client, Endpoint, EndpointError
-from bench.serve.remote import EndpointTarget
-from bench.serve.target import RequestError, Run, one_row
+from bench.serve.remote import EndpointTarget, answer
+from bench.serve.target import RequestError, Run
 from bench.workloads.cell.message import CellMessage, as_message
 from bench.workloads.serve.cell.common import Plan, Top, measure_load, record
 from bench.workloads.serve.cell.inprocess import POOL
@@ -68,7 +68,7 @@ def measure_endpoint_cell(
     predictions (the end-to-end test checks them against in-process predictions)."""
     msg = as_message(msg)
     endpoint = endpoint_of(msg)
-    block: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
+    block: dict[str, Any] = {"endpoint": endpoint.to_record()}
     try:
         client = Client(endpoint)
     except EndpointError as exc:
@@ -147,7 +147,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
     for i in range(ALONE_CALLS):
         t0 = time.perf_counter()
         try:
-            one_row(send(bodies[i % len(bodies)]))
+            answer(send, bodies[i % len(bodies)])
         except RequestError as exc:
             first_error = first_error or str(exc)
             continue
@@ -168,7 +168,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
         i = slot
         while time.perf_counter() < stop:
             try:
-                s(bodies[i % len(bodies)])
+                answer(s, bodies[i % len(bodies)])
                 counts[slot] += 1
             except RequestError as exc:
                 failures.append(str(exc))
