@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.serve.arrivals import Arrivals, schedule
 from bench.serve.batching import Trace
-from bench.serve.target import Clock, RequestError, Run, Session, Target, one_row
+from bench.serve.target import Clock, RequestError, Run, Session, Target
 
 # The thread switch interval while load runs: Python hands the GIL to a waiting thread only
 # every 5 ms by default, which would show up as generator lateness and batcher delay whenever
@@ -107,7 +107,7 @@ def single_stream(
         while True:
             t0 = clock()
             try:
-                out: np.ndarray | None = one_row(call(i))
+                out: np.ndarray | None = call(i)
                 t1, error = clock(), None
             except RequestError as exc:
                 out, t1, error = None, float("nan"), str(exc)

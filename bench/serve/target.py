@@ -61,7 +61,8 @@ class Session(Protocol):
 
 
 class Caller(Protocol):
-    """One request at a time: the answer, or ``RequestError``."""
+    """One request at a time: the answer (checked as the target checks answers under load),
+    or ``RequestError``."""
 
     def __call__(self, index: int) -> np.ndarray: ...
 
