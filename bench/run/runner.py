@@ -50,6 +50,7 @@ from bench.runfolder import (
     os_problem,
     utc_now,
 )
+from bench.serve import protocols
 from bench.workloads import registry as workloads
 from bench.workloads.cell.message import CellMessage
 
@@ -242,8 +243,19 @@ def cell_message(
         # Where a cell keeps files beside its record (profiles/, parity/, litert/).
         run_dir=str(run_dir.resolve()) if run_dir is not None else None,
         cluster=cluster.describe() if cluster else None,
-        workload_module=workloads.spec(cell.key.workload).module,
+        plugins=plugins(s, cell),
     )
+
+
+def plugins(scenario: Any, cell: Cell) -> tuple[str, ...]:
+    """The modules of the plug-ins a cell uses (its workload, its endpoint's protocol) that a
+    worker would not find by name: it imports them before measuring the cell."""
+    found = [workloads.spec(cell.key.workload)]
+    endpoint = scenario.endpoints.get(cell.key.get("endpoint") or "")
+    if endpoint is not None:
+        found.append(protocols.get(endpoint.protocol))
+    builtin = {*workloads.BUILTIN.values(), *protocols.BUILTIN.values()}
+    return tuple(dict.fromkeys(f.module for f in found if f.module not in builtin))
 
 
 def runner_record(cell: Cell, status: str, reason: str) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from bench.limits import (
 )
 from bench.modeldef import ModelError, load_model
 from bench.optimizer import Optimizer
+from bench.serve import protocols
 from bench.serve.url import UrlError, token_problem
 from bench.serve.url import parse as parse_url
 from bench.workloads import registry as workloads
@@ -73,6 +74,16 @@ def _known_workload(name: str) -> str:
 
 
 WorkloadName = Annotated[str, AfterValidator(_known_workload)]
+
+
+def _known_protocol(name: str) -> str:
+    """Checked at validation, like workloads: a plug-in may register its protocol later."""
+    if protocols.find(name) is None:
+        raise ValueError(f"one of: {', '.join(protocols.names())}")
+    return name
+
+
+ProtocolName = Annotated[str, AfterValidator(_known_protocol)]
 # What a scenario accepts for the axes whose value types live above bench.axes (rank 0), with
 # the default where the registry leaves it to the scenario.
 SUPPLIED: dict[str, tuple[Any, Any]] = {
@@ -212,9 +223,10 @@ class Endpoint(_Strict):
         description="http://host:port (REST), host:port or grpc://host:port (gRPC), or a full "
         "https://...:predict URL (a Vertex AI endpoint, protocol tf-serving-rest)",
     )
-    protocol: Literal["v2-http", "v2-grpc", "tf-serving-rest"] = Field(
+    protocol: ProtocolName = Field(
         description="v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
-        "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI)"
+        "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI); or a "
+        "registered plug-in (bench.serve.protocols)"
     )
     model_name: str = Field(
         description="the model's name on the server (it goes into each request's path)"

@@ -83,14 +83,6 @@ def find(name: object) -> WorkloadSpec | None:
         return None
 
 
-def ensure(name: str, module: str) -> WorkloadSpec:
-    """The spec of ``name``, importing ``module`` first where the name is not known yet (a
-    worker meeting a plug-in that its runner registered)."""
-    if find(name) is None and module:
-        importlib.import_module(module)
-    return spec(name)
-
-
 def measure_function(found: WorkloadSpec) -> Any:
     """The function that measures a cell of the workload (imports its measuring module)."""
     module, _, attribute = found.measure.partition(":")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,5 +13,7 @@ from bench.workloads.cell.message import CellMessage, as_message
 def measure_cell(backend: Any, msg: CellMessage | Mapping[str, Any]) -> dict[str, Any]:
     """The measured parts of the cell's record (status, reason, flags, metrics, samples...)."""
     msg = as_message(msg)
-    spec = registry.ensure(msg.workload, msg.workload_module)
+    for module in msg.plugins:  # each registers what it declares
+        importlib.import_module(module)
+    spec = registry.spec(msg.workload)
     return registry.measure_function(spec)(backend, msg)

@@ -33,8 +33,9 @@ class CellMessage:
     # Where a cell writes what it keeps beside its record (profiles/, parity/, litert/).
     run_dir: str | None = None
     cluster: Mapping[str, Any] | None = None
-    # The module declaring the cell's workload, for a worker that does not know it yet.
-    workload_module: str = ""
+    # Modules the worker imports before measuring: the plug-ins the cell uses that bench does
+    # not know by itself (its workload's, its endpoint protocol's), which register themselves.
+    plugins: tuple[str, ...] = ()
 
     @property
     def workload(self) -> str:
@@ -58,6 +59,7 @@ class CellMessage:
         values.setdefault("cell_id", values["key"].cell_id)
         for name in ("optimizer", "data", "pricing", "endpoints"):
             values[name] = values.get(name) or {}
+        values["plugins"] = tuple(values.get("plugins") or ())
         return cls(**values)
 
 
