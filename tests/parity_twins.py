@@ -55,7 +55,7 @@ def train(job: dict[str, Any], framework: str, backend: Any) -> dict[str, np.nda
     loss scale the step ends with (float16: dynamic loss scaling)."""
     req = request(job, framework, job["precision"], job["batches"][0])
     key = {**req.key, "workload": "train"}
-    workload = backend.build(dataclasses.replace(req, key=key))
+    workload = backend.build(dataclasses.replace(req, key=key, training=True))
     losses = []
     for _ in range(job["steps"]):
         out = workload.step()
