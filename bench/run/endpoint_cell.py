@@ -34,7 +34,7 @@ from bench.run.serve_cell import LOW_FRACTION, POOL, serve_metrics
 from bench.serve.endpoint import Client, Endpoint, EndpointError
 from bench.serve.loadgen import Load
 from bench.serve.probe import measure_remote_rate, measure_remote_single_stream
-from bench.serve.remote import RemoteTrace, one_row
+from bench.serve.remote import RemoteTrace, answer
 from bench.serve.search import search
 from bench.serve.summary import Slo
 
@@ -68,7 +68,7 @@ def measure_endpoint_cell(
     """The cell's record. ``keep``: a list that receives each open-loop run's trace with every
     answer's predictions (the end-to-end test checks them against in-process predictions)."""
     endpoint = endpoint_of(key, msg)
-    found: dict[str, Any] = {"endpoint": {k: v for k, v in vars(endpoint).items()}}
+    found: dict[str, Any] = {"endpoint": endpoint.to_record()}
     try:
         client = Client(endpoint)
     except EndpointError as exc:
@@ -238,7 +238,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
     for i in range(ALONE_CALLS):
         t0 = time.perf_counter()
         try:
-            one_row(send(bodies[i % len(bodies)]))
+            answer(send, bodies[i % len(bodies)])
         except EndpointError as exc:
             first_error = first_error or str(exc)
             continue
@@ -259,7 +259,7 @@ def _capacity(client: Client, bodies: list[bytes], seconds: float) -> tuple[floa
         i = slot
         while time.perf_counter() < stop:
             try:
-                s(bodies[i % len(bodies)])
+                answer(s, bodies[i % len(bodies)])
                 counts[slot] += 1
             except EndpointError as exc:
                 failures.append(str(exc))

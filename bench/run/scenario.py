@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import itertools
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
     create_model,
@@ -38,6 +40,7 @@ from bench.limits import (
     ENV_MAX_CELLS,
     MAX_QPS,
     MAX_RATE,
+    MAX_RESPONSE_MIB,
     MAX_SEED,
     MAX_STEPS,
     MAX_USD_PER_HOUR,
@@ -50,6 +53,8 @@ from bench.limits import (
     read_text_file,
 )
 from bench.modeldef import ModelError, load_model
+from bench.serve.url import UrlError, token_problem
+from bench.serve.url import parse as parse_url
 
 # The framework axis offers the backends there are: the choices come from the backend registry,
 # not from a second list.
@@ -206,7 +211,9 @@ class Endpoint(_Strict):
         description="v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
         "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI)"
     )
-    model_name: str = Field(min_length=1, description="the model's name on the server")
+    model_name: str = Field(
+        description="the model's name on the server (it goes into each request's path)"
+    )
     max_in_flight: int = Field(
         64,
         ge=1,
@@ -216,16 +223,52 @@ class Endpoint(_Strict):
     )
     connections: int = Field(1, ge=1, le=64, description="gRPC channels the senders share")
     timeout_s: float = Field(
-        10.0, gt=0, le=3600, description="a request unanswered this long fails"
+        10.0,
+        gt=0,
+        le=3600,
+        description="a whole request (connect, send, the answer read to its end) that takes "
+        "longer fails, however slowly the server sends",
     )
     startup_timeout_s: float = Field(
-        60.0, ge=0, le=3600, description="how long to wait for the server and model to be ready"
+        60.0,
+        gt=0,
+        le=3600,
+        description="the whole wait for the server and model to say ready, every check in it",
+    )
+    max_response_mib: count(MAX_RESPONSE_MIB) = Field(
+        4, description="an answer's body larger than this many MiB fails its request unread"
     )
     token_env: str = Field(
         "",
         description="an environment variable holding a bearer token sent with every request "
-        "(a Vertex AI endpoint: the output of gcloud auth print-access-token)",
+        "(a Vertex AI endpoint: the output of gcloud auth print-access-token); sent only over "
+        "https or to a loopback host",
     )
+    allow_insecure_token: StrictBool = Field(
+        False,
+        description="send the token over plain http or gRPC to another host (a network you "
+        "trust): anyone on the path can read it",
+    )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_fits_a_path(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+            raise ValueError(
+                "a model name of letters, digits, '_', '.' and '-' (at most 128, starting with "
+                "a letter or digit): it is part of each request's path"
+            )
+        return name
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env_is_a_variable_name(cls, name: str) -> str:
+        if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise ValueError(
+                "the name of an environment variable (letters, digits and '_', not starting "
+                "with a digit), e.g. VERTEX_TOKEN; the token itself never goes in the scenario"
+            )
+        return name
 
 
 class TpuNode(_Strict):
@@ -403,6 +446,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
     if isinstance(data.get("model"), str) and isinstance(data.get("model_args", {}), dict):
         model_args = _check_model(data["model"], data.get("model_args", {}), where, lines, problems)
     if scenario is not None:
+        problems.extend(_check_endpoints(scenario, where, lines))
         for axis in NAMES:
             if axis in data and getattr(scenario.matrix, axis) is not None:
                 problems.append(
@@ -506,6 +550,24 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
                 f"batch) does not split evenly over {replicas} replicas; expected a batch_size "
                 f"divisible by {replicas}, or exclude the cell"
             )
+    return found
+
+
+def _check_endpoints(scenario: Scenario, where: str, lines: dict) -> list[str]:
+    """Each endpoint's URL (scheme, host, port, no control characters, whitespace or
+    credentials) and where its token may go, by the rules the client itself keeps
+    (``bench.serve.url``); a message never repeats a URL's credentials."""
+    found = []
+    for name, endpoint in scenario.endpoints.items():
+        loc = ("endpoints", name)
+        try:
+            target = parse_url(endpoint.url, endpoint.protocol)
+        except UrlError as exc:
+            found.append(f"{where}{_line(lines, (*loc, 'url'))}: {_dotted((*loc, 'url'))}: {exc}")
+            continue
+        if endpoint.token_env and (why := token_problem(target, endpoint.allow_insecure_token)):
+            field = (*loc, "token_env")
+            found.append(f"{where}{_line(lines, field)}: {_dotted(field)}: {why}")
     return found
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.serve.arrivals import Arrivals, schedule
 from bench.serve.batching import Trace
-from bench.serve.endpoint import Client, EndpointError
+from bench.serve.endpoint import Client, EndpointError, Sender
 from bench.serve.loadgen import START_LEAD_S, SWITCH_INTERVAL_S
 
 # A request waited for a free sender when its hand-over and its sending are this far apart.
@@ -77,9 +77,8 @@ def single_stream_remote(
     while True:
         t0 = clock()
         try:
-            out = send(bodies[i % len(bodies)])
+            out = answer(send, bodies[i % len(bodies)])
             t1, error = clock(), None
-            one_row(out)
         except EndpointError as exc:
             out, t1, error = None, float("nan"), str(exc)
         sent.append(t0)
@@ -100,11 +99,25 @@ def single_stream_remote(
     return RemoteTrace(trace, errors, outputs)
 
 
+def answer(send: Sender, body: bytes) -> np.ndarray:
+    """One request's predictions, or EndpointError with the reason for whatever went wrong,
+    so that every phase of a cell (alone, one at a time, capacity, under load) records a
+    failed request alike, never as a crash of the cell."""
+    try:
+        out = send(body)
+    except EndpointError:
+        raise
+    except Exception as exc:  # an answer no decoder check foresaw is still this request's
+        raise EndpointError(f"malformed response: {type(exc).__name__}: {exc}"[:200]) from exc
+    one_row(out)
+    return out
+
+
 def one_row(out: np.ndarray) -> None:
     """Every request carries one example: an answer of any other number of rows is not its."""
     if out.ndim == 0 or out.shape[0] != 1:
         raise EndpointError(
-            f"malformed response: predictions of shape {list(out.shape)} for one example"
+            f"malformed response: predictions of shape {list(out.shape)[:8]} for one example"
         )
 
 
@@ -137,16 +150,12 @@ def _run(
         while (i := pending.get()) is not None:
             trace.started[i] = clock()
             try:
-                out = send(bodies[i % len(bodies)])
-                done = clock()
-                one_row(out)
-                trace.done[i] = done
+                out = answer(send, bodies[i % len(bodies)])
+                trace.done[i] = clock()
                 if keep_outputs:
                     outputs[i] = out
             except EndpointError as exc:
                 errors[i] = str(exc)
-            except Exception as exc:  # a bug in a codec must not hang the load
-                errors[i] = f"{type(exc).__name__}: {exc}"[:160]
             finished[slot] += 1
             if sum(finished) >= n:
                 all_done.set()
