@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StringConstraints,
     ValidationError,
     create_model,
@@ -231,22 +232,20 @@ class Endpoint(_Strict):
     model_name: str = Field(
         description="the model's name on the server (it goes into each request's path)"
     )
-    max_in_flight: int = Field(
+    max_in_flight: count(1024) = Field(
         64,
-        ge=1,
-        le=1024,
         description="requests outstanding at once: the client's sender threads (HTTP: one "
         "keep-alive connection each, the connection pool); a request finding all busy waits",
     )
-    connections: int = Field(1, ge=1, le=64, description="gRPC channels the senders share")
-    timeout_s: float = Field(
+    connections: count(64) = Field(1, description="gRPC channels the senders share")
+    timeout_s: StrictFloat = Field(
         10.0,
         gt=0,
         le=3600,
         description="a whole request (connect, send, the answer read to its end) that takes "
         "longer fails, however slowly the server sends",
     )
-    startup_timeout_s: float = Field(
+    startup_timeout_s: StrictFloat = Field(
         60.0,
         gt=0,
         le=3600,
@@ -447,8 +446,10 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         try:
             _apply_override(data, item)
         except ValueError as exc:
-            shown = item if len(item) <= 80 else f"{item[:60]}... ({len(item):,} characters)"
-            problems.append(f"{where}: --set {shown}: {exc}")
+            shown = _CREDENTIALS.sub("***@", item)
+            if len(shown) > 80:
+                shown = f"{shown[:60]}... ({len(shown):,} characters)"
+            problems.append(f"{where}: --set {shown}: {_CREDENTIALS.sub('***@', str(exc))}")
             lines[_override_path(item)] = 0
 
     scenario = None
@@ -825,8 +826,13 @@ def _merge_union_errors(errors: list[Any]) -> list[Any]:
     return list(merged.values())
 
 
+# What precedes an '@' in a URL (user:password@): never shown, wherever a value holding a URL
+# is quoted in an error (an endpoints: block of the wrong shape quotes the whole block).
+_CREDENTIALS = re.compile(r"[^\s'\"/@\\]+@")
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _CREDENTIALS.sub("***@", repr(value))  # before cutting: a cut could keep half
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -841,6 +847,8 @@ def _expected(err: dict) -> str:
         return err["msg"].replace("Input should be ", "a number ")
     if kind == "too_short":
         return "a non-empty list"
+    if kind == "string_pattern_mismatch":
+        return f"a value matching {ctx.get('pattern')}"
     if kind == "value_error":
         return err["msg"].removeprefix("Value error, ")
     return err["msg"].replace("Input should be ", "").replace("input should be ", "")
