@@ -719,7 +719,7 @@ SHAPES: dict[str, tuple[str, list[str], str, str]] = {
     ),
     "protocol unknown": (
         "{ep: {url: 'http://h', protocol: v2-https, model_name: m}}", [],
-        "endpoints.ep.protocol: ", "expected one of 'v2-http', 'v2-grpc' or 'tf-serving-rest'",
+        "endpoints.ep.protocol: ", "expected one of: v2-http, v2-grpc, tf-serving-rest",
     ),
     "endpoint not a mapping": ("{ep: null}", [], "endpoints.ep: ", "got None"),
 }  # fmt: skip
