@@ -43,9 +43,8 @@ class WorkloadSpec:
     metrics: tuple[str, ...] = ()
     # The model definition's capabilities it needs (``bench.modeldef``), e.g. a loss to train.
     needs: tuple[str, ...] = ()
-    # Report sections it adds (anchors of ``bench.report.sections``), and its record block.
+    # Report sections it adds (anchors of ``bench.report.sections``).
     sections: tuple[str, ...] = ()
-    block: str = ""
     # The module that declares it, imported by a worker that does not know the name yet (a
     # plug-in registered by a test or a user's package).
     module: str = ""

@@ -33,6 +33,5 @@ SPEC = WorkloadSpec(
     ),
     needs=("data_spec", "flops_per_example"),
     sections=("serving",),
-    block="serve",
     module=__name__,
 )
