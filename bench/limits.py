@@ -77,6 +77,10 @@ MAX_WIDTH = 1 << 16
 MAX_VOCAB = 1 << 27
 MAX_LAYERS = 1024
 MAX_SEQ_LEN = 1 << 20
+# MiB of one answer from a model server: a request carries one example, whose answer is a few
+# KB; a GiB is a segmentation map of a large image in JSON, and 1,024 senders holding one each
+# would already need a TiB.
+MAX_RESPONSE_MIB = 1024
 # Processes of a multi-host run: the largest pods have a few thousand hosts.
 MAX_PROCESSES = 4096
 # Samples the gate keeps per cell and run (--max-samples): past a few hundred more samples of

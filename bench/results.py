@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.axes import AXES, MODEL
 from bench.metrics import fields as metric_fields
-from bench.read.runset import load_runs
+from bench.read.runset import SLO_FIELDS, load_runs
 from bench.runfolder import ResultsError, Run, list_runs, load_run
 
 if TYPE_CHECKING:
@@ -41,13 +41,15 @@ STATUS = ("status", "reason", "flags")
 def columns() -> dict[str, str]:
     """Every column of a frame from ``load``, in order, with its unit ("" for none): the run,
     host and cell id, the model and every axis (``bench.axes`` order), status, reason and flags,
-    then every reading-side metric field (``bench.metrics`` order)."""
+    every reading-side metric field (``bench.metrics`` order), then a serve cell's own SLO
+    (``slo``, ``slo_met``, ``slo_latency_ms``: ``bench.read.slo``)."""
     return {
         **dict.fromkeys(FIRST, ""),
         MODEL: "",
         **{a.name: a.unit for a in AXES},
         **dict.fromkeys(STATUS, ""),
         **{f.name: f.unit for _, f in metric_fields()},
+        **{name: f.unit for name, f in SLO_FIELDS.items()},
     }
 
 
@@ -59,7 +61,9 @@ def load(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.
     where a cell's key lacks the axis (``pipeline`` outside tfdata cells, records written
     before the axis existed); ``replicas`` is the count the cell ran on (``"all"`` resolved).
     Metric columns are floats in the unit of their field (``p99_ms`` in ms), NaN where not
-    measured. ``flags`` is the cell's flags joined by commas ("" for none).
+    measured. ``flags`` is the cell's flags joined by commas ("" for none). ``slo`` is a
+    serve cell's own SLO as text (``p95<=50ms``), ``slo_met`` a boolean (NA where it has no
+    SLO or is not ``ok``), ``slo_latency_ms`` its latency at its SLO percentile.
 
     ``df.attrs["units"]``: column -> unit, for every column that has one. ``df.attrs
     ["warnings"]``: what the readers noticed (a cut-off last record, a run given twice), each
@@ -84,6 +88,9 @@ def load(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.
             "reason": cell.reason,
             "flags": ",".join(cell.flags),
             **{name: cell.number(name) for name in metrics},
+            "slo": cell.get("slo"),
+            "slo_met": {"true": True, "false": False}.get(str(cell.get("slo_met"))),
+            "slo_latency_ms": cell.number("slo_latency_ms"),
         }
         for cell in runset.cells
     ]
@@ -95,6 +102,8 @@ def load(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.
         elif axis.where == "number":
             frame[axis.name] = frame[axis.name].astype("Int64")
     frame[metrics] = frame[metrics].astype("float64")
+    frame["slo_met"] = frame["slo_met"].astype("boolean")
+    frame["slo_latency_ms"] = frame["slo_latency_ms"].astype("float64")
     frame.attrs["units"] = {name: unit for name, unit in units.items() if unit}
     frame.attrs["warnings"] = list(runset.warnings)
     return frame

@@ -219,7 +219,7 @@ def _parity_name() -> str:
 
 
 def _profile(run: Path) -> dict:
-    from bench.run.profiling import profile_steps
+    from bench.workloads.cell.profiling import profile_steps
     from tests.test_profiling import ProfiledWorkload
 
     return profile_steps(ProfiledWorkload(), 1, run, "profiles/cell")

@@ -38,12 +38,15 @@ def test_one_row_per_cell_with_the_axes_metrics_and_units():
     run = load_run(A)
     assert list(df["cell_id"]) == list(run.cells)
     assert len(df) == 9
-    # run, host, cell id, model and every axis in registry order, status, then the metrics.
+    # run, host, cell id, model and every axis in registry order, status, the metrics, then
+    # a serve cell's own SLO (none here: NA).
     head = 4 + len(NAMES) + 3
     assert list(df.columns[:head]) == [
         "run", "host", "cell_id", "model", *NAMES, "status", "reason", "flags"
     ]  # fmt: skip
-    assert list(df.columns[head:]) == [f.name for _, f in metric_fields()]
+    assert list(df.columns[head:-3]) == [f.name for _, f in metric_fields()]
+    assert list(df.columns[-3:]) == ["slo", "slo_met", "slo_latency_ms"]
+    assert df["slo"].isna().all() and df["slo_met"].isna().all()
     assert "scaling_efficiency" in df.columns  # derived on the read side, per run
     assert set(df["run"]) == {run.run_id}
     assert df.attrs["units"]["examples_per_s"] == "examples/s"

@@ -21,6 +21,7 @@ import pytest
 from bench.serve.arrivals import schedule
 from bench.serve.batching import Policy, buckets_for, simulate
 from bench.serve.loadgen import Load, open_loop
+from bench.serve.local import InProcess
 from bench.serve.probe import measure_rate, measure_single_stream, simulate_rate
 from bench.serve.search import search
 from bench.serve.summary import Slo, nearest_rank, summarize_trace
@@ -100,7 +101,9 @@ def test_real_server_waits_as_the_rule_says(rho):
     rate = rho / service
     load = Load(min_queries=int(rate * 1.5), min_seconds=1.5, warmup_queries=5)
     count = load.warmup_queries + load.counted(rate)
-    trace = open_loop(sleeper(service), Policy(1, 0.0), "poisson", rate, count, 11, 1.0)
+    trace = open_loop(
+        InProcess(sleeper(service), Policy(1, 0.0)), "poisson", rate, count, 11, 1.0
+    ).trace
     took = iter(trace.done - trace.started)  # FIFO, batch 1: the n-th batch is request n
     replay = simulate(trace.issued, Policy(1, 0.0), lambda b: next(took))
     w = load.warmup_queries
@@ -139,7 +142,7 @@ def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     means = []
     for rate in (100.0, 1000.0):
         load = Load(400, 0.5, 20)
-        real = measure_rate(sleeper(0.0005), policy, "poisson", rate, load, slo, 5)
+        real = measure_rate(InProcess(sleeper(0.0005), policy), "poisson", rate, load, slo, 5)
         took = real["compute_s"]["mean"]
         rule = simulate_rate(lambda b: took, policy, "poisson", rate, load, slo, 5)  # noqa: B023
         # 30%: on a loaded 2-core machine a late thread wake-up lets a batch collect more.
@@ -171,7 +174,7 @@ def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
 
     slo = Slo(99, 0.05)
     load = Load(min_queries=1000, min_seconds=2.5, warmup_queries=0, drain_s=1.0)
-    open_ = measure_rate(stalling(1.25), Policy(1, 0.0), "constant", 400.0, load, slo, 0)
+    open_ = measure_rate(InProcess(stalling(1.25), Policy(1, 0.0)), "constant", 400.0, load, slo, 0)
     # Over 50 ms: the ~80 requests that arrived in the stall's first 0.2 s, and those that
     # arrive while the server works off its backlog of ~100: 100 S / (1 - 400 S) seconds of
     # them at 400/s, for S the service time measured (its sleeps overshoot on a loaded VM).
@@ -183,7 +186,7 @@ def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
     assert open_["latency_s"]["max"] > 0.2
     assert not open_["meets_slo"]
 
-    closed = measure_single_stream(stalling(1.25), load, slo)
+    closed = measure_single_stream(InProcess(stalling(1.25), Policy(1, 0.0)), load, slo)
     assert closed["latency_s"]["max"] > 0.2  # one request saw it...
     assert closed["over_slo"] <= 2  # ... and only one (a scheduling hiccup may add one)
     assert closed["latency_s"]["p99"] < 0.02
@@ -233,7 +236,9 @@ def test_real_search_finds_the_analytic_max_rate_under_constant_arrivals():
     slo = Slo(99, 0.050)
     load = Load(min_queries=200, min_seconds=1.0, warmup_queries=20, drain_s=0.3)
     found = search(
-        lambda r: measure_rate(sleeper(0.002), Policy(1, 0.0), "constant", r, load, slo, 0),
+        lambda r: measure_rate(
+            InProcess(sleeper(0.002), Policy(1, 0.0)), "constant", r, load, slo, 0
+        ),
         low=200.0,
         high=1000.0,
         tolerance=0.02,  # the bracket's own width, apart from the 5% the answer is held to

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 
@@ -60,6 +61,23 @@ def bounded_int(low: int, high: int):
         return value
 
     return parse
+
+
+def pydantic_lines(exc: Any, names: dict[str, str] | None = None) -> list[str]:
+    """One line per problem of a pydantic ValidationError: the field (as ``names`` spells it
+    for the user, e.g. a flag), what was found and what was expected; never pydantic's own
+    multi-line dump with its documentation URL."""
+    lines = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in e["loc"])
+        where = (names or {}).get(loc, loc) or "(top level)"
+        found = repr(e.get("input"))
+        found = found if len(found) <= 60 else found[:57] + "..."
+        expected = e["msg"].removeprefix("Value error, ").replace("Input should be ", "")
+        if expected.startswith(("greater", "less")):
+            expected = f"a number {expected}"
+        lines.append(f"{where}: got {found}; expected {expected}")
+    return lines
 
 
 def _noise_fraction(text: str) -> float:

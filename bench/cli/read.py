@@ -27,10 +27,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     from bench.report.terminal import cells_table, runs_table
     from bench.runfolder import ResultsError, list_runs, load_run
 
+    if args.where and (not args.runs or args.cell is not None):
+        return input_error("results", ValueError("--where needs RUN folders and no --cell"))
     if args.cell is not None:
         return _one_cell(args)
+    keep = _matching(args.runs, args.where) if args.where else None
+    if args.where and keep is None:
+        return EXIT_USAGE
     if args.format != "table":
-        return _results_rows(args)
+        return _results_rows(args, keep)
     if args.runs:
         for path in args.runs:
             try:
@@ -38,7 +43,13 @@ def cmd_results(args: argparse.Namespace) -> int:
             except ResultsError as exc:
                 err.print(str(exc), style="red", highlight=False, markup=False)
                 return EXIT_USAGE
-            out.print(cells_table(run, run.meta.get("cells_planned")))
+            planned = run.meta.get("cells_planned") or list(run.cells)
+            if keep is not None:
+                planned = [c for c in planned if (run.run_id, c) in keep]
+                if not planned:
+                    out.print(f"{path}: no cell meets {' and '.join(args.where)}", highlight=False)
+                    continue
+            out.print(cells_table(run, planned))
         return 0
     if Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
         err.print(
@@ -54,6 +65,19 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
     out.print(runs_table(runs))
     return 0
+
+
+def _matching(paths: list[str], expressions: list[str]) -> set[tuple[str, str]] | None:
+    """(run id, cell id) of the cells meeting every ``--where``; None after printing why not
+    (a malformed expression, a damaged run: the caller exits 2)."""
+    from bench.read.constraints import select
+
+    constraints = parse_where(expressions)
+    runset = load_for_reading(paths) if constraints is not None else None
+    if constraints is None or runset is None:
+        return None
+    warn_unmatched(constraints, runset)
+    return {(c.run_id, c.cell_id) for c in select(runset.cells, constraints)}
 
 
 def _one_cell(args: argparse.Namespace) -> int:
@@ -81,8 +105,9 @@ def _one_cell(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_rows(args: argparse.Namespace) -> int:
-    """``--format csv|json``: the rows of ``bench.results.load`` (one per cell), as written."""
+def _results_rows(args: argparse.Namespace, keep: set[tuple[str, str]] | None) -> int:
+    """``--format csv|json``: the rows of ``bench.results.load`` (one per cell), as written;
+    ``keep``: only those cells (``--where``)."""
     import warnings
 
     from bench.results import ResultsError, load, rows
@@ -95,8 +120,11 @@ def _results_rows(args: argparse.Namespace) -> int:
             frame = load(args.runs)
     except ResultsError as exc:
         return input_error("results", exc)
-    for warning in frame.attrs["warnings"]:
-        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    if keep is None:  # with --where, the runs were read (and warned about) once already
+        for warning in frame.attrs["warnings"]:
+            err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    else:
+        frame = frame[[(r, c) in keep for r, c in zip(frame["run"], frame["cell_id"], strict=True)]]
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False, lineterminator="\n"))
     else:
@@ -140,6 +168,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     warn_unmatched(constraints, runset)
     result = recommend(runset, args.objective, constraints, noise=args.noise)
+    for warning in result.warnings:  # a typed latency limit that is not the cells' own SLO
+        err.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
     console = out if out.is_terminal else Console(width=250)
     console.print(render.to_text(result, runset), highlight=False)
     if args.out:
@@ -205,9 +235,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from bench.metrics import objectives
-
     help_for_where = where_help()
+    _add_results(sub)
+    _add_compare(sub, help_for_where)
+    _add_report(sub)
+    _add_recommend(sub, help_for_where)
+    _add_export(sub)
+
+
+def _add_results(sub: Any) -> None:
     p = sub.add_parser(
         "results",
         help="list runs, or show one run's cells",
@@ -233,8 +269,17 @@ def add_parsers(sub: Any) -> None:
         help="show one cell of RUN in detail: every metric, compilations while timed, and "
         "where the time goes (top ops, busy share) when it was profiled",
     )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="with RUN: show only cells where EXPR holds (repeatable), e.g. slo_met==false",
+    )
     p.set_defaults(func=cmd_results)
 
+
+def _add_compare(sub: Any, help_for_where: str) -> None:
     p = sub.add_parser(
         "compare",
         help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
@@ -261,6 +306,10 @@ def add_parsers(sub: Any) -> None:
     add_noise_option(p, "a ratio is better/worse")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_report(sub: Any) -> None:
+    from bench.metrics import objectives
+
     p = sub.add_parser(
         "report",
         help="one self-contained HTML report (or markdown) of runs",
@@ -286,12 +335,19 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_report)
 
+
+def _add_recommend(sub: Any, help_for_where: str) -> None:
+    from bench.metrics import objectives
+
     p = sub.add_parser(
         "recommend",
         help="the configuration to deploy for an objective under constraints, and why",
         description="Pick the best cell per model and workload for an objective among the runs "
         "given (runs from different machines merge: each cell shows its host), under --where "
-        "constraints. Exit 0 when every model/workload has a recommendation, 1 when some has "
+        "constraints. Serve cells that recorded an SLO are judged by their own SLO (a p95 SLO "
+        "on their p95) unless a --where on a latency percentile or an slo field replaces it; "
+        "a replacement that judges otherwise than a recorded SLO is warned about. "
+        "Exit 0 when every model/workload has a recommendation, 1 when some has "
         "no cell meeting the constraints (the closest cells are named), 2 on bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=help_for_where,
@@ -314,12 +370,15 @@ def add_parsers(sub: Any) -> None:
         action="append",
         default=[],
         metavar="EXPR",
-        help="a constraint every chosen cell must meet (repeatable), e.g. p99_ms<=50",
+        help="a constraint every chosen cell must meet (repeatable), e.g. memory_gb<=16; one "
+        "on a latency percentile (p99_ms<=50) replaces serve cells' own SLO",
     )
     p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
     add_noise_option(p, "a lead is beyond noise")
     p.set_defaults(func=cmd_recommend)
 
+
+def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
     p.add_argument("run", metavar="RUN", help="a run folder")
     p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")

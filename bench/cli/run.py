@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.cli.common import EXIT_USAGE, bounded_int, err, input_error, out
+from bench.cli.common import EXIT_USAGE, bounded_int, err, input_error, out, pydantic_lines
 
 PROFILE_STEPS = 1000  # what measure.profile.steps takes (bench.run.scenario.Profile)
 
@@ -256,23 +256,6 @@ def _report_outcome(outcome: Any) -> int:
     return outcome.exit_code
 
 
-def _pydantic_lines(exc: Any, names: dict[str, str] | None = None) -> list[str]:
-    """One line per problem of a pydantic ValidationError: the field (as ``names`` spells it
-    for the user, e.g. a flag), what was found and what was expected; never pydantic's own
-    multi-line dump with its documentation URL."""
-    lines = []
-    for e in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in e["loc"])
-        where = (names or {}).get(loc, loc) or "(top level)"
-        found = repr(e.get("input"))
-        found = found if len(found) <= 60 else found[:57] + "..."
-        expected = e["msg"].removeprefix("Value error, ").replace("Input should be ", "")
-        if expected.startswith(("greater", "less")):
-            expected = f"a number {expected}"
-        lines.append(f"{where}: got {found}; expected {expected}")
-    return lines
-
-
 def cmd_data_make(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -318,7 +301,7 @@ def cmd_data_make(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except ValidationError as exc:
         flags_named = {k: "--" + k.replace("_", "-") for k in flags}
-        for line in _pydantic_lines(exc, flags_named):
+        for line in pydantic_lines(exc, flags_named):
             problem(line)
         return EXIT_USAGE
     except ValueError as exc:  # JSON, and integers of thousands of digits
@@ -334,7 +317,7 @@ def cmd_data_make(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         except ValidationError as exc:
-            for line in _pydantic_lines(exc):
+            for line in pydantic_lines(exc):
                 problem(f"{model}: model_args.{line}")
             return EXIT_USAGE
         except DataError as exc:
@@ -353,8 +336,11 @@ def cmd_data_make(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from bench.limits import MAX_PROCESSES
+    _add_run(sub)
+    _add_validate_and_data(sub)
 
+
+def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a scenario's cells and write a run folder")
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
     p.add_argument(
@@ -405,6 +391,13 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="list the cells that would run and exit, writing nothing",
     )
+    _add_multi_host(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _add_multi_host(p: Any) -> None:
+    from bench.limits import MAX_PROCESSES
+
     multi = p.add_argument_group(
         "multi-host",
         "run the same scenario on every host, each with its own --process-id; process 0 "
@@ -432,8 +425,9 @@ def add_parsers(sub: Any) -> None:
         help="every process's host, in process-id order (TensorFlow needs each worker's "
         "address; default: all on the coordinator's host)",
     )
-    p.set_defaults(func=cmd_run)
 
+
+def _add_validate_and_data(sub: Any) -> None:
     p = sub.add_parser("validate", help="check scenario files (exit 0 valid, 2 invalid)")
     p.add_argument("files", nargs="+")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -1,39 +1,91 @@
-"""``bench serve``: put a model behind a KServe model server (``bench.run.model_server``)."""
+"""``bench serve``: put a model behind a KServe model server (``bench.run.model_server``).
+
+Every flag is bounded here, before anything is built (``bench.limits`` says why each bound is
+what it is), and a wrong one is one line and exit 2: a server is often started by a script or
+a supervisor, whose log should say what was wrong, not repeat the usage.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import math
+import re
+from typing import Any, NoReturn
 
-from bench.cli.common import EXIT_USAGE, err
+from bench.cli.common import EXIT_USAGE, bounded_int, print_error, pydantic_lines
+from bench.limits import MAX_BATCH, MAX_BATCH_TIMEOUT_MS, MAX_SEED
+
+MAX_MODEL_ARGS_CHARS = 64 << 10  # a model's model_args are a few hundred characters
+MAX_REQUEST_KB = 1 << 20  # 1 GiB: far past any one request of the zoo's models
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a path segment of every route
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from bench.modeldef import ModelError, load_model
     from bench.run.model_server import ServeSettings, serve
+    from bench.serve.listen import ListenError, parse_host
 
     try:
+        host = parse_host(args.host)
         model_args = json.loads(args.model_args)
         if not isinstance(model_args, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError("--model-args: not a JSON object")
         model = load_model(args.model)
         model.Args.model_validate(model_args)
-    except (ValueError, ModelError) as exc:
-        err.print(f"bench serve: {args.model}: {exc}", style="red", markup=False)
+    except ListenError as exc:
+        print_error(f"bench serve: {exc}")
+        return EXIT_USAGE
+    except ValidationError as exc:
+        print_error(f"bench serve: --model-args: model_args.{pydantic_lines(exc)[0]}")
+        return EXIT_USAGE
+    except (ValueError, RecursionError, ModelError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print_error(f"bench serve: {args.model}: {first}")
         return EXIT_USAGE
     settings = ServeSettings(
         model=args.model, framework=args.framework, device=args.device,
         precision=args.precision, model_args=model_args, seed=args.seed,
         max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
-        http_port=args.port, grpc_port=args.grpc_port, model_name=args.model_name,
+        host=host, http_port=args.port, grpc_port=args.grpc_port, model_name=args.model_name,
+        max_request_bytes=args.max_request_kb * 1024,
     )  # fmt: skip
     try:
         serve(settings)
-    except RuntimeError as exc:
-        err.print(f"bench serve: {exc}", style="red", markup=False)
+    except (RuntimeError, ListenError) as exc:
+        print_error(f"bench serve: {exc}")
         return EXIT_USAGE
     return 0
+
+
+def _timeout_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_BATCH_TIMEOUT_MS:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: expected milliseconds from 0 to {MAX_BATCH_TIMEOUT_MS:,g}"
+        )
+    return value
+
+
+def _model_args(text: str) -> str:
+    if len(text) > MAX_MODEL_ARGS_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"{len(text):,} characters; expected a JSON object of at most {MAX_MODEL_ARGS_CHARS:,}"
+        )
+    return text
+
+
+def _model_name(text: str) -> str:
+    if text and not NAME.fullmatch(text):  # "": the model's own name
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: expected 1 to 128 letters, digits, '_', '.' or '-' (a URL segment)"
+        )
+    return text
 
 
 def add_parsers(sub: Any) -> None:
@@ -42,19 +94,53 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a model behind a KServe model server (Open Inference Protocol, REST + gRPC)",
+        description="Serve a model behind a KServe model server: v2 REST and v1 :predict on "
+        "--port, v2 gRPC on --grpc-port, on 127.0.0.1 unless --host says otherwise. A "
+        "request's mistakes are answered 400 (gRPC INVALID_ARGUMENT) with the reason; a body "
+        "over --max-request-kb is refused (413, gRPC RESOURCE_EXHAUSTED) before it is read; "
+        "loading and unloading models (KServe's model repository endpoints) is off; no line "
+        "is logged per request.",
     )
+
+    def one_line(message: str) -> NoReturn:
+        print_error(f"bench serve: {message}")
+        raise SystemExit(EXIT_USAGE)
+
+    p.error = one_line  # type: ignore[method-assign]
     p.add_argument("model", help="a registered model or package.module:factory")
     p.add_argument("--framework", choices=names(), default="jax")
     p.add_argument("--device", choices=["cpu", "gpu", "tpu"], default="cpu")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--model-args", default="{}", help="the model's model_args as JSON")
-    p.add_argument("--seed", type=int, default=0, help="parameter seed (a scenario's seed:)")
-    p.add_argument("--port", type=int, default=8080, help="REST port")
-    p.add_argument("--grpc-port", type=int, default=8081, help="gRPC port")
-    p.add_argument("--max-batch-size", type=int, default=8, help="the most requests per batch")
     p.add_argument(
-        "--batch-timeout-ms", type=float, default=2.0,
+        "--model-args", type=_model_args, default="{}",
+        help=f"the model's model_args as JSON (at most {MAX_MODEL_ARGS_CHARS:,} characters)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=bounded_int(0, MAX_SEED), default=0,
+        help="parameter seed (a scenario's seed:)",
+    )  # fmt: skip
+    p.add_argument(
+        "--host", default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+        "IPv4 interface, for other machines to reach it)",
+    )  # fmt: skip
+    p.add_argument("--port", type=bounded_int(1, 65535), default=8080, help="REST port")
+    p.add_argument("--grpc-port", type=bounded_int(1, 65535), default=8081, help="gRPC port")
+    p.add_argument(
+        "--max-batch-size", type=bounded_int(1, MAX_BATCH), default=8,
+        help="the most rows per batch (and per request)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-timeout-ms", type=_timeout_ms, default=2.0,
         help="how long the oldest waiting request may wait for its batch to fill",
     )  # fmt: skip
-    p.add_argument("--model-name", default="", help="name on the server (default: the model's)")
+    p.add_argument(
+        "--max-request-kb", type=bounded_int(1, MAX_REQUEST_KB), default=4096,
+        help="the largest request body (REST) or message (gRPC) in KiB, default 4096 (4 MiB); "
+        "a larger one is refused before it is read",
+    )  # fmt: skip
+    p.add_argument(
+        "--model-name", type=_model_name, default="",
+        help="name on the server (default: the model's)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_serve)

@@ -17,20 +17,13 @@ from collections.abc import Iterable, Mapping
 from itertools import pairwise
 from typing import Any
 
+from bench.read.slo import reported_probe
+
 SAME_RATE = 0.005  # probes within 0.5% of each other are at the same rate
 
 
 def _ident(key: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in key.items() if k not in ("endpoint", "target_qps")))
-
-
-def _reported(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The probe behind a serve cell's metrics: its max compliant rate, else its one rate."""
-    probes = [p for p in (record.get("serve") or {}).get("probes", []) if p.get("offered_qps")]
-    if not probes:
-        return None
-    met = [p for p in probes if p.get("meets_slo")]
-    return max(met, key=lambda p: p["offered_qps"]) if met else probes[0]
 
 
 def _at_rate(record: Mapping[str, Any], rate: float) -> tuple[float, str] | None:
@@ -66,8 +59,13 @@ def server_overhead(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         name = r["key"].get("endpoint", "in_process")
-        probe = _reported(r)
-        if name == "in_process" or probe is None or probe.get("slo_latency_s") is None:
+        probe = reported_probe(r)
+        if (
+            name == "in_process"
+            or probe is None
+            or not probe.get("offered_qps")  # a single stream: no rate to match
+            or probe.get("slo_latency_s") is None
+        ):
             continue
         readings = [
             (twin, found)

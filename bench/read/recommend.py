@@ -21,6 +21,11 @@ shared the machine while they were measured or the machine changed speed): a lea
 hardware. Otherwise the runner-up is *within noise*, and the explanation says so instead of
 pretending the point estimate decides.
 
+Serve cells are judged by their own recorded SLO (``bench.read.own_slo``): with no latency
+constraint typed, each decision among cells that recorded one gets the implicit constraint
+*each cell's own SLO*; a latency constraint typed replaces it, with a warning where it judges
+otherwise than a recorded SLO.
+
 A constraint *binds* when dropping it (keeping the others) would let a better cell win; the
 explanation names that cell and by how much it breaks the constraint. When nothing meets the
 constraints, the cells closest to meeting them are named, ranked by how far over the limits
@@ -39,6 +44,7 @@ from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
 from bench.metrics import fields as metric_fields
 from bench.metrics import objectives as metric_objectives
 from bench.read.constraints import Constraint
+from bench.read.own_slo import OwnSlo, overrides, overriding
 from bench.read.runset import CellView, RunSet, common_label, naming_axes
 from bench.text import join_words
 
@@ -156,6 +162,11 @@ class Recommendation:
     choices: tuple[Choice, ...]
     notes: tuple[str, ...] = field(default=())
     noise_rule: str = ""  # which noise thresholds the leads were judged against, in words
+    # Each cell's own SLO, where cells recorded one and no latency constraint was typed: the
+    # constraint added to the decisions of those cells, for the headline.
+    implicit: tuple[Constraint, ...] = ()
+    # The typed constraints that judge cells otherwise than their recorded SLO, in words.
+    warnings: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -382,11 +393,13 @@ def recommend(
         if all(k.holds(cell) for k in scope):
             ident = (str(cell.key.get("model", "?")), str(cell.key.get("workload", "?")))
             groups.setdefault(ident, []).append(cell)
+    # Each cell's own SLO, unless the user typed a latency constraint (it replaces it).
+    own = {g: None if overriding(rest) else OwnSlo.of(groups[g]) for g in groups}
     choices = tuple(
         choose(
             groups[g],
             goal,
-            rest,
+            [*rest, *filter(None, [own[g]])],
             model=g[0],
             workload=g[1],
             runners_up=runners_up,
@@ -410,4 +423,14 @@ def recommend(
     used = [r.margin.noise for c in choices for r in c.runners_up if r.margin.noise]
     if noise is not None:
         used.append(noise_for((), noise))
-    return Recommendation(goal, tuple(constraints), choices, tuple(notes), summary(used))
+    judged = [c for g in sorted(groups) for c in groups[g]]
+    implicit = None if overriding(rest) else OwnSlo.of(judged)
+    return Recommendation(
+        goal,
+        tuple(constraints),
+        choices,
+        tuple(notes),
+        summary(used),
+        implicit=(implicit,) if implicit is not None else (),
+        warnings=tuple(overrides(rest, judged)),
+    )

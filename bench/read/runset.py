@@ -28,6 +28,7 @@ from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.overhead import server_overhead
 from bench.read.scaling import efficiency_entries, resolved_replicas
+from bench.read.slo import slo_latency_ms, slo_met, slo_of
 from bench.runfolder import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
 
 if TYPE_CHECKING:
@@ -174,6 +175,38 @@ def _axis_field(axis: Axis) -> Field:
     return Field(axis.where, axis.unit, axis.help + bools, _key(axis.name))
 
 
+def _slo_text(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
+    slo = slo_of(record)
+    return slo.text if slo is not None else None
+
+
+def _slo_met(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
+    met = slo_met(record)
+    return None if met is None else "true" if met else "false"
+
+
+def _slo_latency(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
+    return slo_latency_ms(record)
+
+
+# A serve cell's own SLO (``bench.read.slo``), read from its record's ``serve.slo``: unknown on
+# cells without one.
+SLO_FIELDS: dict[str, Field] = {
+    "slo": Field("text", "", "the cell's own SLO, e.g. p95<=50ms (serve)", _slo_text),
+    "slo_met": Field(
+        "text",
+        "",
+        "whether an ok cell met its own SLO at its reported rate: true or false (serve)",
+        _slo_met,
+    ),
+    "slo_latency_ms": Field(
+        "number",
+        "ms",
+        "latency at the cell's own SLO percentile, at its reported rate (serve)",
+        _slo_latency,
+    ),
+}
+
 # The cell key, host, run and status. Metric fields are not listed here: ``fields()`` adds
 # them from the metric registry.
 FIELDS: dict[str, Field] = {
@@ -184,6 +217,7 @@ FIELDS: dict[str, Field] = {
     "status": Field(
         "text", "", "ok, skipped, failed, oom, timeout, invalid", lambda r, m, h, i: r["status"]
     ),
+    **SLO_FIELDS,
 }
 
 

@@ -17,6 +17,7 @@ from bench.read.recommend import Binding, Choice, Closest, Recommendation, Runne
 from bench.read.runset import CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_cell, md_escape
 from bench.text import join_words
+from bench.workloads.registry import trains
 
 
 def explain(choice: Choice) -> list[str]:
@@ -116,7 +117,10 @@ def explain(choice: Choice) -> list[str]:
 def _headline(rec: Recommendation) -> str:
     goal = rec.objective
     direction = "higher" if goal.maximize else "lower"
-    constraints = ", ".join(k.text for k in rec.constraints) or "none"
+    constraints = "; ".join(
+        filter(None, [", ".join(k.text for k in rec.constraints), *(k.text for k in rec.implicit)])
+    )
+    constraints = constraints or "none"
     return (
         f"objective: {goal.name} ({goal.field}, {goal.unit}, {direction} is better); "
         f"constraints: {constraints}"
@@ -217,6 +221,7 @@ def to_markdown(rec: Recommendation, runset: RunSet, *, heading: str = "###") ->
     """The recommendation as markdown (the report's summary and CI job summaries)."""
     lines = [f"- {md_escape(_headline(rec))}", f"- {md_escape(rec.noise_rule)}"]
     lines += [f"- {md_escape(n)}" for n in rec.notes]
+    lines += [f"- warning: {md_escape(w)}" for w in rec.warnings]
     for choice in rec.choices:
         verdict = "recommended" if choice.winner is not None else "nothing meets the constraints"
         lines += ["", f"{heading} {md_escape(_choice_title(choice))}: {verdict}", ""]
@@ -267,7 +272,7 @@ def _scenario_settings(runset: RunSet, cell: CellView) -> dict[str, Any]:
         scenario = {}
     if not isinstance(scenario, dict):
         return {}
-    wanted = ["model_args"] + (["optimizer"] if cell.key.get("workload") == "train" else [])
+    wanted = ["model_args"] + (["optimizer"] if trains(cell.key.get("workload")) else [])
     return {k: scenario[k] for k in wanted if k in scenario}
 
 
@@ -309,6 +314,9 @@ def deployment(choice: Choice, runset: RunSet) -> dict[str, Any]:
         "cost_usd_per_million": _round(cell.number("cost_usd_per_million")),
         "energy_kwh_per_million": _round(cell.number("energy_kwh_per_million")),
     }
+    if cell.get("slo") is not None:  # a serve cell: the SLO it was judged by, and its latency
+        out["expected"]["slo"] = cell.get("slo")
+        out["expected"]["slo_latency_ms"] = _round(cell.number("slo_latency_ms"))
     out["within_noise_of_it"] = [choice.name(r.cell) for r in choice.tied]
     out["source"] = {"run": cell.run_id, "cell": cell.cell_id}
     return out
@@ -318,7 +326,7 @@ def to_deploy_yaml(rec: Recommendation, runset: RunSet) -> str:
     """``deploy.yaml``: the chosen configuration per (model, workload) that has one."""
     doc = {
         "objective": rec.objective.name,
-        "constraints": [k.text for k in rec.constraints],
+        "constraints": [k.text for k in (*rec.constraints, *rec.implicit)],
         "noise": rec.noise_rule,
         "deployments": [deployment(c, runset) for c in rec.choices if c.winner is not None],
     }

@@ -14,6 +14,7 @@ from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
 from bench.read.runset import run_derived
 from bench.read.scaling import resolved_replicas
+from bench.read.slo import slo_met, slo_of, verdict
 from bench.runfolder import ResultsError, Run
 
 STATUS_STYLE = {
@@ -159,6 +160,8 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     per_host = any(r.get("hosts") for r in records)
     # Input columns only when some cell measured its input (numpy or tfdata cells).
     inputs = any("input_wait_fraction" in r.get("metrics", {}) for r in records)
+    # Serve cells that recorded an SLO: whether each met its own (bench.read.slo).
+    slos = any(slo_of(r) is not None for r in records)
     reasons, notes = _notes(records)
     table = Table(
         title=f"run {run.run_id}", title_justify="left", caption=caption, caption_justify="left"
@@ -169,6 +172,8 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
     table.add_column("status")
     for _, f in shown:
         table.add_column(f.column or f.name, justify="right")
+    if slos:
+        table.add_column("SLO")
     if per_host:
         table.add_column("per-host median ms", justify="right")
     if inputs:
@@ -181,12 +186,21 @@ def cells_table(run: Run, planned: list[str] | None = None) -> RenderableType:
             *(value[k] for k in varying),
             status_text(record["status"]),
             *(fmt_number(number[f.name], f.unit) for _, f in shown),
+            *([slo_text(record)] if slos else []),
             *_extra_cells(record, per_host, inputs),
         ]
         table.add_row(*row, *([note] if any(notes) else []))
     if not reasons:
         return table
     return Group(table, _legend(records, reasons))
+
+
+def slo_text(record: dict[str, Any]) -> Text:
+    """The SLO column: ``p95<=50ms ✓`` in green when the cell met its own SLO, ``✗`` in red
+    when it missed it, ``-`` without an SLO."""
+    met = slo_met(record)
+    style = "" if met is None else "green" if met else "red"
+    return Text(verdict(record) or "-", style=style)
 
 
 def _metric_columns(

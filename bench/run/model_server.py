@@ -8,6 +8,12 @@ for the same inputs. Requests go through ``bench.serve.request_batcher`` (the sa
 rule) to those compiled steps. The framework and the ``kserve`` package are imported inside
 functions only: ``bench --help`` imports neither.
 
+Safe to start on a shared host: it listens on 127.0.0.1 unless ``host`` says otherwise, and
+its ports are bound (REST) or checked (gRPC) before the model is built (``bench.serve.listen``);
+KServe's parts are assembled without the model repository endpoints and per-request logs
+(``bench.run.kserve_app``); a request the model cannot run is the client's 400 with the reason
+(``bench.serve.request_parse``), and a body over ``max_request_bytes`` is refused unread.
+
 Routes (KServe's): ``GET /v2/health/ready``, ``GET /v2/models/NAME/ready``, ``POST
 /v2/models/NAME/infer`` (v2 REST), ``POST /v1/models/NAME:predict`` (TF-Serving-style rows),
 and ``inference.GRPCInferenceService`` on the gRPC port.
@@ -20,6 +26,8 @@ import importlib.util
 import logging
 import sys
 import uuid
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +35,19 @@ import numpy as np
 
 from bench.axes import AXES, MODEL, CellKey, normalize
 from bench.backends import registry
+from bench.serve import listen
 from bench.serve.batching import Policy
 from bench.serve.request_batcher import RequestBatcher
+from bench.serve.request_parse import (
+    RequestError,
+    Tensor,
+    features_from_instances,
+    features_from_v2,
+)
 
 INSTALL_HINT = "pip install 'bench[serving]' (the kserve package)"
 OUTPUT_NAME = "predictions"
+DEFAULT_MAX_REQUEST_BYTES = 4 << 20  # gRPC's own default receive limit: 4 MiB
 
 
 @dataclass(frozen=True)
@@ -44,9 +60,11 @@ class ServeSettings:
     seed: int = 0
     max_batch_size: int = 8
     batch_timeout_ms: float = 2.0
+    host: str = listen.LOOPBACK
     http_port: int = 8080
     grpc_port: int = 8081
     model_name: str = ""  # default: the model's name
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     @property
     def name(self) -> str:
@@ -55,8 +73,8 @@ class ServeSettings:
 
 def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
     """The compiled buckets behind a batcher, and the model's data spec."""
-    from bench.run.scenario import Optimizer
-    from bench.run.serve_cell import build_buckets
+    from bench.workloads.serve import SPEC as SERVE
+    from bench.workloads.serve.cell.inprocess import build_buckets
 
     backend = registry.load(settings.framework)
     backend.setup(settings.device, None)
@@ -65,18 +83,13 @@ def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
         raise RuntimeError(f"{settings.framework} has no {settings.device}: {reason}")
     values = {a.name: a.default for a in AXES if a.default is not ...}
     values.update(
-        workload="serve", framework=settings.framework, device=settings.device,
+        workload=SERVE.name, framework=settings.framework, device=settings.device,
         precision=settings.precision, batch_size=1, max_batch_size=settings.max_batch_size,
         batch_timeout_ms=settings.batch_timeout_ms,
     )  # fmt: skip
     key = CellKey(**{MODEL: settings.model}, **normalize(values))
     policy = Policy(settings.max_batch_size, settings.batch_timeout_ms / 1e3)
-    msg = {
-        "model_args": settings.model_args,
-        "optimizer": Optimizer().model_dump(),
-        "seed": settings.seed,
-    }
-    workloads, spec = build_buckets(backend, key, policy, msg)
+    workloads, spec = build_buckets(backend, key, policy, settings.model_args, settings.seed)
     for bucket, work in workloads.items():  # compiled and run once before the server opens
         work.infer({k: np.zeros((bucket, *f.shape), f.dtype) for k, f in spec.features.items()})
 
@@ -86,94 +99,127 @@ def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
     return RequestBatcher(run, policy), spec
 
 
-def features_from_v2(inputs: list[Any], spec: Any) -> dict[str, np.ndarray]:
-    """A v2 request's input tensors as the model's features (by name, in its dtypes)."""
-    got = {inp.name: inp.as_numpy() for inp in inputs}
-    missing = sorted(set(spec.features) - set(got))
-    if missing:
-        raise ValueError(
-            f"inputs {sorted(got)}; expected tensors named {sorted(spec.features)} "
-            f"(missing {missing})"
-        )
-    return {k: _shaped(k, np.asarray(got[k]), f) for k, f in spec.features.items()}
-
-
-def features_from_instances(payload: Any, spec: Any) -> dict[str, np.ndarray]:
-    """TF Serving's row format: ``{"instances": [{feature: value}, ...]}``; a model with one
-    feature also takes bare values per row."""
-    rows = payload.get("instances") if isinstance(payload, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise ValueError("expected a body {'instances': [...]} with at least one row")
-    names = list(spec.features)
-    if not isinstance(rows[0], dict):
-        if len(names) != 1:
-            raise ValueError(f"rows must be objects naming the features {names}")
-        rows = [{names[0]: r} for r in rows]
-    return {k: _shaped(k, np.asarray([r[k] for r in rows]), f) for k, f in spec.features.items()}
-
-
-def _shaped(name: str, value: np.ndarray, feature: Any) -> np.ndarray:
-    want = tuple(feature.shape)
-    if value.shape[1:] != want:
-        raise ValueError(f"input {name!r} has shape {list(value.shape)}; expected [rows, {want}]")
-    return value.astype(feature.dtype)
-
-
-def serve(settings: ServeSettings) -> None:
-    """Build, compile, and serve until interrupted (KServe handles SIGINT and SIGTERM)."""
+def serve(
+    settings: ServeSettings,
+    build: Callable[[ServeSettings], tuple[RequestBatcher, Any]] = build_predictor,
+) -> None:
+    """Bind, build, compile, and serve until SIGINT or SIGTERM. ListenError (a ValueError) for
+    an address or port that cannot be used, RuntimeError for a missing package or device:
+    both before the model is built where they can be known then. ``build``: the predictor
+    and its data spec (tests serve a numpy stand-in through the same server)."""
     if importlib.util.find_spec("kserve") is None:  # before minutes of building and compiling
         raise RuntimeError(f"the kserve package is not installed; {INSTALL_HINT}")
-    batcher, spec = build_predictor(settings)
+    bound = listen.bind(settings.host, settings.http_port, settings.grpc_port)
+    try:
+        batcher, spec = build(settings)
+        try:
+            _serve_model(settings, bound, batcher, spec)
+        finally:
+            batcher.stop()
+    finally:
+        bound.close()
+
+
+def _serve_model(
+    settings: ServeSettings, bound: listen.Listening, batcher: RequestBatcher, spec: Any
+) -> None:
     # KServe parses sys.argv when imported; bench's own flags are not its.
     sys.argv = sys.argv[:1]
     try:
-        import kserve
-        from kserve import InferOutput, InferRequest, InferResponse
+        from kserve import ModelRepository
+        from kserve.protocol.dataplane import DataPlane
     except ImportError as exc:
         raise RuntimeError(f"the kserve package is not installed ({exc}); {INSTALL_HINT}") from exc
+    from bench.run import kserve_app
+
+    # FastAPI deprecates the response class KServe's v1 route returns: once, and not bench's.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    # Warnings and server faults to stderr; nothing per request (the access log is off).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("bench serve: %(levelname)s %(name)s: %(message)s"))
+    kserve_app.log.addHandler(handler)
+    kserve_app.log.setLevel(logging.WARNING)
+
+    repository = ModelRepository()
+    repository.update(_model(settings, batcher, spec))
+    dataplane = DataPlane(model_registry=repository)
+    hint = "bench serve --max-request-kb"
+    app = kserve_app.rest_app(dataplane, settings.max_request_bytes, hint)
+    host = settings.host
+
+    def banner() -> None:
+        print(
+            f"bench serve: {settings.model} ({settings.framework}, {settings.device}, max batch "
+            f"{settings.max_batch_size}, timeout {settings.batch_timeout_ms:g} ms) as "
+            f"{settings.name!r}, listening on http://{listen.address(host, bound.http_port)} "
+            f"(v2 REST, v1 :predict) and {listen.address(host, bound.grpc_port)} (v2 gRPC), "
+            f"reachable from {listen.reach(host)}; requests up to "
+            f"{settings.max_request_bytes:,} bytes",
+            flush=True,
+        )
+
+    async def main() -> None:
+        # Bound inside the loop: grpcio's asyncio server belongs to the loop it is made in.
+        grpc = kserve_app.grpc_server(dataplane, host, bound.grpc_port, settings.max_request_bytes)
+        await kserve_app.serve_both(app, bound.http, grpc, banner)
+
+    with asyncio.Runner(loop_factory=kserve_app.loop_factory()) as runner:
+        runner.run(main())
+
+
+def _model(settings: ServeSettings, batcher: RequestBatcher, spec: Any) -> Any:
+    """The KServe model: requests parsed and checked, then batched."""
+    import kserve
+    from kserve import InferOutput, InferRequest, InferResponse
+    from kserve.errors import InferenceError, InvalidInput
+
+    max_rows = settings.max_batch_size
+
+    async def run(features: dict[str, np.ndarray]) -> np.ndarray:
+        out = await asyncio.wrap_future(batcher.submit(features))
+        if not np.isfinite(out).all():  # JSON would carry them as null
+            raise InferenceError("the model computed NaN or infinite predictions")
+        return out
 
     class BenchModel(kserve.Model):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(settings.name)
             self.ready = True
+            self.enable_latency_logging = False  # a log line per request otherwise
 
         async def predict(
             self, payload: Any, headers: Any = None, response_headers: Any = None
         ) -> Any:
-            if isinstance(payload, InferRequest):
-                features = features_from_v2(payload.inputs, spec)
-                out = await asyncio.wrap_future(batcher.submit(features))
-                tensor = InferOutput(OUTPUT_NAME, list(out.shape), "FP32")
-                tensor.set_data_from_numpy(out, binary_data=False)
-                return InferResponse(
-                    response_id=payload.id or str(uuid.uuid4()),
-                    model_name=self.name,
-                    infer_outputs=[tensor],
-                )
-            features = features_from_instances(payload, spec)
-            out = await asyncio.wrap_future(batcher.submit(features))
-            return {"predictions": out.tolist()}
+            try:
+                if isinstance(payload, InferRequest):
+                    tensors = [_tensor(inp) for inp in payload.inputs]
+                    features = features_from_v2(tensors, spec, max_rows)
+                else:
+                    features = features_from_instances(payload, spec, max_rows)
+            except RequestError as exc:
+                raise InvalidInput(str(exc)) from None
+            out = await run(features)
+            if not isinstance(payload, InferRequest):
+                return {"predictions": out.tolist()}
+            tensor = InferOutput(OUTPUT_NAME, list(out.shape), "FP32")
+            tensor.set_data_from_numpy(out, binary_data=False)
+            return InferResponse(
+                response_id=payload.id or str(uuid.uuid4()),
+                model_name=self.name,
+                infer_outputs=[tensor],
+            )
 
-    print(
-        f"bench serve: {settings.model} ({settings.framework}, {settings.device}, max batch "
-        f"{settings.max_batch_size}, timeout {settings.batch_timeout_ms:g} ms) as "
-        f"{settings.name!r}: http://127.0.0.1:{settings.http_port} (v2 REST, v1 :predict) and "
-        f"127.0.0.1:{settings.grpc_port} (v2 gRPC)",
-        flush=True,
-    )
-    # KServe logs a line or more per request (access log, gRPC method, latency trace): on a
-    # loaded server that is measurable work, and not what a deployment tuned for latency
-    # keeps. Warnings and errors still show.
-    for name in ("kserve", "kserve.trace", "uvicorn.access"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    server = kserve.ModelServer(
-        http_port=settings.http_port,
-        grpc_port=settings.grpc_port,
-        workers=1,
-        enable_grpc=True,
-        enable_latency_logging=False,
-    )
-    try:
-        server.start([BenchModel()])
-    finally:
-        batcher.stop()
+    return BenchModel()
+
+
+def _tensor(inp: Any) -> Tensor:
+    """A v2 input as received: its JSON values, or its binary data read in its datatype."""
+    values = inp.data
+    # Binary data (gRPC raw_input_contents, REST's binary extension) is kept apart from the
+    # JSON/contents values, which are then empty: KServe's own as_numpy reads it the same way.
+    if getattr(inp, "_raw_data", None) is not None or values is None:
+        try:
+            values = inp.as_numpy()
+        except (ValueError, TypeError) as exc:
+            raise RequestError(f"input {inp.name!r}: {exc}") from None
+    return Tensor(inp.name, inp.datatype, list(inp.shape or []), values)

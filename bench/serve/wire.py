@@ -1,4 +1,5 @@
-"""Request and response bodies of the model-server protocols an endpoint cell speaks.
+"""Request and response bodies of the built-in model-server protocols (``bench.serve.protocols``
+holds the table of protocols; each one's module takes its codec from here).
 
 - ``v2-http``: the Open Inference Protocol (KServe v2, Triton) over REST: ``POST
   /v2/models/NAME/infer`` with ``{"inputs": [{"name", "shape", "datatype", "data"}]}``.
@@ -16,16 +17,27 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-Protocol = Literal["v2-http", "v2-grpc", "tf-serving-rest"]
-PROTOCOLS: tuple[str, ...] = ("v2-http", "v2-grpc", "tf-serving-rest")
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
 
 V2_TYPES = {"float32": "FP32", "int32": "INT32", "float64": "FP64", "int64": "INT64"}
-NUMPY_TYPES = {v: np.dtype(k) for k, v in V2_TYPES.items()}
+# What an answer's tensor may be: the numeric types of the protocol (BYTES is no prediction).
+NUMPY_TYPES = {
+    **{v: np.dtype(k) for k, v in V2_TYPES.items()},
+    "FP16": np.dtype("float16"), "BOOL": np.dtype("bool"),
+    "INT8": np.dtype("int8"), "INT16": np.dtype("int16"),
+    "UINT8": np.dtype("uint8"), "UINT16": np.dtype("uint16"),
+    "UINT32": np.dtype("uint32"), "UINT64": np.dtype("uint64"),
+}  # fmt: skip
+# The contents field of a gRPC tensor sent without raw bytes, by datatype.
+_GRPC_FIELDS = {
+    "FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
+    "INT64": "int64_contents", "BOOL": "bool_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+}  # fmt: skip
 
 
 class MalformedResponse(ValueError):
@@ -53,11 +65,10 @@ def v2_json_response(body: bytes) -> np.ndarray:
     if not isinstance(outputs, list) or not outputs or not isinstance(outputs[0], dict):
         raise MalformedResponse(f"no 'outputs' list in the v2 answer: {_clip(body)}")
     out = outputs[0]
-    try:
-        dtype = NUMPY_TYPES.get(out.get("datatype", "FP32"), np.dtype("float32"))
-        return np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedResponse(f"v2 output tensor unreadable ({exc}): {_clip(body)}") from exc
+    dtype = _dtype(out.get("datatype", "FP32"))
+    if "data" not in out or "shape" not in out:
+        raise MalformedResponse(f"v2 output tensor without 'data' and 'shape': {_clip(body)}")
+    return _numbers(out["data"], dtype, out["shape"], f": {_clip(body)}")
 
 
 def tf_serving_request(features: dict[str, np.ndarray]) -> bytes:
@@ -72,10 +83,7 @@ def tf_serving_response(body: bytes) -> np.ndarray:
     preds = doc.get("predictions") if isinstance(doc, dict) else None
     if not isinstance(preds, list) or not preds:
         raise MalformedResponse(f"no 'predictions' list in the answer: {_clip(body)}")
-    try:
-        return np.asarray(preds, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise MalformedResponse(f"predictions are not numbers ({exc}): {_clip(body)}") from exc
+    return _numbers(preds, np.dtype("float32"), None, f": {_clip(body)}")
 
 
 def grpc_request(features: dict[str, np.ndarray], model_name: str, request_id: str) -> bytes:
@@ -101,25 +109,63 @@ def grpc_response(body: bytes) -> np.ndarray:
     if not resp.outputs:
         raise MalformedResponse("ModelInferResponse has no outputs")
     out = resp.outputs[0]
-    dtype = NUMPY_TYPES.get(out.datatype or "FP32", np.dtype("float32"))
-    shape = list(out.shape)
+    datatype = out.datatype or "FP32"
+    dtype = _dtype(datatype)
     try:
         if resp.raw_output_contents:
             flat = np.frombuffer(resp.raw_output_contents[0], dtype=dtype.newbyteorder("<"))
+        elif datatype in _GRPC_FIELDS:
+            flat = np.asarray(getattr(out.contents, _GRPC_FIELDS[datatype]), dtype=dtype)
         else:
-            field = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
-                     "INT64": "int64_contents"}[out.datatype or "FP32"]  # fmt: skip
-            flat = np.asarray(getattr(out.contents, field), dtype=dtype)
-        return flat.astype(dtype).reshape(shape)
-    except (KeyError, ValueError) as exc:
+            raise ValueError(f"no raw contents for datatype {datatype}")
+    except ValueError as exc:
         raise MalformedResponse(f"output tensor {out.name!r} unreadable ({exc})") from exc
+    return _numbers(flat, dtype, list(out.shape), f" (output tensor {out.name[:40]!r})")
+
+
+def _dtype(datatype: Any) -> np.dtype:
+    if not isinstance(datatype, str) or datatype not in NUMPY_TYPES:
+        shown = repr(datatype)[:40]
+        raise MalformedResponse(
+            f"output datatype {shown}; expected one of {', '.join(NUMPY_TYPES)}"
+        )
+    return NUMPY_TYPES[datatype]
+
+
+def _numbers(data: Any, dtype: np.dtype, shape: Any, context: str) -> np.ndarray:
+    """``data`` as an array of ``dtype`` (reshaped to ``shape`` unless None), every number
+    finite: a NaN or an infinity (or a number beyond the type's range, which becomes one) is
+    no prediction, whatever the server meant by it."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = np.asarray(data, dtype=dtype)
+        if shape is not None:
+            values = values.reshape(shape)
+    except (TypeError, ValueError, OverflowError) as exc:
+        why = f"{type(exc).__name__}: {str(exc)[:80]}"
+        raise MalformedResponse(f"output tensor unreadable ({why}){context}") from exc
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = values[~np.isfinite(values)].ravel()[0]
+        raise MalformedResponse(
+            f"non-finite number in the predictions ({bad}; NaN, Infinity or beyond "
+            f"{dtype.name}'s range){context}"
+        )
+    return values
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedResponse(f"non-finite number {name} in the answer: no prediction")
 
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedResponse(f"not JSON ({exc.__class__.__name__}): {_clip(body)}") from exc
+        return json.loads(body, parse_constant=_refuse_constant)
+    except MalformedResponse:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ...
+        # ... and a 5,000-digit integer (ValueError) or [[[[...]]]] nested past the stack.
+        why = type(exc).__name__
+        raise MalformedResponse(f"not JSON the client can read ({why}): {_clip(body)}") from exc
 
 
 def _clip(body: bytes, n: int = 120) -> str:

@@ -1,6 +1,6 @@
 """Online serving (``workload: serve``): latency vs offered rate per configuration, with the SLO
-line; realised batch size vs rate; and per cell the rate it can serve within the SLO. Only in
-reports of runs with serve cells."""
+line; realised batch size vs rate; and per cell the rate it can serve within the SLO and
+whether it met its own SLO (``bench.read.slo``). Only in reports of runs with serve cells."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.read.runset import CellView
+from bench.read.slo import Slo, describe_all, distinct, verdict
 from bench.report import svg
 from bench.report.document import Block, Heading, Paragraph, PlotBlock, TableBlock
 from bench.report.format import fmt_value
 from bench.report.sections.base import Context, ReportSection
 from bench.report.sections.common import colors, ok_cells, slug, varying
+from bench.workloads.registry import adds_section
 
 # Short forms, as in cell ids, so legends stay within their column: "tensorflow mb32 to2".
 _SERVE_PARTS = {"max_batch_size": "mb{}", "batch_timeout_ms": "to{:g}", "target_qps": "q{}"}
@@ -22,6 +24,7 @@ HEADERS = [
     "configuration",
     "max QPS",
     "p99 ms",
+    "SLO",  # the cell's own SLO and whether it met it at its reported rate: p95<=50ms ✓
     "mean batch",
     "queue ms",
     "compute ms",
@@ -35,7 +38,9 @@ REMOTE_HEADERS = ["errors %", "server overhead ms"]
 
 def serve_cells(cells: Sequence[CellView]) -> list[CellView]:
     return [
-        c for c in ok_cells(cells) if c.key.get("workload") == "serve" and c.record.get("serve")
+        c
+        for c in ok_cells(cells)
+        if adds_section(c.key.get("workload"), "serving") and c.record.get("serve")
     ]
 
 
@@ -57,6 +62,7 @@ def _row(cell: CellView, name: str, probes: list[dict[str, Any]], remote: bool) 
         name,
         fmt_value(cell.number("max_qps"), "requests/s"),
         fmt_value(cell.number("latency_p99_ms"), "ms"),
+        verdict(cell.record) or "-",
         fmt_value(cell.number("mean_batch"), "requests"),
         fmt_value(cell.number("queue_ms"), "ms"),
         fmt_value(cell.number("compute_ms"), "ms"),
@@ -74,17 +80,24 @@ def _row(cell: CellView, name: str, probes: list[dict[str, Any]], remote: bool) 
     ]
 
 
-def _latency_plot(model: str, series: list[svg.Series], slo: dict[str, Any]) -> PlotBlock:
-    """Each configuration's SLO-percentile latency against the offered rate, with the SLO as a
-    dashed line across the measured rates."""
-    pct = f"p{slo['percentile']:g}"
+def _latency_plot(model: str, series: list[svg.Series], slos: list[Slo]) -> PlotBlock:
+    """Each configuration's SLO-percentile latency against the offered rate, with each SLO as
+    a dashed line across the measured rates (cells of several runs may state different ones)."""
+    pct = slos[0].name if len({s.percentile for s in slos}) == 1 else "SLO-percentile"
     xs = [p.x for s in series for p in s.points]
-    line = [svg.Point(min(xs), slo["latency_ms"]), svg.Point(max(xs), slo["latency_ms"])]
-    threshold = svg.Series(f"SLO {pct} {slo['latency_ms']:g} ms", line, "#000000", dashed=True)
+    thresholds = [
+        svg.Series(
+            f"SLO {s.name} {s.latency_ms:g} ms",
+            [svg.Point(min(xs), s.latency_ms), svg.Point(max(xs), s.latency_ms)],
+            "#000000",
+            dashed=True,
+        )
+        for s in slos
+    ]
     title = f"{model} serve: {pct} latency vs offered rate"
     x_axis = svg.Axis("offered requests/s", log=True)
     y_axis = svg.Axis(f"{pct} latency (ms)", log=True)
-    plot = svg.xy_plot(title, [*series, threshold], x_axis, y_axis)
+    plot = svg.xy_plot(title, [*series, *thresholds], x_axis, y_axis)
     return PlotBlock(slug("serving-latency", model), title, plot)
 
 
@@ -99,7 +112,7 @@ def _model_blocks(model: str, group: list[CellView]) -> list[Block]:
     """One model's plots and table: a point per offered rate, a row per configuration."""
     names = _names(group)
     palette = colors(names)
-    slo = group[0].record["serve"]["slo"]
+    slos = distinct([c.record for c in group])
     lat_series, batch_series, rows = [], [], []
     remote = any(c.key.get("endpoint", "in_process") != "in_process" for c in group)
     for i, (cell, name) in enumerate(zip(group, names, strict=True)):
@@ -122,12 +135,13 @@ def _model_blocks(model: str, group: list[CellView]) -> list[Block]:
         rows.append(_row(cell, name, probes, remote))
     blocks: list[Block] = []
     if lat_series:
-        blocks.append(_latency_plot(model, lat_series, slo))
+        blocks.append(_latency_plot(model, lat_series, slos))
     if batch_series:
         blocks.append(_batch_plot(model, batch_series))
-    blocks.append(Heading(f"{model} serve (p{slo['percentile']:g} <= {slo['latency_ms']:g} ms)"))
+    blocks.append(Heading(f"{model} serve ({describe_all(slos) or 'no SLO recorded'})"))
     extra = REMOTE_HEADERS if remote else []
-    numeric = [False, *(True for _ in HEADERS[1:]), *(True for _ in extra), False]
+    numeric = [h not in ("configuration", "SLO") for h in HEADERS]
+    numeric += [*(True for _ in extra), False]
     blocks.append(TableBlock([*HEADERS, *extra, "note"], rows, numeric))
     return blocks
 
@@ -138,7 +152,9 @@ def render(ctx: Context) -> list[Block]:
             "Each point is one offered rate, measured open loop: latency runs from a request's "
             "scheduled arrival to its result on the host, so queueing shows. The dashed line is "
             "the SLO; a configuration serves the rates left of where its line crosses it. Rates "
-            "with dropped requests at the SLO percentile are left out of the latency plot. "
+            "with dropped requests at the SLO percentile are left out of the latency plot. The "
+            "SLO column says whether a cell met its own SLO at the rate it reports (its max "
+            "QPS under a search, else its one rate): ✓ met, ✗ missed. "
             "Configurations are named as in cell ids: mb = max_batch_size, to = "
             "batch_timeout_ms."
         )

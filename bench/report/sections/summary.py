@@ -35,6 +35,8 @@ def _recommendation(ctx: Context) -> list[Block]:
             f"{'higher' if goal.maximize else 'lower'} is better); rerun `bench recommend` with "
             f"--where to add constraints such as p99_ms<=50. A lead is beyond noise when its "
             f"whole 95% CI lies beyond the {rec.noise_rule}."
+            # Serve cells that recorded an SLO are judged by it (bench.read.own_slo).
+            + "".join(f" Constraint: {k.text}." for k in rec.implicit)
         )
     ]
     for choice in rec.choices:
