@@ -228,6 +228,7 @@ def constant_overload_p99(rate: float, service: float, load: Load, p: float = 99
     return service + k * (service - 1 / rate)
 
 
+@pytest.mark.timing
 @realtime
 def test_real_search_finds_the_analytic_max_rate_under_constant_arrivals():
     """A 2 ms sleeper at a constant rate, SLO p99 <= 50 ms: the analytic answer is the highest

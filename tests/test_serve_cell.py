@@ -85,6 +85,7 @@ def message(slo_ms: float, **axes: Any) -> tuple[Any, dict[str, Any]]:
     return key, msg
 
 
+@pytest.mark.timing
 def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     backend = SleepingBackend()
     _key, msg = message(slo_ms=8.0)
