@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.runfolder import load_run
-from tests.conftest import bench_cmd, sigint_default
+from tests.conftest import RealRun, bench_cmd, sigint_default
 
 pytestmark = pytest.mark.slow
 
@@ -41,25 +41,11 @@ def bench_run(scenario: Path, results: Path, *extra: str, timeout: float = 300):
     )
 
 
-def test_both_frameworks_train_and_predict_on_cpu(tmp_path):
-    scenario = write(
-        tmp_path,
-        """\
-name: e2e
-model: mlp
-model_args: {hidden: [32], vocab_size: 50, embed_dim: 4}
-matrix:
-  framework: [jax, tensorflow]
-  workload: [train, predict]
-  batch_size: [16]
-""",
-    )
-    done = bench_run(scenario, tmp_path / "results")
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = run_dirs(tmp_path / "results")
+def test_both_frameworks_train_and_predict_on_cpu(real_run: RealRun):
+    run_dir = real_run.run_dir
     run = load_run(run_dir)
     assert run.meta["status"] == "complete"
-    assert run.meta["scenario"]["text"] == scenario.read_text()
+    assert run.meta["scenario"]["text"] == real_run.scenario.read_text()
     env = run.meta["environment"]
     assert env["host"]["cpu_model"] and env["python"]["version"]
     assert env["packages"]["jax"] and env["packages"]["tensorflow"]
@@ -89,7 +75,7 @@ matrix:
             "value"
         ]
     )
-    assert "run " + run.run_id in done.stdout
+    assert "run " + run.run_id in real_run.stdout
 
 
 @pytest.mark.heavy
