@@ -14,6 +14,7 @@ from tests.test_endpoint import StandIn, cell
 from tests.test_serve_cell import SleepingBackend, message
 
 RATE = 100.0
+TRIES = 3
 # What only one side can know: the model's build (in process) or the server's readiness and
 # address (endpoint); everything else is the shared path's.
 IN_PROCESS_ONLY = {"compile_s", "param_count", "peak_host_rss_bytes", "flops_per_example"}
@@ -36,13 +37,26 @@ def shape(found: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_in_process_and_endpoint_cells_give_one_record_shape_at_one_rate():
+def both_cells() -> tuple[dict[str, Any], dict[str, Any]]:
+    """One in-process and one endpoint cell at RATE. An ok cell records what its rate cost and
+    an invalid one (its generator fell behind on a busy machine) does not, so the shapes are
+    compared on two ok cells: up to three tries (measured: 1 try in 60 ended invalid with the
+    load average at 3.5-4 on 2 cores)."""
     _, local = message(slo_ms=200.0, target_qps=RATE, arrivals="constant", max_batch_size=1)
     local["measure"]["serve"].update(min_queries=60, min_seconds=0.5, warmup_queries=10)
-    in_process = measure_serve_cell(SleepingBackend(), CellMessage.from_dict(local))
-    with StandIn(delay_s=0.001) as server:
-        _, remote = cell({"url": server.url, "max_in_flight": 8}, RATE, 60, arrivals="constant")
-        endpoint = measure_endpoint_cell(remote)
+    for _ in range(TRIES):
+        in_process = measure_serve_cell(SleepingBackend(), CellMessage.from_dict(local))
+        with StandIn(delay_s=0.001) as server:
+            endpoint_at = {"url": server.url, "max_in_flight": 8}
+            _, remote = cell(endpoint_at, RATE, 60, arrivals="constant")
+            endpoint = measure_endpoint_cell(remote)
+        if in_process["status"] == endpoint["status"] == "ok":
+            break
+    return in_process, endpoint
+
+
+def test_in_process_and_endpoint_cells_give_one_record_shape_at_one_rate():
+    in_process, endpoint = both_cells()
     assert in_process["status"] == endpoint["status"] == "ok", (
         in_process["reason"],
         endpoint["reason"],
