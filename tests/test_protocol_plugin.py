@@ -130,6 +130,7 @@ def test_the_codec_round_trips_the_page_example(csv_protocol):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_the_page_protocol_drives_a_server_through_a_worker(csv_protocol, tmp_path, capsys):
     results = tmp_path / "results"
     with CsvServer() as server:
