@@ -5,10 +5,7 @@ compare`` and ``--where``."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import re
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +17,7 @@ from bench.cli import main
 from bench.run.scenario import ScenarioError, load_scenario
 from bench.serve import protocols
 from tests.conftest import REPO
+from tests.fixtures.page_plugin import plugin_from_page
 
 PAGE = REPO / "docs" / "extending.md"
 MODULE = "csv_protocol"
@@ -92,23 +90,11 @@ class CsvServer:
         self.server.server_close()
 
 
-def page_module() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
-    found = [b for b in blocks if b.startswith(f'"""{MODULE}:')]
-    assert len(found) == 1, f"docs/extending.md: no single block opening with {MODULE}"
-    return found[0]
-
-
 @pytest.fixture
 def csv_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / f"{MODULE}.py").write_text(page_module())
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{REPO}")
-    yield importlib.import_module(MODULE).PROTOCOL
-    protocols.unregister("csv-http")
-    sys.modules.pop(MODULE, None)
+    with plugin_from_page(PAGE, MODULE, tmp_path / "plugins", monkeypatch) as module:
+        yield module.PROTOCOL
+        protocols.unregister("csv-http")
 
 
 def test_an_unregistered_protocol_is_refused_by_name(tmp_path: Path):

@@ -4,10 +4,7 @@ worker process, and shows in ``bench results``, ``bench compare`` and ``--where`
 
 from __future__ import annotations
 
-import importlib
 import json
-import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from bench.cli import main
 from bench.run.scenario import ScenarioError, load_scenario
 from bench.workloads import registry
 from tests.conftest import REPO
+from tests.fixtures.page_plugin import plugin_from_page
 
 PAGE = REPO / "docs" / "extending.md"
 MODULE = "echo_workload"
@@ -34,25 +32,12 @@ measure: {warmup_steps: 1, min_steps: 50, min_seconds: 0, max_seconds: 5, timeou
 """
 
 
-def page_module() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
-    found = [b for b in blocks if b.startswith(f'"""{MODULE}:')]
-    assert len(found) == 1, f"docs/extending.md: no single block opening with {MODULE}"
-    return found[0]
-
-
 @pytest.fixture
 def echo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The page's module on the import path of this process and of the workers it starts."""
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / f"{MODULE}.py").write_text(page_module())
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{REPO}")
-    module = importlib.import_module(MODULE)
-    yield module.SPEC
-    registry.unregister("echo")
-    sys.modules.pop(MODULE, None)
+    with plugin_from_page(PAGE, MODULE, tmp_path / "plugins", monkeypatch) as module:
+        yield module.SPEC
+        registry.unregister("echo")
 
 
 def test_an_unregistered_workload_is_refused_by_name(tmp_path: Path):
