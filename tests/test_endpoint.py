@@ -140,6 +140,7 @@ def probe_of(record: dict[str, Any]) -> dict[str, Any]:
     return record["serve"]["probes"][0]
 
 
+@pytest.mark.timing
 def test_latency_counts_from_the_schedule_over_the_network():
     # A server that takes 20 ms per request, offered 100 requests/s at constant arrivals.
     with StandIn(delay_s=0.02) as server:

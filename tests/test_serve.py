@@ -89,6 +89,7 @@ def test_simulated_md1_mean_wait_matches_the_formula(rho):
     assert wait == pytest.approx(md1_wait(rho, service), rel=0.10)
 
 
+@pytest.mark.timing
 @realtime
 @pytest.mark.parametrize("rho", [0.3, 0.6, 0.85])
 def test_real_server_waits_as_the_rule_says(rho):
@@ -133,6 +134,7 @@ def test_batch_size_grows_with_rate_as_expected():
     assert means[0] < means[1] < means[2]
 
 
+@pytest.mark.timing
 @realtime
 def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     """Two rates on the real server: its sleeps overshoot on a loaded machine and a busy
@@ -153,6 +155,7 @@ def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     assert real["padding_waste"] > 0  # a 5-request batch runs in bucket 8
 
 
+@pytest.mark.timing
 @realtime
 def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
     """One 0.25 s stall in a 2.5 s run at 400 QPS (the issue's 1 s in 10 s at 100 QPS, scaled

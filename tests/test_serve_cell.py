@@ -115,6 +115,7 @@ def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     assert "histogram" in serve["probes"][0] and serve["policy"]["buckets"] == [1, 2, 4]
 
 
+@pytest.mark.timing
 def test_an_slo_no_rate_meets_is_recorded_with_the_reason_and_the_cell_is_kept():
     _key, msg = message(slo_ms=0.5)  # below the 1.1 ms a single request takes
     found = measure_serve_cell(SleepingBackend(), CellMessage.from_dict(msg))
