@@ -26,9 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A ``timing`` test failed under load often enough (1% or more of its runs beside one busy
-    core, issue 21) that it would fail the build on a neighbour, not on the code: it runs where
-    its failures are counted, not where they block."""
+    """A ``timing`` test failed beside one busy core in 1% or more of its runs, or ran too
+    rarely there to show less (issue 21): it would fail the build on a neighbour's load, not on
+    the code, so it runs where its failures are counted, not where they block."""
     if config.getoption("--timing"):
         return
     skip = pytest.mark.skip(
