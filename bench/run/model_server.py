@@ -88,7 +88,7 @@ def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
         batch_timeout_ms=settings.batch_timeout_ms,
     )  # fmt: skip
     key = CellKey(**{MODEL: settings.model}, **normalize(values))
-    policy = Policy(settings.max_batch_size, settings.batch_timeout_ms / 1e3)
+    policy = Policy(settings.max_batch_size, settings.batch_timeout_ms / 1e3, "rows")
     msg = {
         "model_args": settings.model_args,
         "optimizer": Optimizer().model_dump(),
