@@ -139,7 +139,8 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--batch-timeout-ms", type=_timeout_ms, default=2.0,
-        help="how long the oldest waiting request may wait for its batch to fill",
+        help="how long a batch formed behind a running one may wait to fill (a request "
+        "reaching an idle server runs at once)",
     )  # fmt: skip
     p.add_argument(
         "--max-request-kb", type=bounded_int(1, MAX_REQUEST_KB), default=4096,
