@@ -7,10 +7,12 @@ fields (``bench.read.runset``), the terminal table's key columns and the labels 
 (``batch 256``, ``xla on``, ``steps/call 8``). Adding an axis is one ``Axis`` here, plus the code
 that acts on it.
 
-Rank 0: nothing from bench is imported here. Two value types belong to higher layers, so the
-scenario supplies them when it builds its models (``Axis.accepts is None``): ``framework``, whose
-choices are the backend registry's names, and ``pipeline``, whose accepted forms (a preset, a
-label, a mapping of knobs) live in ``bench.inputs.settings``.
+Rank 0: only the workload registry (rank 0 too) is imported here. Three value types belong to
+higher layers, so the scenario supplies them when it builds its models (``Axis.accepts is
+None``): ``workload`` and ``framework``, whose choices are the workload and backend registries'
+names, and ``pipeline``, whose accepted forms (a preset, a label, a mapping of knobs) live in
+``bench.inputs.settings``. Which axes belong to one workload only, and which it fixes, is each
+workload's own declaration (``bench.workloads.spec.WorkloadSpec.axes`` and ``fixed``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bench.limits import (
     MAX_THREADS,
     count,
 )
+from bench.workloads import registry as workloads
 
 MODEL = "model"  # the key's first field: not an axis (one model per scenario), but in every key
 
@@ -69,26 +72,45 @@ class Axis:
     # Where another axis takes one of some values, this axis has one value whatever is asked
     # (JAX compiles every step with XLA): the key records it, ids and tables say nothing.
     fixed: tuple[str, tuple[Any, ...], Any] | None = None
+    # Means something only for the workloads that declare it (``WorkloadSpec.axes``).
+    by_workload: bool = False
 
     @property
     def header(self) -> str:
         return self.column or self.name
 
+    @property
+    def conditional(self) -> bool:
+        """Left out of keys where it does not apply (on another axis, or on the workload)."""
+        return self.applies is not None or self.by_workload
+
     def applies_to(self, key: Mapping[str, Any]) -> bool:
+        if self.by_workload and not workloads.declares_axis(key.get("workload"), self.name):
+            return False
         return self.applies is None or key.get(self.applies[0]) in self.applies[1]
 
+    def fixed_value(self, key: Mapping[str, Any]) -> tuple[bool, Any]:
+        """Whether the value carries no information (fixed by the workload or another axis),
+        and the value it is fixed at."""
+        by_workload = workloads.fixed_axes(key.get("workload"))
+        if self.name in by_workload:
+            return True, by_workload[self.name]
+        if self.fixed is not None and key.get(self.fixed[0]) in self.fixed[1]:
+            return True, self.fixed[2]
+        return False, None
+
     def is_fixed(self, key: Mapping[str, Any]) -> bool:
-        """True where the value carries no information (fixed by another axis)."""
-        return self.fixed is not None and key.get(self.fixed[0]) in self.fixed[1]
+        return self.fixed_value(key)[0]
 
 
 AXES: tuple[Axis, ...] = (
     Axis(
         "workload",
         str,
-        Literal["train", "predict", "serve"],
+        None,
         "train",
-        "train, predict (offline batches) or serve (online requests under load)",
+        "train, predict (offline batches), serve (online requests under load), or a "
+        "registered plug-in (bench.workloads.registry)",
         id_slot=2,
     ),
     Axis("framework", str, None, "jax", "the framework (a backend name)", id_slot=0),
@@ -105,8 +127,6 @@ AXES: tuple[Axis, ...] = (
         unit="examples",
         id="bs{}",
         id_slot=3,
-        # A served request is one example: the batches a server forms are max_batch_size's.
-        fixed=("workload", ("serve",), 1),
     ),
     Axis(
         "precision",
@@ -197,7 +217,7 @@ AXES: tuple[Axis, ...] = (
         id="{}",
         id_slot=11,
         in_id="changed",
-        applies=("workload", ("serve",)),
+        by_workload=True,
     ),
     Axis(
         "target_qps",
@@ -252,7 +272,7 @@ AXES: tuple[Axis, ...] = (
         id="{}",
         id_slot=15,
         in_id="changed",
-        applies=("workload", ("serve",)),
+        by_workload=True,
     ),
     Axis(
         "threads",
@@ -279,9 +299,9 @@ def normalize(values: Mapping[str, Any], axes: tuple[Axis, ...] = AXES) -> dict[
     they do not apply (``xla: [false, true]`` then yields one JAX cell, not two identical)."""
     out = dict(values)
     for axis in axes:
-        if axis.is_fixed(out):
-            assert axis.fixed is not None
-            out[axis.name] = axis.fixed[2]
+        fixed, value = axis.fixed_value(out)
+        if fixed:
+            out[axis.name] = value
     kept: dict[str, Any] = {}
     for a in axes:
         # Against what is kept so far: a condition on a conditional axis (target_qps on
@@ -385,7 +405,7 @@ class _KeyView(Mapping[str, Any]):
 def _key_class() -> type:
     fields: list[Any] = [(MODEL, str)]
     for axis in AXES:
-        if axis.applies is None:
+        if not axis.conditional:
             fields.append((axis.name, axis.type))
         else:
             fields.append((axis.name, axis.type | None, dataclasses.field(default=None)))

@@ -557,7 +557,7 @@ for _metric in (
         applies="predict cells of classification models",
     ),
     # Endpoint cells (workload: serve with an endpoint): a model server driven over the
-    # network (bench.run.endpoint_cell). Failed requests count as infinitely late in the
+    # network (bench.workloads.serve.cell.endpoint). Failed requests count as infinitely late in the
     # latency percentiles; their share is its own metric.
     Metric(
         "error_rate", "request errors", "fraction", "lower",

@@ -7,8 +7,10 @@ A model is any object (usually a module in ``bench.models``) with these attribut
   ``bench validate`` checks a scenario's ``model_args`` against it.
 - ``data_spec(args) -> DataSpec``: the features and label one example carries; bench makes
   synthetic batches from it (``bench.inputs.synthetic``), with a learnable label.
-- ``flops_per_example(args, workload) -> float``: analytic FLOPs for "train" (forward,
-  backward and update) or "predict" (forward), for MFU; document the formula.
+- ``flops_per_example(args, compiled_pass) -> float``: analytic FLOPs for the "train" pass
+  (forward, backward and update) or the "predict" pass (forward), for MFU; document the
+  formula. The pass is the cell's workload's ``compiled_pass`` (``bench.workloads.spec``):
+  serve cells, and any workload that runs forward passes, count "predict".
 - ``build_tf(args)``: a Keras 3 model called as ``model(features: dict, training=bool)``
   returning logits (classification) or predictions of shape ``[B, num_outputs]``. Built under
   the cell's Keras dtype policy (``mixed_bfloat16`` for bfloat16), so layers follow it.

@@ -80,7 +80,7 @@ def request(spec: DataSpec, dataset: Any, inp: str) -> BuildRequest:
         "steps_per_call": per_call,
         **({"pipeline": rest[0]} if rest else {}),
     }
-    return BuildRequest(key, None, None, spec, None, 0, dataset)  # type: ignore[arg-type]
+    return BuildRequest(key, None, None, spec, None, 0, dataset, training=True)  # type: ignore[arg-type]
 
 
 def expect_shapes(spec: DataSpec, batch: dict[str, Any], per_call: int = 1) -> None:

@@ -44,7 +44,10 @@ def request(job: dict[str, Any], framework: str, precision: str, batch: int) -> 
         "steps_per_call": job.get("steps_per_call", 1),
     }
     opt = Optimizer(name="adam", learning_rate=1e-3)
-    return BuildRequest(key, model, args, model.data_spec(args), opt, job.get("seed", 0))
+    training = key["workload"] == "train"
+    return BuildRequest(
+        key, model, args, model.data_spec(args), opt, job.get("seed", 0), training=training
+    )
 
 
 def train(job: dict[str, Any], framework: str, backend: Any) -> dict[str, np.ndarray]:
@@ -52,7 +55,7 @@ def train(job: dict[str, Any], framework: str, backend: Any) -> dict[str, np.nda
     loss scale the step ends with (float16: dynamic loss scaling)."""
     req = request(job, framework, job["precision"], job["batches"][0])
     key = {**req.key, "workload": "train"}
-    workload = backend.build(dataclasses.replace(req, key=key))
+    workload = backend.build(dataclasses.replace(req, key=key, training=True))
     losses = []
     for _ in range(job["steps"]):
         out = workload.step()

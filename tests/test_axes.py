@@ -43,7 +43,7 @@ OTHER = {
 # Axes that mean something only for some cells are left out of the base key, as keys do.
 FULL = {
     "model": "mlp",
-    **{a.name: a.default for a in AXES if a.default is not ... and a.applies is None},
+    **{a.name: a.default for a in AXES if a.default is not ... and not a.conditional},
     "xla": False,  # conditional (JAX and TensorFlow only), and this key's framework is JAX
 }
 SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms", "endpoint")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.backends.workload import Workload
-from bench.run.cell import measure_cell
+from bench.workloads.cell.measure import measure_cell
 
 
 class FakeWorkload(Workload):

@@ -20,7 +20,7 @@ import pytest
 from bench.runfolder import load_run
 from tests.conftest import REPO, bench_cmd
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 # float32 sums of the same numbers in another order (a per-device partial sum, then the
 # all-reduce) differ in the last bits; after 3 SGD steps that is ~1e-7 of parameters ~0.1-1.

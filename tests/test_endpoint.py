@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from bench.axes import AXES, CellKey, normalize
-from bench.run.endpoint_cell import measure_endpoint_cell
 from bench.run.worker import run_cell
 from bench.serve import wire
+from bench.workloads.serve.cell.endpoint import measure_endpoint_cell
 
 REPO = Path(__file__).resolve().parent.parent
 ANSWER = json.dumps(
@@ -140,20 +140,21 @@ def probe_of(record: dict[str, Any]) -> dict[str, Any]:
     return record["serve"]["probes"][0]
 
 
+@pytest.mark.timing
 def test_latency_counts_from_the_schedule_over_the_network():
     # A server that takes 20 ms per request, offered 100 requests/s at constant arrivals.
     with StandIn(delay_s=0.02) as server:
         # With 8 senders the client keeps up: latency is the round trip, ~20 ms.
-        key, msg = cell({"url": server.url, "max_in_flight": 8}, 100.0, 100, arrivals="constant")
-        ok = measure_endpoint_cell(key, msg)
+        _key, msg = cell({"url": server.url, "max_in_flight": 8}, 100.0, 100, arrivals="constant")
+        ok = measure_endpoint_cell(msg)
         # With one sender it can send 50/s at most: the requests it cannot send yet wait, and
         # the wait counts (1 request every 10 ms scheduled, 1 every 20 ms sent: request k
         # waits ~k x 10 ms, so the p50 of 100 requests after 10 warm-up is ~0.5 s) while each
         # round trip is still 20 ms. A closed loop would have reported 20 ms.
         # (Drained long enough for every request to be sent: 110 at 50/s take 2.2 s.)
         one = {"url": server.url, "max_in_flight": 1}
-        key, msg = cell(one, 100.0, 100, drain_s=2.5, arrivals="constant")
-        slow = measure_endpoint_cell(key, msg)
+        _key, msg = cell(one, 100.0, 100, drain_s=2.5, arrivals="constant")
+        slow = measure_endpoint_cell(msg)
     good, bad = probe_of(ok), probe_of(slow)
     assert ok["status"] == "ok", ok["reason"]
     assert 0.02 <= good["latency_s"]["p50"] < 0.1
@@ -182,7 +183,7 @@ def test_an_endpoint_that_is_down_fails_the_cell_with_the_reason_and_the_next_ce
 
 def test_an_endpoint_slow_to_start_is_waited_for():
     with StandIn(ready_after_s=0.5) as server:
-        record = measure_endpoint_cell(*cell({"url": server.url, "startup_timeout_s": 10}))
+        record = measure_endpoint_cell(cell({"url": server.url, "startup_timeout_s": 10})[1])
     assert record["status"] == "ok", record["reason"]
     assert record["serve"]["ready_after_s"] >= 0.45
 
@@ -191,7 +192,7 @@ def test_http_errors_are_counted_and_never_fast():
     # Every 4th request fails: a quarter of the answers are missing, so the p99 is a failed
     # request (infinitely late), never a fast error response.
     with StandIn(fail_every=4) as server:
-        record = measure_endpoint_cell(*cell({"url": server.url}))
+        record = measure_endpoint_cell(cell({"url": server.url})[1])
     probe = probe_of(record)
     assert record["status"] == "ok" and "endpoint_errors" in record["flags"]
     assert "HTTP 500: model exploded" in record["reason"]
@@ -202,11 +203,11 @@ def test_http_errors_are_counted_and_never_fast():
 
 def test_malformed_bodies_fail_the_cell_with_the_reason():
     with StandIn(malformed=True) as server:
-        record = measure_endpoint_cell(*cell({"url": server.url}))
+        record = measure_endpoint_cell(cell({"url": server.url})[1])
     assert record["status"] == "failed"
     assert "malformed response: not JSON" in record["reason"]
     with StandIn(malformed="rows") as server:  # well-formed, but two answers for one request
-        record = measure_endpoint_cell(*cell({"url": server.url}))
+        record = measure_endpoint_cell(cell({"url": server.url})[1])
     assert record["status"] == "failed"
     assert "predictions of shape [2, 1] for one example" in record["reason"]
 
@@ -242,8 +243,7 @@ import numpy as np
 from bench.axes import AXES, CellKey, normalize
 from bench.backends import registry
 from bench.inputs.synthetic import make_batch
-from bench.run.scenario import Optimizer
-from bench.run.serve_cell import POOL, build_buckets
+from bench.workloads.serve.cell.inprocess import POOL, build_buckets
 from bench.serve.batching import Policy
 
 backend = registry.load("jax")
@@ -251,8 +251,7 @@ backend.setup("cpu", None)
 values = {a.name: a.default for a in AXES if a.default is not ...}
 values.update(workload="serve", batch_size=1, max_batch_size=1)
 key = CellKey(model="mlp", **normalize(values))
-msg = {"model_args": {"hidden": [32]}, "optimizer": Optimizer().model_dump(), "seed": 0}
-built, spec = build_buckets(backend, key, Policy(1, 0.0), msg)
+built, spec = build_buckets(backend, key, Policy(1, 0.0), {"hidden": [32]}, 0)
 pool = make_batch(spec, POOL, 1)
 rows = [np.asarray(built[1].infer({k: pool[k][i : i + 1] for k in spec.features}))[0].tolist()
         for i in range(POOL)]
@@ -283,6 +282,7 @@ def bench_serve(http_port: int, grpc_port: int, log: Path) -> Iterator[subproces
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_bench_serve_answers_what_the_model_computes_in_process_over_http_and_grpc(tmp_path):
     import importlib.util
 
@@ -311,9 +311,9 @@ def test_bench_serve_answers_what_the_model_computes_in_process_over_http_and_gr
         ):
             endpoint = {"url": url, "protocol": proto, "startup_timeout_s": 120}
             # A long drain: a request answered late is slow, not missing, and is checked too.
-            key, msg = cell(endpoint, 40.0, 60, drain_s=10.0, max_batch_size=4)
+            _key, msg = cell(endpoint, 40.0, 60, drain_s=10.0, max_batch_size=4)
             runs[proto] = []
-            records[proto] = measure_endpoint_cell(key, msg, keep=runs[proto])
+            records[proto] = measure_endpoint_cell(msg, keep=runs[proto])
             if records[proto]["status"] == "failed" and server.poll() is not None:
                 pytest.fail(log.read_text()[-2000:])
     for proto, record in records.items():

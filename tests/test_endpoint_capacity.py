@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import endpoint_cell
+from bench.workloads.serve.cell import endpoint as endpoint_cell
 
 
 class Sender:

@@ -67,7 +67,7 @@ def test_the_axis_example_fits_the_registry():
     assert axis.name not in BY_NAME
     assert axis.id_slot not in {a.id_slot for a in AXES}
     assert axis.label.format("on") == "remat on"
-    key = {"model": "mlp", **{a.name: a.default for a in AXES if a.applies is None}}
+    key = {"model": "mlp", **{a.name: a.default for a in AXES if not a.conditional}}
     key["input"] = "synthetic"
     with_axis = (*AXES, axis)
     # at its default the id is the one the cell had before the axis existed; changed, it grows

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -31,10 +32,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.run.endpoint_cell import ALONE_CALLS
 from bench.run.worker import run_cell
 from bench.serve import wire
 from bench.serve.endpoint import Client, Endpoint, EndpointError
+from bench.workloads.serve.cell.endpoint import ALONE_CALLS
 from tests.conftest import bench_cmd
 from tests.test_endpoint import ANSWER, cell
 from tests.test_hostile_validation import clean, listing, run
@@ -110,13 +111,15 @@ class Hostile:
         good_first: int = 0,
         every_other: bool = False,
         good: bytes = ANSWER,
+        tls: ssl.SSLContext | None = None,
     ):
         self.infer, self.health, self.good = infer, health or body(b"{}"), body(good)
-        self.good_first, self.every_other = good_first, every_other
+        self.good_first, self.every_other, self.tls = good_first, every_other, tls
         self.calls, self.seen = 0, []
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def __enter__(self) -> Hostile:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -136,6 +139,12 @@ class Hostile:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
         reader = conn.makefile("rb")
         try:
             while not self.stop.is_set():
@@ -157,8 +166,8 @@ class Hostile:
                 (self.infer if bad else self.good)(conn, self.stop)
                 if bad and self.infer in (stall, huge_length):
                     return
-        except OSError:
-            return  # the client gave up on this connection: as it should
+        except (OSError, ValueError):
+            return  # the client gave up on this connection (or spoke TLS to plain HTTP)
         finally:
             reader.close()
             conn.close()
@@ -414,6 +423,93 @@ def test_the_whole_readiness_wait_ends_by_startup_timeout_s(case):
     assert took < 12, took
 
 
+# -- the same over TLS: every read of a TLS connection keeps the deadline too ------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1, which the client trusts
+    through SSL_CERT_FILE (read by ``ssl.create_default_context``)."""
+    pytest.importorskip("cryptography")
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+# case -> (the server's answer, what the request's recorded reason says, endpoint fields)
+HTTPS: dict[str, tuple[Behaviour, str, dict[str, Any]]] = {
+    "body trickled": (trickle(SLOW_ANSWER, 60), "timed out after 0.25 s", {}),
+    "headers trickled": (trickle(SLOW_ANSWER, 3), "timed out after 0.25 s", {}),
+    "stalled": (stall, "timed out after 0.25 s", {}),
+    "length over the limit": (huge_length, "over the limit of 4,194,304", {}),
+    "chunked over the limit": (
+        huge_chunked, "over the limit of 1,048,576 bytes", {"max_response_mib": 1},
+    ),
+    "NaN": (body(v2("[NaN, 0.5]")), "non-finite number NaN", {}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(HTTPS))
+def test_https_answers_are_bounded_and_judged_alike(case, tls_server):
+    answer, reason, extra = HTTPS[case]
+    with Hostile(answer, tls=tls_server) as server:
+        endpoint = {"url": server.url, "timeout_s": TIMEOUT_S, **extra}
+        record = run_cell(None, cell(endpoint)[1])
+    assert "traceback" not in record, record.get("traceback")
+    assert record["status"] == "failed", record["reason"]
+    assert "every request sent alone failed: " in record["reason"], record["reason"]
+    assert reason in record["reason"], record["reason"]
+
+
+def test_a_token_goes_over_https_and_a_stalled_handshake_is_bounded(tls_server, monkeypatch):
+    monkeypatch.setenv("BENCH_TEST_TOKEN", TOKEN)
+    with Hostile(stall, good_first=10**9, tls=tls_server) as server:
+        endpoint = {"url": server.url, "token_env": "BENCH_TEST_TOKEN"}
+        record = run_cell(None, cell(endpoint, queries=10)[1])
+    assert record["status"] == "ok", record["reason"]
+    assert {s["Authorization"] for s in server.seen} == {f"Bearer {TOKEN}"}
+    # A server that accepts the connection and never answers the TLS handshake: the readiness
+    # wait ends by startup_timeout_s, the handshake within what is left of it.
+    with Hostile(stall) as plain:
+        url = plain.url.replace("http://", "https://")
+        record = run_cell(None, cell({"url": url, "startup_timeout_s": 0.5})[1])
+    assert record["status"] == "failed" and "traceback" not in record
+    assert "not ready after 0.5 s (last: timed out after" in record["reason"], record["reason"]
+
+
 # -- invariant 3: a token goes only where it is safe ----------------------------------------
 
 TOKEN = "s3cr3t-t0ken"
@@ -580,24 +676,55 @@ BLOCKS: dict[str, tuple[str, str, str, str, str, str]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("command", ["validate", "run"])
-@pytest.mark.parametrize("case", list(BLOCKS))
-def test_a_hostile_endpoint_block_is_one_line_naming_the_field(case, command, tmp_path, capsys):
-    url, protocol, extra, model_name, field, says = BLOCKS[case]
-    path = tmp_path / "s.yaml"
-    name = model_name if "\\" not in model_name else json.dumps(model_name.replace("\\n", "\n"))
-    path.write_text(SCENARIO % (protocol, name, yaml_quoted(url), extra), encoding="utf-8")
-    results = tmp_path / "results"
-    before = listing(tmp_path)
-    argv = [command, str(path)] + (["--results-dir", str(results)] if command == "run" else [])
-    code, out, err = run(capsys, *argv)
-    assert code == 2, (out, err)
-    clean(err)
-    (line,) = [ln for ln in capsys_lines(err, path)]
-    assert f"{path}:" in line and f"endpoints.ep.{field}: " in line, err
-    assert says in line, err
-    assert TOKEN not in out + err  # a password in a URL is never repeated
-    assert listing(tmp_path) == before  # nothing written, in the results folder or beside it
+# case -> (the endpoints: value, --set arguments, what names the field, what the line says)
+SHAPES: dict[str, tuple[str, list[str], str, str]] = {
+    "a list quoting a password": (
+        f'[{{url: "http://user:{TOKEN}@h"}}]', [], "endpoints: ",
+        "got [{'url': 'http://***@h'}]; expected a valid dictionary",
+    ),
+    "a string quoting a password": (
+        f'{{ep: "http://user:{TOKEN}@h:80"}}', [], "endpoints.ep: ", "got 'http://***@h:80'",
+    ),
+    "a quote cut inside a password": (
+        f'[{{url: "http://user:{TOKEN * 9}@h"}}]', [], "endpoints: ", "got [{'url': 'http://***@h",
+    ),
+    "a password given with --set": (
+        "{ep: {url: 'http://h', protocol: v2-http, model_name: m}}",
+        ["--set", f"endpoints.ep.url=http://u:{TOKEN}@h"], "endpoints.ep.url: ", "before '@'",
+    ),
+    "a --set that fails, quoting a password": (
+        "{ep: {url: 'http://h', protocol: v2-http, model_name: m}}",
+        ["--set", f"endpoints.ep.url.x=http://u:{TOKEN}@h"],
+        "--set endpoints.ep.url.x=http://***@h: ", "'url' is not a mapping",
+    ),
+    "endpoint name with a space": (
+        "{'a b': {url: 'http://h', protocol: v2-http, model_name: m}}", [], "endpoints.a b: ",
+        "a value matching",
+    ),
+    "max_in_flight over 1024": (
+        "{ep: {url: 'http://h', protocol: v2-http, model_name: m, max_in_flight: 100000}}", [],
+        "endpoints.ep.max_in_flight: ", "less than or equal to 1024",
+    ),
+    "connections true": (
+        "{ep: {url: 'http://h', protocol: v2-grpc, model_name: m, connections: true}}", [],
+        "endpoints.ep.connections: ", "got True; expected a valid integer",
+    ),
+    "timeout_s a string": (
+        "{ep: {url: 'http://h', protocol: v2-http, model_name: m, timeout_s: '5'}}", [],
+        "endpoints.ep.timeout_s: ", "got '5'; expected a valid number",
+    ),
+    "startup_timeout_s true": (
+        "{ep: {url: 'http://h', protocol: v2-http, model_name: m, startup_timeout_s: true}}", [],
+        "endpoints.ep.startup_timeout_s: ", "got True",
+    ),
+    "protocol unknown": (
+        "{ep: {url: 'http://h', protocol: v2-https, model_name: m}}", [],
+        "endpoints.ep.protocol: ", "expected one of: v2-http, v2-grpc, tf-serving-rest",
+    ),
+    "endpoint not a mapping": ("{ep: null}", [], "endpoints.ep: ", "got None"),
+}  # fmt: skip
+
+HEAD = SCENARIO.split("endpoints:")[0]
 
 
 def yaml_quoted(text: str) -> str:
@@ -606,6 +733,38 @@ def yaml_quoted(text: str) -> str:
         c if 32 <= ord(c) < 127 and c not in '"\\' else f"\\u{ord(c):04x}" for c in text
     )
     return f'"{escaped}"'
+
+
+def cases() -> list[Any]:
+    """(scenario text, --set arguments, what names the field, what the line says) per case."""
+    found = []
+    for case, (url, protocol, extra, model_name, field, says) in BLOCKS.items():
+        name = json.dumps(model_name.replace("\\n", "\n"))
+        text = SCENARIO % (protocol, name, yaml_quoted(url), extra)
+        found.append(pytest.param(text, [], f"endpoints.ep.{field}: ", says, id=case))
+    for case, (endpoints, argv, field, says) in SHAPES.items():
+        text = f"{HEAD}endpoints: {endpoints}\n"
+        found.append(pytest.param(text, argv, field, says, id=case))
+    return found
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(("text", "argv", "field", "says"), cases())
+def test_a_hostile_endpoint_block_is_one_line_naming_the_field(
+    text, argv, field, says, command, tmp_path, capsys
+):
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    results = tmp_path / "results"
+    before = listing(tmp_path)
+    options = ["--results-dir", str(results)] if command == "run" else []
+    code, out, err = run(capsys, command, str(path), *options, *argv)
+    assert code == 2, (out, err)
+    clean(err)
+    (line,) = capsys_lines(err, path)
+    assert field in line and says in line, err
+    assert TOKEN not in out + err  # a password in a URL is never repeated
+    assert listing(tmp_path) == before  # nothing written, in the results folder or beside it
 
 
 def capsys_lines(err: str, path: Path) -> list[str]:

@@ -316,6 +316,7 @@ def test_a_huge_matrix_is_refused_before_it_is_expanded(tmp_path, capsys, monkey
     )
 
 
+@pytest.mark.heavy
 def test_compare_of_100k_samples_per_cell_uses_bounded_memory(tmp_path, capsys):
     # 2000 resamples x 100,000 samples of int64 indices would be 1.6 GB.
     runs = []

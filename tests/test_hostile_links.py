@@ -111,6 +111,7 @@ def _one_line_naming(err: str, path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("when", ["resume", "first run"])
 def test_a_link_at_any_path_a_run_writes_is_refused(tmp_path, capsys, monkeypatch, base, when):
     run, written = base
@@ -218,7 +219,7 @@ def _parity_name() -> str:
 
 
 def _profile(run: Path) -> dict:
-    from bench.run.profiling import profile_steps
+    from bench.workloads.cell.profiling import profile_steps
     from tests.test_profiling import ProfiledWorkload
 
     return profile_steps(ProfiledWorkload(), 1, run, "profiles/cell")

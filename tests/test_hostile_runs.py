@@ -592,6 +592,7 @@ def test_two_resumers_of_one_run_folder_one_measures_the_other_is_refused(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_resume_after_a_crash_mid_write_keeps_every_record(tmp_path, worker_env):
     run = make_run(tmp_path / "results", "r", batches=(), scenario=TOY.format(batches="[4, 5]"))
     done = subprocess.run(bench_cmd("run", "--resume", str(run)), capture_output=True, text=True)

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO
 from tests.framework_checks import CHECKS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 
 def run_checks(framework: str, root) -> dict[str, str]:

@@ -37,6 +37,7 @@ def run(scenario: Path, results: Path) -> tuple[subprocess.CompletedProcess, Pat
     return done, sorted(p for p in results.iterdir() if p.is_dir())[-1]
 
 
+@pytest.mark.heavy
 def test_tfdata_cells_record_input_numbers_and_a_corrupt_file_fails_only_them(tmp_path, worker_env):
     data = tmp_path / "data"
     scenario = tmp_path / "s.yaml"
@@ -103,6 +104,7 @@ def test_bench_data_make_writes_once_then_finds_the_files(tmp_path):
     assert "found in the cache, checked" in again.stdout and str(folder) in again.stdout
 
 
+@pytest.mark.heavy
 def test_tfdata_feeds_data_parallel_replicas_in_both_frameworks(tmp_path, worker_env):
     # The backend's placement shards each call's input (a JAX mesh, a TF MirroredStrategy over
     # logical CPUs); the pipeline and its prefetch thread hand over whole batches to it.

@@ -85,6 +85,7 @@ measure:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_every_mode_runs_with_its_file_parity_and_size_and_single_stream_serves(
     tmp_path, checks_process
 ):
@@ -126,6 +127,7 @@ def test_every_mode_runs_with_its_file_parity_and_size_and_single_stream_serves(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_resnet18_float32_matches_keras_and_int8_is_under_a_third_of_its_size(checks):
     f32, i8 = checks["resnet18/float32"], checks["resnet18/int8"]
     assert f32["max_abs"] <= FLOAT32_TOLERANCE * max(1.0, f32["ref_max_abs"])
@@ -136,6 +138,7 @@ def test_resnet18_float32_matches_keras_and_int8_is_under_a_third_of_its_size(ch
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_corrupt_model_file_is_an_error_naming_the_file(checks):
     assert checks["corrupt"].endswith(
         "corrupt.tflite: not a loadable LiteRT model file (The model is not a valid Flatbuffer "
@@ -144,6 +147,7 @@ def test_a_corrupt_model_file_is_an_error_naming_the_file(checks):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_an_unconvertible_model_says_the_converters_reason(checks):
     assert checks["unconvertible"] == (
         "the LiteRT converter refused the model in int8: 'tf.Erfinv' op is neither a custom op "
@@ -152,6 +156,7 @@ def test_an_unconvertible_model_says_the_converters_reason(checks):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_int8_lists_the_ops_the_converter_kept_in_float(checks):
     assert checks["float_ops"] == {"COS": 1}  # LiteRT has no int8 cosine kernel
 

@@ -155,6 +155,7 @@ def test_derive_from_inputs_then_again_after_a_merge():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_scaling_efficiency_of_a_real_run_on_four_fake_devices_is_read_side_data(tmp_path):
     """``replicas: [1, 4]`` on 4 fake JAX CPU devices: compare JSON and the HTML report carry
     the 4-replica cell's scaling efficiency, not only the terminal table."""

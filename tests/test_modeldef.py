@@ -141,6 +141,7 @@ def docs_model() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_docs_example_model_runs_in_both_frameworks(tmp_path):
     (tmp_path / "mymodels").mkdir()
     (tmp_path / "mymodels" / "__init__.py").write_text("")

@@ -260,6 +260,7 @@ def test_model_modules_import_no_framework():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_parameter_counts_match_across_twins(sides):
     names = [*shipped_sizes(), *TWINS]
     assert any(n.startswith("scenario_resnet") for n in names)
@@ -270,12 +271,14 @@ def test_parameter_counts_match_across_twins(sides):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_parameter_counts_match_published_architectures(sides):
     for name, (_, _, expected) in REFERENCE_COUNTS.items():
         assert int(sides["jax"][f"reference_{name}/count"]) == expected, name
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", list(TWINS))
 def test_same_weights_give_the_same_outputs(sides, name):
     # twins.tf_forward asserts every variable found its twin by name, with the same shape.
@@ -287,6 +290,7 @@ def test_same_weights_give_the_same_outputs(sides, name):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", list(FLOPS))
 def test_analytic_flops_agree_with_xla_cost_analysis(sides, name):
     found = sides["jax"]
@@ -299,6 +303,7 @@ def test_analytic_flops_agree_with_xla_cost_analysis(sides, name):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
 @pytest.mark.parametrize("name", LEARN)
 def test_training_reduces_the_loss(sides, framework, name):
@@ -310,6 +315,7 @@ def test_training_reduces_the_loss(sides, framework, name):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
 @pytest.mark.parametrize("name", [n for n in LEARN if n != "mlp_regression"])
 def test_bfloat16_mixed_precision_trains_with_float32_parameters(sides, framework, name):
@@ -320,6 +326,7 @@ def test_bfloat16_mixed_precision_trains_with_float32_parameters(sides, framewor
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
 @pytest.mark.parametrize(("name", "input_kind"), SPC_CASES)
 def test_steps_per_call_computes_what_single_steps_do(sides, framework, name, input_kind):
@@ -339,6 +346,7 @@ def test_steps_per_call_computes_what_single_steps_do(sides, framework, name, in
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_tensorflow_xla_loop_matches_the_graph_loop(sides):
     side = sides["tensorflow"]
     graph = weights(side, f"spc_mlp_numpy_k{SPC_K}")
@@ -349,6 +357,7 @@ def test_tensorflow_xla_loop_matches_the_graph_loop(sides):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("tag", ["sgd_m0.9", "sgd_m0.0", "adam_m", "adamw_m"])
 def test_optimizers_update_alike_in_both_frameworks(sides, tag):
     # Alternate gradients of 1 and 1e-7: Keras adds Adam's epsilon before bias correction,

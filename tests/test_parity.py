@@ -283,6 +283,7 @@ def bound(reference: np.ndarray) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", list(ZOO))
 def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
     jax_side, tf_side = twin_sides["jax"], twin_sides["tensorflow"]
@@ -307,6 +308,7 @@ def test_float32_cpu_predictions_agree_across_frameworks(twin_sides, name):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(twin_sides):
     for side in twin_sides.values():
         reference = side["mlp/reference"]
@@ -321,6 +323,7 @@ def test_float16_moves_predictions_a_little_and_stacking_or_padding_not_at_all(t
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
 def test_float16_training_scales_the_loss_and_learns(twin_sides, framework):
     side = twin_sides[framework]
@@ -335,6 +338,7 @@ def test_float16_training_scales_the_loss_and_learns(twin_sides, framework):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_jax_float16_skips_a_step_whose_gradients_overflow(twin_sides):
     side = twin_sides["jax"]
     assert bool(side["train_float16/overflow_skipped"])  # parameters untouched

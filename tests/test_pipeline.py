@@ -254,6 +254,7 @@ def _pipeline_run(scenario: Path, out: Path, *extra: str) -> subprocess.Complete
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_local_pipeline_runs_the_same_cells_as_bench_run_and_writes_the_artifacts(tmp_path):
     scenario = REPO / "scenarios" / "quickstart.yaml"
     # JAX only, one batch size: one run task (the lost-task test below runs two frameworks).
@@ -290,6 +291,7 @@ def test_local_pipeline_runs_the_same_cells_as_bench_run_and_writes_the_artifact
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_lost_task_leaves_the_others_intact_and_the_pipeline_names_what_is_missing(
     tmp_path, worker_env
 ):

@@ -16,9 +16,9 @@ import pytest
 from bench.backends.jax.trace import perfetto_file, read_events
 from bench.cli import main
 from bench.measure.breakdown import OpEvent, breakdown, busy_us, hlo_ops, is_matmul, self_times
-from bench.run.cell import measure_cell
-from bench.run.profiling import cell_folder
 from bench.run.scenario import ScenarioError, parse_scenario
+from bench.workloads.cell.measure import measure_cell
+from bench.workloads.cell.profiling import cell_folder
 from tests.conftest import bench_cmd
 from tests.test_cell import MSG, FakeWorkload, backend_for
 
@@ -319,6 +319,7 @@ TF_READ = (
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_profiled_jax_and_tensorflow_cells_write_traces_whose_top_op_is_a_matmul(
     tmp_path, worker_env, capsys
 ):

@@ -22,7 +22,7 @@ from bench import results
 from bench.axes import NAMES
 from bench.metrics import fields as metric_fields
 from bench.runfolder import CELLS_FILE, load_run
-from tests.conftest import REPO, bench_cmd
+from tests.conftest import REPO, RealRun, bench_cmd
 from tests.test_cli import NO_FRAMEWORK
 
 GOLDEN = REPO / "tests" / "golden" / "runs"
@@ -156,35 +156,12 @@ def test_help_names_format_and_neither_help_nor_rows_import_pandas_or_a_framewor
 
 
 @pytest.mark.slow
-def test_load_on_a_real_quickstart_run(tmp_path):
-    # The check, on a fresh quickstart run kept short: jax only, batch 32 (2 cells).
-    done = subprocess.run(
-        bench_cmd(
-            "run",
-            "scenarios/quickstart.yaml",
-            "--results-dir",
-            str(tmp_path),
-            "--set",
-            "matrix.framework=[jax]",
-            "--set",
-            "matrix.batch_size=[32]",
-            "--set",
-            "measure.warmup_steps=2",
-            "--set",
-            "measure.min_steps=5",
-            "--set",
-            "measure.min_seconds=0.2",
-            "--set",
-            "measure.max_seconds=1",
-        ),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+def test_load_on_a_real_run(real_run: RealRun):
+    # The check, on a fresh real run: the session's shared MLP run (jax and tensorflow,
+    # train and predict, batch 16: 4 cells).
+    run = real_run.run_dir
     df = results.load(run)
-    assert len(df) == len(load_run(run).meta["cells_planned"]) == 2
+    assert len(df) == len(load_run(run).meta["cells_planned"]) == 4
     assert set(df["workload"]) == {"train", "predict"}
-    assert set(df["framework"]) == {"jax"} and list(df["batch_size"]) == [32, 32]
+    assert set(df["framework"]) == {"jax", "tensorflow"} and list(df["batch_size"]) == [16] * 4
     assert (df["status"] == "ok").all() and (df["examples_per_s"] > 0).all()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.runfolder import load_run
-from tests.conftest import bench_cmd, sigint_default
+from tests.conftest import RealRun, bench_cmd, sigint_default
 
 pytestmark = pytest.mark.slow
 
@@ -41,25 +41,11 @@ def bench_run(scenario: Path, results: Path, *extra: str, timeout: float = 300):
     )
 
 
-def test_both_frameworks_train_and_predict_on_cpu(tmp_path):
-    scenario = write(
-        tmp_path,
-        """\
-name: e2e
-model: mlp
-model_args: {hidden: [32], vocab_size: 50, embed_dim: 4}
-matrix:
-  framework: [jax, tensorflow]
-  workload: [train, predict]
-  batch_size: [16]
-""",
-    )
-    done = bench_run(scenario, tmp_path / "results")
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = run_dirs(tmp_path / "results")
+def test_both_frameworks_train_and_predict_on_cpu(real_run: RealRun):
+    run_dir = real_run.run_dir
     run = load_run(run_dir)
     assert run.meta["status"] == "complete"
-    assert run.meta["scenario"]["text"] == scenario.read_text()
+    assert run.meta["scenario"]["text"] == real_run.scenario.read_text()
     env = run.meta["environment"]
     assert env["host"]["cpu_model"] and env["python"]["version"]
     assert env["packages"]["jax"] and env["packages"]["tensorflow"]
@@ -89,9 +75,10 @@ matrix:
             "value"
         ]
     )
-    assert "run " + run.run_id in done.stdout
+    assert "run " + run.run_id in real_run.stdout
 
 
+@pytest.mark.heavy
 def test_crash_hang_nan_and_missing_device_are_recorded_and_the_sweep_goes_on(tmp_path, worker_env):
     # toy_model: batch 9 kills its worker, 7 hangs, 11 gives NaN; gpu is absent here.
     scenario = write(
@@ -146,6 +133,7 @@ def _wait_for(predicate, timeout: float = 120.0):
     raise AssertionError("timed out waiting")
 
 
+@pytest.mark.heavy
 def test_killed_worker_then_interrupt_then_resume_runs_only_missing_cells(tmp_path, worker_env):
     # Batch 7 hangs: while it does, kill its worker from outside (as the OOM killer or a user
     # would). Then interrupt the run during a later cell and resume it.
@@ -204,6 +192,7 @@ matrix:
         assert run.cells[cid]["finished_at"] == finished
 
 
+@pytest.mark.heavy
 def test_repeats_run_each_cell_in_fresh_processes(tmp_path, worker_env):
     scenario = write(tmp_path, "name: rep\nmodel: tests.fixtures.toy_model:factory\n")
     scenario.write_text(scenario.read_text().replace("timeout_s: 60", "timeout_s: 60, repeats: 2"))

@@ -21,6 +21,7 @@ import pytest
 from bench.serve.arrivals import schedule
 from bench.serve.batching import Policy, buckets_for, simulate
 from bench.serve.loadgen import Load, open_loop
+from bench.serve.local import InProcess
 from bench.serve.probe import measure_rate, measure_single_stream, simulate_rate
 from bench.serve.search import search
 from bench.serve.summary import Slo, nearest_rank, summarize_trace
@@ -88,6 +89,7 @@ def test_simulated_md1_mean_wait_matches_the_formula(rho):
     assert wait == pytest.approx(md1_wait(rho, service), rel=0.10)
 
 
+@pytest.mark.timing
 @realtime
 @pytest.mark.parametrize("rho", [0.3, 0.6, 0.85])
 def test_real_server_waits_as_the_rule_says(rho):
@@ -100,7 +102,9 @@ def test_real_server_waits_as_the_rule_says(rho):
     rate = rho / service
     load = Load(min_queries=int(rate * 1.5), min_seconds=1.5, warmup_queries=5)
     count = load.warmup_queries + load.counted(rate)
-    trace = open_loop(sleeper(service), Policy(1, 0.0), "poisson", rate, count, 11, 1.0)
+    trace = open_loop(
+        InProcess(sleeper(service), Policy(1, 0.0)), "poisson", rate, count, 11, 1.0
+    ).trace
     took = iter(trace.done - trace.started)  # FIFO, batch 1: the n-th batch is request n
     replay = simulate(trace.issued, Policy(1, 0.0), lambda b: next(took))
     w = load.warmup_queries
@@ -151,6 +155,7 @@ def test_batch_size_grows_with_rate_and_a_lone_request_waits_for_nothing():
     assert means[3] > 15.5
 
 
+@pytest.mark.timing
 @realtime
 def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     """Two rates on the real server: its sleeps overshoot on a loaded machine and a busy
@@ -160,7 +165,7 @@ def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     means = []
     for rate in (100.0, 1000.0):
         load = Load(400, 0.5, 20)
-        real = measure_rate(sleeper(0.0005), policy, "poisson", rate, load, slo, 5)
+        real = measure_rate(InProcess(sleeper(0.0005), policy), "poisson", rate, load, slo, 5)
         took = real["compute_s"]["mean"]
         rule = simulate_rate(lambda b: took, policy, "poisson", rate, load, slo, 5)  # noqa: B023
         # 30%: on a loaded 2-core machine a late thread wake-up lets a batch collect more.
@@ -171,6 +176,7 @@ def test_the_real_batcher_grows_its_batches_as_the_rule_says():
     assert real["padding_waste"] > 0  # a 5-request batch runs in bucket 8
 
 
+@pytest.mark.timing
 @realtime
 def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
     """One 0.25 s stall in a 2.5 s run at 400 QPS (the issue's 1 s in 10 s at 100 QPS, scaled
@@ -192,7 +198,7 @@ def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
 
     slo = Slo(99, 0.05)
     load = Load(min_queries=1000, min_seconds=2.5, warmup_queries=0, drain_s=1.0)
-    open_ = measure_rate(stalling(1.25), Policy(1, 0.0), "constant", 400.0, load, slo, 0)
+    open_ = measure_rate(InProcess(stalling(1.25), Policy(1, 0.0)), "constant", 400.0, load, slo, 0)
     # Over 50 ms: the ~80 requests that arrived in the stall's first 0.2 s, and those that
     # arrive while the server works off its backlog of ~100: 100 S / (1 - 400 S) seconds of
     # them at 400/s, for S the service time measured (its sleeps overshoot on a loaded VM).
@@ -204,7 +210,7 @@ def test_a_stall_shows_in_open_loop_and_hides_in_closed_loop():
     assert open_["latency_s"]["max"] > 0.2
     assert not open_["meets_slo"]
 
-    closed = measure_single_stream(stalling(1.25), load, slo)
+    closed = measure_single_stream(InProcess(stalling(1.25), Policy(1, 0.0)), load, slo)
     assert closed["latency_s"]["max"] > 0.2  # one request saw it...
     assert closed["over_slo"] <= 2  # ... and only one (a scheduling hiccup may add one)
     assert closed["latency_s"]["p99"] < 0.02
@@ -246,6 +252,7 @@ def constant_overload_p99(rate: float, service: float, load: Load, p: float = 99
     return service + k * (service - 1 / rate)
 
 
+@pytest.mark.timing
 @realtime
 def test_real_search_finds_the_analytic_max_rate_under_constant_arrivals():
     """A 2 ms sleeper at a constant rate, SLO p99 <= 50 ms: the analytic answer is the highest
@@ -254,7 +261,9 @@ def test_real_search_finds_the_analytic_max_rate_under_constant_arrivals():
     slo = Slo(99, 0.050)
     load = Load(min_queries=200, min_seconds=1.0, warmup_queries=20, drain_s=0.3)
     found = search(
-        lambda r: measure_rate(sleeper(0.002), Policy(1, 0.0), "constant", r, load, slo, 0),
+        lambda r: measure_rate(
+            InProcess(sleeper(0.002), Policy(1, 0.0)), "constant", r, load, slo, 0
+        ),
         low=200.0,
         high=1000.0,
         tolerance=0.02,  # the bracket's own width, apart from the 5% the answer is held to

@@ -11,8 +11,9 @@ import pytest
 
 from bench.axes import CellKey, normalize
 from bench.backends.workload import BuildRequest, Workload
-from bench.run.serve_cell import measure_serve_cell
 from bench.serve.batching import buckets_for
+from bench.workloads.cell.message import CellMessage
+from bench.workloads.serve.cell.inprocess import measure_serve_cell
 
 
 class SleepingWorkload(Workload):
@@ -72,6 +73,7 @@ def message(slo_ms: float, **axes: Any) -> tuple[Any, dict[str, Any]]:
         "drain_s": 0.3, "low_qps": None, "tolerance": 0.05, "retries": 1,
     }  # fmt: skip
     msg = {
+        "cell_id": key.cell_id,
         "key": key.to_dict(),
         "model_args": {"hidden": [8], "vocab_size": 20, "embed_dim": 2},
         "optimizer": {},
@@ -83,10 +85,11 @@ def message(slo_ms: float, **axes: Any) -> tuple[Any, dict[str, Any]]:
     return key, msg
 
 
+@pytest.mark.timing
 def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     backend = SleepingBackend()
-    key, msg = message(slo_ms=8.0)
-    found = measure_serve_cell(backend, key, msg)
+    _key, msg = message(slo_ms=8.0)
+    found = measure_serve_cell(backend, CellMessage.from_dict(msg))
     assert sorted(backend.built) == list(buckets_for(4)) == [1, 2, 4]  # every bucket, ahead
     assert found["status"] == "ok", found["reason"]
     m, serve = found["metrics"], found["serve"]
@@ -112,9 +115,10 @@ def test_a_search_cell_records_every_probe_and_the_max_compliant_rate():
     assert "histogram" in serve["probes"][0] and serve["policy"]["buckets"] == [1, 2, 4]
 
 
+@pytest.mark.timing
 def test_an_slo_no_rate_meets_is_recorded_with_the_reason_and_the_cell_is_kept():
-    key, msg = message(slo_ms=0.5)  # below the 1.1 ms a single request takes
-    found = measure_serve_cell(SleepingBackend(), key, msg)
+    _key, msg = message(slo_ms=0.5)  # below the 1.1 ms a single request takes
+    found = measure_serve_cell(SleepingBackend(), CellMessage.from_dict(msg))
     assert found["status"] == "ok" and "slo_unmet" in found["flags"]
     assert "SLO not met at any rate tried" in found["reason"]
     assert "a single request alone takes" in found["reason"]  # so no stepping down
@@ -124,15 +128,15 @@ def test_an_slo_no_rate_meets_is_recorded_with_the_reason_and_the_cell_is_kept()
 
 
 def test_a_retrace_under_load_makes_the_cell_invalid():
-    key, msg = message(slo_ms=50.0, target_qps=100.0)
-    found = measure_serve_cell(SleepingBackend(retrace=True), key, msg)
+    _key, msg = message(slo_ms=50.0, target_qps=100.0)
+    found = measure_serve_cell(SleepingBackend(retrace=True), CellMessage.from_dict(msg))
     assert found["status"] == "invalid" and "retraced" in found["reason"]
 
 
 def test_single_stream_sends_one_request_at_a_time():
-    key, msg = message(slo_ms=50.0, arrivals="single_stream")
+    _key, msg = message(slo_ms=50.0, arrivals="single_stream")
     backend = SleepingBackend()
-    found = measure_serve_cell(backend, key, msg)
+    found = measure_serve_cell(backend, CellMessage.from_dict(msg))
     assert backend.built == [1]
     assert found["status"] == "ok"
     (probe,) = found["serve"]["probes"]
@@ -142,6 +146,8 @@ def test_single_stream_sends_one_request_at_a_time():
 
 
 def test_a_multi_host_run_skips_its_serve_cells_with_the_reason():
-    key, msg = message(slo_ms=50.0)
-    found = measure_serve_cell(SleepingBackend(), key, {**msg, "cluster": {"num_processes": 2}})
+    _key, msg = message(slo_ms=50.0)
+    found = measure_serve_cell(
+        SleepingBackend(), CellMessage.from_dict({**msg, "cluster": {"num_processes": 2}})
+    )
     assert found["status"] == "skipped" and "one host" in found["reason"]

@@ -11,7 +11,7 @@ from bench.cli import main
 from bench.runfolder import load_run
 from tests.conftest import bench_cmd
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 SCENARIO = """\
 name: serve_e2e

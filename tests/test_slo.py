@@ -40,7 +40,7 @@ def serve_record(
     flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A fixed-rate serve cell answering ``rate`` requests/s with these latencies, shaped as
-    ``bench.run.serve_cell`` writes one (metrics of the reported rate, one probe)."""
+    ``bench.workloads.serve.cell`` writes one (metrics of the reported rate, one probe)."""
     key = {"model": "mlp", "workload": "serve", "framework": "jax", "device": "cpu",
            "batch_size": 1, "precision": "float32", "input": "synthetic", "arrivals": "poisson",
            "target_qps": rate, "max_batch_size": max_batch, "batch_timeout_ms": 2.0,

@@ -11,7 +11,8 @@ import pytest
 
 from bench.backends.workload import Workload
 from bench.measure.timing import Timing
-from bench.run import cell
+from bench.workloads.cell import offline
+from bench.workloads.cell.measure import measure_cell
 
 
 class FakeWorkload(Workload):
@@ -108,11 +109,11 @@ def message(workload: str, steps_per_call: int) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def fixed_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cell, "Timer", FixedTimer)
+    monkeypatch.setattr(offline, "Timer", FixedTimer)
 
 
 def test_k_steps_per_call_report_per_step_numbers():
-    record = cell.measure_cell(FakeBackend(4), message("predict", 4))
+    record = measure_cell(FakeBackend(4), message("predict", 4))
     metrics = record["metrics"]
     # Calls of 0.4, 0.4, 0.8 s with 4 steps each: steps of 0.1, 0.1, 0.2 s, median 0.1 s.
     assert record["samples"]["step_time_s"] == [0.1, 0.1, 0.2]
@@ -133,7 +134,7 @@ def test_k_steps_per_call_report_per_step_numbers():
 
 
 def test_one_step_per_call_reads_as_before():
-    metrics = cell.measure_cell(FakeBackend(1), message("train", 1))["metrics"]
+    metrics = measure_cell(FakeBackend(1), message("train", 1))["metrics"]
     assert metrics["examples_per_s"]["value"] == pytest.approx(8 / 0.4)
     assert metrics["examples_per_s"]["method"] == "batch_size / median step time"
     assert "steps_per_call" not in metrics["step_time_s"]["method"]

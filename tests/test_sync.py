@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import REPO
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_unsynced_timing_under_reports_and_the_timer_does_not():
     done = subprocess.run(

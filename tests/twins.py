@@ -79,7 +79,10 @@ def build_request(job: dict[str, Any], framework: str) -> BuildRequest:
         "steps_per_call": job.get("steps_per_call", 1),
     }
     opt = Optimizer(**job.get("optimizer", {"name": "adam", "learning_rate": 1e-3}))
-    return BuildRequest(key, model, args, model.data_spec(args), opt, job.get("seed", 0))
+    training = key["workload"] == "train"
+    return BuildRequest(
+        key, model, args, model.data_spec(args), opt, job.get("seed", 0), training=training
+    )
 
 
 # ---------------------------------------------------------------------------------------- JAX

@@ -89,10 +89,10 @@ class Batches(ABC):
         """Stop background work (prefetch threads) and let go of buffers and caches."""
 
 
-def batches_per_call(key: dict[str, Any]) -> int:
+def batches_per_call(req: BuildRequest) -> int:
     """Batches one call takes: K when calls take stacks, else 1 (synthetic training reuses
     its one batch in every step of the call)."""
-    return steps_per_call(key) if stacks_batches(key) else 1
+    return steps_per_call(req.key) if stacks_batches(req) else 1
 
 
 def rows(hosts: list[dict[str, Any]]) -> int:
@@ -112,7 +112,7 @@ class Feed(Batches):
         super().__init__()
         self._args = (req, hosts, place, keep, device)
         self._req, self._hosts, self._place = req, hosts, place
-        self.examples_per_call = rows(hosts) * batches_per_call(req.key)
+        self.examples_per_call = rows(hosts) * batches_per_call(req)
 
     def fresh(self) -> Batches:
         return type(self)(*self._args)
@@ -170,7 +170,7 @@ class TfDataFeed(Feed):
         if req.data is None:
             raise ValueError("a tfdata cell needs its data files (BuildRequest.data)")
         self.settings = resolve_label(req.key["pipeline"])
-        per_call = batches_per_call(req.key)
+        per_call = batches_per_call(req)
         self.pipeline = self._pipeline(req.data, self.settings, rows(hosts), per_call)
         self.cache_batches = self.pipeline.cache_batches
         # what device_prefetch did, for the record: set by _iterate

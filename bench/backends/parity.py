@@ -45,7 +45,7 @@ unavailable, with the reason):
   cuts the set into the cell's batch shape (padded, and stacked for ``steps_per_call``);
   ``join_outputs`` undoes it.
 
-The cell (``bench.run.cell``) prepares the set before building (outside the timed phase and
+The cell (``bench.workloads.cell.offline``) prepares the set before building (outside the timed phase and
 outside time-to-first-result), and calls ``predict_eval`` after the timed phase.
 """
 

@@ -46,6 +46,9 @@ class BuildRequest:
     # given, ``build`` loads them into the model instead of its own initialisation.
     weights: Mapping[str, np.ndarray] | None = None
     run_dir: str | None = None  # the run folder, for files a backend keeps (LiteRT's models)
+    # A training step (forward, backward, update) or a forward pass: the workload's
+    # ``compiled_pass`` (bench.workloads.spec), so backends never read the workload's name.
+    training: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class Workload(ABC):
         steps after the timed phase). Backends read each call's input via ``_next_batch``."""
         self._next_batch = batches
 
-    # -- profiling (bench.run.profiling): after the timed phase, never inside it ---------------
+    # -- profiling (bench.workloads.cell.profiling): after the timed phase, never inside it ---------------
 
     def start_trace(self, folder: Path) -> None:
         """Start the framework's profiler, writing its trace under ``folder``."""
@@ -211,7 +214,7 @@ def steps_per_call(key: Mapping[str, Any]) -> int:
     return int(key.get("steps_per_call", 1))
 
 
-def stacks_batches(key: Mapping[str, Any]) -> bool:
+def stacks_batches(req: BuildRequest) -> bool:
     """Whether one call takes ``[K, batch, ...]`` arrays, one batch per step inside it.
 
     Training on synthetic input reuses its one device batch in every step, as with K = 1, so
@@ -221,8 +224,8 @@ def stacks_batches(key: Mapping[str, Any]) -> bool:
     K host batches, copied to the device in one transfer per call; tfdata input the pipeline's
     next K batches, stacked by the pipeline itself (``batch(K)``).
     """
-    k = steps_per_call(key)
-    return k > 1 and (key["workload"] == "predict" or key["input"] in ("numpy", "tfdata"))
+    k = steps_per_call(req.key)
+    return k > 1 and (not req.training or req.key["input"] in ("numpy", "tfdata"))
 
 
 def host_batches(
@@ -237,7 +240,7 @@ def host_batches(
     key = req.key
     if key["input"] == "numpy":
         count = NUMPY_POOL
-    elif stacks_batches(key):
+    elif stacks_batches(req):
         count = steps_per_call(key)  # synthetic predictions: K distinct batches kept on device
     else:
         count = 1
@@ -255,7 +258,7 @@ def call_inputs(req: BuildRequest, hosts: list[dict[str, np.ndarray]]) -> list[d
     The order is the same in every framework and for every K: step ``n`` of a run sees host
     batch ``n % len(hosts)``, so K steps per call see the batches K single steps would.
     """
-    if not stacks_batches(req.key):
+    if not stacks_batches(req):
         return hosts
     k = steps_per_call(req.key)
     calls = len(hosts) // math.gcd(len(hosts), k)  # the sequence of stacks repeats after this

@@ -28,6 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from bench.limits import InputFileError, read_text_file
     from bench.modeldef import load_model, registered_models
+    from bench.workloads import registry as workloads
 
     models = Table(title="models", title_justify="left")
     models.add_column("name")
@@ -35,6 +36,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in registered_models():
         models.add_row(name, load_model(name).DESCRIPTION)
     out.print(models)
+    kinds = Table(title="workloads", title_justify="left")
+    kinds.add_column("name")
+    kinds.add_column("what a cell does")
+    for name in workloads.names():
+        kinds.add_row(name, workloads.spec(name).help)
+    out.print(kinds)
     scenarios = Table(title=f"scenarios in {args.scenarios}/", title_justify="left")
     scenarios.add_column("file")
     scenarios.add_column("what it shows")

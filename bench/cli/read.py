@@ -235,9 +235,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from bench.metrics import objectives
-
     help_for_where = where_help()
+    _add_results(sub)
+    _add_compare(sub, help_for_where)
+    _add_report(sub)
+    _add_recommend(sub, help_for_where)
+    _add_export(sub)
+
+
+def _add_results(sub: Any) -> None:
     p = sub.add_parser(
         "results",
         help="list runs, or show one run's cells",
@@ -272,6 +278,8 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_results)
 
+
+def _add_compare(sub: Any, help_for_where: str) -> None:
     p = sub.add_parser(
         "compare",
         help="side-by-side table of runs: cells matched by key, ratios with 95%% CIs",
@@ -298,6 +306,10 @@ def add_parsers(sub: Any) -> None:
     add_noise_option(p, "a ratio is better/worse")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_report(sub: Any) -> None:
+    from bench.metrics import objectives
+
     p = sub.add_parser(
         "report",
         help="one self-contained HTML report (or markdown) of runs",
@@ -322,15 +334,6 @@ def add_parsers(sub: Any) -> None:
         help="what the summary's recommendation optimises",
     )
     p.set_defaults(func=cmd_report)
-
-    _add_recommend(sub, help_for_where)
-
-    p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
-    p.add_argument("run", metavar="RUN", help="a run folder")
-    p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
-    p.add_argument("-o", "--output", required=True, help="the JSON file to write")
-    p.add_argument("--include-data", action="store_true", help="also write every raw step time")
-    p.set_defaults(func=cmd_export)
 
 
 def _add_recommend(sub: Any, help_for_where: str) -> None:
@@ -373,3 +376,12 @@ def _add_recommend(sub: Any, help_for_where: str) -> None:
     p.add_argument("--out", metavar="FILE", help="write the chosen configuration as YAML")
     add_noise_option(p, "a lead is beyond noise")
     p.set_defaults(func=cmd_recommend)
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="write a run in another tool's format (pytest-benchmark)")
+    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark")
+    p.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    p.add_argument("--include-data", action="store_true", help="also write every raw step time")
+    p.set_defaults(func=cmd_export)

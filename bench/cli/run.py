@@ -336,8 +336,11 @@ def cmd_data_make(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from bench.limits import MAX_PROCESSES
+    _add_run(sub)
+    _add_validate_and_data(sub)
 
+
+def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a scenario's cells and write a run folder")
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
     p.add_argument(
@@ -388,6 +391,13 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="list the cells that would run and exit, writing nothing",
     )
+    _add_multi_host(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _add_multi_host(p: Any) -> None:
+    from bench.limits import MAX_PROCESSES
+
     multi = p.add_argument_group(
         "multi-host",
         "run the same scenario on every host, each with its own --process-id; process 0 "
@@ -415,8 +425,9 @@ def add_parsers(sub: Any) -> None:
         help="every process's host, in process-id order (TensorFlow needs each worker's "
         "address; default: all on the coordinator's host)",
     )
-    p.set_defaults(func=cmd_run)
 
+
+def _add_validate_and_data(sub: Any) -> None:
     p = sub.add_parser("validate", help="check scenario files (exit 0 valid, 2 invalid)")
     p.add_argument("files", nargs="+")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

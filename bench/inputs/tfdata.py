@@ -64,19 +64,7 @@ def build(
             f"{count} so each process has its own"
         )
     files = [str(f) for f in data.files][index::count]
-
-    if settings.parallel_reads:
-        cycle = min(len(files), MAX_CYCLE_LENGTH)
-        ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-            tf.data.TFRecordDataset,
-            cycle_length=cycle,
-            num_parallel_calls=autotune,
-            deterministic=True,
-        )
-        applied["parallel_reads"] = f"interleave over {cycle} files, num_parallel_calls=AUTOTUNE"
-    else:
-        ds = tf.data.TFRecordDataset(files)  # one file after another
-        applied["parallel_reads"] = False
+    ds = _records(tf, files, settings, applied)
 
     calls = autotune if settings.parallel_map else None
     applied["parallel_map"] = "num_parallel_calls=AUTOTUNE" if settings.parallel_map else False
@@ -133,17 +121,36 @@ def build(
         ds = ds.prefetch(autotune)
     applied["prefetch"] = "AUTOTUNE" if settings.prefetch else False
 
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_optimization.map_parallelization = settings.parallel_map
-    if hasattr(options.experimental_optimization, "inject_prefetch"):
-        options.experimental_optimization.inject_prefetch = settings.prefetch
-    ds = ds.with_options(options)
+    ds = ds.with_options(_options(tf, settings))
     # The cache is complete once its first epoch has gone through (plus one element).
     cache_batches = (
         math.ceil((math.ceil(data.examples / batch_size) + 1) / per_call) if cache else 0
     )
     return Pipeline(ds, settings, applied, cache_batches)
+
+
+def _records(tf: Any, files: list[str], settings: PipelineSettings, applied: dict) -> Any:
+    """The serialized records of ``files``: interleaved reads, or one file after another."""
+    if not settings.parallel_reads:
+        applied["parallel_reads"] = False
+        return tf.data.TFRecordDataset(files)
+    cycle = min(len(files), MAX_CYCLE_LENGTH)
+    applied["parallel_reads"] = f"interleave over {cycle} files, num_parallel_calls=AUTOTUNE"
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=cycle,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _options(tf: Any, settings: PipelineSettings) -> Any:
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_optimization.map_parallelization = settings.parallel_map
+    if hasattr(options.experimental_optimization, "inject_prefetch"):
+        options.experimental_optimization.inject_prefetch = settings.prefetch
+    return options
 
 
 def _size(nbytes: int) -> str:

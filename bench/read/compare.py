@@ -226,7 +226,6 @@ def compare(
     the same group.
     """
     n_runs = len(runset.runs)
-    specs = compared()
     cells = list(runset.cells if cells is None else cells)
     all_axes = axes_of(c.key for c in runset.cells)
     if by is None:
@@ -239,20 +238,7 @@ def compare(
                 f"(axes: {', '.join(all_axes)})"
             )
         match_axes, differing = list(dict.fromkeys(by)), {}
-
-    grouped: dict[tuple[str, ...], list[CellView | None]] = {}
-    for cell in cells:
-        ident = tuple(str(cell.key.get(a)) for a in match_axes)
-        row = grouped.setdefault(ident, [None] * n_runs)
-        previous = row[cell.run_index]
-        if previous is not None:
-            apart = [a for a in all_axes if previous.key.get(a) != cell.key.get(a)]
-            raise ComparisonError(
-                f"run {cell.run_id}: cells {previous.cell_id} and {cell.cell_id} both match "
-                f"{', '.join(f'{a}={v}' for a, v in zip(match_axes, ident, strict=True))}; "
-                f"add {' or '.join(apart) or 'an axis'} to --by, or narrow with --where"
-            )
-        row[cell.run_index] = cell
+    grouped = _match(cells, match_axes, all_axes, n_runs)
 
     metas = [(run.run_id, run.meta) for run in runset.runs]
     groups = []
@@ -266,36 +252,7 @@ def compare(
             else Side(i, c.status, c.reason, c.cell_id, c.flags)
             for i, c in enumerate(row)
         )
-        ok = [c for c in row if c is not None and c.ok]
-        metrics = []
-        for spec in specs:
-            values = tuple(c.number(spec.field) if c is not None and c.ok else None for c in row)
-            if not ok or all(v is None for v in values):
-                if ok and spec.field not in omitted and not spec.optional:
-                    omitted[spec.field] = _unavailable_reason(ok, spec)
-                continue
-            shown.add(spec.field)
-            base = row[0]
-            ratios = tuple(
-                _ratio(
-                    spec,
-                    base,
-                    other,
-                    values[0],
-                    values[i],
-                    noise=noise,
-                    runs=[metas[base.run_index], metas[other.run_index]],
-                    seed=seed,
-                    n_boot=n_boot,
-                )
-                if base is not None and other is not None and base.ok and other.ok
-                else None
-                for i, other in enumerate(row)
-                if i > 0
-            )
-            metrics.append(
-                MetricRow(spec.field, spec.label, spec.unit, spec.higher_is_better, values, ratios)
-            )
+        metrics = _metric_rows(row, metas, shown, omitted, noise, seed, n_boot)
         groups.append(Group(dict(zip(match_axes, ident, strict=True)), sides, tuple(metrics)))
     labels = run_labels(n_runs)
     infos = tuple(
@@ -319,3 +276,67 @@ def compare(
         {k: v for k, v in omitted.items() if k not in shown},
         summary(used) if n_runs > 1 else "",
     )
+
+
+def _match(
+    cells: Sequence[CellView], match_axes: Sequence[str], all_axes: Sequence[str], n_runs: int
+) -> dict[tuple[str, ...], list[CellView | None]]:
+    """Each group of ``match_axes`` values, with its cell in each run (None where absent)."""
+    grouped: dict[tuple[str, ...], list[CellView | None]] = {}
+    for cell in cells:
+        ident = tuple(str(cell.key.get(a)) for a in match_axes)
+        row = grouped.setdefault(ident, [None] * n_runs)
+        previous = row[cell.run_index]
+        if previous is not None:
+            apart = [a for a in all_axes if previous.key.get(a) != cell.key.get(a)]
+            raise ComparisonError(
+                f"run {cell.run_id}: cells {previous.cell_id} and {cell.cell_id} both match "
+                f"{', '.join(f'{a}={v}' for a, v in zip(match_axes, ident, strict=True))}; "
+                f"add {' or '.join(apart) or 'an axis'} to --by, or narrow with --where"
+            )
+        row[cell.run_index] = cell
+    return grouped
+
+
+def _metric_rows(
+    row: list[CellView | None],
+    metas: list[tuple[str, dict[str, Any]]],
+    shown: set[str],
+    omitted: dict[str, str],
+    noise: float | None,
+    seed: int,
+    n_boot: int,
+) -> list[MetricRow]:
+    """One group's metrics, each with its ratios to the baseline run; notes in ``shown`` the
+    fields shown and in ``omitted`` why a field no ok cell has is left out."""
+    ok = [c for c in row if c is not None and c.ok]
+    metrics = []
+    for spec in compared():
+        values = tuple(c.number(spec.field) if c is not None and c.ok else None for c in row)
+        if not ok or all(v is None for v in values):
+            if ok and spec.field not in omitted and not spec.optional:
+                omitted[spec.field] = _unavailable_reason(ok, spec)
+            continue
+        shown.add(spec.field)
+        base = row[0]
+        ratios = tuple(
+            _ratio(
+                spec,
+                base,
+                other,
+                values[0],
+                values[i],
+                noise=noise,
+                runs=[metas[base.run_index], metas[other.run_index]],
+                seed=seed,
+                n_boot=n_boot,
+            )
+            if base is not None and other is not None and base.ok and other.ok
+            else None
+            for i, other in enumerate(row)
+            if i > 0
+        )
+        metrics.append(
+            MetricRow(spec.field, spec.label, spec.unit, spec.higher_is_better, values, ratios)
+        )
+    return metrics

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.read.runset import CellView
+from bench.workloads.registry import checks_parity
 
 BASELINE = {"precision": "float32", "device": "cpu"}
 PARITY_FIELDS = ("parity_max_abs", "parity_mean_abs", "top1_agreement")
@@ -36,7 +37,7 @@ def _ident(cell: CellView, **override: str) -> tuple:
 
 def parity_points(cells: Sequence[CellView]) -> list[ParityPoint]:
     """Every ok predict cell with parity metrics, with its baseline and speed-up."""
-    ok = [c for c in cells if c.ok and c.key.get("workload") == "predict"]
+    ok = [c for c in cells if c.ok and checks_parity(c.key.get("workload"))]
     by_ident = {_ident(c): c for c in ok}
     out = []
     for cell in ok:

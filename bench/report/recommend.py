@@ -17,6 +17,7 @@ from bench.read.recommend import Binding, Choice, Closest, Recommendation, Runne
 from bench.read.runset import CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_cell, md_escape
 from bench.text import join_words
+from bench.workloads.registry import trains
 
 
 def explain(choice: Choice) -> list[str]:
@@ -271,7 +272,7 @@ def _scenario_settings(runset: RunSet, cell: CellView) -> dict[str, Any]:
         scenario = {}
     if not isinstance(scenario, dict):
         return {}
-    wanted = ["model_args"] + (["optimizer"] if cell.key.get("workload") == "train" else [])
+    wanted = ["model_args"] + (["optimizer"] if trains(cell.key.get("workload")) else [])
     return {k: scenario[k] for k in wanted if k in scenario}
 
 

@@ -76,8 +76,8 @@ class ServeSettings:
 
 def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
     """The compiled buckets behind a batcher, and the model's data spec."""
-    from bench.run.scenario import Optimizer
-    from bench.run.serve_cell import build_buckets
+    from bench.workloads.serve import SPEC as SERVE
+    from bench.workloads.serve.cell.inprocess import build_buckets
 
     backend = registry.load(settings.framework)
     backend.setup(settings.device, None)
@@ -86,18 +86,13 @@ def build_predictor(settings: ServeSettings) -> tuple[RequestBatcher, Any]:
         raise RuntimeError(f"{settings.framework} has no {settings.device}: {reason}")
     values = {a.name: a.default for a in AXES if a.default is not ...}
     values.update(
-        workload="serve", framework=settings.framework, device=settings.device,
+        workload=SERVE.name, framework=settings.framework, device=settings.device,
         precision=settings.precision, batch_size=1, max_batch_size=settings.max_batch_size,
         batch_timeout_ms=settings.batch_timeout_ms,
     )  # fmt: skip
     key = CellKey(**{MODEL: settings.model}, **normalize(values))
     policy = Policy(settings.max_batch_size, settings.batch_timeout_ms / 1e3, "rows")
-    msg = {
-        "model_args": settings.model_args,
-        "optimizer": Optimizer().model_dump(),
-        "seed": settings.seed,
-    }
-    workloads, spec = build_buckets(backend, key, policy, msg)
+    workloads, spec = build_buckets(backend, key, policy, settings.model_args, settings.seed)
     for bucket, work in workloads.items():  # compiled and run once before the server opens
         work.infer({k: np.zeros((bucket, *f.shape), f.dtype) for k, f in spec.features.items()})
 

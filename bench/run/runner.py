@@ -50,6 +50,9 @@ from bench.runfolder import (
     os_problem,
     utc_now,
 )
+from bench.serve import protocols
+from bench.workloads import registry as workloads
+from bench.workloads.cell.message import CellMessage
 
 # Importing TensorFlow takes ~5 s on a small CPU; a TPU runtime can take a minute to attach.
 STARTUP_TIMEOUT_S = 300.0
@@ -224,24 +227,35 @@ def death_reason(returncode: int | None, oom_delta: int, log_tail: str) -> tuple
 
 def cell_message(
     loaded: LoadedScenario, cell: Cell, cluster: Cluster | None = None, run_dir: Path | None = None
-) -> dict[str, Any]:
+) -> CellMessage:
     s = loaded.scenario
-    return {
-        # Where a profiled cell writes its trace (its own folder inside it: bench.run.profiling).
-        "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
-        "cluster": cluster.describe() if cluster else None,
-        "type": "cell",
-        "cell_id": cell.cell_id,
-        "key": cell.key.to_dict(),
-        "model_args": s.model_args,
-        "optimizer": s.optimizer.model_dump(),
-        "seed": s.seed,
-        "measure": s.measure.model_dump(),
-        "pricing": s.pricing,
-        "data": s.data.model_dump(),
-        "slo": s.slo.model_dump() if s.slo is not None else None,
-        "endpoints": {name: e.model_dump() for name, e in s.endpoints.items()},
-    }
+    return CellMessage(
+        cell_id=cell.cell_id,
+        key=cell.key,
+        model_args=s.model_args,
+        seed=s.seed,
+        measure=s.measure.model_dump(),
+        optimizer=s.optimizer.model_dump(),
+        data=s.data.model_dump(),
+        pricing=s.pricing or {},
+        slo=s.slo.model_dump() if s.slo is not None else None,
+        endpoints={name: e.model_dump() for name, e in s.endpoints.items()},
+        # Where a cell keeps files beside its record (profiles/, parity/, litert/).
+        run_dir=str(run_dir.resolve()) if run_dir is not None else None,
+        cluster=cluster.describe() if cluster else None,
+        plugins=plugins(s, cell),
+    )
+
+
+def plugins(scenario: Any, cell: Cell) -> tuple[str, ...]:
+    """The modules of the plug-ins a cell uses (its workload, its endpoint's protocol) that a
+    worker would not find by name: it imports them before measuring the cell."""
+    found = [workloads.spec(cell.key.workload)]
+    endpoint = scenario.endpoints.get(cell.key.get("endpoint") or "")
+    if endpoint is not None:
+        found.append(protocols.get(endpoint.protocol))
+    builtin = {*workloads.BUILTIN.values(), *protocols.BUILTIN.values()}
+    return tuple(dict.fromkeys(f.module for f in found if f.module not in builtin))
 
 
 def runner_record(cell: Cell, status: str, reason: str) -> dict[str, Any]:
@@ -425,7 +439,9 @@ class Runner:
                 machine = cell_kernel()  # the worker waits for its cell: the machine is quiet
                 self.writer.check()
                 try:
-                    worker.send(cell_message(self.loaded, cell, self.cluster, self.writer.path))
+                    worker.send(
+                        cell_message(self.loaded, cell, self.cluster, self.writer.path).to_dict()
+                    )
                     reply = worker.receive(self.loaded.scenario.measure.timeout_s)
                 except TimeoutError:
                     worker.kill()

@@ -22,10 +22,12 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StringConstraints,
     ValidationError,
     create_model,
@@ -33,13 +35,13 @@ from pydantic import (
 )
 
 from bench.axes import AXES as REGISTRY
+from bench.axes import BY_NAME as REGISTRY_BY_NAME
 from bench.axes import MODEL, NAMES, Axis, CellKey, normalize
 from bench.backends import registry
 from bench.inputs.settings import DEFAULT_PIPELINE, DataFiles, PipelineChoice
 from bench.limits import (
     ENV_MAX_CELLS,
     MAX_QPS,
-    MAX_RATE,
     MAX_RESPONSE_MIB,
     MAX_SEED,
     MAX_STEPS,
@@ -53,15 +55,40 @@ from bench.limits import (
     read_text_file,
 )
 from bench.modeldef import ModelError, load_model
+from bench.optimizer import Optimizer
+from bench.serve import protocols
 from bench.serve.url import UrlError, token_problem
 from bench.serve.url import parse as parse_url
+from bench.workloads import registry as workloads
 
 # The framework axis offers the backends there are: the choices come from the backend registry,
 # not from a second list.
 FRAMEWORKS: tuple[str, ...] = tuple(registry.names())
+
+
+def _known_workload(name: str) -> str:
+    """Checked when a scenario is validated, not when this module is imported: a plug-in may
+    register its workload after that (bench.workloads.registry)."""
+    if workloads.find(name) is None:
+        raise ValueError(f"one of: {', '.join(workloads.names())}")
+    return name
+
+
+WorkloadName = Annotated[str, AfterValidator(_known_workload)]
+
+
+def _known_protocol(name: str) -> str:
+    """Checked at validation, like workloads: a plug-in may register its protocol later."""
+    if protocols.find(name) is None:
+        raise ValueError(f"one of: {', '.join(protocols.names())}")
+    return name
+
+
+ProtocolName = Annotated[str, AfterValidator(_known_protocol)]
 # What a scenario accepts for the axes whose value types live above bench.axes (rank 0), with
 # the default where the registry leaves it to the scenario.
 SUPPLIED: dict[str, tuple[Any, Any]] = {
+    "workload": (WorkloadName, ...),
     "framework": (Literal[FRAMEWORKS], ...),
     "pipeline": (PipelineChoice, DEFAULT_PIPELINE),
 }
@@ -108,19 +135,9 @@ Matrix = create_model(
 )
 
 
-class Optimizer(_Strict):
-    """The same optimizer is built in both frameworks (optax and keras.optimizers)."""
-
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    # A step size or decay past MAX_RATE makes every model diverge on its first step.
-    learning_rate: float = Field(0.01, gt=0, le=MAX_RATE)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0, le=MAX_RATE)
-
-
 class Profile(_Strict):
     """Trace each cell's step under the framework's profiler after its timed phase
-    (``bench.run.profiling``; docs/profiling.md)."""
+    (``bench.workloads.cell.profiling``; docs/profiling.md)."""
 
     steps: count(1000) = Field(
         5,
@@ -200,36 +217,35 @@ class Slo(_Strict):
 
 class Endpoint(_Strict):
     """A running model server that ``workload: serve`` cells with ``endpoint: NAME`` load over
-    the network (``bench.run.endpoint_cell``; docs/endpoints.md)."""
+    the network (``bench.workloads.serve.cell.endpoint``; docs/endpoints.md)."""
 
     url: str = Field(
         min_length=1,
         description="http://host:port (REST), host:port or grpc://host:port (gRPC), or a full "
         "https://...:predict URL (a Vertex AI endpoint, protocol tf-serving-rest)",
     )
-    protocol: Literal["v2-http", "v2-grpc", "tf-serving-rest"] = Field(
+    protocol: ProtocolName = Field(
         description="v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
-        "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI)"
+        "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI); or a "
+        "registered plug-in (bench.serve.protocols)"
     )
     model_name: str = Field(
         description="the model's name on the server (it goes into each request's path)"
     )
-    max_in_flight: int = Field(
+    max_in_flight: count(1024) = Field(
         64,
-        ge=1,
-        le=1024,
         description="requests outstanding at once: the client's sender threads (HTTP: one "
         "keep-alive connection each, the connection pool); a request finding all busy waits",
     )
-    connections: int = Field(1, ge=1, le=64, description="gRPC channels the senders share")
-    timeout_s: float = Field(
+    connections: count(64) = Field(1, description="gRPC channels the senders share")
+    timeout_s: StrictFloat = Field(
         10.0,
         gt=0,
         le=3600,
         description="a whole request (connect, send, the answer read to its end) that takes "
         "longer fails, however slowly the server sends",
     )
-    startup_timeout_s: float = Field(
+    startup_timeout_s: StrictFloat = Field(
         60.0,
         gt=0,
         le=3600,
@@ -430,8 +446,10 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         try:
             _apply_override(data, item)
         except ValueError as exc:
-            shown = item if len(item) <= 80 else f"{item[:60]}... ({len(item):,} characters)"
-            problems.append(f"{where}: --set {shown}: {exc}")
+            shown = _CREDENTIALS.sub("***@", item)
+            if len(shown) > 80:
+                shown = f"{shown[:60]}... ({len(shown):,} characters)"
+            problems.append(f"{where}: --set {shown}: {_CREDENTIALS.sub('***@', str(exc))}")
             lines[_override_path(item)] = 0
 
     scenario = None
@@ -462,7 +480,8 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         if not cells:
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
-        problems.extend(_check_serve(scenario, cells, where, lines))
+        problems.extend(_check_online(scenario, cells, where, lines))
+        problems.extend(_check_needs(scenario.model, cells, where, lines))
         problems.extend(_check_backends(cells, where, lines))
         largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
         if largest > scenario.data.examples:
@@ -540,8 +559,8 @@ def _check_batch_split(cells: list[Cell], where: str, lines: dict) -> list[str]:
     """
     found = []
     for cell in cells:
-        if cell.key.workload == "serve":
-            continue  # one request at a time: _check_serve holds them to one replica
+        if REGISTRY_BY_NAME["batch_size"].is_fixed(cell.key):
+            continue  # one request at a time: _check_online holds them to one replica
         batch, replicas = cell.key.batch_size, cell.key.replicas
         if isinstance(replicas, int) and batch % replicas:
             line = _line(lines, ("matrix", "replicas")) or _line(lines, ("replicas",))
@@ -571,53 +590,81 @@ def _check_endpoints(scenario: Scenario, where: str, lines: dict) -> list[str]:
     return found
 
 
-# What a serve cell runs as: requests of one example on one device, straight from the host.
-SERVE_FIXED = {"replicas": 1, "steps_per_call": 1, "input": "synthetic"}
-
-
-def _check_serve(scenario: Scenario, cells: list[Cell], where: str, lines: dict) -> list[str]:
-    serving = [c for c in cells if c.key.workload == "serve"]
+def _check_online(scenario: Scenario, cells: list[Cell], where: str, lines: dict) -> list[str]:
+    """Cells of workloads measured as requests under load (``WorkloadSpec.offline`` false):
+    an slo to judge them by, one repeat, no profile, and the axis values they run with."""
+    online = [c for c in cells if not workloads.is_offline(c.key.workload)]
+    if not online:
+        return []
+    name = online[0].key.workload
     found = []
-    if serving and scenario.slo is None:
+    if scenario.slo is None:
         found.append(
             f"{where}{_line(lines, ('workload',)) or _line(lines, ('matrix', 'workload'))}: slo: "
-            "required by workload: serve cells; expected a block like "
+            f"required by workload: {name} cells; expected a block like "
             "{percentile: 99, latency_ms: 50}"
         )
-    if serving and scenario.measure.repeats > 1:
+    if scenario.measure.repeats > 1:
         found.append(
             f"{where}{_line(lines, ('measure', 'repeats'))}: measure.repeats: got "
-            f"{scenario.measure.repeats}; expected 1 with workload: serve cells (every probed "
+            f"{scenario.measure.repeats}; expected 1 with workload: {name} cells (every probed "
             "rate is already a full measurement; repeat by running the scenario again)"
         )
-    if serving and scenario.measure.profile is not None:
+    if scenario.measure.profile is not None:
+        traced = " and ".join(n for n in workloads.names() if workloads.is_offline(n))
         found.append(
             f"{where}{_line(lines, ('measure', 'profile'))}: measure.profile: profiling traces "
-            "train and predict steps; expected no measure.profile (or --profile) with workload: "
-            "serve cells (profile the model's predict cells instead)"
+            f"{traced} steps; expected no measure.profile (or --profile) with workload: {name} "
+            "cells (profile the model's predict cells instead)"
         )
-    for cell in serving:
-        name = cell.key.endpoint
+    found.extend(_check_endpoint_names(scenario, online, where, lines))
+    for cell_workload in dict.fromkeys(c.key.workload for c in online):
+        mine = [c for c in online if c.key.workload == cell_workload]
+        for axis, wanted in workloads.spec(cell_workload).requires.items():
+            wrong = [c for c in mine if c.key[axis] != wanted]
+            if wrong:
+                line = _line(lines, ("matrix", axis) if ("matrix", axis) in lines else (axis,))
+                found.append(
+                    f"{where}{line}: {axis}: cell {wrong[0].cell_id}: workload: {cell_workload} "
+                    f"runs with {axis} {wanted!r} (got {wrong[0].key[axis]!r}); expected "
+                    f"{wanted!r} for {cell_workload} cells, or exclude the cell"
+                )
+    return found
+
+
+def _check_needs(model_name: str, cells: list[Cell], where: str, lines: dict) -> list[str]:
+    """The model provides what each workload of the matrix needs (``WorkloadSpec.needs``)."""
+    try:
+        model = load_model(model_name)
+    except ModelError:
+        return []  # reported by _check_model
+    found = []
+    for name in dict.fromkeys(c.key.workload for c in cells):
+        missing = [n for n in workloads.spec(name).needs if not hasattr(model, n)]
+        if missing:
+            line = _line(lines, ("workload",)) or _line(lines, ("matrix", "workload"))
+            found.append(
+                f"{where}{line}: workload: {name} needs the model to provide "
+                f"{', '.join(missing)}; model {model_name!r} does not"
+            )
+    return found
+
+
+def _check_endpoint_names(
+    scenario: Scenario, cells: list[Cell], where: str, lines: dict
+) -> list[str]:
+    for cell in cells:
+        name = cell.key.get("endpoint")
         if name not in (None, "in_process") and name not in scenario.endpoints:
             line = _line(
                 lines, ("matrix", "endpoint") if ("matrix", "endpoint") in lines else ("endpoint",)
             )
             known = ", ".join(scenario.endpoints) or "none declared"
-            found.append(
+            return [
                 f"{where}{line}: endpoint: cell {cell.cell_id}: no endpoint named {name!r} "
                 f"under endpoints: ({known}); expected in_process or a declared name"
-            )
-            break
-    for name, wanted in SERVE_FIXED.items():
-        wrong = [c for c in serving if c.key[name] != wanted]
-        if wrong:
-            line = _line(lines, ("matrix", name) if ("matrix", name) in lines else (name,))
-            found.append(
-                f"{where}{line}: {name}: cell {wrong[0].cell_id}: workload: serve runs with "
-                f"{name} {wanted!r} (got {wrong[0].key[name]!r}); expected {wanted!r} for serve "
-                "cells, or exclude the cell"
-            )
-    return found
+            ]
+    return []
 
 
 def _check_backends(cells: list[Cell], where: str, lines: dict) -> list[str]:
@@ -779,8 +826,13 @@ def _merge_union_errors(errors: list[Any]) -> list[Any]:
     return list(merged.values())
 
 
+# What precedes an '@' in a URL (user:password@): never shown, wherever a value holding a URL
+# is quoted in an error (an endpoints: block of the wrong shape quotes the whole block).
+_CREDENTIALS = re.compile(r"[^\s'\"/@\\]+@")
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _CREDENTIALS.sub("***@", repr(value))  # before cutting: a cut could keep half
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -795,6 +847,8 @@ def _expected(err: dict) -> str:
         return err["msg"].replace("Input should be ", "a number ")
     if kind == "too_short":
         return "a non-empty list"
+    if kind == "string_pattern_mismatch":
+        return f"a value matching {ctx.get('pattern')}"
     if kind == "value_error":
         return err["msg"].removeprefix("Value error, ")
     return err["msg"].replace("Input should be ", "").replace("input should be ", "")

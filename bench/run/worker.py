@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -87,8 +88,9 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     return "failed", first
 
 
-def run_cell(backend: Backend, msg: dict[str, Any]) -> dict[str, Any]:
-    from bench.run.cell import measure_cell
+def run_cell(backend: Backend, msg: Mapping[str, Any]) -> dict[str, Any]:
+    """The cell's full record; ``msg`` is the runner's message as sent (JSON)."""
+    from bench.workloads.cell.measure import measure_cell
 
     record: dict[str, Any] = {
         "cell_id": msg["cell_id"],
@@ -157,7 +159,7 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
 
 def _remote(msg: dict[str, Any]) -> bool:
     """An endpoint cell loads a server elsewhere: its framework and device are the server's,
-    so it runs whether or not this worker has them (``bench.run.endpoint_cell``)."""
+    so it runs whether or not this worker has them (``bench.workloads.serve.cell.endpoint``)."""
     return msg["key"].get("endpoint", "in_process") != "in_process"
 
 

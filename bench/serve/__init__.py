@@ -3,6 +3,6 @@ batcher, per-rate summaries and the search for the highest rate that meets an SL
 
 Nothing here imports a framework or knows a backend: the model is a callable
 ``infer(ids, bucket)`` that runs one padded batch and returns once its results are on the host.
-``bench.run.serve_cell`` hands it a backend's compiled predict steps; tests hand it a stand-in
+``bench.workloads.serve.cell.inprocess`` hands it a backend's compiled predict steps; tests hand it a stand-in
 that sleeps for a known time, so queueing theory can check the numbers.
 """

@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bench.serve import bounded_http, wire
+from bench.serve import bounded_http, protocols
+from bench.serve.target import RequestError
 from bench.serve.url import Target, UrlError, parse, redacted, token_problem
 from bench.serve.wire import MalformedResponse
 
@@ -40,7 +41,7 @@ MAX_TOKEN_CHARS = 16_384  # access tokens are a few KB (a Google one is ~2 KB)
 MIB = 1 << 20
 
 
-class EndpointError(Exception):
+class EndpointError(RequestError):
     """One request failed; ``str()`` is the reason, short enough to count by, with anything a
     terminal would act on (a server's control characters) escaped."""
 
@@ -58,7 +59,7 @@ def printable(text: str, n: int = 300) -> str:
 @dataclass(frozen=True)
 class Endpoint:
     url: str  # http(s)://host:port for REST; host:port or grpc://host:port for gRPC
-    protocol: str  # one of wire.PROTOCOLS
+    protocol: str  # a name in bench.serve.protocols
     model_name: str
     max_in_flight: int = 64
     connections: int = 1  # gRPC channels (HTTP: one connection per request in flight)
@@ -108,6 +109,10 @@ class Client:
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
+        try:
+            self.protocol = protocols.get(endpoint.protocol)
+        except protocols.UnknownProtocol as exc:
+            raise EndpointError(f"endpoint protocol: {exc}") from None
         self._channels: list[Any] = []
         self._next = 0
         self._lock = threading.Lock()
@@ -117,17 +122,17 @@ class Client:
         except UrlError as exc:
             raise EndpointError(f"endpoint url: {exc}") from None
         token = self._token()
-        self.headers = {"Content-Type": "application/json"}
+        self.headers = {"Content-Type": self.protocol.content_type}
         if token:
             if why := token_problem(self.target, endpoint.allow_insecure_token):
                 raise EndpointError(f"token_env {endpoint.token_env}: {why}")
             self.headers["Authorization"] = f"Bearer {token}"
-        if endpoint.protocol == "v2-grpc":
+        if self.protocol.transport == "grpc":
             try:
                 import grpc  # lazily: only gRPC endpoints need grpcio
             except ImportError:
                 raise EndpointError(
-                    "protocol v2-grpc needs grpcio: pip install 'bench[serving]'"
+                    f"protocol {endpoint.protocol} needs grpcio: pip install 'bench[serving]'"
                 ) from None
             self._grpc = grpc
             # An answer over the limit is refused by gRPC itself (RESOURCE_EXHAUSTED).
@@ -159,37 +164,24 @@ class Client:
     # -- bodies ----------------------------------------------------------------------------
 
     def encode(self, features: dict[str, np.ndarray], request_id: str) -> bytes:
-        proto = self.endpoint.protocol
-        if proto == "v2-http":
-            return wire.v2_json_request(features, request_id)
-        if proto == "v2-grpc":
-            return wire.grpc_request(features, self.endpoint.model_name, request_id)
-        return wire.tf_serving_request(features)
+        return self.protocol.encode(features, self.endpoint.model_name, request_id)
 
     def _path(self) -> str:
-        base = self.target.path.rstrip("/")
-        name = self.endpoint.model_name
-        if self.endpoint.protocol == "v2-http":
-            return f"{base}/v2/models/{name}/infer"
-        # A full ':predict' URL (a Vertex AI endpoint) is used as it is.
-        return base if base.endswith(":predict") else f"{base}/v1/models/{name}:predict"
+        assert self.protocol.infer_path is not None, "an http protocol names its path"
+        return self.protocol.infer_path(self.target.path.rstrip("/"), self.endpoint.model_name)
 
     # -- senders ---------------------------------------------------------------------------
 
     def sender(self) -> Sender:
         """One connection's worth of sending: not shared between threads."""
-        if self.endpoint.protocol == "v2-grpc":
+        if self.protocol.transport == "grpc":
             return self._grpc_sender()
         return self._http_sender()
 
     def _http_sender(self) -> Sender:
         target, timeout = self.target, self.endpoint.timeout_s
         path, headers, limit = self._path(), self.headers, self.endpoint.max_response_bytes
-        decode = (
-            wire.v2_json_response
-            if self.endpoint.protocol == "v2-http"
-            else wire.tf_serving_response
-        )
+        decode = self.protocol.decode
         conn: list[http.client.HTTPConnection | None] = [None]
 
         def close() -> None:
@@ -239,8 +231,9 @@ class Client:
             channel = self._channels[self._next % len(self._channels)]
             self._next += 1
         grpc, timeout = self._grpc, self.endpoint.timeout_s
+        decode = self.protocol.decode
         call = channel.unary_unary(
-            wire.GRPC_SERVICE + "ModelInfer",
+            self.protocol.grpc_method,
             request_serializer=lambda b: b,  # bodies are encoded ahead of the load
             response_deserializer=lambda b: b,
         )
@@ -251,7 +244,7 @@ class Client:
             except grpc.RpcError as exc:
                 raise EndpointError(_grpc_reason(exc)) from exc
             try:
-                return wire.grpc_response(data)
+                return decode(data)
             except MalformedResponse as exc:
                 raise EndpointError(f"malformed response: {exc}") from exc
 
@@ -284,32 +277,16 @@ class Client:
         )
 
     def _ready(self, within: float) -> bool:
-        name = self.endpoint.model_name
-        if self.endpoint.protocol == "v2-grpc":
-            msgs = wire.grpc_messages()
-            for method, req, resp in (
-                ("ServerReady", msgs["ServerReadyRequest"](), "ServerReadyResponse"),
-                ("ModelReady", msgs["ModelReadyRequest"](name=name), "ModelReadyResponse"),
-            ):
-                call = self._channels[0].unary_unary(
-                    wire.GRPC_SERVICE + method,
-                    request_serializer=lambda m: m.SerializeToString(),
-                    response_deserializer=msgs[resp].FromString,
-                )
-                try:
-                    if not call(req, timeout=within, metadata=self._metadata()).ready:
-                        return False
-                except self._grpc.RpcError as exc:
-                    raise EndpointError(f"{_grpc_reason(exc)} on {method}") from exc
-            return True
-        base = self.target.path.rstrip("/")
-        if base.endswith(":predict"):
-            return True  # a bare predict URL (Vertex AI) has no health route: the load tells
-        paths = (
-            (f"{base}/v2/health/ready", f"{base}/v2/models/{name}/ready")
-            if self.endpoint.protocol == "v2-http"
-            else (f"{base}/v1/models/{name}",)
-        )
+        name, proto = self.endpoint.model_name, self.protocol
+        if proto.transport == "grpc":
+            if proto.grpc_ready is None:
+                return True
+            try:
+                return proto.grpc_ready(self._channels[0], name, within, self._metadata())
+            except self._grpc.RpcError as exc:
+                raise EndpointError(f"{_grpc_reason(exc)} on the readiness check") from exc
+        assert proto.ready_paths is not None, "an http protocol names its readiness paths"
+        paths = proto.ready_paths(self.target.path.rstrip("/"), name)
         with bounded_http.deadline(within):  # both questions together
             for path in paths:
                 conn = bounded_http.connection(

@@ -1,4 +1,5 @@
-"""Load: an open-loop generator that issues requests on schedule, and single-stream load.
+"""Load on a target (``bench.serve.target``: the worker's own server or a network endpoint):
+an open-loop generator that issues requests on schedule, and single-stream load.
 
 Open loop (MLPerf's Server scenario): a dedicated thread hands each request to the server at its
 scheduled time whatever the server is doing, and a request's latency runs from its *scheduled*
@@ -17,14 +18,13 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from bench.serve.arrivals import Arrivals, schedule
-from bench.serve.batching import Policy, Trace
-from bench.serve.server import Infer, Server
+from bench.serve.batching import Trace
+from bench.serve.target import Clock, RequestError, Run, Session, Target
 
 # The thread switch interval while load runs: Python hands the GIL to a waiting thread only
 # every 5 ms by default, which would show up as generator lateness and batcher delay whenever
@@ -52,42 +52,36 @@ class Load:
 
 
 def open_loop(
-    infer: Infer,
-    policy: Policy,
+    target: Target,
     arrivals: Arrivals,
     rate: float,
     count: int,
     seed: int,
     drain_s: float,
-    clock: Callable[[], float] = time.perf_counter,
-) -> Trace:
-    """``count`` requests at ``rate`` on a seeded schedule, through a ``Server``; returns what
-    happened to each. Requests still unanswered ``drain_s`` after the last was due are dropped."""
-    offsets = schedule(arrivals, rate, count, seed)
-    trace = Trace.empty(offsets)
-    server = Server(infer, policy, trace, clock)
+    keep_outputs: bool = False,
+    clock: Clock = time.perf_counter,
+) -> Run:
+    """``count`` requests at ``rate`` on a seeded schedule; what happened to each. Requests
+    still unanswered ``drain_s`` after the last was due are dropped."""
+    trace = Trace.empty(schedule(arrivals, rate, count, seed))
+    session = target.session(trace, clock, keep_outputs)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        server.start()
-        start = clock() + START_LEAD_S
-        trace.scheduled += start
+        session.start()
+        trace.scheduled += clock() + START_LEAD_S
         generator = threading.Thread(
-            target=_issue, args=(trace, server, clock), name="bench-loadgen", daemon=True
+            target=_issue, args=(trace, session, clock), name="bench-loadgen", daemon=True
         )
         generator.start()
         generator.join()
-        last_due = trace.scheduled[-1]
-        server.all_answered.wait(timeout=max(0.0, last_due + drain_s - clock()))
-        server.stop()
+        session.wait(trace.scheduled[-1] + drain_s - clock())
     finally:
         sys.setswitchinterval(previous)
-    if server.error is not None:
-        raise server.error
-    return trace
+    return session.finish()
 
 
-def _issue(trace: Trace, server: Server, clock: Callable[[], float]) -> None:
+def _issue(trace: Trace, session: Session, clock: Clock) -> None:
     """The generator thread: sleep until each request is due, then hand it over at once."""
     for i, due in enumerate(trace.scheduled):
         wait = due - clock()
@@ -95,33 +89,45 @@ def _issue(trace: Trace, server: Server, clock: Callable[[], float]) -> None:
             time.sleep(wait)
         now = clock()
         trace.issued[i] = now
-        server.submit(i, now)
+        session.submit(i, now)
 
 
 def single_stream(
-    infer: Infer, load: Load, clock: Callable[[], float] = time.perf_counter
-) -> Trace:
-    """Single stream until both minimums are met (after the warm-up), at most ``max_seconds``."""
+    target: Target, load: Load, keep_outputs: bool = False, clock: Clock = time.perf_counter
+) -> Run:
+    """One request at a time, the next sent when the previous is answered (or failed), until
+    both minimums are met after the warm-up, for at most ``max_seconds``."""
+    call = target.caller()
     sent: list[float] = []
     done: list[float] = []
-    one = np.zeros(1, dtype=np.int64)
+    errors: list[str | None] = []
+    outputs: list[np.ndarray | None] = []
     i = 0
-    while True:
-        one[0] = i
-        t0 = clock()
-        infer(one, 1)
-        t1 = clock()
-        sent.append(t0)
-        done.append(t1)
-        i += 1
-        counted = i - load.warmup_queries
-        elapsed = t1 - (sent[load.warmup_queries] if counted > 0 else t1)
-        enough = counted >= load.min_queries and elapsed >= load.min_seconds
-        if enough or elapsed >= load.max_seconds:  # too few then: _check_minimums says so
-            break
+    try:
+        while True:
+            t0 = clock()
+            try:
+                out: np.ndarray | None = call(i)
+                t1, error = clock(), None
+            except RequestError as exc:
+                out, t1, error = None, float("nan"), str(exc)
+            sent.append(t0)
+            done.append(t1)
+            errors.append(error)
+            if keep_outputs:
+                outputs.append(out)
+            i += 1
+            now = clock()
+            counted = i - load.warmup_queries
+            elapsed = now - (sent[load.warmup_queries] if counted > 0 else now)
+            enough = counted >= load.min_queries and elapsed >= load.min_seconds
+            if enough or elapsed >= load.max_seconds:  # too few then: the probe says so
+                break
+    finally:
+        call.close()
     trace = Trace.empty(np.asarray(sent))
     trace.issued[:] = trace.started[:] = trace.scheduled
     trace.done[:] = done
-    trace.batch[:] = 1
-    trace.bucket[:] = 1
-    return trace
+    answered = ~np.isnan(trace.done)
+    trace.batch[answered] = trace.bucket[answered] = 1  # one request is its own batch
+    return Run(trace, trace.scheduled.copy(), errors, outputs, batches_seen=target.batches_seen)

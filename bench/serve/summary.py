@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bench.serve.batching import Trace
+from bench.serve.target import Run
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 # Histogram bins: log-spaced from 10 us to 100 s, 10 per decade (latencies span decades).
@@ -151,35 +152,31 @@ def lateness(trace: Trace, keep: slice = slice(None)) -> np.ndarray:
     return late[~np.isnan(late)]
 
 
-def summarize_remote(
-    trace: Trace,
-    errors: list[str | None],
-    in_flight_full: int,
-    max_in_flight: int,
-    warmup: int,
-    offered_qps: float | None,
-    arrivals: str,
-    slo: Slo,
+def summarize(
+    run: Run, warmup: int, offered_qps: float | None, arrivals: str, slo: Slo
 ) -> dict[str, Any]:
-    """The probe record of one rate sent to an endpoint: ``summarize_trace``'s, with what only
-    a client sees. The server's batches are not visible from here (no batch sizes); the time a
-    request spent is split into the client's wait (hand-over to sending: no free sender of
-    ``max_in_flight``) and the round trip (sending to the answer). Failed requests have no
-    answer, so they count as infinitely late; their reasons are counted."""
+    """The probe record of one rate on any target: ``summarize_trace``'s numbers, the
+    server's batches where the target sees them (None where not: a network client does not),
+    and what the client cost (its wait for a free sender and the round trip from sending).
+    Failed requests have no answer, so they count as infinitely late; their reasons are
+    counted. Every target gives the same keys."""
+    trace = run.trace
     n_all = len(trace.scheduled)
     keep = slice(min(warmup, n_all), n_all)
     answered = ~np.isnan(trace.done)
-    trace.batch[answered] = 1  # one request per send; what the server batched is its own
-    trace.bucket[answered] = 1
+    if not run.batches_seen:
+        trace.batch[answered] = trace.bucket[answered] = 1  # placeholders, dropped below
     out = summarize_trace(trace, warmup, offered_qps, arrivals, slo)
+    if not run.batches_seen:
+        out.update(dict.fromkeys(("batch_size", "padding_waste", "queue_s", "compute_s")))
     for name in ("batch_size", "padding_waste", "queue_s", "compute_s"):
-        out.pop(name, None)
+        out.setdefault(name, None)
+    sent, issued = run.sent[keep], trace.issued[keep]
     ok = answered[keep]
-    started, issued = trace.started[keep], trace.issued[keep]
-    out["round_trip_s"] = _spread((trace.done[keep] - started)[ok])
-    sent = ~np.isnan(started)
-    out["client_wait_s"] = _spread((started - issued)[sent])
-    counted = errors[keep]
+    out["round_trip_s"] = _spread((trace.done[keep] - sent)[ok])
+    was_sent = ~np.isnan(sent)
+    out["client_wait_s"] = _spread((sent - issued)[was_sent])
+    counted = run.errors[keep]
     failed = [e for e in counted if e is not None]
     reasons: dict[str, int] = {}
     for e in failed:
@@ -188,19 +185,19 @@ def summarize_remote(
     out["error_rate"] = len(failed) / max(1, len(counted))
     out["error_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5])
     out["dropped"] = int(out["dropped"] - len(failed))  # unanswered without an error
-    out["max_in_flight"] = max_in_flight
-    out["in_flight_full"] = in_flight_full
-    if out["valid"] and not out["meets_slo"] and in_flight_full:
+    out["max_in_flight"] = run.max_in_flight
+    out["in_flight_full"] = run.in_flight_full
+    if out["valid"] and not out["meets_slo"] and run.in_flight_full:
         # Latency counts from the schedule, so a saturated client only makes the server look
         # worse; where the SLO is met from the sending, over the requests the client managed
         # to send, the client decided the verdict.
-        from_sent = np.where(answered[keep], trace.done[keep] - started, np.inf)[sent]
+        from_sent = np.where(ok, trace.done[keep] - sent, np.inf)[was_sent]
         if len(from_sent) and nearest_rank(np.sort(from_sent), slo.percentile) <= slo.latency_s:
             wait = out["client_wait_s"].get("p99", 0.0) * 1e3
             out["valid"] = False
             out["invalid_reason"] = (
-                f"the client was saturated: {in_flight_full} requests found all "
-                f"{max_in_flight} senders busy (max_in_flight; wait p99 {wait:.3g} ms); the "
+                f"the client was saturated: {run.in_flight_full} requests found all "
+                f"{run.max_in_flight} senders busy (max_in_flight; wait p99 {wait:.3g} ms); the "
                 "SLO is missed from the scheduled arrivals but met from the sending"
             )
     return out

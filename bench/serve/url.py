@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from bench.serve import protocols
+
 MAX_URL_CHARS = 2048  # what common servers and proxies accept on a request line
 # A DNS name, or the names compose and Kubernetes give services (underscores included).
 _HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
@@ -62,7 +64,7 @@ def is_loopback(host: str) -> bool:
 
 
 def parse(url: object, protocol: str) -> Target:
-    """The URL of an endpoint of ``protocol`` (``v2-grpc``: ``host:port`` or
+    """The URL of an endpoint of ``protocol`` (a gRPC one, such as ``v2-grpc``: ``host:port`` or
     ``grpc://host:port``; otherwise ``http(s)://host[:port][/path]``); UrlError otherwise."""
     if not isinstance(url, str) or not url:
         raise UrlError("expected a non-empty URL")
@@ -78,13 +80,14 @@ def parse(url: object, protocol: str) -> Target:
                 f"non-ASCII character {char!r} at position {i}; expected ASCII (punycode for "
                 "a host name, %-escapes in a path)"
             )
-    grpc = protocol == "v2-grpc"
+    found = protocols.find(protocol)
+    grpc = found is not None and found.transport == "grpc"
     if grpc:
         bare = "://" not in url
         if not (bare or url.startswith(_GRPC_SCHEME)):
             raise UrlError(
                 f"{_scheme(url)}; expected host:port or grpc://host:port for protocol "
-                "v2-grpc (plaintext gRPC)"
+                f"{protocol} (plaintext gRPC)"
             )
         parts = _split(url if not bare else _GRPC_SCHEME + url)
     else:
@@ -105,11 +108,11 @@ def parse(url: object, protocol: str) -> Target:
             "request's path itself, and a key in a query string would be written to records)"
         )
     if grpc and parts.path:
-        raise UrlError(f"{shown}: a path ({parts.path!r}); expected host:port for v2-grpc")
+        raise UrlError(f"{shown}: a path ({parts.path!r}); expected host:port for {protocol}")
     host = _host(parts.netloc, shown)
     port = _port(parts.netloc, host, shown)
     if grpc and port is None:
-        raise UrlError(f"{shown}: no port; expected host:port for v2-grpc (KServe's is 8081)")
+        raise UrlError(f"{shown}: no port; expected host:port for {protocol} (KServe's is 8081)")
     return Target(parts.scheme.lower() or "grpc", host, port, parts.path)
 
 

@@ -1,4 +1,5 @@
-"""Request and response bodies of the model-server protocols an endpoint cell speaks.
+"""Request and response bodies of the built-in model-server protocols (``bench.serve.protocols``
+holds the table of protocols; each one's module takes its codec from here).
 
 - ``v2-http``: the Open Inference Protocol (KServe v2, Triton) over REST: ``POST
   /v2/models/NAME/infer`` with ``{"inputs": [{"name", "shape", "datatype", "data"}]}``.
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-Protocol = Literal["v2-http", "v2-grpc", "tf-serving-rest"]
-PROTOCOLS: tuple[str, ...] = ("v2-http", "v2-grpc", "tf-serving-rest")
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
 
 V2_TYPES = {"float32": "FP32", "int32": "INT32", "float64": "FP64", "int64": "INT64"}

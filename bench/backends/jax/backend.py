@@ -433,7 +433,7 @@ class JaxWorkload(Workload):
         params, state = replicate(host_params, rep), replicate(host_state, rep)
         self.param_count = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host_params)))
         self.steps_per_call = per_call = steps_per_call(key)
-        stacked = stacks_batches(key)
+        stacked = stacks_batches(req)
         data = batch_sharding(mesh, stacked)
         # how parameters (replicated) and batches (split on the data axis) sit on the mesh
         self._rep, self._data_sharding = rep, data
@@ -449,7 +449,7 @@ class JaxWorkload(Workload):
         first = functools.partial(jax.tree_util.tree_map, lambda x: x[0])
         one = jax.eval_shape(first, example) if stacked else example
         start = time.perf_counter()
-        if key["workload"] == "train":
+        if req.training:
             single, single_args = self._compile_train(
                 req, module, host_params, params, state, example, one
             )
@@ -463,7 +463,7 @@ class JaxWorkload(Workload):
         self.compile_method = "jax AOT: jit(step).lower(args).compile(), wall clock" + (
             f"; {per_call} steps per call (lax.scan)" if per_call > 1 else ""
         )
-        self.workload = key["workload"]
+        self.training = req.training
         self.sync_method = device_sync.METHOD
 
     def _variables(self, req: BuildRequest, module: Any, features0: dict) -> Any:
@@ -497,7 +497,7 @@ class JaxWorkload(Workload):
         carry = (params, state, opt_state)
         single = step = make_train_step(module, tx, req.spec.task, scaling)
         if self.steps_per_call > 1:
-            step = repeat_train_step(step, self.steps_per_call, stacks_batches(req.key))
+            step = repeat_train_step(step, self.steps_per_call, stacks_batches(req))
         jitted = jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
         self._compiled = jitted.lower(carry, example).compile()
         self._carry = carry
@@ -520,11 +520,11 @@ class JaxWorkload(Workload):
 
     def params(self) -> Any:
         """This process's copy of the trained parameters, as numpy (for equivalence tests)."""
-        params = self._carry[0] if self.workload == "train" else self._params
+        params = self._carry[0] if self.training else self._params
         return jax.tree_util.tree_map(local_values, params)
 
     def step(self) -> Any:
-        if self.workload == "train":
+        if self.training:
             self._carry, loss = self._compiled(self._carry, self._next_batch())
             return self._carry, loss
         batch = self._next_batch()
@@ -540,16 +540,16 @@ class JaxWorkload(Workload):
         return np.asarray(out)  # a host copy: the result is on the host when this returns
 
     def check_output(self, out: Any) -> str | None:
-        value = out[1] if self.workload == "train" else out
+        value = out[1] if self.training else out
         arr = np.asarray(local_values(value), dtype=np.float32)
         if not np.all(np.isfinite(arr)):
-            what = "loss" if self.workload == "train" else "predictions"
+            what = "loss" if self.training else "predictions"
             return f"non-finite {what} ({arr.ravel()[:3].tolist()}...)"
         return None
 
     def predict_eval(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        if self.workload != "predict":
-            raise NotImplementedError("parity is measured on predict cells")
+        if self.training:
+            raise NotImplementedError("parity is measured on forward passes (predict cells)")
         calls = eval_calls(features, self.split.global_batch, self.steps_per_call)
         outputs = []
         for call in calls:

@@ -328,7 +328,7 @@ class TfWorkload(Workload):
     def __init__(self, req: BuildRequest):
         key = req.key
         self.device = key["device"]
-        self.workload = key["workload"]
+        self.training = req.training
         processes = _CLUSTER.num_processes if _CLUSTER else 1
         self.split = split = plan_split(key, available_replicas(self.device), processes)
         self.strategy = make_strategy(self.device, split)
@@ -350,10 +350,10 @@ class TfWorkload(Workload):
                 tf.config.experimental.reset_memory_stats(gpu)
         self._build_model(req, hosts)
         self.steps_per_call = steps_per_call(key)
-        stacked = stacks_batches(key)
+        stacked = stacks_batches(req)
         self._open_input(req, hosts, distribute, stacked)
         self._jit = bool(key.get("xla", False))
-        scaling = self.workload == "train" and key["precision"] == "float16"
+        scaling = self.training and key["precision"] == "float16"
         self._fn = self._step_function(self._replica_step(req.spec.task, scaling), stacked)
         self._compile()
 
@@ -367,7 +367,7 @@ class TfWorkload(Workload):
             if req.weights is not None:
                 load_shared_weights(self.model, req.weights)
             self.param_count = int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
-            if self.workload == "train":
+            if self.training:
                 self.optimizer = make_optimizer(req.optimizer)
                 if req.key["precision"] == "float16":
                     # Dynamic loss scaling (Keras' own): scale_loss before the gradient,
@@ -419,7 +419,7 @@ class TfWorkload(Workload):
             features = {k: v for k, v in batch.items() if k != "label"}
             return model(features, training=False)
 
-        return train_replica if self.workload == "train" else predict_replica
+        return train_replica if self.training else predict_replica
 
     def _step_function(self, one_step: Callable[[dict], tf.Tensor], stacked: bool) -> Any:
         """The compiled call: ``one_step`` on every replica, ``steps_per_call`` times."""
@@ -439,7 +439,7 @@ class TfWorkload(Workload):
         # around strategy.run instead, as Keras' steps_per_execution does. The call returns the
         # last step's losses (a NaN earlier on propagates into them).
         replicas = strategy.num_replicas_in_sync
-        loop_outside = per_call > 1 and self.workload == "train" and replicas > 1
+        loop_outside = per_call > 1 and self.training and replicas > 1
 
         def step_at(batches: dict, i: tf.Tensor) -> tf.Tensor:
             return one_step({k: v[i] for k, v in batches.items()} if stacked else batches)
@@ -483,8 +483,8 @@ class TfWorkload(Workload):
         return np.concatenate([r.numpy() for r in self.strategy.experimental_local_results(out)])
 
     def predict_eval(self, features: Any) -> np.ndarray:
-        if self.workload != "predict":
-            raise NotImplementedError("parity is measured on predict cells")
+        if self.training:
+            raise NotImplementedError("parity is measured on forward passes (predict cells)")
         stacked = self.steps_per_call > 1
         outputs = []
         for call in eval_calls(features, self.split.global_batch, self.steps_per_call):
@@ -505,7 +505,7 @@ class TfWorkload(Workload):
         for local in self.strategy.experimental_local_results(out):
             arr = np.asarray(local.numpy(), dtype=np.float32)
             if not np.all(np.isfinite(arr)):
-                what = "loss" if self.workload == "train" else "predictions"
+                what = "loss" if self.training else "predictions"
                 return f"non-finite {what} ({arr.ravel()[:3].tolist()}...)"
         return None
 

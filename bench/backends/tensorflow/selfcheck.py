@@ -45,7 +45,7 @@ def measure(steps: int, trials: int, size: int) -> dict[str, Any]:
     args = model_def.Args(hidden=[size, size], num_categorical=0)
     spec = model_def.data_spec(args)
     backend.setup("cpu", None)
-    req = BuildRequest(key, model_def, args, spec, OPTIMIZER, seed=0)
+    req = BuildRequest(key, model_def, args, spec, OPTIMIZER, seed=0, training=True)
     workload = backend.build(req)
     model, optimizer, task = workload.model, workload.optimizer, spec.task
     batch = workload.batches()  # the synthetic batch, kept on the device

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.axes import key_label
+from bench.axes import BY_NAME, key_label
 from bench.axes import label as axis_label
 from bench.read.runset import CellView, axes_of
 from bench.report import svg
 from bench.report.document import Paragraph, PlotBlock
+from bench.workloads.registry import is_offline
 
 
 def groups(cells: Sequence[CellView]) -> dict[tuple[str, str], list[CellView]]:
@@ -47,7 +48,7 @@ class Namer:
         return f"{text} @{cell.host.label}" if self.with_host else text
 
     def cell(self, cell: CellView) -> str:
-        if cell.key.get("workload") == "serve":  # one request per example: no batch to name
+        if BY_NAME["batch_size"].is_fixed(cell.key):  # one request per example: no batch
             return self.series(cell)
         return f"{self.series(cell)} {axis_label('batch_size', cell.key.get('batch_size'))}"
 
@@ -69,7 +70,7 @@ def in_order(cells: Sequence[CellView], namer: Namer) -> list[CellView]:
 
 def offline(cells: Sequence[CellView]) -> list[CellView]:
     """Cells whose step time and batch size mean something: not serve cells (see serving)."""
-    return [c for c in cells if c.key.get("workload") != "serve"]
+    return [c for c in cells if is_offline(c.key.get("workload"))]
 
 
 def _reasons(cells: Sequence[CellView], metric_names: Sequence[str]) -> list[str]:

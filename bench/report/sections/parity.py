@@ -97,7 +97,9 @@ def render(ctx: Context) -> list[Block]:
         return [intro, missing_paragraph("prediction parity", cells, ["parity_max_abs"])]
     by_group: dict[tuple[str, str], list[ParityPoint]] = {}
     for p in points:
-        by_group.setdefault((str(p.cell.key.get("model")), "predict"), []).append(p)
+        by_group.setdefault(
+            (str(p.cell.key.get("model")), str(p.cell.key.get("workload"))), []
+        ).append(p)
     plots: list[Block] = []
     tables: list[Block] = []
     for (model, workload), group in sorted(by_group.items()):

@@ -14,6 +14,7 @@ from bench.report.document import Block, Heading, Paragraph, PlotBlock, TableBlo
 from bench.report.format import fmt_value
 from bench.report.sections.base import Context, ReportSection
 from bench.report.sections.common import colors, ok_cells, slug, varying
+from bench.workloads.registry import adds_section
 
 # Short forms, as in cell ids, so legends stay within their column: "tensorflow mb32 to2".
 _SERVE_PARTS = {"max_batch_size": "mb{}", "batch_timeout_ms": "to{:g}", "target_qps": "q{}"}
@@ -37,7 +38,9 @@ REMOTE_HEADERS = ["errors %", "server overhead ms"]
 
 def serve_cells(cells: Sequence[CellView]) -> list[CellView]:
     return [
-        c for c in ok_cells(cells) if c.key.get("workload") == "serve" and c.record.get("serve")
+        c
+        for c in ok_cells(cells)
+        if adds_section(c.key.get("workload"), "serving") and c.record.get("serve")
     ]
 
 
