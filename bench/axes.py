@@ -251,7 +251,8 @@ AXES: tuple[Axis, ...] = (
         float,
         Annotated[float, Field(ge=0, le=MAX_BATCH_TIMEOUT_MS)],
         2.0,
-        "serve: how long the oldest waiting request may wait for its batch to fill",
+        "serve: how long a batch formed behind a running one may wait to fill (a request "
+        "reaching an idle server runs at once)",
         label="timeout {} ms",
         column="timeout ms",
         where="number",

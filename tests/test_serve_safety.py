@@ -19,11 +19,14 @@ import asyncio
 import http.client
 import importlib.util
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +261,11 @@ def test_a_port_in_use_or_twice_or_a_foreign_host_is_one_line_and_exit_2(capsys,
             assert code == 2 and len(err) == 1 and says in err[0], (args, err)
 
 
+def test_more_than_one_worker_on_an_accelerator_is_refused(capsys, monkeypatch):
+    code, err = _cli(["--workers", "2", "--device", "gpu"], capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and "more than one worker needs --device cpu" in err[0]
+
+
 def test_the_banner_says_who_can_reach_the_server():
     assert listen.reach("127.0.0.1") == "this machine only (--host to serve others)"
     assert listen.reach("::1").startswith("this machine only")
@@ -269,16 +277,16 @@ def test_the_banner_says_who_can_reach_the_server():
 # -- the server itself ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+@contextmanager
+def stand_in(log: Path, workers: int = 1) -> Iterator[dict[str, Any]]:
+    """The real server around the numpy stand-in, on free ports, ready."""
     if importlib.util.find_spec("kserve") is None:
         pytest.skip("bench serve needs the serving extra (kserve)")
     http_port, grpc_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.fixtures.serve_stand_in", str(http_port),
-             str(grpc_port), str(LIMIT_KB)],
+             str(grpc_port), str(LIMIT_KB), str(workers)],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -287,14 +295,22 @@ def server(tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
             if proc.poll() is not None or time.monotonic() > end:
                 pytest.fail(f"the stand-in server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield {"http": http_port, "grpc": grpc_port, "log": log}
+        yield {"http": http_port, "grpc": grpc_port, "log": log, "proc": proc}
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)  # where a test stopped it
+            proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+    with stand_in(tmp_path_factory.mktemp("serve") / "serve.log") as found:
+        yield found
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -492,3 +508,44 @@ def test_no_line_is_logged_per_request(server):
         assert _post(server["http"], "/v1/models/mlp:predict", {"instances": [INSTANCE]})[0] == 200
     assert _post(server["http"], "/v2/repository/models/mlp/unload", {})[0] == 404
     assert server["log"].read_text() == before
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().split()[3]) == pid:
+                found.add(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def test_a_second_worker_serves_the_same_port_and_stops_with_its_parent(tmp_path):
+    """--workers 2: with the first process stopped (SIGSTOP), a request on the port is still
+    answered, by the second; killed without a chance to stop it, the first leaves no worker
+    behind (the worker watches its parent)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc to find the worker process in")
+    with stand_in(tmp_path / "serve.log", workers=2) as two:
+        (worker,) = _children(two["proc"].pid)
+        os.kill(two["proc"].pid, signal.SIGSTOP)
+        c = http.client.HTTPConnection("127.0.0.1", two["http"], timeout=60)
+        c.request("POST", "/v1/models/mlp:predict", json.dumps({"instances": [INSTANCE]}),
+                  {"Content-Type": "application/json"})  # fmt: skip
+        response = c.getresponse()
+        assert response.status == 200 and json.loads(response.read()) == {
+            "predictions": [[6.5, 1.0]]
+        }
+        os.kill(two["proc"].pid, signal.SIGKILL)
+        end = time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{worker}").exists() or "Z" in _state(worker)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "gone"

@@ -18,6 +18,7 @@ from bench.limits import MAX_BATCH, MAX_BATCH_TIMEOUT_MS, MAX_SEED
 
 MAX_MODEL_ARGS_CHARS = 64 << 10  # a model's model_args are a few hundred characters
 MAX_REQUEST_KB = 1 << 20  # 1 GiB: far past any one request of the zoo's models
+MAX_WORKERS = 64  # each holds and runs a copy of the model; more than a host has cores
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a path segment of every route
 
 
@@ -50,8 +51,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         precision=args.precision, model_args=model_args, seed=args.seed,
         max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
         host=host, http_port=args.port, grpc_port=args.grpc_port, model_name=args.model_name,
-        max_request_bytes=args.max_request_kb * 1024,
+        max_request_bytes=args.max_request_kb * 1024, workers=args.workers,
     )  # fmt: skip
+    if args.workers > 1 and args.device != "cpu":
+        print_error(
+            f"bench serve: --workers {args.workers}: more than one worker needs --device cpu "
+            f"(each would claim the {args.device}'s memory for its own copy of the model)"
+        )
+        return EXIT_USAGE
     try:
         serve(settings)
     except (RuntimeError, ListenError) as exc:
@@ -132,12 +139,18 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--batch-timeout-ms", type=_timeout_ms, default=2.0,
-        help="how long the oldest waiting request may wait for its batch to fill",
+        help="how long a batch formed behind a running one may wait to fill (a request "
+        "reaching an idle server runs at once)",
     )  # fmt: skip
     p.add_argument(
         "--max-request-kb", type=bounded_int(1, MAX_REQUEST_KB), default=4096,
         help="the largest request body (REST) or message (gRPC) in KiB, default 4096 (4 MiB); "
         "a larger one is refused before it is read",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=bounded_int(1, MAX_WORKERS), default=1,
+        help="server processes sharing the REST port, each with its own copy of the model and "
+        "its own batcher (gRPC: the first); more capacity where cores are free (CPU only)",
     )  # fmt: skip
     p.add_argument(
         "--model-name", type=_model_name, default="",

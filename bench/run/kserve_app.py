@@ -163,8 +163,9 @@ def loop_factory() -> Any:
 
 
 async def serve_both(app: Any, sock: Any, grpc: Any, on_start: Any) -> None:
-    """Serve REST on the bound socket ``sock`` and the bound gRPC server until SIGINT or
-    SIGTERM (uvicorn's handlers end its loop); ``on_start()`` once both accept."""
+    """Serve REST on the bound socket ``sock`` and the bound gRPC server (None: REST only)
+    until SIGINT or SIGTERM (uvicorn's handlers end its loop); ``on_start()`` once both
+    accept."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -172,7 +173,8 @@ async def serve_both(app: Any, sock: Any, grpc: Any, on_start: Any) -> None:
         lifespan="off", server_header=False,
     )  # fmt: skip
     server = uvicorn.Server(config)
-    await grpc.start()
+    if grpc is not None:
+        await grpc.start()
     started = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started and not started.done():
         await asyncio.sleep(0.01)
@@ -181,4 +183,5 @@ async def serve_both(app: Any, sock: Any, grpc: Any, on_start: Any) -> None:
     try:
         await started
     finally:
-        await grpc.stop(GRACE_S)
+        if grpc is not None:
+            await grpc.stop(GRACE_S)

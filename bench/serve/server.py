@@ -1,22 +1,22 @@
 """An in-process model server: a request queue and a dynamic batcher on its own thread.
 
 The generator calls ``submit`` (it never blocks on the model); the batcher thread closes
-batches by ``bench.serve.batching.Policy`` and calls ``infer(ids, bucket)``, which returns once
-the batch's results are on the host. Each request's batch start, completion, batch size and
-bucket go into the shared ``Trace``.
+batches by the batching rule (``bench.serve.batching.Batcher``, counted in requests, on the
+injected clock) and calls ``infer(ids, bucket)``, which returns once the batch's results are
+on the host. Each request's batch start, completion, batch size and bucket go into the shared
+``Trace``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bench.serve.batching import Policy, Trace
+from bench.serve.batching import Batcher, Policy, Trace
 
 Infer = Callable[[np.ndarray, int], Any]
 
@@ -30,9 +30,7 @@ class Server:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.infer, self.policy, self.trace, self.clock = infer, policy, trace, clock
-        self._queue: deque[tuple[int, float]] = deque()
-        self._cond = threading.Condition()
-        self._stopping = False
+        self._batcher: Batcher[int] = Batcher(policy, clock)
         self._answered = 0
         self.all_answered = threading.Event()
         self.error: BaseException | None = None
@@ -43,53 +41,28 @@ class Server:
 
     def submit(self, index: int, at: float) -> None:
         """Queue request ``index``, handed over at ``at`` (the batch timeout counts from it)."""
-        with self._cond:
-            self._queue.append((index, at))
-            # The batcher waits for a first request, or for a batch to fill (else its timeout
-            # wakes it): waking it for every request in between would only make it compete
-            # with the generator for the interpreter and the cores.
-            if len(self._queue) == 1 or len(self._queue) >= self.policy.max_batch_size:
-                self._cond.notify()
+        self._batcher.put(index, at)
 
     def stop(self) -> None:
         """Stop after the batch in flight; requests still queued stay unanswered (dropped)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        self._batcher.stop()
         self._thread.join()
-
-    def _next_batch(self) -> list[int] | None:
-        limit, timeout = self.policy.max_batch_size, self.policy.batch_timeout_s
-        with self._cond:
-            while not self._queue and not self._stopping:
-                self._cond.wait()
-            if self._stopping:
-                return None
-            deadline = self._queue[0][1] + timeout
-            while len(self._queue) < limit and not self._stopping:
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            if self._stopping:
-                return None
-            take = min(len(self._queue), limit)
-            return [self._queue.popleft()[0] for _ in range(take)]
 
     def _run(self) -> None:
         trace, total = self.trace, len(self.trace.scheduled)
         try:
-            while (ids := self._next_batch()) is not None:
-                bucket = self.policy.bucket(len(ids))
-                idx = np.asarray(ids)
+            while (batch := self._batcher.next_batch()) is not None:
+                bucket = self.policy.bucket(len(batch))
+                idx = np.asarray([i for i, _ in batch])
                 started = self.clock()
                 self.infer(idx, bucket)
                 done = self.clock()
+                self._batcher.freed()
                 trace.started[idx] = started
                 trace.done[idx] = done
-                trace.batch[idx] = len(ids)
+                trace.batch[idx] = len(batch)
                 trace.bucket[idx] = bucket
-                self._answered += len(ids)
+                self._answered += len(batch)
                 if self._answered >= total:
                     self.all_answered.set()
         except BaseException as exc:  # reported by the caller; the thread must not die silently
