@@ -136,6 +136,16 @@ def cell(
     return key, msg
 
 
+def measured(record: dict[str, Any]) -> bool:
+    """True for an ok cell. On a busy machine the open-loop generator can fall behind its
+    schedule, and the cell is then invalid with that reason, its requests still measured (seen
+    in CI beside other jobs): what these tests check of the endpoint holds either way."""
+    if record["status"] == "invalid" and "could not keep up" in record["reason"]:
+        return False
+    assert record["status"] == "ok", record["reason"]
+    return True
+
+
 def probe_of(record: dict[str, Any]) -> dict[str, Any]:
     return record["serve"]["probes"][0]
 
@@ -178,16 +188,13 @@ def test_an_endpoint_that_is_down_fails_the_cell_with_the_reason_and_the_next_ce
     assert records[0]["status"] == "failed"
     assert "not ready after 0.3 s" in records[0]["reason"]
     assert "connection refused" in records[0]["reason"]
-    assert records[1]["status"] == "ok", records[1]["reason"]
+    measured(records[1])
 
 
 def test_an_endpoint_slow_to_start_is_waited_for():
     with StandIn(ready_after_s=0.5) as server:
         record = measure_endpoint_cell(cell({"url": server.url, "startup_timeout_s": 10})[1])
-    # The cell waited, then measured: ok, or invalid where this host was too busy to keep the
-    # schedule (a verdict on the client, not on the wait; seen once in 106 runs beside a busy
-    # core), never failed.
-    assert record["status"] in ("ok", "invalid"), record["reason"]
+    measured(record)
     assert record["serve"]["ready_after_s"] >= 0.45
 
 
@@ -197,8 +204,10 @@ def test_http_errors_are_counted_and_never_fast():
     with StandIn(fail_every=4) as server:
         record = measure_endpoint_cell(cell({"url": server.url})[1])
     probe = probe_of(record)
-    assert record["status"] == "ok" and "endpoint_errors" in record["flags"]
-    assert "HTTP 500: model exploded" in record["reason"]
+    if measured(record):
+        assert "endpoint_errors" in record["flags"]
+        assert "HTTP 500: model exploded" in record["reason"]
+    assert list(probe["error_reasons"]) == ["HTTP 500: model exploded"]
     assert 0.2 <= record["metrics"]["error_rate"]["value"] <= 0.3
     assert probe["latency_s"]["p99"] is None and not probe["meets_slo"]
     assert probe["latency_s"]["n"] == probe["queries"] - probe["errors"]
