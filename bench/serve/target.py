@@ -1,8 +1,8 @@
 """Where a serve cell's requests go: one interface, two implementations.
 
 The worker's own server (``bench.serve.local.InProcess``: a dynamic batcher in front of
-compiled forward passes) and a model server over the network (``bench.serve.remote.Endpoint
-Target``: a pool of sender connections) are both a ``Target``. The open-loop generator and the
+compiled forward passes) and a model server over the network
+(``bench.serve.remote.EndpointTarget``: a pool of sender connections) are both a ``Target``. The open-loop generator and the
 single stream (``bench.serve.loadgen``), the per-rate measurement (``bench.serve.probe``), the
 summary and its validity rules (``bench.serve.summary``), the SLO search and the cell's record
 (``bench.workloads.serve.cell.common``) are written once, against this interface.
@@ -72,6 +72,8 @@ class Caller(Protocol):
 class Target(Protocol):
     kind: str  # "in_process" or "endpoint": the record's target kind
     batches_seen: bool  # whether its answers say which batch served them
+
+    def describe(self) -> str: ...
 
     def session(self, trace: Trace, clock: Clock, keep_outputs: bool) -> Session: ...
 

@@ -150,7 +150,7 @@ def record(
     metrics: dict[str, Any] = {
         **known,
         **serve_metrics(headline, slo),
-        **client_metrics(headline, describe(target)),
+        **client_metrics(headline, target.describe()),
     }
     if plan.searched:
         assert top is not None and measured.search is not None
@@ -199,10 +199,6 @@ def record(
         "input": {},
         "serve": serve,
     }
-
-
-def describe(target: Target) -> str:
-    return str(getattr(target, "describe", lambda: target.kind)())
 
 
 def _at(probe: Mapping[str, Any]) -> str:
