@@ -47,7 +47,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     ),
     (6, ("bench.run", "bench.read")),
     (7, ("bench.gate",)),
-    (8, ("bench.report", "bench.results")),
+    (8, ("bench.report", "bench.results", "bench.tune")),
     (9, ("bench.pipeline",)),
     (10, ("bench.cli",)),
     (11, ("bench.__main__",)),
