@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,10 @@ class Budget:
     spent_s: float = 0.0
     seen: list[tuple[Mapping[str, Any], float, float]] = field(default_factory=list)
     compiles: list[float] = field(default_factory=list)
+    probed: list[tuple[Mapping[str, Any], float]] = field(default_factory=list)
+    # Whether a cell's program fits the device (None: not known); one that does not would only
+    # compile and fail in a full run.
+    fits: Callable[[Mapping[str, Any]], bool | None] | None = None
     _full: float | None = None
 
     @property
@@ -108,22 +112,26 @@ class Budget:
         self.seen.append((key, compile_s, call_s))
         self._full = None
 
-    def note_compile(self, compile_s: float) -> None:
-        """A probe's compile, counted before any cell was measured."""
+    def note_compile(self, key: Mapping[str, Any], compile_s: float) -> None:
+        """A probe's compile: probes reach more of the grid than measurements do."""
         self.compiles.append(compile_s)
+        self.probed.append((key, compile_s))
         self._full = None
 
     def _estimate(self, key: Mapping[str, Any]) -> float:
         """A cell's full time from the measured cell most like it (fewest differing axes,
         then the nearest batch), its call time scaled by the batch ratio."""
 
-        def distance(seen: tuple[Mapping[str, Any], float, float]) -> tuple[int, float]:
+        def distance(seen: tuple[Any, ...]) -> tuple[int, float]:
             other = seen[0]
             differ = sum(1 for a in key if a != "batch_size" and key.get(a) != other.get(a))
             ratio = float(key.get("batch_size") or 1) / float(other.get("batch_size") or 1)
             return differ, abs(math.log(ratio))
 
-        other, compile_s, call_s = min(self.seen, key=distance)
+        _, compile_s = min([(k, c) for k, c, _ in self.seen] + self.probed, key=distance)
+        if self.fits is not None and self.fits(key) is False:
+            return compile_s
+        other, _, call_s = min(self.seen, key=distance)
         ratio = float(key.get("batch_size") or 1) / float(other.get("batch_size") or 1)
         return full_cell_s(compile_s, call_s * ratio, self.rule)
 
