@@ -24,6 +24,7 @@ import pytest
 from bench.serve.endpoint import EndpointError
 from bench.serve.generation.client_checks import (
     client_check,
+    facts,
     output_lengths,
     prompt_lengths,
     token_agreement,
@@ -135,6 +136,7 @@ def test_hostile_streams_each_fail_their_request_with_the_reason_and_the_load_go
     assert by["multi"].chunk_tokens == [2, 2, 2] and by["multi"].tpot is not None
     assert by["usage_each"].chunk_tokens == [1] * 6
     assert load.fields[names.index("reasoning")] == ["reasoning_content", "content"]
+    assert facts(load)["text_fields"] == {"content": 7, "reasoning_content": 1}
     assert by["reasoning"].ttft >= FIRST_MS / 1e3 and len(by["reasoning"].chunk_times) == 6
 
 
@@ -184,8 +186,10 @@ def test_one_sender_slot_at_a_rate_that_needs_more_is_a_saturated_client_not_a_s
     # Each stream holds its slot about 30 + 7 * 10 + 40 = 140 ms; requests 40 ms apart
     # (25 requests/s) need about 3.5 slots by Little's law.
     endpoint = GenEndpoint(url, "openai-completions", "m", timeout_s=10)
-    one = client_check(drive(requests(8, 0.04), endpoint, 1))
+    load = drive(requests(8, 0.04), endpoint, 1)
+    one = client_check(load)
     assert one["saturated"] and "the client was saturated" in one["reason"]
+    assert facts(load)["flags"] == ["client_saturated"]
     assert one["all_busy"] > 0 and one["needed_slots"] > 2
     enough = client_check(drive(requests(8, 0.04), endpoint, 8))
     assert not enough["saturated"], enough["reason"]
