@@ -13,7 +13,9 @@ compiled decoder and drive it the same way, through the framework-free contract 
 - ``sampled``/``sampled_reversed``: the same 8 requests sampled (temperature > 0), admitted in
   the opposite order (other slots, other neighbours); ``sampled_ref``: recomputed with the
   numpy sampling rule on the full logits;
-- ``traces``: the decoders' trace counts after build and after every call.
+- ``traces``: the decoders' trace counts after build and after every call;
+- ``<precision>/logits``, ``<precision>/greedy``, ``<precision>/traces``: the same at bfloat16
+  and float16 (one bucket).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ ARGS = {"num_layers": 2, "d_model": 32, "num_heads": 4, "vocab_size": 128, "max_
 SLOTS, CACHE_LEN, BUCKETS, NEW_TOKENS = 4, 64, (8, 16), 32
 PROMPT_LENS = (3, 16, 1, 9, 8, 12, 5, 16)
 SEED, TEMPERATURE = 7, 1.5
+LOW_PRECISIONS = ("bfloat16", "float16")
 
 
 def prompts() -> list[np.ndarray]:
@@ -102,9 +105,9 @@ def main(framework: str, weights_path: str, out_path: str) -> None:
         weights = {k: f[k] for k in f.files}
     found: dict[str, np.ndarray] = {}
 
-    def build(temperature: float, buckets: tuple[int, ...]) -> Any:
+    def build(temperature: float, buckets: tuple[int, ...], precision: str = "float32") -> Any:
         return generate.build_decoder(
-            model, args, "float32", SLOTS, CACHE_LEN, buckets, temperature, SEED, weights=weights
+            model, args, precision, SLOTS, CACHE_LEN, buckets, temperature, SEED, weights=weights
         )
 
     greedy = build(0.0, BUCKETS)
@@ -120,6 +123,12 @@ def main(framework: str, weights_path: str, out_path: str) -> None:
     found["sampled_reversed"] = run_schedule(sampler, order[::-1])
     found["sampled_ref"] = recomputed(sampler, TEMPERATURE)
     found["traces"] = np.array([built, greedy.trace_count(), sampler_built, sampler.trace_count()])
+    for precision in LOW_PRECISIONS:
+        low = build(0.0, BUCKETS[-1:], precision)
+        low_built = low.trace_count()
+        found[f"{precision}/logits"] = low.full_logits(tokens)
+        found[f"{precision}/greedy"] = run_schedule(low, list(range(len(PROMPT_LENS))))
+        found[f"{precision}/traces"] = np.array([low_built, low.trace_count()])
     found["param_count"] = np.array(greedy.param_count)
     found["buckets"] = np.array(greedy.buckets)
     found["compile_s"] = np.array(greedy.compile_s)

@@ -115,3 +115,34 @@ def test_nothing_retraces_after_build(sides, framework):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_parameter_count_is_the_formulas(sides, framework):
     assert int(sides[framework]["param_count"]) == decoder.param_count(decoder.Args(**twins.ARGS))
+
+
+# float32 to low precision: bfloat16 keeps 8 mantissa bits (relative error 2^-9 a rounding,
+# a few roundings deep here: about 1e-2 seen), float16 keeps 11 (about 2e-3 seen).
+LOW_TOLERANCE = {"bfloat16": 3e-2, "float16": 5e-3}
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("precision", list(LOW_TOLERANCE))
+def test_low_precision_decoders_stay_near_float32(sides, framework, precision):
+    found = sides[framework]
+    low = found[f"{precision}/logits"]
+    rel = np.abs(low - found["logits"]).max() / np.abs(found["logits"]).max()
+    assert 0 < rel < LOW_TOLERANCE[precision], rel  # 0 would mean it ran in float32
+    # The first token comes from the prompt alone: no earlier divergence to inherit.
+    assert np.array_equal(found[f"{precision}/greedy"][:, 0], found["greedy"][:, 0])
+    built, after = found[f"{precision}/traces"].tolist()
+    assert built == 2 == after  # one bucket and the decode step
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+@pytest.mark.parametrize("precision", list(LOW_TOLERANCE))
+def test_low_precision_twins_agree(sides, precision):
+    jax_logits = sides["jax"][f"{precision}/logits"]
+    tf_logits = sides["tensorflow"][f"{precision}/logits"]
+    assert (
+        np.abs(tf_logits - jax_logits).max() / np.abs(jax_logits).max() < LOW_TOLERANCE[precision]
+    )
