@@ -86,7 +86,7 @@ def client_check(load: GenLoad) -> dict[str, Any]:
                 f"{load.slots} sender slots busy (wait for a sender p99 {wait:.4g} ms, counted "
                 f"in every latency from the schedule); at {rate:.4g} requests/s offered, each "
                 f"holding its slot {held.mean():.3g} s on average, about {needed:.3g} slots are "
-                "needed (Little's law): raise the sender slots or lower the rate"
+                "needed (Little's law): raise the sender slots (max_in_flight) or lower the rate"
             )
     cpu = out["client_cpu_cores"]
     if not out["saturated"] and cpu is not None and cpu > CLIENT_CPU_NOTE:
@@ -147,3 +147,29 @@ def output_lengths(records: Sequence[Generated]) -> dict[str, Any]:
     short = [r for r in counted if r.server_output_tokens < r.output_tokens]  # type: ignore[operator]
     long = [r for r in counted if r.server_output_tokens > r.output_tokens]  # type: ignore[operator]
     return {"n": len(counted), "short": len(short), "long": len(long)}
+
+
+def facts(load: GenLoad) -> dict[str, Any]:
+    """Everything above for one load, as a cell records it, with the ``flags`` it raises
+    (``client_saturated``: the rate was not measured; ``token_counts_disagree``: over 5% of
+    requests) and ``text_fields``: how many answered requests' output came in each field (a reasoning
+    model's ``reasoning_content`` named apart from ``content``)."""
+    client = client_check(load)
+    tokens = token_agreement(load.records)
+    flags = [name for name, raised in (
+        ("client_saturated", client["saturated"]),
+        ("token_counts_disagree", tokens["flagged"]),
+    ) if raised]  # fmt: skip
+    fields: dict[str, int] = {}
+    for found, record in zip(load.fields, load.records, strict=True):
+        for name in found if record.ok else ():
+            fields[name] = fields.get(name, 0) + 1
+    return {
+        "endpoint": load.endpoint,
+        "flags": flags,
+        "client": client,
+        "token_counts": tokens,
+        "prompt_lengths": prompt_lengths(load.records),
+        "output_lengths": output_lengths(load.records),
+        "text_fields": fields,
+    }

@@ -18,6 +18,7 @@ otherwise, and no reason ever repeats it, even where a server echoes it back.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import socket
 import time
@@ -146,7 +147,9 @@ class StreamClient:
         """A reason fit to record: the token never in it (a server may echo the request's
         headers back), control characters escaped, cut to 300 characters."""
         if self._secret:
-            text = text.replace(self._secret, SCRUBBED)
+            # As sent, and as a JSON string would quote it back (a quote or backslash in it).
+            for form in (self._secret, json.dumps(self._secret)[1:-1]):
+                text = text.replace(form, SCRUBBED)
         return printable(text)
 
     def sender(self) -> StreamSender:
