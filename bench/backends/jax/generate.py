@@ -115,8 +115,11 @@ class JaxDecoder:
         self._params = jax.device_put(_storage(host["params"], self.dtype), self.device)
         heads = args.num_heads
         shape = (slots, cache_len, heads, args.d_model // heads)
-        zeros = jax.jit(lambda: jnp.zeros(shape, self.dtype), device=self.device)
-        self._cache = tuple((zeros(), zeros()) for _ in range(args.num_layers))
+        with jax.default_device(self.device):  # made there: no host copy of a large cache
+            self._cache = tuple(
+                (jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype))
+                for _ in range(args.num_layers)
+            )
         self._traces = 0
         start = time.perf_counter()
         self._prefill = {b: self._compile_prefill(b) for b in self.buckets}
