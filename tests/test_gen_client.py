@@ -305,6 +305,8 @@ def test_token_counts_that_disagree_on_over_5_percent_of_requests_flag_the_cell(
     assert output_lengths([rec(0, 6, 6), rec(1, 8, 8)]) == {"n": 2, "short": 1, "long": 0}
 
 
+# Measured: 89 of 100 runs failed on the 2-core VM at nice 19 beside other jobs (load average
+# 5.2-6.7), on TTFT (median excess 2.9 ms); TPOT held in 99 (docs/endpoints.md, "Measured").
 @pytest.mark.timing
 def test_ttft_and_tpot_match_the_set_delays_at_50_concurrent_streams():
     with stand_in(50, 20, 5) as where:
