@@ -175,6 +175,23 @@ def test_a_real_asgi_stack_streams_as_the_stand_in_does():
     assert facts(load)["flags"] == []
 
 
+def test_a_failure_no_check_foresaw_fails_its_request_not_the_load(url, monkeypatch):
+    from bench.serve.generation import openai
+
+    real = openai.read_chunk
+
+    def read_chunk(data: str) -> openai.Chunk:
+        if "w " in data:  # a chunk with text: the stand-in's tokens are "w "
+            raise RuntimeError("a bug in reading a chunk")
+        return real(data)
+
+    monkeypatch.setattr(openai, "read_chunk", read_chunk)
+    load = drive(requests(3, 0.0, output=2), GenEndpoint(url, "openai-chat", "m"), 2)
+    assert [r.error for r in load.records] == [
+        "client error: RuntimeError: a bug in reading a chunk"
+    ] * 3
+
+
 def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
     with stand_in(20, 50, 0) as where:
         endpoint = GenEndpoint(where, "openai-completions", "m", timeout_s=30)

@@ -268,6 +268,8 @@ class StreamSender:
             out.error = self.client.reason(f"malformed stream: {exc}")
         except (OSError, http.client.HTTPException, bounded_http.TooLarge) as exc:
             out.error = self.client.reason(_stream_reason(exc, endpoint.timeout_s, out))
+        except Exception as exc:  # what no check foresaw is still this request's, not the load's
+            out.error = self.client.reason(f"client error: {type(exc).__name__}: {exc}"[:200])
         if out.error:
             self.close()  # whatever is left unread makes the connection unusable
             return out
