@@ -149,7 +149,7 @@ class StreamClient:
                 raise EndpointError(f"token_env {endpoint.token_env}: {why}")
             self.headers["Authorization"] = f"Bearer {self._secret}"
 
-    def body(self, prompt: str, max_tokens: int, seed: int | None = None) -> bytes:
+    def body(self, prompt: str | list[int], max_tokens: int, seed: int | None = None) -> bytes:
         e = self.endpoint
         return openai.request_body(
             e.protocol, e.model_name, prompt, max_tokens, e.hold_length, e.temperature, seed
