@@ -208,7 +208,7 @@ def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
         endpoint = GenEndpoint(where, "openai-completions", "m", timeout_s=30)
         load = drive(
             requests(3, 0.0, output=4), endpoint, 1, prompt=modes("ok", "forever", "ok"),
-            drain_s=0.6,
+            drain_s=1.2,
         )  # fmt: skip
     first, endless, queued = load.records
     assert first.ok
@@ -253,11 +253,13 @@ def test_one_sender_slot_at_a_rate_that_needs_more_is_a_saturated_client_not_a_s
     endpoint = GenEndpoint(url, "openai-completions", "m", timeout_s=10)
     load = drive(requests(8, 0.1), endpoint, 1)
     one = client_check(load)
-    assert one["saturated"] and "the client was saturated" in one["reason"]
+    assert one["saturated"] and one["slots_bound"] and "1 sender slots busy" in one["reason"]
     assert facts(load)["flags"] == ["client_saturated"]
     assert one["all_busy"] == 7 and one["needed_slots"] >= 1.4
     enough = client_check(drive(requests(8, 0.1), endpoint, 8))
-    assert not enough["saturated"], enough["reason"]
+    # Beside a busy core the generator itself may fall behind, which is said apart (and is a
+    # saturated client too); the slots are what this test is about.
+    assert not enough["slots_bound"] and enough["all_busy"] == 0, enough["reason"]
 
 
 def test_the_server_is_waited_for_and_a_server_that_is_down_says_so(url):
@@ -314,7 +316,10 @@ def test_saturation_is_judged_by_littles_law_and_the_generators_lateness():
     # A burst found every slot busy, but the rate needs fewer slots than there are.
     assert not client_check(made_load([0.5] * 11, 0.1, 6, busy=2))["saturated"]
     late = client_check(made_load([0.01] * 11, 0.1, 8, busy=0, late=0.2))
-    assert late["saturated"] and "load generator issued" in late["reason"]
+    assert late["saturated"] and late["generator_behind"] and not late["slots_bound"]
+    assert late["reason"].startswith("the client was saturated: the load generator issued")
+    both = client_check(made_load([0.5] * 11, 0.1, 1, busy=6, late=0.2))
+    assert both["generator_behind"] and both["slots_bound"] and "; and 6 of 11" in both["reason"]
     # 20% late over a 10 ms schedule is 2 ms: thread wake-ups, not a saturated generator.
     assert not client_check(made_load([0.001] * 11, 0.001, 8, busy=0, late=0.2))["saturated"]
 
