@@ -207,17 +207,22 @@ def test_the_server_is_waited_for_and_a_server_that_is_down_says_so(url):
 def test_endpoint_fields_out_of_bounds_are_refused_by_name():
     bad = GenEndpoint(
         "ftp://x", "openai-chat", "", timeout_s=0, max_event_kib=0, hold_length=("top_k",),
-        temperature=float("nan"),
+        temperature=float("nan"), max_in_flight=0,
     )  # fmt: skip
     found = " | ".join(problems(bad))
     for name in ("url:", "model_name:", "timeout_s:", "max_event_kib:", "hold_length:",
-                 "temperature:"):  # fmt: skip
+                 "temperature:", "max_in_flight:"):  # fmt: skip
         assert name in found
     assert problems(GenEndpoint("http://h:1", "openai-chats", "m"))[0].startswith("protocol:")
     with pytest.raises(EndpointError, match="url:"):
         StreamClient(bad)
     with pytest.raises(ValueError, match="slots"):
         drive([], GenEndpoint("http://h:1", "openai-chat", "m"), 0)
+    # A scenario's block as YAML reads it: a list for hold_length.
+    block = {"url": "http://h:1", "protocol": "openai-chat", "model_name": "m",
+             "hold_length": ["ignore_eos"], "max_in_flight": 8}  # fmt: skip
+    assert GenEndpoint(**block).hold_length == ("ignore_eos",)
+    assert problems(GenEndpoint(**block)) == []
 
 
 def test_synthesised_prompts_are_seeded_and_of_the_asked_words():

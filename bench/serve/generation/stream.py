@@ -46,6 +46,7 @@ ERROR_BODY_BYTES = 1 << 16  # what is read of an answer that is no stream, for i
 DRAIN_S = 0.5  # after [DONE], the wait for the stream's own end (else a fresh connection)
 MAX_MODEL_CHARS = 256  # a served model's name ("meta-llama/Llama-3.1-8B-Instruct") is a JSON field
 SCRUBBED = "***"
+MAX_IN_FLIGHT = 1024  # sender threads, as for serve endpoints
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,14 @@ class GenEndpoint:
     max_response_mib: int = 64  # one whole stream
     hold_length: tuple[str, ...] = ()  # of openai.HOLD_LENGTH: fields that stop early ends
     temperature: float = 0.0  # 0: greedy
+    max_in_flight: int = 64  # sender slots: requests outstanding at once (the load's default)
     token_env: str = ""  # an environment variable holding a bearer token
     allow_insecure_token: bool = False
+
+    def __post_init__(self) -> None:
+        # A scenario's YAML gives a list; the endpoint is frozen, and hashable, with a tuple.
+        if isinstance(self.hold_length, list):
+            object.__setattr__(self, "hold_length", tuple(self.hold_length))
 
     def describe(self) -> str:
         return f"{self.protocol} {redacted(self.url)} model {self.model_name!r}"
@@ -94,6 +101,11 @@ def problems(endpoint: GenEndpoint) -> list[str]:
         value = getattr(endpoint, key)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
             found.append(f"{key}: {value!r}; expected a whole number from 1 to {high:,}")
+    slots = endpoint.max_in_flight
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_IN_FLIGHT:
+        found.append(
+            f"max_in_flight: {slots!r}; expected a whole number from 1 to {MAX_IN_FLIGHT:,}"
+        )
     unknown = [f for f in endpoint.hold_length if f not in openai.HOLD_LENGTH]
     if unknown:
         found.append(
