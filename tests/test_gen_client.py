@@ -41,9 +41,18 @@ FIRST_MS, TOKEN_MS, USAGE_MS = 30.0, 10.0, 40.0
 
 @contextmanager
 def stand_in(first_ms: float, token_ms: float, usage_ms: float) -> Iterator[str]:
+    with server(
+        "tests.fixtures.sse_server", "--first-ms", str(first_ms), "--token-ms", str(token_ms),
+        "--usage-ms", str(usage_ms),
+    ) as where:  # fmt: skip
+        yield where
+
+
+@contextmanager
+def server(module: str, *args: str) -> Iterator[str]:
+    """A server module run as its own process, which prints ``PORT <n>`` once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.sse_server", "--first-ms", str(first_ms),
-         "--token-ms", str(token_ms), "--usage-ms", str(usage_ms)],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     try:
@@ -138,6 +147,32 @@ def test_hostile_streams_each_fail_their_request_with_the_reason_and_the_load_go
     assert load.fields[names.index("reasoning")] == ["reasoning_content", "content"]
     assert facts(load)["text_fields"] == {"content": 7, "reasoning_content": 1}
     assert by["reasoning"].ttft >= FIRST_MS / 1e3 and len(by["reasoning"].chunk_times) == 6
+
+
+def test_each_sender_keeps_its_connection_across_requests(url):
+    # Read to its end after [DONE], a stream leaves its connection ready for the next request.
+    def accepted() -> int:
+        with urllib.request.urlopen(url + "/connections", timeout=5) as answer:
+            return int(answer.read())  # this question's own connection included
+
+    before = accepted()
+    load = drive(requests(12, 0.005, output=3), GenEndpoint(url, "openai-chat", "m"), 3)
+    assert all(r.ok for r in load.records)
+    assert accepted() - before == 3 + 1  # the three senders' connections, and the question
+
+
+def test_a_real_asgi_stack_streams_as_the_stand_in_does():
+    # Starlette's StreamingResponse on uvicorn, as vLLM's and KServe's OpenAI routes are
+    # built: its chunked encoding and events are read alike.
+    with server("tests.fixtures.asgi_sse_app") as where:
+        endpoint = GenEndpoint(where, "openai-chat", "m", timeout_s=10)
+        assert StreamClient(endpoint).wait_ready() >= 0
+        load = drive(requests(6, 0.01, output=5), endpoint, 6)
+    for rec in load.records:
+        assert rec.ok, rec.error
+        assert rec.chunk_tokens == [1] * 5 and rec.server_output_tokens == 5
+        assert rec.server_prompt_tokens == 12
+    assert facts(load)["flags"] == []
 
 
 def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
@@ -250,6 +285,8 @@ def test_saturation_is_judged_by_littles_law_and_the_generators_lateness():
     assert not client_check(made_load([0.5] * 11, 0.1, 6, busy=2))["saturated"]
     late = client_check(made_load([0.01] * 11, 0.1, 8, busy=0, late=0.2))
     assert late["saturated"] and "load generator issued" in late["reason"]
+    # 20% late over a 10 ms schedule is 2 ms: thread wake-ups, not a saturated generator.
+    assert not client_check(made_load([0.001] * 11, 0.001, 8, busy=0, late=0.2))["saturated"]
 
 
 def test_token_counts_that_disagree_on_over_5_percent_of_requests_flag_the_cell():
@@ -268,6 +305,8 @@ def test_token_counts_that_disagree_on_over_5_percent_of_requests_flag_the_cell(
     assert output_lengths([rec(0, 6, 6), rec(1, 8, 8)]) == {"n": 2, "short": 1, "long": 0}
 
 
+# Measured: 89 of 100 runs failed on the 2-core VM at nice 19 beside other jobs (load average
+# 5.2-6.7), on TTFT (median excess 2.9 ms); TPOT held in 99 (docs/endpoints.md, "Measured").
 @pytest.mark.timing
 def test_ttft_and_tpot_match_the_set_delays_at_50_concurrent_streams():
     with stand_in(50, 20, 5) as where:
