@@ -1,6 +1,6 @@
 """One framework's side of the decoder checks, run in its own process (TF and JAX never share one).
 
-    python -m tests.decoder_twins {jax|tensorflow} WEIGHTS.npz OUT.npz
+    python -m tests.decoder_twins {jax|tensorflow} WEIGHTS.npz OUT.npz [quick]
 
 Both sides load the same float32 weights (``WEIGHTS.npz``, by canonical name, written by
 tests/test_decoder.py without a framework) into ``bench.backends.<framework>.generate``'s
@@ -16,6 +16,9 @@ compiled decoder and drive it the same way, through the framework-free contract 
 - ``traces``: the decoders' trace counts after build and after every call;
 - ``<precision>/logits``, ``<precision>/greedy``, ``<precision>/traces``: the same at bfloat16
   and float16 (one bucket).
+
+``quick``: only ``greedy``, ``greedy_ref`` (QUICK_TOKENS each) and ``traces`` of one float32
+decoder with one bucket, a few seconds (the fast tier's check).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ SLOTS, CACHE_LEN, BUCKETS, NEW_TOKENS = 4, 64, (8, 16), 32
 PROMPT_LENS = (3, 16, 1, 9, 8, 12, 5, 16)
 SEED, TEMPERATURE = 7, 1.5
 LOW_PRECISIONS = ("bfloat16", "float16")
+QUICK_TOKENS = 8
 
 
 def prompts() -> list[np.ndarray]:
@@ -48,11 +52,11 @@ def request_seeds() -> np.ndarray:
     return np.arange(100, 100 + len(PROMPT_LENS), dtype=np.uint32)
 
 
-def run_schedule(decoder: Any, order: list[int]) -> np.ndarray:
-    """Every request's NEW_TOKENS tokens [requests, NEW_TOKENS], driven as an engine would: at
-    most one admission (prefill) per step into a free slot, one decode step for all slots."""
+def run_schedule(decoder: Any, order: list[int], new_tokens: int = NEW_TOKENS) -> np.ndarray:
+    """Every request's ``new_tokens`` tokens [requests, new_tokens], driven as an engine would:
+    at most one admission (prefill) per step into a free slot, one decode step for all slots."""
     asked, seeds = prompts(), request_seeds()
-    out = np.full((len(asked), NEW_TOKENS), -1, np.int32)
+    out = np.full((len(asked), new_tokens), -1, np.int32)
     holder = [-1] * SLOTS  # request index per slot
     made = [0] * len(asked)
     tokens = np.zeros(SLOTS, np.int32)
@@ -76,21 +80,21 @@ def run_schedule(decoder: Any, order: list[int]) -> np.ndarray:
             out[r, made[r]] = nxt[slot]
             made[r] += 1
             tokens[slot], positions[slot] = nxt[slot], positions[slot] + 1
-            if made[r] == NEW_TOKENS:  # the row goes back to "no sequence": token 0 at 0
+            if made[r] == new_tokens:  # the row goes back to "no sequence": token 0 at 0
                 holder[slot], tokens[slot], positions[slot], row_seeds[slot] = -1, 0, 0, 0
     return out
 
 
-def recomputed(decoder: Any, temperature: float) -> np.ndarray:
+def recomputed(decoder: Any, temperature: float, new_tokens: int = NEW_TOKENS) -> np.ndarray:
     """The continuations from the full sequence at every step (``full_logits``, no cache)."""
     asked, seeds = prompts(), request_seeds()
     lengths = np.array([len(p) for p in asked])
-    batch = np.zeros((len(asked), max(lengths) + NEW_TOKENS), np.int32)
+    batch = np.zeros((len(asked), max(lengths) + new_tokens), np.int32)
     for i, p in enumerate(asked):
         batch[i, : len(p)] = p
-    out = np.zeros((len(asked), NEW_TOKENS), np.int32)
+    out = np.zeros((len(asked), new_tokens), np.int32)
     rows = np.arange(len(asked))
-    for step in range(NEW_TOKENS):
+    for step in range(new_tokens):
         at = lengths - 1 + step  # the position whose logits give the next token
         logits = decoder.full_logits(batch)[rows, at]
         out[:, step] = sample_numpy(logits, temperature, SEED, seeds, at)
@@ -98,7 +102,7 @@ def recomputed(decoder: Any, temperature: float) -> np.ndarray:
     return out
 
 
-def main(framework: str, weights_path: str, out_path: str) -> None:
+def main(framework: str, weights_path: str, out_path: str, mode: str = "full") -> None:
     generate = importlib.import_module(f"bench.backends.{framework}.generate")
     args = model.Args(**ARGS)
     with np.load(weights_path) as f:
@@ -110,6 +114,14 @@ def main(framework: str, weights_path: str, out_path: str) -> None:
             model, args, precision, SLOTS, CACHE_LEN, buckets, temperature, SEED, weights=weights
         )
 
+    if mode == "quick":
+        greedy = build(0.0, BUCKETS[-1:])
+        built = greedy.trace_count()
+        found["greedy"] = run_schedule(greedy, list(range(len(PROMPT_LENS))), QUICK_TOKENS)
+        found["greedy_ref"] = recomputed(greedy, 0.0, QUICK_TOKENS)
+        found["traces"] = np.array([built, greedy.trace_count()])
+        np.savez(out_path, **found)
+        return
     greedy = build(0.0, BUCKETS)
     built = greedy.trace_count()
     tokens = np.random.default_rng(2).integers(0, ARGS["vocab_size"], (8, 24)).astype(np.int32)
@@ -137,4 +149,4 @@ def main(framework: str, weights_path: str, out_path: str) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
