@@ -17,6 +17,9 @@ compiled decoder and drive it the same way, through the framework-free contract 
 - ``<precision>/logits``, ``<precision>/greedy``, ``<precision>/traces``: the same at bfloat16
   and float16 (one bucket).
 
+JAX only: ``flops/prefill`` and ``flops/decode``, XLA's cost analysis of a wider decoder's
+compiled prefill and decode step over the analytic formulas (``FLOPS_ARGS``).
+
 ``quick``: only ``greedy``, ``greedy_ref`` (QUICK_TOKENS each) and ``traces`` of one float32
 decoder with one bucket, a few seconds (the fast tier's check).
 """
@@ -39,6 +42,14 @@ PROMPT_LENS = (3, 16, 1, 9, 8, 12, 5, 16)
 SEED, TEMPERATURE = 7, 1.5
 LOW_PRECISIONS = ("bfloat16", "float16")
 QUICK_TOKENS = 8
+# Wide enough that the matmuls the formulas count outweigh the elementwise work they ignore.
+FLOPS_ARGS = {
+    "num_layers": 2,
+    "d_model": 128,
+    "num_heads": 4,
+    "vocab_size": 512,
+    "max_positions": 64,
+}
 
 
 def prompts() -> list[np.ndarray]:
@@ -102,6 +113,19 @@ def recomputed(decoder: Any, temperature: float, new_tokens: int = NEW_TOKENS) -
     return out
 
 
+def flop_ratios(generate: Any) -> dict[str, np.ndarray]:
+    """XLA's FLOPs over the formulas' for a prefill of a full bucket and a decode step of every
+    slot attending over the whole cache (what the compiled step computes)."""
+    from bench.measure.flops import xla_cost_flops
+
+    args = model.Args(**FLOPS_ARGS)
+    cache = args.max_positions
+    built = generate.build_decoder(model, args, "float32", SLOTS, cache, (cache,), 0.0, SEED)
+    prefill = xla_cost_flops(built._prefill[cache]) / model.prefill_flops(args, cache)
+    decode = xla_cost_flops(built.decode_executable) / (SLOTS * model.decode_flops(args, cache))
+    return {"flops/prefill": np.array(prefill), "flops/decode": np.array(decode)}
+
+
 def main(framework: str, weights_path: str, out_path: str, mode: str = "full") -> None:
     generate = importlib.import_module(f"bench.backends.{framework}.generate")
     args = model.Args(**ARGS)
@@ -141,6 +165,8 @@ def main(framework: str, weights_path: str, out_path: str, mode: str = "full") -
         found[f"{precision}/logits"] = low.full_logits(tokens)
         found[f"{precision}/greedy"] = run_schedule(low, list(range(len(PROMPT_LENS))))
         found[f"{precision}/traces"] = np.array([low_built, low.trace_count()])
+    if framework == "jax":
+        found.update(flop_ratios(generate))
     found["param_count"] = np.array(greedy.param_count)
     found["buckets"] = np.array(greedy.buckets)
     found["compile_s"] = np.array(greedy.compile_s)
