@@ -41,7 +41,9 @@ up to cache_len / C times the attention work counted; the count is the useful wo
 
 Memory: kv_cache_bytes = 2 (keys, values) * L * slots * cache_len * d * width;
 weight_bytes = LayerNorm parameters in float32 + every other parameter at the precision's width
-(what the JAX decoder keeps on the device; Keras' mixed policy keeps float32 variables).
+(what the JAX decoder keeps on the device; Keras' mixed policy keeps float32 variables);
+decode_step_bytes = what one decode step reads: the weights less the embedding tables (a row of
+each gathered per slot) plus the whole cache (the step attends over every row's full length).
 
 Goal size on a GPU (about 0.94 B parameters: 1.9 GB in bfloat16; 131 KB of KV cache per cached
 position in bfloat16):
@@ -170,6 +172,17 @@ def weight_bytes(args: Args, precision: str) -> int:
 def kv_cache_bytes(args: Args, slots: int, cache_len: int, precision: str) -> int:
     """Bytes of the KV cache: keys and values of every layer, slot and position."""
     return 2 * args.num_layers * slots * cache_len * args.d_model * width(precision)
+
+
+def decode_step_bytes(args: Args, slots: int, cache_len: int, precision: str) -> int:
+    """Bytes one compiled decode step must read from memory: every weight but the embedding
+    tables (a row of each per slot is gathered), and the whole KV cache (each row attends over
+    all its ``cache_len`` positions, masked). Over the step time: the memory bandwidth used."""
+    w, d = width(precision), args.d_model
+    tables = (args.vocab_size + args.max_positions) * d
+    gathered = 2 * slots * d  # a token row and a position row per slot
+    weights = weight_bytes(args, precision) - (tables - gathered) * w
+    return weights + kv_cache_bytes(args, slots, cache_len, precision)
 
 
 def data_spec(args: Args) -> DataSpec:

@@ -35,7 +35,7 @@ from bench.backends.jax.backend import (
 from bench.backends.parity import flatten
 from bench.models.decoder import attention_jax, causal_mask
 from bench.serve.generation.sampling import GOLDEN, MIX_1, MIX_2, UNIFORM_BITS
-from bench.serve.generation.shapes import check_shapes, padded_prompt
+from bench.serve.generation.shapes import check_shapes, check_temperature, padded_prompt
 
 COMPILE_METHOD = (
     "jax AOT: jit(prefill per bucket, decode step; cache donated).lower(args).compile(), wall clock"
@@ -97,7 +97,7 @@ class JaxDecoder:
     ) -> None:
         self.slots, self.cache_len = slots, cache_len
         self.buckets = check_shapes(args, slots, cache_len, buckets)
-        self.temperature, self.seed = float(temperature), int(seed)
+        self.temperature, self.seed = check_temperature(temperature), int(seed)
         platform = PLATFORMS[device] if device else jax.devices()[0].platform
         self.device = jax.devices(platform)[0]
         self.device_name = "cpu" if self.device.platform == "cpu" else self.device.device_kind

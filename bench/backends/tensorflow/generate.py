@@ -37,7 +37,7 @@ from bench.backends.tensorflow.backend import (
 )
 from bench.models.decoder import attention_tf, causal_mask
 from bench.serve.generation.sampling import GOLDEN, MIX_1, MIX_2, UNIFORM_BITS
-from bench.serve.generation.shapes import check_shapes, padded_prompt
+from bench.serve.generation.shapes import check_shapes, check_temperature, padded_prompt
 
 DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
@@ -92,7 +92,7 @@ class TfDecoder:
     ) -> None:
         self.slots, self.cache_len = slots, cache_len
         self.buckets = check_shapes(args, slots, cache_len, buckets)
-        self.temperature, self.seed = float(temperature), int(seed)
+        self.temperature, self.seed = check_temperature(temperature), int(seed)
         self.device = device or ("gpu" if tf.config.list_physical_devices("GPU") else "cpu")
         self.device_name = device_name(self.device)
         self._place = f"/{self.device.upper()}:0"
