@@ -5,10 +5,12 @@ a false-failure rate not shown under 1% ``timing``: skipped unless ``--timing`` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +97,26 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = [p for p in (root / "results").iterdir() if p.is_dir()]
     return RealRun(scenario, run_dir, done.stdout)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session (tests/fixtures/postgres.py)."""
+    from tests.fixtures import postgres
+
+    if postgres.binaries() is None and not os.environ.get("BENCH_TEST_PG_URL"):
+        pytest.skip(postgres.WHY_NOT)
+    yield from postgres.server()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty history database URL: a SQLite file, or a new database on the server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite'}"
+    from tests.fixtures.postgres import fresh_database
+
+    server = request.getfixturevalue("pg_server")
+    return fresh_database(
+        server, "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    )

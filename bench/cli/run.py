@@ -150,7 +150,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ResultsError, ScenarioError) as exc:
             err.print(str(exc), style="red", highlight=False, markup=False)
             return EXIT_USAGE
-    return _report_outcome(outcome)
+    code = _report_outcome(outcome)
+    if args.history and outcome.status != "interrupted":
+        return _add_to_history(args, outcome.run.path, code)
+    return code
+
+
+def _add_to_history(args: argparse.Namespace, path: Path, code: int) -> int:
+    """``--history``: file the finished run under its commit; a history that cannot take it
+    exits 2 whatever the run did, so a CI job notices the gap."""
+    from bench.cli.history import add_runs, history_error
+    from bench.history.store import HistoryError
+
+    try:
+        (added,) = add_runs([str(path)], args.db, args.results_dir, args.branch, None)
+    except HistoryError as exc:
+        return history_error("add", exc)
+    out.print(
+        f"history: {added.points} points at {added.commit[:12]}", highlight=False, markup=False
+    )
+    return code
 
 
 def _select(loaded: Any, only: list[str]) -> Any:
@@ -390,6 +409,19 @@ def _add_run(sub: Any) -> None:
         "--dry-run",
         action="store_true",
         help="list the cells that would run and exit, writing nothing",
+    )
+    history = p.add_argument_group("history (docs/history.md)")
+    history.add_argument(
+        "--history",
+        action="store_true",
+        help="add the finished run to the results history (bench history add)",
+    )
+    history.add_argument(
+        "--db", metavar="URL_OR_FILE",
+        help="with --history: the database (default $BENCH_DB, else RESULTS_DIR/history.sqlite)",
+    )  # fmt: skip
+    history.add_argument(
+        "--branch", help="with --history: default $BENCH_BRANCH, $GITHUB_REF_NAME, else git's"
     )
     _add_multi_host(p)
     p.set_defaults(func=cmd_run)
