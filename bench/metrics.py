@@ -96,6 +96,10 @@ class FieldDef:
     stat: str = "value"  # which statistic of the record entry
     scale: float = 1.0
     fallback: tuple[str, ...] = ()  # metrics read, in order, where this one is not measured
+    # What this field means on one workload's cells, read instead of the metric: (workload,
+    # metric) pairs. Generate cells are worth their cost per million output tokens where the
+    # others' is per million examples: ranked among themselves by one objective, in its unit.
+    by_workload: tuple[tuple[str, str], ...] = ()
     # Read before ``fallback`` on accelerator cells only: where a GPU's or TPU's runtime peak
     # was not this cell's, the compiled program's memory is what has to fit; a CPU cell's is
     # its host RSS.
@@ -183,10 +187,19 @@ def find_field(name: str) -> tuple[Metric, FieldDef]:
 
 
 def read_field(
-    metrics: Mapping[str, Any], metric: Metric, f: FieldDef, device: str | None = None
+    metrics: Mapping[str, Any],
+    metric: Metric,
+    f: FieldDef,
+    device: str | None = None,
+    workload: str | None = None,
 ) -> float | None:
     """A field's number from a record's metrics (the metric, else its fallbacks, which are in
-    the same unit), or None. ``device``: the cell's, for accelerator-only fallbacks."""
+    the same unit), or None. ``device``: the cell's, for accelerator-only fallbacks;
+    ``workload``: the cell's, for a field that reads another metric on it (``by_workload``)."""
+    own = dict(f.by_workload).get(workload or "")
+    if own is not None:
+        found = value_of(metrics.get(own), f.stat)
+        return None if found is None else found * f.scale
     accelerator = f.accelerator_fallback if device not in (None, "cpu") else ()
     for name in (metric.name, *accelerator, *f.fallback):
         found = value_of(metrics.get(name), f.stat)
@@ -324,7 +337,7 @@ for _metric in (
             FieldDef(
                 "cost_usd_per_million", "USD", "cost per million examples (generate cells: per "
                 "million output tokens)", column="USD / 1M", compare=True, noise="step",
-                fallback=("cost_usd_per_million_output_tokens",),
+                by_workload=(("generate", "cost_usd_per_million_output_tokens"),),
                 objective=Goal("cost", "cost", "USD per 1M examples", partner="examples_per_s"),
             ),
         ),
@@ -724,7 +737,8 @@ for _metric in (
         applies="workload: generate cells in process",
     ),
     Metric(
-        "cost_usd_per_million_output_tokens", "cost / 1M output tokens", "USD", "lower",
+        "cost_usd_per_million_output_tokens", "cost / 1M output tokens", "USD/1M output tokens",
+        "lower",
         "device price per hour / 3600 / output tokens per second x 1e6", "cell",
         applies=_GENERATE,
     ),

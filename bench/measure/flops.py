@@ -137,7 +137,10 @@ def peak_bandwidth(device_name: str, table: Mapping[str, Any] | None = None) -> 
         return unavailable(f"no memory bandwidth in the table for {entry['name']}", "B/s")
     per_device = float(gbps) * 1e9 / int(entry.get("devices_per_chip", 1))
     return metric(
-        per_device, "B/s", f"datasheet peak memory bandwidth, {entry['name']}", device_key=entry["key"]
+        per_device,
+        "B/s",
+        f"datasheet peak memory bandwidth, {entry['name']}",
+        device_key=entry["key"],
     )
 
 

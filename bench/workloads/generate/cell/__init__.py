@@ -32,7 +32,7 @@ from bench.serve.generation.summary import GenSlo, engine_numbers, summarize
 from bench.serve.search import search
 from bench.workloads.cell.context import cpu_peak
 from bench.workloads.cell.message import CellMessage
-from bench.workloads.generate.metrics import generation_metrics
+from bench.workloads.generate.cell.metrics import generation_metrics
 
 LOW_FRACTION = 1 / 16  # the search's default low end: this share of the offline rate
 
