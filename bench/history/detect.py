@@ -170,10 +170,14 @@ def _without_spikes(y: np.ndarray, breaks: list[int], min_effect: float) -> list
         if i + 1 < len(breaks) and breaks[i + 1] - b <= MIN_SIZE:
             e = breaks[i + 1]
             before, after = y[max(0, b - LOCAL) : b], y[e : e + LOCAL]
-            if before.size and after.size:
-                if abs(float(np.median(after) - np.median(before))) < math.log1p(min_effect):
-                    i += 2
-                    continue
+            same = (
+                before.size
+                and after.size
+                and abs(float(np.median(after) - np.median(before))) < math.log1p(min_effect)
+            )
+            if same:
+                i += 2
+                continue
         kept.append(b)
         i += 1
     return kept

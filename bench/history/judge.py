@@ -6,7 +6,9 @@ wholly beyond the threshold, widened to the spread between the runs' processes, 
 Holm-adjusted Mann-Whitney test below alpha) confirms a slowdown, provided both commits ran in
 the same environment (the gate's fingerprint). The machine check that makes the gate's verdicts
 advisory is not applied: it guards two runs made at different times, and these runs are
-interleaved on one machine, so whatever the machine did fell on both sides alike. A speed-up is confirmed the
+interleaved on one machine, so whatever the machine did fell on both sides alike. NO_CHANGE
+clears a suspect only within the threshold asked for: where the spread between the runs
+widened it, the runs could not tell, and the suspect stays inconclusive. A speed-up is confirmed the
 same way with the sides swapped, so both directions meet one rule. NO_CHANGE clears the
 suspect; anything else leaves it inconclusive, never reported.
 """
@@ -71,6 +73,14 @@ def judge(
     if d.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) and not report.environment.match:
         fields = ", ".join(f for f, _, _ in report.environment.mismatches)
         why = f"{d.reason}; but the two commits ran in different environments ({fields})"
+        return Judgement(INCONCLUSIVE, d.verdict.value, d.ratio, d.ci_lo, d.ci_hi, why)
+    if d.verdict == Verdict.NO_CHANGE and row.configured is not None:
+        # within the threshold only because the runs varied more than the change suspected:
+        # that clears nothing
+        why = (
+            f"{d.reason}; the runs of one commit varied by {row.policy.threshold:.0%}, more "
+            f"than the {row.configured:.0%} this comparison must tell apart"
+        )
         return Judgement(INCONCLUSIVE, d.verdict.value, d.ratio, d.ci_lo, d.ci_hi, why)
     status = CLEARED if d.verdict == Verdict.NO_CHANGE else INCONCLUSIVE
     return Judgement(status, d.verdict.value, d.ratio, d.ci_lo, d.ci_hi, d.reason)
