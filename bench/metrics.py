@@ -389,6 +389,13 @@ for _metric in (
         derived=Derived(
             ("examples_per_s",), "examples_per_s x tokens per example", throughput_power=1
         ),
+        fields=(
+            FieldDef(
+                "tokens_per_s", "tokens/s",
+                "tokens per second: batch x tokens per example / median step time (sequence "
+                "models; bench tune --objective tokens_per_s)", noise="rate",
+            ),
+        ),
     ),
     Metric(
         "examples_per_usd", "examples / USD", "examples/USD", "higher",

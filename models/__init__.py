@@ -5,6 +5,7 @@ Modules import their framework only inside ``build_tf``/``build_jax``, so the re
 """
 
 REGISTRY: dict[str, str] = {
+    "decoder": "bench.models.decoder",
     "mlp": "bench.models.mlp",
     "resnet": "bench.models.resnet",
     "transformer": "bench.models.transformer",

@@ -50,7 +50,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     # Results across commits: reads run folders through the gate's documents and judges
     # suspected changes with the gate's rule; the report draws its trend page from it.
     (8, ("bench.history",)),
-    (9, ("bench.report", "bench.results")),
+    (9, ("bench.report", "bench.results", "bench.tune")),
     (10, ("bench.pipeline",)),
     (11, ("bench.cli",)),
     (12, ("bench.__main__",)),

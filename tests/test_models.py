@@ -248,8 +248,9 @@ def test_transformer_heads_must_divide_width():
 def test_model_modules_import_no_framework():
     code = (
         "import sys, bench.models.mlp, bench.models.resnet, bench.models.transformer\n"
+        "import bench.models.decoder\n"
         "from bench.modeldef import load_model\n"
-        "for name in ('mlp', 'resnet', 'transformer'):\n"
+        "for name in ('mlp', 'resnet', 'transformer', 'decoder'):\n"
         "    m = load_model(name); a = m.Args(); m.data_spec(a); m.flops_per_example(a, 'train')\n"
         "assert not {'jax', 'tensorflow', 'keras', 'flax'} & set(sys.modules), sys.modules.keys()\n"
     )

@@ -1,7 +1,7 @@
 """The ``bench`` command: parse arguments, call the library, render. No logic lives here.
 
 One module per command family (``run``, ``serve``, ``read``, ``gate``, ``history``, ``info``,
-``pipeline``), each adding its own
+``pipeline``, ``tune``), each adding its own
 subcommands; ``common`` holds what they share.
 
 Exit codes: 0 every runnable cell succeeded; 1 some cell failed (failed, oom, timeout or
@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from bench import __version__
-from bench.cli import gate, history, info, pipeline, read, run, serve
+from bench.cli import gate, history, info, pipeline, read, run, serve, tune
 from bench.cli.common import EXIT_USAGE, err
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for family in (run, serve, read, gate, history, info, pipeline):
+    for family in (run, serve, read, gate, history, info, pipeline, tune):
         family.add_parsers(sub)
     return parser
 

@@ -146,6 +146,9 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         msg = json.loads(line)
         if msg.get("type") == "stop":
             break
+        if msg.get("type") == "probe":  # bench tune's memory probe: compile, run nothing
+            send({"type": "probe", "probe": probe(backend, msg, info)})
+            continue
         if not info["present"] and not _remote(msg):
             send({"type": "result", "record": skipped(msg, info["reason"])})
             continue
@@ -155,6 +158,20 @@ def serve(framework: str, device: str, proto: TextIO) -> None:
         send({"type": "result", "record": record})
     if backend is not None:
         backend.teardown()
+
+
+def probe(backend: Backend | None, msg: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """A memory probe's answer (``bench.workloads.cell.probe``); never raises."""
+    if backend is None or not info["present"]:
+        return {"needed": None, "limit": None, "compile_s": 0.0, "reason": info["reason"]}
+    from bench.workloads.cell.probe import probe_cell
+
+    try:
+        return probe_cell(backend, msg)
+    except Exception as exc:
+        status, reason = classify_error(exc)
+        # a compile that itself ran out of memory is an answer: it does not fit
+        return {"needed": None, "limit": None, "compile_s": 0.0, "reason": reason, "status": status}
 
 
 def _remote(msg: dict[str, Any]) -> bool:

@@ -143,23 +143,7 @@ class Client:
             ]
 
     def _token(self) -> str:
-        """The bearer token from ``token_env``: set, and one header's worth of plain text (a
-        newline in it would start a header of its own); never repeated in a message."""
-        name = self.endpoint.token_env
-        if not name:
-            return ""
-        token = os.environ.get(name, "")
-        if not token:
-            raise EndpointError(
-                f"token_env {name}: the environment variable is not set or empty; expected "
-                f"the bearer token in it (export {name}=...) where bench run runs"
-            )
-        if len(token) > MAX_TOKEN_CHARS or not all(33 <= ord(c) < 127 for c in token):
-            raise EndpointError(
-                f"token_env {name}: the token is not one header's worth of text; expected at "
-                f"most {MAX_TOKEN_CHARS:,} printable ASCII characters without spaces"
-            )
-        return token
+        return bearer_token(self.endpoint.token_env)
 
     # -- bodies ----------------------------------------------------------------------------
 
@@ -216,9 +200,9 @@ class Client:
                     close()  # an answer not read to its end: the connection is unusable
             except (OSError, http.client.HTTPException, bounded_http.TooLarge) as exc:
                 close()  # a fresh connection for the next request
-                raise EndpointError(_network_reason(exc, timeout)) from exc
+                raise EndpointError(network_reason(exc, timeout)) from exc
             if resp.status != 200:
-                raise EndpointError(f"HTTP {resp.status}: {_first_line(data)}")
+                raise EndpointError(f"HTTP {resp.status}: {first_line(data)}")
             try:
                 return decode(data)
             except MalformedResponse as exc:
@@ -297,7 +281,7 @@ class Client:
                     resp = conn.getresponse()
                     bounded_http.read_body(resp, READY_BODY_BYTES)
                 except (OSError, http.client.HTTPException, bounded_http.TooLarge) as exc:
-                    raise EndpointError(_network_reason(exc, within)) from exc
+                    raise EndpointError(network_reason(exc, within)) from exc
                 finally:
                     conn.close()
                 if resp.status != 200:
@@ -309,13 +293,33 @@ class Client:
             channel.close()
 
 
+def bearer_token(name: str) -> str:
+    """The bearer token in the environment variable ``name`` ('' where no name is given): set,
+    and one header's worth of plain text (a newline in it would start a header of its own);
+    never repeated in a message. EndpointError otherwise."""
+    if not name:
+        return ""
+    token = os.environ.get(name, "")
+    if not token:
+        raise EndpointError(
+            f"token_env {name}: the environment variable is not set or empty; expected "
+            f"the bearer token in it (export {name}=...) where bench run runs"
+        )
+    if len(token) > MAX_TOKEN_CHARS or not all(33 <= ord(c) < 127 for c in token):
+        raise EndpointError(
+            f"token_env {name}: the token is not one header's worth of text; expected at "
+            f"most {MAX_TOKEN_CHARS:,} printable ASCII characters without spaces"
+        )
+    return token
+
+
 def _grpc_reason(exc: Any) -> str:
     code = exc.code() if callable(getattr(exc, "code", None)) else None
     details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
-    return f"gRPC {getattr(code, 'name', 'ERROR')}: {_first_line(str(details).encode())}"
+    return f"gRPC {getattr(code, 'name', 'ERROR')}: {first_line(str(details).encode())}"
 
 
-def _network_reason(exc: BaseException, timeout: float) -> str:
+def network_reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, bounded_http.TooLarge):
         return f"response too large: {exc}"
     if isinstance(exc, TimeoutError):
@@ -327,6 +331,6 @@ def _network_reason(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"[:160]
 
 
-def _first_line(data: bytes, n: int = 120) -> str:
+def first_line(data: bytes, n: int = 120) -> str:
     text = data.decode("utf-8", "replace").strip().splitlines()
     return (text[0] if text else "(empty body)")[:n]

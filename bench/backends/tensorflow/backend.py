@@ -324,6 +324,26 @@ def reference_outputs(req: BuildRequest, weights: Any, features: Any) -> np.ndar
     return join_outputs(outputs, len(next(iter(features.values()))))
 
 
+def memory_metrics(device: str, gpus: list[str]) -> dict[str, Any]:
+    """Peak device memory since the last reset (``reset_memory_stats``) of ``gpus`` (names
+    like ``GPU:0``), or the TPU's; unavailable on the CPU, which TF does not track."""
+    if device == "cpu":
+        # get_memory_info("CPU:0") answers, but with zeros: TF does not track host allocations.
+        reason = "tensorflow does not track CPU device memory; see peak_host_rss_bytes"
+        return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
+    names = gpus if device == "gpu" else ["TPU:0"]
+    peaks = []
+    for name in names:
+        try:
+            peaks.append(int(tf.config.experimental.get_memory_info(name)["peak"]))
+        except (ValueError, tf.errors.OpError) as exc:
+            reason = f"tensorflow get_memory_info({name!r}) unsupported: {str(exc).splitlines()[0][:100]}"
+            return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
+    across = f", the largest of {len(peaks)} devices" if len(peaks) > 1 else ""
+    method = f"tf.config.experimental.get_memory_info peak (reset at cell start){across}"
+    return {"peak_device_memory_bytes": metric(max(peaks), "bytes", method)}
+
+
 class TfWorkload(Workload):
     def __init__(self, req: BuildRequest):
         key = req.key
@@ -539,21 +559,7 @@ class TfWorkload(Workload):
         return ir(stage="optimized_hlo"), "program.hlo.txt"
 
     def memory(self) -> dict[str, Any]:
-        if self.device == "cpu":
-            # get_memory_info("CPU:0") answers, but with zeros: TF does not track host allocations.
-            reason = "tensorflow does not track CPU device memory; see peak_host_rss_bytes"
-            return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
-        names = self._gpus if self.device == "gpu" else ["TPU:0"]
-        peaks = []
-        for name in names:
-            try:
-                peaks.append(int(tf.config.experimental.get_memory_info(name)["peak"]))
-            except (ValueError, tf.errors.OpError) as exc:
-                reason = f"tensorflow get_memory_info({name!r}) unsupported: {str(exc).splitlines()[0][:100]}"
-                return {"peak_device_memory_bytes": unavailable(reason, "bytes")}
-        across = f", the largest of {len(peaks)} devices" if len(peaks) > 1 else ""
-        method = f"tf.config.experimental.get_memory_info peak (reset at cell start){across}"
-        return {"peak_device_memory_bytes": metric(max(peaks), "bytes", method)}
+        return memory_metrics(self.device, self._gpus)
 
     def params(self) -> list[np.ndarray]:
         """The trained parameters, as numpy (replica 0's copy; for equivalence tests)."""

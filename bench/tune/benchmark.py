@@ -1,0 +1,111 @@
+"""The simulated benchmark of ``bench tune`` (``.ci/tune-bench``): the issue's must-hold figures.
+
+Each grid (``bench.tune.simulate.grid``) is tuned by ``bench.tune.search.Tune`` exactly as
+``bench tune`` runs it, with the simulated measurer in place of the runner. Reported: how often
+the answer is within 3% of the grid's best feasible cell, the device time used as a share of
+the full grid's, out-of-memory runs, answers that break a constraint (judged on the truth),
+and, on grids whose best is unique beyond 3%, how often 10 reruns with other seeds agree.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+from bench.tune import budget as budgets
+from bench.tune.objective import target
+from bench.tune.search import Settings, Strategy, Tune
+from bench.tune.simulate import FULL_RULE, Grid, SimMeasurer, grid
+from bench.tune.space import build
+
+
+@dataclass(frozen=True)
+class Trial:
+    seed: int
+    answer: str | None
+    ratio: float | None  # the answer's true objective over the best's (1 = the best)
+    share: float  # device time used / the full grid's
+    ooms: int
+    broken: bool  # the answer breaks a constraint (truth), or none was given but one exists
+    measured: int
+    probes: int
+    unique: bool  # the best beats every other feasible cell by more than 3%
+
+
+def tune_grid(made: Grid, seed: int, budget: str, strategy: Strategy) -> Trial:
+    space = build(made.cells, made.constraints)
+    measurer = SimMeasurer(made, seed)
+    spent = budgets.Budget(budgets.parse(budget), FULL_RULE, [c.key for c in made.cells])
+    tune = Tune(
+        space,
+        measurer,
+        target(made.objective, "train"),
+        made.constraints,
+        spent,
+        FULL_RULE,
+        Settings(brief_s=1.0, strategy=strategy, seed=seed),
+    )
+    outcome = tune.run()
+    ranking = made.ranking()
+    best = ranking[0]
+    choice = outcome.recommendation.choices[0] if outcome.recommendation else None
+    answer = choice.winner.cell_id if choice and choice.winner else None
+    ratio = None
+    if answer is not None:
+        a, b = made.value(answer), made.value(best)
+        ratio = a / b if made.objective == "throughput" else b / a
+    second = made.value(ranking[1]) if len(ranking) > 1 else None
+    unique = second is None or (
+        made.value(best) > 1.03 * second
+        if made.objective == "throughput"
+        else 1.03 * made.value(best) < second
+    )
+    return Trial(
+        seed,
+        answer,
+        ratio,
+        spent.spent_s / made.full_s(),
+        measurer.ooms,
+        answer is None or not made.feasible(answer),
+        outcome.measured_cells,
+        outcome.memory.probes,
+        unique,
+    )
+
+
+def report(n_grids: int, budget: str, strategy: Strategy, reruns: int, unique_grids: int) -> str:
+    trials = []
+    for seed in range(n_grids):
+        objective = "cost" if seed % 4 == 3 else "throughput"
+        trials.append(tune_grid(grid(seed, objective=objective), 10_000 + seed, budget, strategy))
+    within = sum(1 for t in trials if t.ratio is not None and t.ratio >= 0.97)
+    shares = [t.share for t in trials]
+    lines = [
+        f"strategy {strategy}, budget {budget}, {n_grids} grids of 576 cells "
+        "(3% step noise, 1% between processes; memory limits; p99 limits in about half)",
+        f"  within 3% of the best feasible cell: {within}/{n_grids} = {within / n_grids:.1%}",
+        f"  device time used, share of the full grid: median {statistics.median(shares):.1%}, "
+        f"max {max(shares):.1%}; over 10%: {sum(1 for s in shares if s > 0.10)}",
+        f"  out-of-memory runs: {sum(t.ooms for t in trials)}",
+        f"  answers breaking a constraint or missing: {sum(1 for t in trials if t.broken)}",
+        f"  cells measured per grid: median {statistics.median(t.measured for t in trials):g}; "
+        f"memory probes: median {statistics.median(t.probes for t in trials):g}",
+    ]
+    stable = []
+    for t in [t for t in trials if t.unique][:unique_grids]:
+        objective = "cost" if t.seed % 4 == 3 else "throughput"
+        made = grid(t.seed, objective=objective)
+        answers = Counter(
+            tune_grid(made, 20_000 + 100 * t.seed + r, budget, strategy).answer
+            for r in range(reruns)
+        )
+        stable.append(answers.most_common(1)[0][1])
+    if stable:
+        agree = sum(1 for s in stable if s >= 0.9 * reruns)
+        lines.append(
+            f"  reruns ({reruns} seeds) on {len(stable)} grids with a unique best: same answer "
+            f"on >= {0.9 * reruns:g} of {reruns} in {agree}/{len(stable)} grids; "
+            f"agreement per grid: {sorted(stable)}"
+        )
+    return "\n".join(lines)

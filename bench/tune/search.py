@@ -1,0 +1,334 @@
+"""The tune itself: prune by memory, search the grid briefly, race, re-measure the survivors
+interleaved, and let ``bench recommend``'s decision name the answer.
+
+The order of measuring follows the grid's usual structure, which guides and never decides:
+
+1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``), the
+   middle of the other ordered axes and the first value of the text axes.
+2. *Coordinate descent* from each start, axis by axis: along an ordered axis it walks from the
+   current cell toward better cells and stops past the best; along a text axis it measures every
+   value. It moves to the best cell by estimate; sweeps repeat until no axis moves.
+3. *Widening*: while the search's share of the budget lasts, the unmeasured neighbours of the
+   best cells still in the race.
+4. *Rounds*: the cells still in the race are measured again, interleaved (each round in a
+   rotated order, so drift falls on every cell alike); after each, the race's rule drops those
+   shown worse. The last rounds leave the finalists, each measured in several processes.
+
+Every measurement is brief (``brief_rule``); every cell it touches stays in the run folder. The
+answer is ``bench recommend`` over the finalists' merged records: its winner, and the cells it
+cannot tell from the winner (the tie set).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bench.measure.repeats import merge_repeats
+from bench.measure.timing import RunLength
+from bench.metrics import value_of
+from bench.read.constraints import Constraint
+from bench.read.recommend import Recommendation, recommend
+from bench.tune.budget import Budget
+from bench.tune.measurer import Measurer
+from bench.tune.memory import Memory
+from bench.tune.objective import ObjectiveError, Target
+from bench.tune.race import MIN_SAMPLES, Entry, Race
+from bench.tune.space import BATCH, Space, TuneCell
+
+Strategy = Literal["race", "halving"]
+# Of the budget, the share the search (steps 1-3) may use; the rest is for the rounds.
+SEARCH_SHARE = 0.6
+# Rounds re-measure at most this many cells (best estimates first), and stop when this few are
+# left measured in at least ``FINAL_PROCESSES`` processes each.
+ROUND_WIDTH = 8
+FINALISTS = 3
+FINAL_PROCESSES = 3
+
+
+def brief_rule(rule: RunLength, brief_s: float) -> RunLength:
+    """A brief measurement: the scenario's warm-up, the race's minimum of samples, and about
+    ``brief_s`` of steps (never more than the scenario's own measurement)."""
+    seconds = min(brief_s, rule.min_seconds)
+    return RunLength(
+        warmup_steps=rule.warmup_steps,
+        min_steps=max(MIN_SAMPLES, 2),
+        min_seconds=seconds,
+        max_seconds=max(min(rule.max_seconds, 2 * seconds), seconds + 1e-9),
+        target_rel_ci=rule.target_rel_ci,
+    )
+
+
+@dataclass
+class Settings:
+    brief_s: float = 1.0
+    strategy: Strategy = "race"
+    seed: int = 0
+
+
+@dataclass
+class Outcome:
+    """What a tune did and found."""
+
+    recommendation: Recommendation | None
+    race: Race
+    memory: Memory
+    budget: Budget
+    measurements: int = 0
+    rounds: int = 0
+    finalists: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the search stopped early, if it did
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def measured_cells(self) -> int:
+        return len(self.race.entries)
+
+
+class Tune:
+    def __init__(
+        self,
+        space: Space,
+        measurer: Measurer,
+        target: Target,
+        constraints: Sequence[Constraint],
+        budget: Budget,
+        rule: RunLength,
+        settings: Settings | None = None,
+        on_event: Callable[..., None] | None = None,
+    ):
+        self.space, self.measurer, self.target = space, measurer, target
+        self.constraints = list(constraints)
+        self.budget, self.settings = budget, settings or Settings()
+        self.brief = brief_rule(rule, self.settings.brief_s)
+        self.race = Race(target, self.constraints, seed=self.settings.seed)
+        self.memory = Memory(space, measurer.probe, self._probed)
+        self.costs: list[float] = []
+        self.measurements = 0
+        self.on_event = on_event or (lambda *a, **k: None)
+        self.log: list[str] = []
+        self.reserve = 0.0
+
+    # -- measuring ---------------------------------------------------------------------------
+
+    def _probed(self, cell: TuneCell, probe: Any) -> None:
+        self.budget.spend(probe.seconds)
+        self.budget.note_compile(probe.seconds)
+        self.on_event("probe", cell=cell, probe=probe)
+
+    def cost(self) -> float:
+        """The device time one more brief measurement is expected to take."""
+        if self.costs:
+            return statistics.fmean(self.costs)
+        return self.brief.min_seconds
+
+    def affordable(self, n: int = 1, reserve: float | None = None) -> bool:
+        keep = self.reserve if reserve is None else reserve
+        return self.budget.left_s() - keep >= n * self.cost()
+
+    def measure(self, cells: Sequence[TuneCell], *, again: bool = False) -> list[Entry]:
+        """Measure the cells (once each, in order) that fit and that the budget allows;
+        ``again``: cells already measured are measured once more (the rounds)."""
+        todo: dict[str, TuneCell] = {}
+        for cell in cells:
+            if cell.cell_id in todo or (self.race.has(cell) and not again):
+                continue
+            # a probe costs a compile: none the budget cannot also measure after
+            if self.memory.known(cell) is None and not self.affordable(2):
+                break
+            if self.memory.fits(cell):
+                todo[cell.cell_id] = cell
+        room = max(0, int((self.budget.left_s() - self.reserve) // self.cost()))
+        todo_cells = list(todo.values())[:room]
+        if not todo_cells:
+            return []
+        entries = []
+        for cell, (record, seconds) in zip(
+            todo_cells, self.measurer.measure(todo_cells, self.brief), strict=True
+        ):
+            self.budget.spend(seconds)
+            self.costs.append(seconds)
+            self.measurements += 1
+            self.memory.measured(cell, str(record.get("status")))
+            entry = self.race.add(cell, record)
+            self._note(record)
+            self.on_event("measured", cell=cell, entry=entry, seconds=seconds)
+            entries.append(entry)
+        self._check_objective()
+        return entries
+
+    def _note(self, record: dict[str, Any]) -> None:
+        metrics = record.get("metrics") or {}
+        step = value_of(metrics.get("step_time_s"), "median")
+        if record.get("status") == "ok" and step is not None:
+            compile_s = value_of(metrics.get("compile_s")) or 0.0
+            # the run-length rule counts calls: a call is steps_per_call steps
+            key = record.get("key") or {}
+            per_call = int(key.get("steps_per_call") or 1)
+            self.budget.note_cell(key, compile_s, step * per_call)
+
+    def _check_objective(self) -> None:
+        """ObjectiveError once every measured cell ran ok but none has the objective: the
+        scenario cannot measure it (no price for cost, no tokens for tokens/s)."""
+        entries = list(self.race.entries.values())
+        ok = [e for e in entries if any(r.get("status") == "ok" for r in e.records)]
+        if ok and not any(e.parts for e in entries):
+            field_name = self.target.objective.field
+            reason = ok[0].failed
+            raise ObjectiveError(
+                f"--objective {self.target.objective.name}: the scenario's cells ran but measure "
+                f"no {field_name} ({reason}); pick an objective its cells report"
+            )
+
+    # -- the search --------------------------------------------------------------------------
+
+    def best(self, cells: Sequence[TuneCell]) -> TuneCell | None:
+        """The best of ``cells`` to go on from (``Race.guide``)."""
+        measured = [self.race.entries[c.cell_id] for c in cells if self.race.has(c)]
+        ranked = self.race.guide(measured)
+        return ranked[0].cell if ranked else None
+
+    def starts(self) -> list[TuneCell]:
+        groups: dict[tuple[str, str], TuneCell] = {}
+        for cell in self.space.cells:
+            groups.setdefault((str(cell.value("framework")), str(cell.value("device"))), cell)
+        found = []
+        for first in groups.values():
+            key = dict(first.key)
+            for axis in self.space.axes:
+                if axis in ("framework", "device", BATCH):
+                    continue
+                values = self.space.values[axis]
+                key[axis] = values[len(values) // 2] if self.space.ordered[axis] else values[0]
+            cell = self.space.find(key) or first
+            if BATCH in self.space.axes:
+                largest = self.memory.largest(cell)
+                if largest is None:
+                    continue
+                cell = self.space.find({**cell.key, BATCH: largest}) or cell
+            found.append(cell)
+        return found
+
+    def walk(self, cell: TuneCell, axis: str) -> TuneCell:
+        """Along an ordered axis: from ``cell``, measure toward better cells, past the best."""
+        line = [c for c in self.space.line(cell, axis) if self.memory.fits(c)]
+        if cell not in line:
+            return cell
+        here = line.index(cell)
+        self.measure([cell])
+        for step in (-1, 1):
+            at = here
+            while 0 <= at + step < len(line) and self.affordable():
+                self.measure([line[at + step]])
+                best = self.best(line)
+                if best is None or line.index(best) != at + step:
+                    break
+                at += step
+        return self.best(line) or cell
+
+    def sweep(self, cell: TuneCell) -> TuneCell:
+        order = sorted(self.space.axes, key=lambda a: (a != BATCH, not self.space.ordered[a]))
+        for axis in order:
+            if not self.affordable():
+                break
+            if self.space.ordered[axis]:
+                cell = self.walk(cell, axis)
+            else:
+                line = self.space.line(cell, axis)
+                self.measure(line)
+                cell = self.best(line) or cell
+            self.race.eliminate()
+        return cell
+
+    def descend(self, cell: TuneCell) -> None:
+        seen = {cell.cell_id}
+        while self.affordable():
+            moved = self.sweep(cell)
+            if moved.cell_id in seen:
+                return
+            seen.add(moved.cell_id)
+            cell = moved
+
+    def widen(self) -> None:
+        """Measure the unmeasured neighbours of the best cells still in the race."""
+        while self.affordable():
+            fresh = [
+                n
+                for e in self.race.ranked()[:ROUND_WIDTH]
+                for n in self.space.neighbours(e.cell)
+                if not self.race.has(n) and n.cell_id not in self.memory.ruled_out
+            ]
+            unique = {c.cell_id: c for c in fresh}.values()
+            fresh = [c for c in unique if self.memory.fits(c)]
+            if not fresh:
+                return
+            self.measure(fresh[:ROUND_WIDTH])
+            self.race.eliminate()
+
+    # -- the rounds --------------------------------------------------------------------------
+
+    def rounds(self) -> int:
+        count = 0
+        while True:
+            ranked = self.race.ranked()
+            done = [e for e in ranked if len(e.parts) >= FINAL_PROCESSES]
+            if len(ranked) <= FINALISTS and len(done) == len(ranked):
+                break
+            width = ranked[:ROUND_WIDTH]
+            if not width or not self.affordable(len(width), reserve=0.0):
+                width = width[: max(0, int(self.budget.left_s() // self.cost()))]
+                if len(width) < min(2, len(ranked)) or not width:
+                    break
+            shift = count % len(width)
+            order = [e.cell for e in width[shift:] + width[:shift]]
+            self.reserve = 0.0
+            if not self.measure(order, again=True):
+                break
+            count += 1
+            if self.settings.strategy == "halving":
+                self.race.halve()
+            else:
+                self.race.eliminate()
+        return count
+
+    def finalists(self) -> list[Entry]:
+        ranked = self.race.ranked()
+        measured = [e for e in ranked if len(e.parts) >= 2] or ranked
+        return measured[:ROUND_WIDTH]
+
+    def run(self) -> Outcome:
+        self.reserve = (1.0 - SEARCH_SHARE) * self.budget.total_s
+        stopped = ""
+        for start in self.starts():
+            if not self.affordable():
+                stopped = "the search's share of the budget ran out"
+                break
+            self.descend(start)
+        self.widen()
+        self.reserve = 0.0
+        count = self.rounds()
+        finals = self.finalists()
+        recommendation = None
+        if finals:
+            merged = [merge_repeats(e.records) for e in finals]
+            runset = self.measurer.settle(merged)
+            recommendation = recommend(
+                runset,
+                self.target.objective,
+                [k for k in self.constraints],
+                runners_up=len(finals),
+                seed=self.settings.seed,
+            )
+        return Outcome(
+            recommendation,
+            self.race,
+            self.memory,
+            self.budget,
+            measurements=self.measurements,
+            rounds=count,
+            finalists=[e.cell.cell_id for e in finals],
+            stopped=stopped,
+            log=self.log,
+        )

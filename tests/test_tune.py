@@ -1,0 +1,170 @@
+"""bench tune: budget, space, objective, memory bisection and the race, on the simulator.
+
+The simulator (bench.tune.simulate) replaces only measurement: every decision below is the
+code `bench tune` runs. Figures over hundreds of grids are .ci/tune-bench's, not these tests'.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import main
+from bench.read.constraints import parse
+from bench.tune import budget as budgets
+from bench.tune.memory import Memory, Probe
+from bench.tune.objective import ObjectiveError, target
+from bench.tune.race import Race
+from bench.tune.search import Settings, Tune
+from bench.tune.simulate import FULL_RULE, SimMeasurer, grid
+from bench.tune.space import SpaceError, TuneCell, build
+
+QUICKSTART = "scenarios/quickstart.yaml"
+
+
+def cells(batches=(8, 16, 32, 64, 128, 256, 512, 1024), precisions=("float32", "bfloat16")):
+    return [
+        TuneCell(f"{p}-{b}", {"model": "m", "workload": "train", "batch_size": b, "precision": p})
+        for p in precisions
+        for b in batches
+    ]
+
+
+def test_budget_reads_a_share_or_minutes_and_refuses_the_rest():
+    assert budgets.parse("10%").share == pytest.approx(0.10)
+    assert budgets.parse("30").seconds == 1800
+    for bad in ("ten", "0%", "150%", "0", "-3"):
+        with pytest.raises(budgets.BudgetError):
+            budgets.parse(bad)
+
+
+def test_a_budget_below_one_measurement_is_refused():
+    # 1% of 12 cells x at least 5 s each (min_seconds) = 0.6 s, under a 4 s measurement
+    spent = budgets.Budget(budgets.parse("1%"), FULL_RULE, [{"batch_size": 8}] * 12)
+    with pytest.raises(budgets.BudgetError, match="raise the budget"):
+        spent.check_floor(4.0)
+
+
+def test_key_constraints_narrow_the_space_and_an_empty_one_is_an_error():
+    space = build(cells(), [parse("batch_size<=64")])
+    assert {c.value("batch_size") for c in space.cells} == {8, 16, 32, 64}
+    assert space.ordered["batch_size"] and not space.ordered["precision"]
+    with pytest.raises(SpaceError, match="nothing to tune"):
+        build(cells(), [parse("precision==float16")])
+
+
+def test_objectives_the_workload_cannot_measure_are_errors():
+    with pytest.raises(ObjectiveError, match="serve_rate"):
+        target("serve_rate", "train")
+    with pytest.raises(ObjectiveError, match="tokens"):
+        target("tokens_per_s", "serve")
+    assert target("tokens_per_s", "train").objective.field == "tokens_per_s"
+    assert not target("cost", "train").objective.maximize
+
+
+def test_the_largest_batch_that_fits_is_found_by_bisection():
+    space = build(cells(), [])
+    asked = []
+
+    def probe(cell):
+        asked.append(cell.value("batch_size"))
+        return Probe(float(cell.value("batch_size")), 100.0, 1.0)  # batches up to 64 fit
+
+    memory = Memory(space, probe)
+    first = space.cells[0]
+    assert memory.largest(first) == 64
+    assert len(asked) <= 3  # log2(8) probes, not 8 runs
+    # what bisection learnt answers later questions without another probe
+    assert memory.fits(space.find({**first.key, "batch_size": 32}))
+    assert not memory.fits(space.find({**first.key, "batch_size": 512}))
+    assert len(asked) <= 3
+
+
+def test_a_backend_without_memory_analysis_is_measured_as_it_is():
+    space = build(cells(), [])
+    memory = Memory(space, lambda cell: Probe(None, None, 1.0, "no analysis"))
+    assert memory.fits(space.cells[7]) and memory.probes == 1  # float32, batch 1024
+    assert memory.fits(space.cells[0]) and memory.probes == 1
+
+
+def _record(cell, steps):
+    median = sorted(steps)[len(steps) // 2]
+    batch = cell.value("batch_size")
+    return {
+        "cell_id": cell.cell_id, "key": dict(cell.key), "status": "ok", "flags": [],
+        "metrics": {
+            "step_time_s": {"unit": "s", "method": "t", "median": median, "p99": max(steps)},
+            "examples_per_s": {"value": batch / median, "unit": "examples/s", "method": "t"},
+        },
+        "samples": {"step_time_s": list(steps)},
+    }  # fmt: skip
+
+
+def test_the_race_drops_a_cell_only_beyond_noise():
+    leader, close, slow = cells(batches=(64,), precisions=("a", "b", "c"))
+    race = Race(target("throughput", "train"), [])
+    # +-1% around 10 ms, 10.2 ms (2% slower: inside the 10% band) and 13 ms (30% slower)
+    wobble = [1.0 + 0.01 * ((i * 7) % 5 - 2) / 2 for i in range(30)]
+    race.add(leader, _record(leader, [0.010 * w for w in wobble]))
+    race.add(close, _record(close, [0.0102 * w for w in wobble]))
+    race.add(slow, _record(slow, [0.013 * w for w in wobble]))
+    dropped = race.eliminate()
+    assert [e.cell.cell_id for e in dropped] == [slow.cell_id]
+    assert race.leader().cell is leader and race.entries[close.cell_id].alive
+
+
+def test_a_cell_that_breaks_a_constraint_is_never_in_the_race():
+    (cell,) = cells(batches=(64,), precisions=("a",))
+    race = Race(target("throughput", "train"), [parse("p99_ms<=5")])
+    entry = race.add(cell, _record(cell, [0.010] * 12))  # p99 10 ms
+    assert not entry.alive and "p99_ms" in entry.broken
+
+
+def _tune(seed, grid_seed=3, budget="10%"):
+    made = grid(grid_seed)
+    measurer = SimMeasurer(made, seed)
+    spent = budgets.Budget(budgets.parse(budget), FULL_RULE, [c.key for c in made.cells])
+    tune = Tune(
+        build(made.cells, made.constraints), measurer, target("throughput", "train"),
+        made.constraints, spent, FULL_RULE, Settings(seed=seed),
+    )  # fmt: skip
+    return made, measurer, spent, tune.run()
+
+
+def test_a_simulated_grid_is_tuned_within_3_percent_without_an_oom_run():
+    made, measurer, _, outcome = _tune(seed=11)
+    choice = outcome.recommendation.choices[0]
+    best = made.ranking()[0]
+    assert made.value(choice.winner.cell_id) >= 0.97 * made.value(best)
+    assert made.feasible(choice.winner.cell_id)
+    assert measurer.ooms == 0
+    assert outcome.measured_cells < len(made.cells) / 5
+    # the tie set holds the cells recommend cannot tell from the winner
+    assert all(r.margin.within_noise for r in choice.tied)
+
+
+def test_the_same_seed_gives_the_same_answer():
+    first = _tune(seed=5)[3].recommendation.choices[0].winner.cell_id
+    again = _tune(seed=5)[3].recommendation.choices[0].winner.cell_id
+    assert first == again
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--objective", "serve_rate"], "serve_rate"),
+        (["--where", "framework==litert"], "nothing to tune"),
+        (["--budget", "0.01%"], "raise the budget"),
+        (["--budget", "lots"], "expected a share"),
+    ],
+)
+def test_bad_requests_exit_2_before_anything_runs(tmp_path, capsys, extra, message):
+    train = ["--where", "workload==train"]
+    code = main(["tune", QUICKSTART, "--results-dir", str(tmp_path), *train, *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no run folder: nothing was measured
+
+
+def test_a_scenario_spanning_two_workloads_is_tuned_one_at_a_time(tmp_path, capsys):
+    assert main(["tune", QUICKSTART, "--results-dir", str(tmp_path)]) == 2
+    assert "--where workload==" in capsys.readouterr().err
