@@ -20,7 +20,8 @@ compiled decoder and drive it the same way, through the framework-free contract 
 JAX only: ``flops/prefill`` and ``flops/decode``, XLA's cost analysis of a wider decoder's
 compiled prefill and decode step over the analytic formulas (``FLOPS_ARGS``).
 
-``quick``: only ``greedy``, ``greedy_ref`` (QUICK_TOKENS each) and ``traces`` of one float32
+``quick``: only ``greedy``, ``greedy_ref`` (QUICK_TOKENS each), ``traces``, ``compile_s``,
+``device_name`` and (JAX) the decode step's donated bytes ``alias_bytes`` of one float32
 decoder with one bucket, a few seconds (the fast tier's check).
 """
 
@@ -144,6 +145,10 @@ def main(framework: str, weights_path: str, out_path: str, mode: str = "full") -
         found["greedy"] = run_schedule(greedy, list(range(len(PROMPT_LENS))), QUICK_TOKENS)
         found["greedy_ref"] = recomputed(greedy, 0.0, QUICK_TOKENS)
         found["traces"] = np.array([built, greedy.trace_count()])
+        memory = greedy.memory()["device_memory_bytes"]
+        found["alias_bytes"] = np.array(memory.get("alias_bytes", -1))
+        found["compile_s"] = np.array(greedy.compile_s)
+        found["device_name"] = np.array(greedy.device_name)
         np.savez(out_path, **found)
         return
     greedy = build(0.0, BUCKETS)

@@ -54,6 +54,12 @@ def test_jax_decoder_quick(tmp_path):
     assert found["greedy"].shape == (8, twins.QUICK_TOKENS)
     assert np.array_equal(found["greedy"], found["greedy_ref"])
     assert found["traces"].tolist() == [2, 2]  # the bucket's prefill and the decode step
+    # The whole cache is donated to the decode step: XLA aliases it, updating it in place.
+    cache = decoder.kv_cache_bytes(
+        decoder.Args(**twins.ARGS), twins.SLOTS, twins.CACHE_LEN, "float32"
+    )
+    assert int(found["alias_bytes"]) == cache
+    assert float(found["compile_s"]) > 0 and str(found["device_name"]) == "cpu"
 
 
 @pytest.fixture(scope="module")
