@@ -59,7 +59,7 @@ def drive(
     requests: Sequence[GenRequest],
     endpoint: GenEndpoint,
     slots: int | None = None,
-    prompt: Callable[[GenRequest], str] = default_prompt,
+    prompt: Callable[[GenRequest], str | list[int]] = default_prompt,
     drain_s: float | None = None,
     clock: Clock = time.perf_counter,
 ) -> GenLoad:

@@ -149,7 +149,7 @@ class StreamClient:
                 raise EndpointError(f"token_env {endpoint.token_env}: {why}")
             self.headers["Authorization"] = f"Bearer {self._secret}"
 
-    def body(self, prompt: str, max_tokens: int, seed: int | None = None) -> bytes:
+    def body(self, prompt: str | list[int], max_tokens: int, seed: int | None = None) -> bytes:
         e = self.endpoint
         return openai.request_body(
             e.protocol, e.model_name, prompt, max_tokens, e.hold_length, e.temperature, seed
@@ -268,6 +268,8 @@ class StreamSender:
             out.error = self.client.reason(f"malformed stream: {exc}")
         except (OSError, http.client.HTTPException, bounded_http.TooLarge) as exc:
             out.error = self.client.reason(_stream_reason(exc, endpoint.timeout_s, out))
+        except Exception as exc:  # what no check foresaw is still this request's, not the load's
+            out.error = self.client.reason(f"client error: {type(exc).__name__}: {exc}"[:200])
         if out.error:
             self.close()  # whatever is left unread makes the connection unusable
             return out
