@@ -183,7 +183,8 @@ def test_a_real_asgi_stack_streams_as_the_stand_in_does():
         assert rec.ok, rec.error
         assert rec.chunk_tokens == [1] * 5 and rec.server_output_tokens == 5
         assert rec.server_prompt_tokens == 12
-    assert facts(load)["flags"] == []
+    found = facts(load)
+    assert found["token_counts"]["disagree"] == 0 and not found["client"]["slots_bound"]
 
 
 def test_a_failure_no_check_foresaw_fails_its_request_not_the_load(url, monkeypatch):
