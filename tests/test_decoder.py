@@ -10,7 +10,7 @@ from bench.models import decoder
 from pydantic import ValidationError
 
 from bench.serve.generation import sampling
-from bench.serve.generation.shapes import check_shapes, padded_prompt
+from bench.serve.generation.shapes import check_shapes, check_temperature, padded_prompt
 
 # L=1, d=4, f=8 (mlp_ratio 2), V=10, max_positions 6.
 TINY = decoder.Args(
@@ -62,6 +62,14 @@ def test_weight_and_kv_cache_bytes_per_precision():
         decoder.kv_cache_bytes(TINY, 3, 5, "int4")
 
 
+def test_decode_step_bytes_by_hand():
+    # float32: 284 parameters less the tables (10 + 6) * 4 = 64, plus 2 slots * 2 rows * d 4 =
+    # 16 gathered: 236 * 4 bytes; the cache of 2 slots * 5 positions: 2 * 2 * 5 * 4 * 4.
+    assert decoder.decode_step_bytes(TINY, 2, 5, "float32") == 236 * 4 + 320
+    # bfloat16: the 24 LayerNorm parameters stay 4 bytes, the other 212 take 2; cache halves.
+    assert decoder.decode_step_bytes(TINY, 2, 5, "bfloat16") == 212 * 2 + 24 * 4 + 160
+
+
 def test_goal_size_is_about_a_billion_parameters():
     goal = decoder.Args(
         num_layers=16, d_model=2048, num_heads=16, vocab_size=32000, max_positions=2048
@@ -89,6 +97,10 @@ def test_shapes_are_checked_before_anything_compiles():
         padded_prompt(np.arange(5), (2, 4), 0, 2)
     with pytest.raises(ValueError, match="slot 2"):
         padded_prompt(np.arange(2), (2, 4), 2, 2)
+    assert check_temperature(0) == 0.0
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            check_temperature(bad)
 
 
 def test_sampling_depends_on_seed_request_and_position_only():

@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,26 +24,37 @@ import pytest
 from bench.serve.endpoint import EndpointError
 from bench.serve.generation.client_checks import (
     client_check,
+    facts,
     output_lengths,
     prompt_lengths,
     token_agreement,
 )
-from bench.serve.generation.client_load import GenLoad, drive
+from bench.serve.generation.client_load import GenLoad, default_prompt, drive
 from bench.serve.generation.prompt_text import synth_prompt
 from bench.serve.generation.record import Generated
 from bench.serve.generation.requests import GenRequest
 from bench.serve.generation.stream import GenEndpoint, StreamClient, problems
 from tests.conftest import REPO
+from tests.fixtures.tls import self_signed
 
 FIRST_MS, TOKEN_MS, USAGE_MS = 30.0, 10.0, 40.0
 
 
 @contextmanager
 def stand_in(first_ms: float, token_ms: float, usage_ms: float) -> Iterator[str]:
+    with server(
+        "tests.fixtures.sse_server", "--first-ms", str(first_ms), "--token-ms", str(token_ms),
+        "--usage-ms", str(usage_ms),
+    ) as where:  # fmt: skip
+        yield where
+
+
+@contextmanager
+def server(module: str, *args: str) -> Iterator[str]:
+    """A server module run as its own process, which prints ``PORT <n>`` once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.sse_server", "--first-ms", str(first_ms),
-         "--token-ms", str(token_ms), "--usage-ms", str(usage_ms)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, "-m", module, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -51,6 +63,9 @@ def stand_in(first_ms: float, token_ms: float, usage_ms: float) -> Iterator[str]
     finally:
         proc.kill()
         proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            assert pipe is not None
+            pipe.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +99,9 @@ def test_ttft_counts_the_first_text_chunk_and_usage_never_moves_the_end(url, pro
         assert rec.chunk_tokens == [1] * 8
         assert rec.ttft >= FIRST_MS / 1e3  # the server sends no token before its delay
         assert rec.started is not None and rec.scheduled <= rec.started <= rec.first_token
-        # The stream went on 40 ms after the last token (usage, then [DONE]); the end did not.
-        assert released - rec.end >= USAGE_MS / 1e3 / 2
+        # The stream went on 40 ms after the last token (usage, then [DONE]); the end is the
+        # last text chunk's time, which no later chunk adds to (8 times for 8 tokens above).
+        assert rec.end == rec.chunk_times[-1] < released
         assert (rec.server_prompt_tokens, rec.server_output_tokens) == (12, 8)
         assert rec.tpot == pytest.approx((rec.end - rec.first_token) / 7)
     assert load.finish_reasons == ["length"] * 6
@@ -107,12 +123,22 @@ HOSTILE = {
     "close_after_headers": "connection closed mid-stream (before any text chunk)",
     "cut": "connection closed mid-stream (after 3 text chunks)",
     "json": "not a server-sent event stream (Content-Type 'application/json'",
-    "trickle": None,  # every event split across many TCP reads
+    "trickle": None,  # the first text event one byte per TCP segment
     "multi": None,  # two tokens a chunk (speculative decoding)
     "reasoning": None,
     "usage_each": None,
     "no_done": None,  # a clean end after the finish reason, without [DONE]
 }
+
+
+def test_a_completions_prompt_may_be_token_ids(url):
+    # Where bench knows the server's tokenizer (the zoo decoder behind a server), prompts of
+    # exact lengths: the server counts the ids it was sent.
+    endpoint = GenEndpoint(url, "openai-completions", "m")
+    load = drive(requests(2, 0.0, prompt=7), endpoint, 2, prompt=lambda r: [r.seed] * 7)
+    assert [r.server_prompt_tokens for r in load.records] == [7, 7]
+    with pytest.raises(ValueError, match="token ids need openai-completions"):
+        drive(requests(1, 0.0), GenEndpoint(url, "openai-chat", "m"), 1, prompt=lambda r: [1])
 
 
 def test_hostile_streams_each_fail_their_request_with_the_reason_and_the_load_goes_on(url):
@@ -131,7 +157,66 @@ def test_hostile_streams_each_fail_their_request_with_the_reason_and_the_load_go
     assert by["multi"].chunk_tokens == [2, 2, 2] and by["multi"].tpot is not None
     assert by["usage_each"].chunk_tokens == [1] * 6
     assert load.fields[names.index("reasoning")] == ["reasoning_content", "content"]
+    assert facts(load)["text_fields"] == {"content": 7, "reasoning_content": 1}
     assert by["reasoning"].ttft >= FIRST_MS / 1e3 and len(by["reasoning"].chunk_times) == 6
+
+
+def test_each_sender_keeps_its_connection_across_requests(url):
+    # Read to its end after [DONE], a stream leaves its connection ready for the next request.
+    def accepted() -> int:
+        with urllib.request.urlopen(url + "/connections", timeout=5) as answer:
+            return int(answer.read())  # this question's own connection included
+
+    before = accepted()
+    load = drive(requests(12, 0.005, output=3), GenEndpoint(url, "openai-chat", "m"), 3)
+    assert all(r.ok for r in load.records)
+    assert accepted() - before == 3 + 1  # the three senders' connections, and the question
+
+
+def test_a_real_asgi_stack_streams_as_the_stand_in_does():
+    # Starlette's StreamingResponse on uvicorn, as vLLM's and KServe's OpenAI routes are
+    # built: its chunked encoding and events are read alike.
+    with server("tests.fixtures.asgi_sse_app") as where:
+        endpoint = GenEndpoint(where, "openai-chat", "m", timeout_s=10)
+        assert StreamClient(endpoint).wait_ready() >= 0
+        load = drive(requests(6, 0.01, output=5), endpoint, 6)
+    for rec in load.records:
+        assert rec.ok, rec.error
+        assert rec.chunk_tokens == [1] * 5 and rec.server_output_tokens == 5
+        assert rec.server_prompt_tokens == 12
+    found = facts(load)
+    assert found["token_counts"]["disagree"] == 0 and not found["client"]["slots_bound"]
+
+
+def test_over_https_a_stream_is_read_and_an_endless_one_bounded(tmp_path, monkeypatch):
+    # Every read of a TLS connection keeps the request's deadline too.
+    pytest.importorskip("cryptography")
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts the stand-in's
+    certs = ("--cert", str(cert), "--key", str(key))
+    with server("tests.fixtures.sse_server", "--first-ms", "5", "--token-ms", "5", *certs) as at:
+        endpoint = GenEndpoint(at.replace("http://", "https://"), "openai-chat", "m", timeout_s=1)
+        load = drive(requests(2, 0.0, output=4), endpoint, 2, prompt=modes("ok", "forever"))
+    ok, endless = load.records
+    assert ok.ok and len(ok.chunk_times) == 4, ok.error
+    assert endless.error == "timed out after 1 s" and len(endless.chunk_times) > 4
+
+
+def test_a_failure_no_check_foresaw_fails_its_request_not_the_load(url, monkeypatch):
+    from bench.serve.generation import openai
+
+    real = openai.read_chunk
+
+    def read_chunk(data: str) -> openai.Chunk:
+        if "w " in data:  # a chunk with text: the stand-in's tokens are "w "
+            raise RuntimeError("a bug in reading a chunk")
+        return real(data)
+
+    monkeypatch.setattr(openai, "read_chunk", read_chunk)
+    load = drive(requests(3, 0.0, output=2), GenEndpoint(url, "openai-chat", "m"), 2)
+    assert [r.error for r in load.records] == [
+        "client error: RuntimeError: a bug in reading a chunk"
+    ] * 3
 
 
 def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
@@ -139,7 +224,7 @@ def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
         endpoint = GenEndpoint(where, "openai-completions", "m", timeout_s=30)
         load = drive(
             requests(3, 0.0, output=4), endpoint, 1, prompt=modes("ok", "forever", "ok"),
-            drain_s=0.6,
+            drain_s=1.2,
         )  # fmt: skip
     first, endless, queued = load.records
     assert first.ok
@@ -177,14 +262,20 @@ def test_a_bearer_token_appears_nowhere_in_what_the_client_returns_or_logs(
 
 
 def test_one_sender_slot_at_a_rate_that_needs_more_is_a_saturated_client_not_a_slow_server(url):
-    # Each stream holds its slot about 30 + 7 * 10 + 40 = 140 ms; requests 40 ms apart
-    # (25 requests/s) need about 3.5 slots by Little's law.
+    # Each stream holds its slot at least 30 + 7 * 10 + 40 = 140 ms (the stand-in's schedule),
+    # so requests 100 ms apart (10 requests/s) need at least 1.4 slots by Little's law, and
+    # each finds the one slot busy: saturated, however fast this machine is. Eight slots are
+    # enough unless a stream takes over 800 ms or the generator falls 35 ms behind.
     endpoint = GenEndpoint(url, "openai-completions", "m", timeout_s=10)
-    one = client_check(drive(requests(8, 0.04), endpoint, 1))
-    assert one["saturated"] and "the client was saturated" in one["reason"]
-    assert one["all_busy"] > 0 and one["needed_slots"] > 2
-    enough = client_check(drive(requests(8, 0.04), endpoint, 8))
-    assert not enough["saturated"], enough["reason"]
+    load = drive(requests(8, 0.1), endpoint, 1)
+    one = client_check(load)
+    assert one["saturated"] and one["slots_bound"] and "1 sender slots busy" in one["reason"]
+    assert facts(load)["flags"] == ["client_saturated"]
+    assert one["all_busy"] == 7 and one["needed_slots"] >= 1.4
+    enough = client_check(drive(requests(8, 0.1), endpoint, 8))
+    # Beside a busy core the generator itself may fall behind, which is said apart (and is a
+    # saturated client too); the slots are what this test is about.
+    assert not enough["slots_bound"] and enough["all_busy"] == 0, enough["reason"]
 
 
 def test_the_server_is_waited_for_and_a_server_that_is_down_says_so(url):
@@ -199,17 +290,22 @@ def test_the_server_is_waited_for_and_a_server_that_is_down_says_so(url):
 def test_endpoint_fields_out_of_bounds_are_refused_by_name():
     bad = GenEndpoint(
         "ftp://x", "openai-chat", "", timeout_s=0, max_event_kib=0, hold_length=("top_k",),
-        temperature=float("nan"),
+        temperature=float("nan"), max_in_flight=0,
     )  # fmt: skip
     found = " | ".join(problems(bad))
     for name in ("url:", "model_name:", "timeout_s:", "max_event_kib:", "hold_length:",
-                 "temperature:"):  # fmt: skip
+                 "temperature:", "max_in_flight:"):  # fmt: skip
         assert name in found
     assert problems(GenEndpoint("http://h:1", "openai-chats", "m"))[0].startswith("protocol:")
     with pytest.raises(EndpointError, match="url:"):
         StreamClient(bad)
     with pytest.raises(ValueError, match="slots"):
         drive([], GenEndpoint("http://h:1", "openai-chat", "m"), 0)
+    # A scenario's block as YAML reads it: a list for hold_length.
+    block = {"url": "http://h:1", "protocol": "openai-chat", "model_name": "m",
+             "hold_length": ["ignore_eos"], "max_in_flight": 8}  # fmt: skip
+    assert GenEndpoint(**block).hold_length == ("ignore_eos",)
+    assert problems(GenEndpoint(**block)) == []
 
 
 def test_synthesised_prompts_are_seeded_and_of_the_asked_words():
@@ -236,7 +332,12 @@ def test_saturation_is_judged_by_littles_law_and_the_generators_lateness():
     # A burst found every slot busy, but the rate needs fewer slots than there are.
     assert not client_check(made_load([0.5] * 11, 0.1, 6, busy=2))["saturated"]
     late = client_check(made_load([0.01] * 11, 0.1, 8, busy=0, late=0.2))
-    assert late["saturated"] and "load generator issued" in late["reason"]
+    assert late["saturated"] and late["generator_behind"] and not late["slots_bound"]
+    assert late["reason"].startswith("the client was saturated: the load generator issued")
+    both = client_check(made_load([0.5] * 11, 0.1, 1, busy=6, late=0.2))
+    assert both["generator_behind"] and both["slots_bound"] and "; and 6 of 11" in both["reason"]
+    # 20% late over a 10 ms schedule is 2 ms: thread wake-ups, not a saturated generator.
+    assert not client_check(made_load([0.001] * 11, 0.001, 8, busy=0, late=0.2))["saturated"]
 
 
 def test_token_counts_that_disagree_on_over_5_percent_of_requests_flag_the_cell():
@@ -255,6 +356,8 @@ def test_token_counts_that_disagree_on_over_5_percent_of_requests_flag_the_cell(
     assert output_lengths([rec(0, 6, 6), rec(1, 8, 8)]) == {"n": 2, "short": 1, "long": 0}
 
 
+# Measured: 89 of 100 runs failed on the 2-core VM at nice 19 beside other jobs (load average
+# 5.2-6.7), on TTFT (median excess 2.9 ms); TPOT held in 99 (docs/endpoints.md, "Measured").
 @pytest.mark.timing
 def test_ttft_and_tpot_match_the_set_delays_at_50_concurrent_streams():
     with stand_in(50, 20, 5) as where:
@@ -263,11 +366,27 @@ def test_ttft_and_tpot_match_the_set_delays_at_50_concurrent_streams():
 
 def assert_delays_match(where: str) -> dict[str, float]:
     """50 streams of 16 tokens, started 2 ms apart: each lasts 50 + 15 * 20 = 350 ms, so all
-    50 run at once from 100 to 350 ms. Medians within 1 ms of the set delays."""
+    50 run at once from 100 to 350 ms. Medians within 1 ms of the set delays; the failure
+    message says where the excess was (this client's wait to send, the stand-in's own lateness
+    in writing the first token, the rest: the network stacks and the two processes waking)."""
     endpoint = GenEndpoint(where, "openai-chat", "m", timeout_s=10)
-    load = drive(requests(50, 0.002, output=16), endpoint, 50)
+    reqs = requests(50, 0.002, output=16)
+    load = drive(reqs, endpoint, 50)
     assert all(r.ok for r in load.records), [r.error for r in load.records if r.error][:3]
-    ttft = float(np.median([r.ttft for r in load.records])) - 0.050
-    tpot = float(np.median([r.tpot for r in load.records])) - 0.020
-    assert abs(ttft) < 1e-3 and abs(tpot) < 1e-3, (ttft, tpot)
-    return {"ttft_excess_s": ttft, "tpot_excess_s": tpot}
+    with urllib.request.urlopen(where + "/lags", timeout=5) as answer:
+        lags = json.loads(answer.read())
+    recs = load.records
+    found = {
+        "ttft_excess_s": float(np.median([r.ttft for r in recs])) - 0.050,
+        "tpot_excess_s": float(np.median([r.tpot for r in recs])) - 0.020,
+        "wait_to_send_s": float(np.median([r.started - r.scheduled for r in recs])),
+        "server_lag_s": float(np.median([lags[default_prompt(q)] for q in reqs])),
+        "excess_less_server_lag_s": float(
+            np.median(
+                [r.ttft - 0.050 - lags[default_prompt(q)] for r, q in zip(recs, reqs, strict=True)]
+            )
+        ),
+    }
+    shown = ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in found.items())
+    assert abs(found["ttft_excess_s"]) < 1e-3 and abs(found["tpot_excess_s"]) < 1e-3, shown
+    return found

@@ -9,6 +9,10 @@ and reading never pay for a framework import:
 - its ``backend`` module implements ``Backend``: imported only in that framework's worker
   process, it sets the devices up, says what it sees, and builds a ``Workload`` (the compiled
   step the timer drives: ``bench.backends.workload``) for each cell.
+- optionally a ``generate`` module (``registry.module(name, "generate")``), also worker-only:
+  ``build_decoder(model, args, precision, slots, cache_len, buckets, temperature, seed,
+  **options)`` returns the ``CompiledDecoder`` a generate cell drives
+  (``bench.serve.generation.decoder``). JAX and TensorFlow have one; LiteRT has none.
 
 ``bench.backends.registry`` names every backend in one line; nothing else lists them.
 """

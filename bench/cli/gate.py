@@ -41,8 +41,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
     flags = {"threshold": args.threshold, "alpha": args.alpha, "min_samples": args.min_samples}
     try:
         config = build_config(args.policy, flags, METRICS)
-        baseline = load_side(args.baseline, args.max_samples)
         candidate = load_side(args.candidate, args.max_samples)
+        if any(b.startswith("history:") for b in args.baseline):
+            baseline = _history_baseline(args, candidate)
+        else:
+            baseline = load_side(args.baseline, args.max_samples)
         report = run_gate(baseline, candidate, config, metrics, strict_env=args.strict_env)
     except (BaselineError, PolicyError, GateError) as exc:
         return input_error("gate", exc)
@@ -55,6 +58,28 @@ def cmd_gate(args: argparse.Namespace) -> int:
         except OSError as exc:
             return input_error("gate", OSError(f"{args.step_summary}: cannot append ({exc})"))
     return report.exit_code
+
+
+def _history_baseline(args: argparse.Namespace, candidate: Any) -> Any:
+    """``--baseline history:BRANCH``: the branch's runs since each cell's last confirmed
+    change, from the results history (bench.history.baseline)."""
+    from bench.gate.baseline import BaselineError
+
+    if len(args.baseline) != 1:
+        raise BaselineError("--baseline history:BRANCH cannot be pooled with other baselines")
+    try:
+        from bench.history.baseline import side
+        from bench.history.store import HistoryError, Store, resolve_url
+    except ImportError as exc:
+        raise BaselineError(f"--baseline history: needs bench[history] ({exc})") from None
+    try:
+        store = Store.open(resolve_url(args.db, args.results_dir), write=False)
+        try:
+            return side(store, args.baseline[0], exclude=candidate.run_ids)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def add_parsers(sub: Any) -> None:
@@ -92,8 +117,15 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--baseline", action="append", required=True, metavar="RUN_OR_FILE",
-        help="a run folder or baseline file; repeat to pool several runs",
+        help="a run folder or baseline file; repeat to pool several runs; or history:BRANCH, "
+        "the branch's runs since each cell's last confirmed change (docs/history.md)",
     )  # fmt: skip
+    p.add_argument(
+        "--db", metavar="URL_OR_FILE",
+        help="with history:BRANCH: the history database (default $BENCH_DB, else "
+        "RESULTS_DIR/history.sqlite)",
+    )  # fmt: skip
+    p.add_argument("--results-dir", default="results", help="where the default history lives")
     p.add_argument(
         "--candidate", action="append", required=True, metavar="RUN_OR_FILE",
         help="a run folder or baseline file; repeat to pool several runs",

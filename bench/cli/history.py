@@ -148,9 +148,173 @@ def add_parsers(sub: Any) -> None:
     _add_change_parsers(hsub)
 
 
+def _change_line(row: dict[str, Any]) -> str:
+    ratio = row.get("ratio")
+    size = (
+        f"x{ratio:.3f} [{row['ci_lo']:.3f}, {row['ci_hi']:.3f}]"
+        if ratio is not None and row.get("ci_lo") is not None
+        else f"x{row['detail'].get('ratio', float('nan')):.3f} (first stage)"
+    )
+    return (
+        f"{row['status']:<12} {row['cell_id']} {row['metric']}: {row['before_commit'][:12]}"
+        f"..{row['after_commit'][:12]} {size}"
+    )
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.history import changes
+    from bench.history.store import HistoryError
+
+    try:
+        store = _open(args, write=not args.no_detect)
+        try:
+            new = (
+                []
+                if args.no_detect
+                else changes.detect(store, args.branch, args.metric or ["step_time"])
+            )
+            found = changes.rows(store, args.branch)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        return history_error("changes", exc)
+    shown = [
+        r
+        for r in found
+        if r["status"] == "confirmed" or (args.suspects and r["status"] == "suspect")
+    ]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(shown, indent=1, default=str) + "\n")
+    else:
+        for row in shown:
+            out.print(_change_line(row), highlight=False, markup=False)
+        pending = sum(r["status"] == "suspect" for r in found)
+        out.print(
+            f"{sum(r['status'] == 'confirmed' for r in found)} confirmed change(s); "
+            f"{len(new)} new suspect(s), {pending} awaiting bench history confirm",
+            highlight=False,
+        )
+    slower = [r for r in shown if r["status"] == "confirmed" and _slower(r)]
+    return 1 if args.fail_on_regression and slower else 0
+
+
+def _slower(row: dict[str, Any]) -> bool:
+    from bench.gate.baseline import METRICS
+
+    metric = METRICS.get(row["metric"])
+    ratio = row.get("ratio") or 1.0
+    return ratio < 1 if metric is not None and metric.higher_is_better else ratio > 1
+
+
+def _plant(args: argparse.Namespace, store: Any) -> None:
+    """``--commits A..B --cell ID``: a suspect given by hand, recorded like a detected one."""
+    from bench.history import changes
+    from bench.history.store import HistoryError
+
+    before, sep, after = (args.commits or "").partition("..")
+    if not (sep and before and after and args.cell):
+        raise HistoryError("--commits needs the form BEFORE..AFTER, and --cell the cell id")
+    series = changes.Series(
+        args.branch or "main", args.cell, (args.metric or ["step_time"])[0], [before, after], [], []
+    )
+    changes.record_suspect(store, series, 1, (1, 1), float("nan"))
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from bench.history import changes
+    from bench.history.confirm import confirm_one
+    from bench.history.store import HistoryError
+
+    try:
+        store = _open(args, write=True)
+        try:
+            if args.commits or args.cell:
+                _plant(args, store)
+            todo = [
+                r for r in changes.rows(store, args.branch, changes.SUSPECT)
+                if not args.cell or r["cell_id"] == args.cell
+            ]  # fmt: skip
+            for suspect in todo:
+                pinned, window, runs = confirm_one(
+                    suspect, Path(args.repo), args.scenario, args.rounds, args.threshold, args.keep
+                )
+                pair = (window[pinned.index - 1], window[pinned.index]) if pinned.index else None
+                changes.record_judgement(
+                    store, suspect, pinned.status, pair, pinned.judgement, pinned.comparisons
+                )
+                where = f"{pair[0][:12]}..{pair[1][:12]}" if pair else "-"
+                j = pinned.judgement
+                size = f"x{j.ratio:.3f} [{j.ci_lo:.3f}, {j.ci_hi:.3f}]" if j and j.ratio else ""
+                out.print(
+                    f"{pinned.status:<12} {suspect['cell_id']} {suspect['metric']} "
+                    f"(suspected at {suspect['after_commit'][:12]}): {where} {size}; "
+                    f"{len(pinned.comparisons)} comparison(s), {runs} runs",
+                    highlight=False,
+                    markup=False,
+                )
+                if j is not None and pinned.status != "confirmed":
+                    out.print(f"  {j.reason}", highlight=False, markup=False)
+            out.print(f"{len(todo)} suspect(s) judged", highlight=False)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        return history_error("confirm", exc)
+    return 0
+
+
 def _add_change_parsers(hsub: Any) -> None:
-    """``changes`` and ``confirm`` (added with the detector and the confirmation stage)."""
+    from bench.cli.common import bounded_int
 
+    c = hsub.add_parser(
+        "changes",
+        help="find suspected changes in every series; list the confirmed ones",
+        description="Run the first stage of change detection over every series (recording new "
+        "suspects for bench history confirm) and list the changes a re-run confirmed, with "
+        "their size (after / before) and its 95%% interval.",
+    )
+    c.add_argument("--branch", help="one branch (default: every branch)")
+    c.add_argument(
+        "--metric", action="append", default=None,
+        help="series of this metric (default step_time; repeatable)",
+    )  # fmt: skip
+    c.add_argument("--suspects", action="store_true", help="also list unconfirmed suspects")
+    c.add_argument("--no-detect", action="store_true", help="list only; record nothing")
+    c.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when a confirmed change is a slowdown",
+    )
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    _common(c)
+    c.set_defaults(func=cmd_changes)
 
-def results_dir_of(path: str) -> Path:
-    return Path(path).parent
+    f = hsub.add_parser(
+        "confirm",
+        help="re-run the commits around each suspect, interleaved, and judge by the gate's rule",
+        description="For each suspect: check out the commits it needs from REPO as git "
+        "worktrees, run the suspect's cell of SCENARIO at two commits in turn (A B A B ...), "
+        "and judge them by the gate's rule; pin the change to one commit.",
+    )
+    f.add_argument("--repo", default=".", help="the git repository the commits are in (default .)")
+    f.add_argument(
+        "--scenario", required=True, help="the scenario file, as a path inside the repository"
+    )
+    f.add_argument("--branch", help="suspects of one branch (default: every branch)")
+    f.add_argument(
+        "--rounds", type=bounded_int(1, 20), default=3,
+        help="runs of each commit per comparison (default 3; as many again when inconclusive)",
+    )  # fmt: skip
+    f.add_argument(
+        "--threshold", type=float,
+        help="the gate's threshold (default: half the suspected change, at least 0.01)",
+    )  # fmt: skip
+    f.add_argument("--commits", metavar="BEFORE..AFTER", help="judge this pair (with --cell)")
+    f.add_argument("--cell", help="the cell of --commits; alone, only that cell's suspects")
+    f.add_argument(
+        "--metric", action="append", default=None, help="with --commits (default step_time)"
+    )
+    f.add_argument("--keep", type=Path, metavar="DIR", help="keep the runs made under DIR")
+    _common(f)
+    f.set_defaults(func=cmd_confirm)

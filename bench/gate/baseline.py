@@ -592,6 +592,17 @@ def load_side(paths: Iterable[str | Path], max_samples: int = MAX_SAMPLES) -> Si
         doc, found = load_document(path, max_samples)
         docs.append(doc)
         notes += found
+    return side_from_documents(docs, label, notes)
+
+
+def side_from_documents(
+    docs: Sequence[Mapping[str, Any]], label: str, notes: Sequence[str] = ()
+) -> Side:
+    """One side pooled from baseline documents already in memory (``document_from_run``'s,
+    or a results history's), through the same validation as files."""
+    if not docs:
+        raise BaselineError(f"{label}: no runs")
+    notes = list(notes)
     merged = _validate(merge_documents(docs, label), label)
     names = {(r.scenario.get("name"), r.scenario.get("sha256")) for r in merged.runs}
     if len(names) > 1:

@@ -4,8 +4,9 @@ decode jitted with the cache donated (updated in place) and compiled ahead of ti
 prompt bucket and the decode step, so nothing compiles under load (an AOT executable refuses
 another shape instead of retracing).
 
-The cache is one pair of arrays per layer, keys and values ``[slots, cache_len, heads,
-head_dim]`` in the compute dtype. Parameters are kept in the compute dtype too, LayerNorm's in
+The cache is one pair of arrays per layer, keys and values ``[slots, heads, cache_len,
+head_dim]`` in the compute dtype: heads before positions, so the attention matmuls read it as
+it lies (with positions first, XLA copied the whole cache into that order every step). Parameters are kept in the compute dtype too, LayerNorm's in
 float32: a decode step reads every weight, and a server keeps no float32 master copy; the
 numbers are those of the float32-parameter mixed policy, whose layers cast each weight to the
 compute dtype before use. Sampling follows ``bench.serve.generation.sampling``.
@@ -35,7 +36,7 @@ from bench.backends.jax.backend import (
 from bench.backends.parity import flatten
 from bench.models.decoder import attention_jax, causal_mask
 from bench.serve.generation.sampling import GOLDEN, MIX_1, MIX_2, UNIFORM_BITS
-from bench.serve.generation.shapes import check_shapes, padded_prompt
+from bench.serve.generation.shapes import check_shapes, check_temperature, padded_prompt
 
 COMPILE_METHOD = (
     "jax AOT: jit(prefill per bucket, decode step; cache donated).lower(args).compile(), wall clock"
@@ -97,7 +98,7 @@ class JaxDecoder:
     ) -> None:
         self.slots, self.cache_len = slots, cache_len
         self.buckets = check_shapes(args, slots, cache_len, buckets)
-        self.temperature, self.seed = float(temperature), int(seed)
+        self.temperature, self.seed = check_temperature(temperature), int(seed)
         platform = PLATFORMS[device] if device else jax.devices()[0].platform
         self.device = jax.devices(platform)[0]
         self.device_name = "cpu" if self.device.platform == "cpu" else self.device.device_kind
@@ -114,9 +115,12 @@ class JaxDecoder:
         self._reference: tuple[Any, Any] | None = None
         self._params = jax.device_put(_storage(host["params"], self.dtype), self.device)
         heads = args.num_heads
-        shape = (slots, cache_len, heads, args.d_model // heads)
-        zeros = jax.jit(lambda: jnp.zeros(shape, self.dtype), device=self.device)
-        self._cache = tuple((zeros(), zeros()) for _ in range(args.num_layers))
+        shape = (slots, heads, cache_len, args.d_model // heads)
+        with jax.default_device(self.device):  # made there: no host copy of a large cache
+            self._cache = tuple(
+                (jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype))
+                for _ in range(args.num_layers)
+            )
         self._traces = 0
         start = time.perf_counter()
         self._prefill = {b: self._compile_prefill(b) for b in self.buckets}
@@ -138,6 +142,7 @@ class JaxDecoder:
             def attends(i: int) -> Any:
                 def attend(q, k, v):
                     keys, values = cache[i]
+                    k, v = k.swapaxes(1, 2), v.swapaxes(1, 2)  # [1, heads, bucket, head_dim]
                     at = (slot, 0, 0, 0)
                     written.append(
                         (
@@ -184,8 +189,9 @@ class JaxDecoder:
             def attends(i: int) -> Any:
                 def attend(q, k, v):
                     keys, values = cache[i]
-                    keys = keys.at[rows, positions].set(k[:, 0].astype(keys.dtype))
-                    values = values.at[rows, positions].set(v[:, 0].astype(values.dtype))
+                    # [slots, heads, head_dim] into each row's position
+                    keys = keys.at[rows, :, positions].set(k[:, 0].astype(keys.dtype))
+                    values = values.at[rows, :, positions].set(v[:, 0].astype(values.dtype))
                     written.append((keys, values))
                     return attention_jax(q, keys, values, mask)
 

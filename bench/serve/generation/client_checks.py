@@ -4,7 +4,7 @@ prompts the server saw were.
 
 - **A saturated client is not a slow server** (vLLM #39963). Two ways: the generator handed
   the requests over more than 5% slower than scheduled (as ``bench.serve.summary`` judges an
-  endpoint cell), or the sender slots bound the load: requests found every slot busy, and the
+  endpoint cell) and by more than 10 ms, or the sender slots bound the load: requests found every slot busy, and the
   offered rate times the time a request held its slot (Little's law) needs more slots than
   there are. Either way, latency from the schedule includes the client's own queue: the rate
   was not measured.
@@ -27,6 +27,9 @@ from bench.serve.generation.client_load import GenLoad
 from bench.serve.generation.record import Generated
 from bench.serve.summary import BEHIND_RATIO, nearest_rank
 
+# The generator is behind when it spread the requests over 5% more time than scheduled (the
+# serve endpoints' rule) and by more than this: in a short load a few thread wake-ups make 5%.
+BEHIND_FLOOR_S = 0.010
 DISAGREE_FLAG = 0.05  # a share of requests whose counts disagree beyond this flags the cell
 CLIENT_CPU_NOTE = 0.8  # cores: the client's Python threads near one core can delay reading
 
@@ -44,52 +47,52 @@ def _spread(values: np.ndarray) -> dict[str, Any]:
 
 def client_check(load: GenLoad) -> dict[str, Any]:
     """``saturated`` (bool) and its ``reason``, with the facts behind them: the generator's
-    lateness, the wait for a sender, the slots needed by Little's law, the client's CPU."""
+    lateness (``generator_behind``), the wait for a sender, the slots needed by Little's law
+    (``slots_bound``: they bound the load), the client's CPU."""
     recs = load.records
     scheduled = np.array([r.scheduled for r in recs], dtype=float)
     started = np.array([np.nan if r.started is None else r.started for r in recs], dtype=float)
-    lateness = load.issued - scheduled
-    hold = load.released - started
     out: dict[str, Any] = {
         "slots": load.slots,
         "all_busy": load.all_busy,
-        "lateness_s": _spread(lateness),
+        "lateness_s": _spread(load.issued - scheduled),
         "sender_wait_s": _spread(started - load.issued),
         "client_cpu_cores": load.client_cpu_s / load.seconds if load.seconds > 0 else None,
         "needed_slots": None,
-        "saturated": False,
-        "reason": "",
+        "generator_behind": False,
+        "slots_bound": False,
     }
     n = len(recs)
     span = float(scheduled.max() - scheduled.min()) if n > 1 else 0.0
     issued = load.issued[~np.isnan(load.issued)]
+    held = (load.released - started)[~(np.isnan(load.released) | np.isnan(started))]
+    reasons = []
     if n > 1 and span > 0 and len(issued) > 1:
         issued_span = float(issued.max() - issued.min())
-        if issued_span > span * BEHIND_RATIO:
-            out["saturated"] = True
-            out["reason"] = (
-                f"the client was saturated: the load generator issued {n} requests over "
-                f"{issued_span:.3g} s where {span:.3g} s were scheduled "
-                f"({(n - 1) / issued_span:.4g} of {(n - 1) / span:.4g} requests/s offered)"
+        if issued_span > span * BEHIND_RATIO and issued_span - span > BEHIND_FLOOR_S:
+            out["generator_behind"] = True
+            reasons.append(
+                f"the load generator issued {n} requests over {issued_span:.3g} s where "
+                f"{span:.3g} s were scheduled ({(n - 1) / issued_span:.4g} of "
+                f"{(n - 1) / span:.4g} requests/s offered)"
             )
-            return out
-    held = hold[~np.isnan(hold)]
     if n > 1 and span > 0 and len(held):
         rate = (n - 1) / span
-        needed = rate * float(held.mean())
-        out["needed_slots"] = needed
+        needed = out["needed_slots"] = rate * float(held.mean())
         if load.all_busy and needed > load.slots:
+            out["slots_bound"] = True
             wait = out["sender_wait_s"].get("p99", 0.0) * 1e3
-            out["saturated"] = True
-            out["reason"] = (
-                f"the client was saturated: {load.all_busy} of {n} requests found all "
-                f"{load.slots} sender slots busy (wait for a sender p99 {wait:.4g} ms, counted "
-                f"in every latency from the schedule); at {rate:.4g} requests/s offered, each "
-                f"holding its slot {held.mean():.3g} s on average, about {needed:.3g} slots are "
-                "needed (Little's law): raise the sender slots or lower the rate"
+            reasons.append(
+                f"{load.all_busy} of {n} requests found all {load.slots} sender slots busy (wait "
+                f"for a sender p99 {wait:.4g} ms, counted in every latency from the schedule); "
+                f"at {rate:.4g} requests/s offered, each holding its slot {held.mean():.3g} s on "
+                f"average, about {needed:.3g} slots are needed (Little's law): raise the sender "
+                "slots (max_in_flight) or lower the rate"
             )
+    out["saturated"] = bool(reasons)
+    out["reason"] = "the client was saturated: " + "; and ".join(reasons) if reasons else ""
     cpu = out["client_cpu_cores"]
-    if not out["saturated"] and cpu is not None and cpu > CLIENT_CPU_NOTE:
+    if not reasons and cpu is not None and cpu > CLIENT_CPU_NOTE:
         out["note"] = (
             f"the client process was busy {cpu:.2f} cores during the load: its Python threads "
             "may have read chunks late; run the client on another machine to be sure"
@@ -147,3 +150,29 @@ def output_lengths(records: Sequence[Generated]) -> dict[str, Any]:
     short = [r for r in counted if r.server_output_tokens < r.output_tokens]  # type: ignore[operator]
     long = [r for r in counted if r.server_output_tokens > r.output_tokens]  # type: ignore[operator]
     return {"n": len(counted), "short": len(short), "long": len(long)}
+
+
+def facts(load: GenLoad) -> dict[str, Any]:
+    """Everything above for one load, as a cell records it, with the ``flags`` it raises
+    (``client_saturated``: the rate was not measured; ``token_counts_disagree``: over 5% of
+    requests) and ``text_fields``: how many answered requests' output came in each field (a reasoning
+    model's ``reasoning_content`` named apart from ``content``)."""
+    client = client_check(load)
+    tokens = token_agreement(load.records)
+    flags = [name for name, raised in (
+        ("client_saturated", client["saturated"]),
+        ("token_counts_disagree", tokens["flagged"]),
+    ) if raised]  # fmt: skip
+    fields: dict[str, int] = {}
+    for found, record in zip(load.fields, load.records, strict=True):
+        for name in found if record.ok else ():
+            fields[name] = fields.get(name, 0) + 1
+    return {
+        "endpoint": load.endpoint,
+        "flags": flags,
+        "client": client,
+        "token_counts": tokens,
+        "prompt_lengths": prompt_lengths(load.records),
+        "output_lengths": output_lengths(load.records),
+        "text_fields": fields,
+    }

@@ -29,10 +29,9 @@ import numpy as np
 from bench.serve.generation.prompt_text import synth_prompt
 from bench.serve.generation.record import Generated
 from bench.serve.generation.requests import GenRequest
-from bench.serve.generation.stream import GenEndpoint, StreamClient, Streamed
+from bench.serve.generation.stream import MAX_IN_FLIGHT, GenEndpoint, StreamClient, Streamed
 from bench.serve.loadgen import START_LEAD_S, SWITCH_INTERVAL_S
 
-MAX_SLOTS = 1024
 Clock = Callable[[], float]
 
 
@@ -59,18 +58,20 @@ def default_prompt(request: GenRequest) -> str:
 def drive(
     requests: Sequence[GenRequest],
     endpoint: GenEndpoint,
-    slots: int,
-    prompt: Callable[[GenRequest], str] = default_prompt,
+    slots: int | None = None,
+    prompt: Callable[[GenRequest], str | list[int]] = default_prompt,
     drain_s: float | None = None,
     clock: Clock = time.perf_counter,
 ) -> GenLoad:
-    """Sends ``requests`` open-loop through ``slots`` senders; ``EndpointError`` (before any
+    """Sends ``requests`` open-loop through ``slots`` senders (default: the endpoint's
+    ``max_in_flight``); ``EndpointError`` (before any
     request) where the endpoint is refused (its fields, its URL, the token's rules). With
     ``drain_s``, requests unfinished ``drain_s`` after the last arrival are left (an error
     each: unfinished when the load ended); without, every request is waited for (each is
     bounded by ``timeout_s`` once sent)."""
-    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
-        raise ValueError(f"slots: {slots!r}; expected a whole number from 1 to {MAX_SLOTS}")
+    slots = endpoint.max_in_flight if slots is None else slots
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_IN_FLIGHT:
+        raise ValueError(f"slots: {slots!r}; expected a whole number from 1 to {MAX_IN_FLIGHT}")
     client = StreamClient(endpoint)
     seeded = endpoint.temperature > 0  # a seed means nothing to greedy decoding
     bodies = [client.body(prompt(r), r.output_tokens, r.seed if seeded else None) for r in requests]

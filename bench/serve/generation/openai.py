@@ -72,16 +72,22 @@ def path(protocol: str, base: str) -> str:
 def request_body(
     protocol: str,
     model: str,
-    prompt: str,
+    prompt: str | list[int],
     max_tokens: int,
     hold_length: tuple[str, ...] = (),
     temperature: float = 0.0,
     seed: int | None = None,
 ) -> bytes:
     """One streamed request for ``max_tokens`` tokens of output; the fields of
-    ``hold_length`` (a subset of ``HOLD_LENGTH``) ask the server not to end before them."""
+    ``hold_length`` (a subset of ``HOLD_LENGTH``) ask the server not to end before them. A
+    completions prompt may be token ids (vLLM and SGLang take them: exact lengths where bench
+    knows the server's tokenizer); a chat message is text."""
     body: dict[str, Any] = {"model": model}
     if protocol == "openai-chat":
+        if not isinstance(prompt, str):
+            raise ValueError(
+                "openai-chat sends a message of text; token ids need openai-completions"
+            )
         body["messages"] = [{"role": "user", "content": prompt}]
     elif protocol == "openai-completions":
         body["prompt"] = prompt

@@ -3,6 +3,7 @@ bucket: the framework-free part every backend's ``build_decoder`` shares."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,14 @@ def check_shapes(args: Any, slots: int, cache_len: int, buckets: Sequence[int]) 
             f"buckets {list(found)}: expected prompt lengths from 1 to cache_len ({cache_len})"
         )
     return found
+
+
+def check_temperature(temperature: float) -> float:
+    """The sampling temperature as a float once it is finite and >= 0 (0: greedy)."""
+    value = float(temperature)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"temperature {temperature!r}: expected a finite number >= 0 (0: greedy)")
+    return value
 
 
 def padded_prompt(

@@ -18,6 +18,7 @@ otherwise, and no reason ever repeats it, even where a server echoes it back.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import socket
 import time
@@ -45,6 +46,7 @@ ERROR_BODY_BYTES = 1 << 16  # what is read of an answer that is no stream, for i
 DRAIN_S = 0.5  # after [DONE], the wait for the stream's own end (else a fresh connection)
 MAX_MODEL_CHARS = 256  # a served model's name ("meta-llama/Llama-3.1-8B-Instruct") is a JSON field
 SCRUBBED = "***"
+MAX_IN_FLIGHT = 1024  # sender threads, as for serve endpoints
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,14 @@ class GenEndpoint:
     max_response_mib: int = 64  # one whole stream
     hold_length: tuple[str, ...] = ()  # of openai.HOLD_LENGTH: fields that stop early ends
     temperature: float = 0.0  # 0: greedy
+    max_in_flight: int = 64  # sender slots: requests outstanding at once (the load's default)
     token_env: str = ""  # an environment variable holding a bearer token
     allow_insecure_token: bool = False
+
+    def __post_init__(self) -> None:
+        # A scenario's YAML gives a list; the endpoint is frozen, and hashable, with a tuple.
+        if isinstance(self.hold_length, list):
+            object.__setattr__(self, "hold_length", tuple(self.hold_length))
 
     def describe(self) -> str:
         return f"{self.protocol} {redacted(self.url)} model {self.model_name!r}"
@@ -93,6 +101,11 @@ def problems(endpoint: GenEndpoint) -> list[str]:
         value = getattr(endpoint, key)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
             found.append(f"{key}: {value!r}; expected a whole number from 1 to {high:,}")
+    slots = endpoint.max_in_flight
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_IN_FLIGHT:
+        found.append(
+            f"max_in_flight: {slots!r}; expected a whole number from 1 to {MAX_IN_FLIGHT:,}"
+        )
     unknown = [f for f in endpoint.hold_length if f not in openai.HOLD_LENGTH]
     if unknown:
         found.append(
@@ -136,7 +149,7 @@ class StreamClient:
                 raise EndpointError(f"token_env {endpoint.token_env}: {why}")
             self.headers["Authorization"] = f"Bearer {self._secret}"
 
-    def body(self, prompt: str, max_tokens: int, seed: int | None = None) -> bytes:
+    def body(self, prompt: str | list[int], max_tokens: int, seed: int | None = None) -> bytes:
         e = self.endpoint
         return openai.request_body(
             e.protocol, e.model_name, prompt, max_tokens, e.hold_length, e.temperature, seed
@@ -146,7 +159,9 @@ class StreamClient:
         """A reason fit to record: the token never in it (a server may echo the request's
         headers back), control characters escaped, cut to 300 characters."""
         if self._secret:
-            text = text.replace(self._secret, SCRUBBED)
+            # As sent, and as a JSON string would quote it back (a quote or backslash in it).
+            for form in (self._secret, json.dumps(self._secret)[1:-1]):
+                text = text.replace(form, SCRUBBED)
         return printable(text)
 
     def sender(self) -> StreamSender:
@@ -253,6 +268,8 @@ class StreamSender:
             out.error = self.client.reason(f"malformed stream: {exc}")
         except (OSError, http.client.HTTPException, bounded_http.TooLarge) as exc:
             out.error = self.client.reason(_stream_reason(exc, endpoint.timeout_s, out))
+        except Exception as exc:  # what no check foresaw is still this request's, not the load's
+            out.error = self.client.reason(f"client error: {type(exc).__name__}: {exc}"[:200])
         if out.error:
             self.close()  # whatever is left unread makes the connection unusable
             return out
