@@ -68,7 +68,10 @@ def test_a_trace_file_is_checked_row_by_row(tmp_path, capsys) -> None:
 
 def test_slo_limits_each_workload_can_judge(tmp_path, capsys) -> None:
     code, out = validate(tmp_path, BASE.replace("ttft_ms: 500, tpot_ms: 50", ""), capsys)
-    assert code == 2 and "slo: got {'percentile': 99}; expected a limit: latency_ms (serve), or ttft_ms" in out
+    assert (
+        code == 2
+        and "slo: got {'percentile': 99}; expected a limit: latency_ms (serve), or ttft_ms" in out
+    )
     serve = "name: s\nmodel: mlp\nworkload: serve\nslo: {ttft_ms: 5}\n"
     code, out = validate(tmp_path, serve, capsys)
     assert code == 2 and "slo.latency_ms: required by workload: serve cells" in out
