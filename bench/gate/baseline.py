@@ -360,9 +360,7 @@ def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> d
     return found
 
 
-def _sample_quantities(
-    record: Mapping[str, Any], where: str, max_samples: int
-) -> dict[str, Any]:
+def _sample_quantities(record: Mapping[str, Any], where: str, max_samples: int) -> dict[str, Any]:
     """The sample-list quantities of one ok record (a generate cell's per-request TTFT and
     TPOT, its per-step decode rates), thinned and rounded like step times. Only where the
     record has the list or the metric: a train cell carries no empty TTFT entry, and a
