@@ -99,9 +99,10 @@ def test_confirm_pins_the_deeper_model_and_clears_identical_commits(tmp_path, ca
     cell = _cell(repo)
     db = str(tmp_path / "history.sqlite")
     # The threshold: this 2-core VM moves a cell 1.2-1.4x between processes (docs/gate.md),
-    # so 20%: the deeper model is 1.5-2x slower, identical code well within it.
+    # and a suspect is cleared only when that spread stays within the threshold; the deeper
+    # model is about 2x slower, so 50% tells the two apart.
     common = ["--repo", str(repo), "--scenario", "s.yaml", "--cell", cell, "--db", db,
-              "--rounds", "2", "--threshold", "0.2"]  # fmt: skip
+              "--rounds", "2", "--threshold", "0.5"]  # fmt: skip
     assert main(["history", "confirm", "--commits", f"{c1}..{c2}", *common]) == 0
     said = capsys.readouterr().out
     assert said.startswith("confirmed"), said
@@ -116,7 +117,7 @@ def test_confirm_pins_the_deeper_model_and_clears_identical_commits(tmp_path, ca
 
     listed = json.loads(capsys.readouterr().out)
     assert [(r["before_commit"], r["after_commit"]) for r in listed] == [(c1, c2)]
-    assert listed[0]["ratio"] > 1.2 and listed[0]["ci_lo"] > 1.2
+    assert listed[0]["ratio"] > 1.5 and listed[0]["ci_lo"] > 1.5
     # the worktrees are gone and the repository's own tree untouched
     assert _git(repo, "worktree", "list").count("\n") == 0
     assert _git(repo, "status", "--porcelain") == ""
