@@ -121,3 +121,38 @@ def test_confirm_pins_the_deeper_model_and_clears_identical_commits(tmp_path, ca
     # the worktrees are gone and the repository's own tree untouched
     assert _git(repo, "worktree", "list").count("\n") == 0
     assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_commit_the_repository_lacks_is_one_line(tmp_path, capsys):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "s.yaml").write_text(SCENARIO)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q", "-m", "one")
+    code = main([
+        "history", "confirm", "--repo", str(repo), "--scenario", "s.yaml",
+        "--commits", "deadbeef..cafebabe", "--cell", "c", "--db", str(tmp_path / "h.sqlite"),
+    ])  # fmt: skip
+    text = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in text, text
+    assert "cannot check out commit deadbeef" in text
+    assert _git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_run_history_adds_the_finished_run(tmp_path, capsys):
+    import argparse
+
+    from bench.cli.run import _add_to_history
+    from tests.history_helpers import run_at
+
+    run = run_at(tmp_path / "res", 3)
+    args = argparse.Namespace(
+        db=str(tmp_path / "h.sqlite"), results_dir=str(tmp_path), branch="main"
+    )
+    # the run's own exit code is kept when the history takes it, and 2 when it cannot
+    assert _add_to_history(args, run, 1) == 1
+    assert "history: 10 points at c003" in capsys.readouterr().out
+    (tmp_path / "bad.sqlite").write_text("not a database\n" * 10)
+    args.db = str(tmp_path / "bad.sqlite")
+    assert _add_to_history(args, run, 0) == 2
