@@ -29,6 +29,7 @@ from bench.limits import (
     MAX_BATCH_TIMEOUT_MS,
     MAX_QPS,
     MAX_REPLICAS,
+    MAX_SEQ_LEN,
     MAX_STEPS_PER_CALL,
     MAX_THREADS,
     count,
@@ -209,10 +210,12 @@ AXES: tuple[Axis, ...] = (
     Axis(
         "arrivals",
         str,
-        Literal["poisson", "constant", "single_stream"],
+        Literal["poisson", "constant", "gamma", "single_stream", "offline"],
         "poisson",
-        "serve: request arrivals, poisson or constant at target_qps (open loop), or "
-        "single_stream (one request at a time, the next when it is answered)",
+        "serve, generate: request arrivals, poisson or constant at target_qps (open loop); "
+        "serve: single_stream (one request at a time, the next when it is answered); generate: "
+        "gamma (gaps with generate.burstiness as their coefficient of variation) or offline "
+        "(every request at once: throughput with a full queue)",
         label="{} arrivals",
         id="{}",
         id_slot=11,
@@ -224,12 +227,12 @@ AXES: tuple[Axis, ...] = (
         float | str,
         Annotated[float, Field(gt=0, le=MAX_QPS)] | Literal["search"],
         "search",
-        "serve: offered requests/s, or search for the highest rate that meets the slo",
+        "serve, generate: offered requests/s, or search for the highest rate that meets the slo",
         label="{} QPS",
         column="target QPS",
         id="q{}",
         id_slot=12,
-        applies=("arrivals", ("poisson", "constant")),
+        applies=("arrivals", ("poisson", "constant", "gamma")),
     ),
     Axis(
         "max_batch_size",
@@ -245,6 +248,7 @@ AXES: tuple[Axis, ...] = (
         id="mb{}",
         id_slot=13,
         applies=("arrivals", ("poisson", "constant")),
+        by_workload=True,
     ),
     Axis(
         "batch_timeout_ms",
@@ -260,6 +264,7 @@ AXES: tuple[Axis, ...] = (
         id="to{}",
         id_slot=14,
         applies=("arrivals", ("poisson", "constant")),
+        by_workload=True,
     ),
     Axis(
         "endpoint",
@@ -272,6 +277,46 @@ AXES: tuple[Axis, ...] = (
         id="{}",
         id_slot=15,
         in_id="changed",
+        by_workload=True,
+    ),
+    # Text generation (``workload: generate``): the engine's scheduler and its compiled shapes.
+    Axis(
+        "scheduler",
+        str,
+        Literal["static", "continuous"],
+        "continuous",
+        "generate: static (a batch starts together, ends with its longest sequence) or "
+        "continuous (a finished sequence's slot takes a waiting request at the next step)",
+        label="{} batching",
+        id="{}",
+        id_slot=17,
+        by_workload=True,
+    ),
+    Axis(
+        "slots",
+        int,
+        count(MAX_BATCH),
+        8,
+        "generate: sequences decoded together (the KV cache's rows, the decode step's batch)",
+        label="{} slots",
+        where="number",
+        unit="sequences",
+        id="s{}",
+        id_slot=18,
+        by_workload=True,
+    ),
+    Axis(
+        "cache_len",
+        int,
+        count(MAX_SEQ_LEN),
+        512,
+        "generate: positions per KV cache row; a request's prompt and output must fit",
+        label="cache {}",
+        column="cache",
+        where="number",
+        unit="tokens",
+        id="c{}",
+        id_slot=19,
         by_workload=True,
     ),
     Axis(

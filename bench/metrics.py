@@ -96,6 +96,10 @@ class FieldDef:
     stat: str = "value"  # which statistic of the record entry
     scale: float = 1.0
     fallback: tuple[str, ...] = ()  # metrics read, in order, where this one is not measured
+    # What this field means on one workload's cells, read instead of the metric: (workload,
+    # metric) pairs. Generate cells are worth their cost per million output tokens where the
+    # others' is per million examples: ranked among themselves by one objective, in its unit.
+    by_workload: tuple[tuple[str, str], ...] = ()
     # Read before ``fallback`` on accelerator cells only: where a GPU's or TPU's runtime peak
     # was not this cell's, the compiled program's memory is what has to fit; a CPU cell's is
     # its host RSS.
@@ -120,6 +124,9 @@ class Gate:
     description: str
     stat: str | None = None
     rate: bool = False
+    # Gate on a record's raw per-request (or per-step) samples of this name
+    # (``samples.<sample>``) instead of the step times: a generate cell's TTFT and TPOT.
+    sample: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,10 +187,19 @@ def find_field(name: str) -> tuple[Metric, FieldDef]:
 
 
 def read_field(
-    metrics: Mapping[str, Any], metric: Metric, f: FieldDef, device: str | None = None
+    metrics: Mapping[str, Any],
+    metric: Metric,
+    f: FieldDef,
+    device: str | None = None,
+    workload: str | None = None,
 ) -> float | None:
     """A field's number from a record's metrics (the metric, else its fallbacks, which are in
-    the same unit), or None. ``device``: the cell's, for accelerator-only fallbacks."""
+    the same unit), or None. ``device``: the cell's, for accelerator-only fallbacks;
+    ``workload``: the cell's, for a field that reads another metric on it (``by_workload``)."""
+    own = dict(f.by_workload).get(workload or "")
+    if own is not None:
+        found = value_of(metrics.get(own), f.stat)
+        return None if found is None else found * f.scale
     accelerator = f.accelerator_fallback if device not in (None, "cpu") else ()
     for name in (metric.name, *accelerator, *f.fallback):
         found = value_of(metrics.get(name), f.stat)
@@ -319,8 +335,9 @@ for _metric in (
         ),
         fields=(
             FieldDef(
-                "cost_usd_per_million", "USD", "cost per million examples", column="USD / 1M",
-                compare=True, noise="step",
+                "cost_usd_per_million", "USD", "cost per million examples (generate cells: per "
+                "million output tokens)", column="USD / 1M", compare=True, noise="step",
+                by_workload=(("generate", "cost_usd_per_million_output_tokens"),),
                 objective=Goal("cost", "cost", "USD per 1M examples", partner="examples_per_s"),
             ),
         ),
@@ -478,7 +495,7 @@ for _metric in (
                 1e3,
             ),
         ),
-        applies="workload: serve cells",
+        applies="workload: serve and generate cells",
     ),
     Metric(
         "max_compliant_qps", "max QPS under the SLO", "requests/s", "higher",
@@ -491,7 +508,7 @@ for _metric in (
                                partner="latency_p99_ms"),
             ),
         ),
-        applies="workload: serve cells with target_qps: search",
+        applies="workload: serve and generate cells with target_qps: search",
     ),
     Metric(
         "realised_batch_size", "realised batch size", "requests", "none",
@@ -598,6 +615,132 @@ for _metric in (
                          "endpoint minus in-process latency at the SLO percentile, same rate "
                          "(serve endpoint)", scale=1e3, column="overhead ms", compare=True),),
         applies="workload: serve cells with an endpoint and an in-process twin in the run",
+    ),
+):  # fmt: skip
+    register(_metric)
+
+# Text generation (workload: generate, bench.workloads.generate): the reported load's numbers
+# (the highest compliant rate under target_qps: search, else the one load). Percentiles are
+# nearest-rank over every request, a failed one counting as infinitely late; end-to-end latency
+# is ``request_latency_s`` and the searched rate ``max_compliant_qps``, as for serve cells.
+_GENERATE = "workload: generate cells"
+for _metric in (
+    Metric(
+        "ttft_s", "time to first token", "s", "lower",
+        "scheduled arrival to the first output token on the host, nearest-rank percentiles",
+        "cell",
+        fields=(
+            FieldDef("ttft_p50_ms", "ms", "median time to first token (generate)", "p50", 1e3,
+                     column="TTFT p50 ms"),
+            FieldDef("ttft_p90_ms", "ms", "90th percentile time to first token (generate)",
+                     "p90", 1e3),
+            FieldDef("ttft_p99_ms", "ms", "99th percentile time to first token (generate)",
+                     "p99", 1e3, label="TTFT p99", column="TTFT p99 ms", compare=True,
+                     terminal=True),
+        ),
+        gates=(Gate("ttft", "time to first token of each request (generate)", sample="ttft_s"),),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "tpot_s", "time per output token", "s", "lower",
+        "per request: (last token - first token) / (output tokens - 1), nearest-rank percentiles",
+        "cell",
+        fields=(
+            FieldDef("tpot_p50_ms", "ms", "median time per output token (generate)", "p50", 1e3,
+                     column="TPOT p50 ms"),
+            FieldDef("tpot_p90_ms", "ms", "90th percentile time per output token (generate)",
+                     "p90", 1e3),
+            FieldDef("tpot_p99_ms", "ms", "99th percentile time per output token (generate)",
+                     "p99", 1e3, label="TPOT p99", column="TPOT p99 ms", compare=True,
+                     terminal=True),
+        ),
+        gates=(Gate("tpot", "time per output token of each request (generate)", sample="tpot_s"),),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "inter_token_s", "inter-token latency", "s", "lower",
+        "every gap between consecutive output tokens of every request, pooled", "cell",
+        fields=(
+            FieldDef("itl_p50_ms", "ms", "median inter-token latency (generate)", "p50", 1e3),
+            FieldDef("itl_p99_ms", "ms", "99th percentile inter-token latency (generate)", "p99",
+                     1e3),
+        ),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "output_tokens_per_s", "output tokens/s", "tokens/s", "higher",
+        "output tokens of the load / its duration (first arrival to last token)", "cell",
+        fields=(
+            FieldDef("output_tokens_per_s", "tokens/s", "output tokens per second (generate)",
+                     column="out tok/s", compare=True, terminal=True,
+                     objective=Goal("tokens_per_s", "output tokens/s", "tokens/s",
+                                    partner="ttft_p99_ms")),
+        ),
+        gates=(Gate("tokens_per_s", "active rows / decode step time, per step (generate)",
+                    sample="decode_tokens_per_s"),),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "total_tokens_per_s", "total tokens/s", "tokens/s", "higher",
+        "prompt and output tokens of the load / its duration", "cell",
+        fields=(FieldDef("total_tokens_per_s", "tokens/s",
+                         "prompt plus output tokens per second (generate)"),),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "goodput_rps", "goodput", "requests/s", "higher",
+        "requests meeting every stated limit of the slo / the load's duration", "cell",
+        fields=(
+            FieldDef("goodput_rps", "requests/s", "requests/s meeting every slo limit (generate)",
+                     column="goodput rps", compare=True),
+            FieldDef("goodput_pct", "%", "share of requests meeting every slo limit (generate)",
+                     "fraction", 100.0),
+        ),
+        applies=_GENERATE,
+    ),
+    Metric(
+        "prefill_tokens_per_s", "prefill tokens/s", "tokens/s", "higher",
+        "prompt tokens / time in prefill calls (host to host)", "cell",
+        fields=(FieldDef("prefill_tokens_per_s", "tokens/s", "prefill throughput (generate)",
+                         compare=True),),
+        applies="workload: generate cells in process",
+    ),
+    Metric(
+        "decode_step_s", "decode step", "s", "lower",
+        "median host-to-host time of one decode step of every slot; by active rows in "
+        "``by_active``", "cell",
+        fields=(FieldDef("decode_step_ms", "ms", "median decode step (generate)", "value", 1e3,
+                         column="decode ms", compare=True),),
+        applies="workload: generate cells in process",
+    ),
+    Metric(
+        "kv_cache_bytes", "KV cache", "bytes", "none",
+        "analytic: layers x 2 (keys, values) x slots x cache_len x d_model x bytes per element",
+        "cell",
+        fields=(FieldDef("kv_cache_mib", "MiB", "KV cache size (generate)", scale=1 / 2**20),),
+        applies="workload: generate cells in process",
+    ),
+    Metric(
+        "decode_bandwidth_util", "decode bandwidth utilisation", "fraction", "higher",
+        "(weight bytes + KV cache bytes) read per decode step / step time / the device's peak "
+        "memory bandwidth", "cell",
+        fields=(FieldDef("decode_bw_pct", "%", "decode step's memory-bandwidth utilisation "
+                         "(generate)", scale=100.0, column="decode BW %", compare=True),),
+        applies="workload: generate cells in process on a device with a known bandwidth",
+    ),
+    Metric(
+        "decode_mfu", "decode MFU", "fraction", "higher",
+        "analytic decode FLOPs of the active rows per step / step time / the devices' peak",
+        "cell",
+        fields=(FieldDef("decode_mfu_pct", "%", "decode step's model FLOPs utilisation "
+                         "(generate)", scale=100.0),),
+        applies="workload: generate cells in process",
+    ),
+    Metric(
+        "cost_usd_per_million_output_tokens", "cost / 1M output tokens", "USD/1M output tokens",
+        "lower",
+        "device price per hour / 3600 / output tokens per second x 1e6", "cell",
+        applies=_GENERATE,
     ),
 ):  # fmt: skip
     register(_metric)

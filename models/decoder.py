@@ -71,7 +71,8 @@ MASKED = -1e30
 # Bytes per value at each precision (keys, values, weights).
 WIDTH = {"float32": 4, "bfloat16": 2, "float16": 2}
 
-# An attention hook: (q, k, v) of one block, each [B, S, heads, head_dim] -> [B, S, heads, head_dim].
+# An attention hook: one block's fresh (q, k, v), each [B, S, heads, head_dim], -> the attended
+# values [B, S, heads, head_dim].
 Attend = Callable[[Any, Any, Any], Any]
 
 
@@ -204,16 +205,18 @@ def flops_per_example(args: Args, workload: str) -> float:
 
 
 def attention_jax(q: Any, k: Any, v: Any, mask: Any) -> Any:
-    """Scaled dot-product attention: q [B, S, H, D], k and v [B, T, H, D], mask broadcastable
-    to [B, S, T] (True: attend). Scores and softmax in float32, the rest in q's dtype."""
+    """Scaled dot-product attention: q [B, S, H, D], k and v heads first [B, H, T, D] (a KV
+    cache's layout: both matmuls then batch over (B, H) with no transpose of the cache), mask
+    broadcastable to [B, S, T] (True: attend). Scores and softmax in float32, the rest in q's
+    dtype. Returns [B, S, H, D]."""
     import jax
     import jax.numpy as jnp
 
     q = q * jnp.asarray(1.0 / math.sqrt(q.shape[-1]), q.dtype)
-    scores = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32)
+    scores = jnp.einsum("bshd,bhtd->bhst", q, k).astype(jnp.float32)
     scores = jnp.where(mask[:, None], scores, MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("bhst,bthd->bshd", probs, v)
+    return jnp.einsum("bhst,bhtd->bshd", probs, v)
 
 
 def attention_tf(q: Any, k: Any, v: Any, mask: Any) -> Any:
@@ -221,10 +224,10 @@ def attention_tf(q: Any, k: Any, v: Any, mask: Any) -> Any:
     import tensorflow as tf
 
     q = q * tf.cast(1.0 / math.sqrt(q.shape[-1]), q.dtype)
-    scores = tf.cast(tf.einsum("bshd,bthd->bhst", q, k), tf.float32)
+    scores = tf.cast(tf.einsum("bshd,bhtd->bhst", q, k), tf.float32)
     scores = tf.where(mask[:, None], scores, MASKED)
     probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
-    return tf.einsum("bhst,bthd->bshd", probs, v)
+    return tf.einsum("bhst,bhtd->bshd", probs, v)
 
 
 def causal_mask(length: int, xp: Any) -> Any:
@@ -318,7 +321,12 @@ def build_tf(args: Args) -> Any:
 
 
 def _causal_tf(mask: Any) -> Attend:
-    return lambda q, k, v: attention_tf(q, k, v, mask)
+    import tensorflow as tf
+
+    def first(t: Any) -> Any:
+        return tf.transpose(t, [0, 2, 1, 3])
+
+    return lambda q, k, v: attention_tf(q, first(k), first(v), mask)
 
 
 def build_jax(args: Args, dtype: Any) -> Any:
@@ -406,4 +414,4 @@ def _causal_jax(length: int) -> Attend:
     import jax.numpy as jnp
 
     mask = causal_mask(length, jnp)
-    return lambda q, k, v: attention_jax(q, k, v, mask)
+    return lambda q, k, v: attention_jax(q, k.swapaxes(1, 2), v.swapaxes(1, 2), mask)

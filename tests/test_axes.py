@@ -39,6 +39,9 @@ OTHER = {
     "batch_timeout_ms": 5.0,
     "endpoint": "kserve_http",
     "threads": 2,
+    "scheduler": "static",
+    "slots": 16,
+    "cache_len": 1024,
 }
 # Axes that mean something only for some cells are left out of the base key, as keys do.
 FULL = {
@@ -47,6 +50,7 @@ FULL = {
     "xla": False,  # conditional (JAX and TensorFlow only), and this key's framework is JAX
 }
 SERVE_AXES = ("arrivals", "target_qps", "max_batch_size", "batch_timeout_ms", "endpoint")
+GENERATE_AXES = ("scheduler", "slots", "cache_len")
 
 
 def test_every_axis_is_in_the_scenario_models_the_key_and_the_columns():
@@ -64,7 +68,7 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
     base_id = CellKey.from_dict(base).cell_id
     assert base_id == "tensorflow-cpu-train-bs32-float32-tfdata-tuned"
     for name, value in OTHER.items():
-        if name in SERVE_AXES or name == "threads":  # threads: LiteRT only, below
+        if name in (*SERVE_AXES, *GENERATE_AXES) or name == "threads":  # LiteRT only, below
             continue
         value = {"framework": "jax", "input": "numpy"}.get(name, value)  # base has the others
         changed = CellKey.from_dict({"model": "mlp", **axes.normalize({**base, name: value})})
@@ -82,6 +86,24 @@ def test_every_axis_shows_in_the_id_when_it_is_not_at_its_default():
     single = axes.normalize({**serve, "arrivals": "single_stream"})
     # No rate and no batching; an endpoint still applies (a server driven one request at a time).
     assert set(SERVE_AXES) & set(single) == {"arrivals", "endpoint"}
+
+
+def test_generate_axes_are_in_generate_keys_only_and_in_their_ids():
+    gen = axes.normalize(
+        {**FULL, "workload": "generate",
+         **{n: AXES_BY[n].default for n in (*SERVE_AXES, *GENERATE_AXES)}, "arrivals": "offline"}
+    )  # fmt: skip
+    # No batching axes (serve's), no rate offline; the engine's three axes in the key and id.
+    assert not {"max_batch_size", "batch_timeout_ms", "target_qps"} & set(gen)
+    gen_id = CellKey.from_dict({"model": "decoder", **gen}).cell_id
+    assert gen_id == "jax-cpu-generate-float32-synthetic-offline-continuous-s8-c512"
+    for name in GENERATE_AXES:
+        changed = CellKey.from_dict(
+            {"model": "decoder", **axes.normalize({**gen, name: OTHER[name]})}
+        )
+        assert changed.cell_id != gen_id, name
+    for workload in ("serve", "train"):
+        assert not set(GENERATE_AXES) & set(axes.normalize({**gen, "workload": workload}))
 
 
 def test_threads_is_a_litert_axis_in_its_id_only_when_set():

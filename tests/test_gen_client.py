@@ -35,6 +35,7 @@ from bench.serve.generation.record import Generated
 from bench.serve.generation.requests import GenRequest
 from bench.serve.generation.stream import GenEndpoint, StreamClient, problems
 from tests.conftest import REPO
+from tests.fixtures.tls import self_signed
 
 FIRST_MS, TOKEN_MS, USAGE_MS = 30.0, 10.0, 40.0
 
@@ -183,7 +184,22 @@ def test_a_real_asgi_stack_streams_as_the_stand_in_does():
         assert rec.ok, rec.error
         assert rec.chunk_tokens == [1] * 5 and rec.server_output_tokens == 5
         assert rec.server_prompt_tokens == 12
-    assert facts(load)["flags"] == []
+    found = facts(load)
+    assert found["token_counts"]["disagree"] == 0 and not found["client"]["slots_bound"]
+
+
+def test_over_https_a_stream_is_read_and_an_endless_one_bounded(tmp_path, monkeypatch):
+    # Every read of a TLS connection keeps the request's deadline too.
+    pytest.importorskip("cryptography")
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts the stand-in's
+    certs = ("--cert", str(cert), "--key", str(key))
+    with server("tests.fixtures.sse_server", "--first-ms", "5", "--token-ms", "5", *certs) as at:
+        endpoint = GenEndpoint(at.replace("http://", "https://"), "openai-chat", "m", timeout_s=1)
+        load = drive(requests(2, 0.0, output=4), endpoint, 2, prompt=modes("ok", "forever"))
+    ok, endless = load.records
+    assert ok.ok and len(ok.chunk_times) == 4, ok.error
+    assert endless.error == "timed out after 1 s" and len(endless.chunk_times) > 4
 
 
 def test_a_failure_no_check_foresaw_fails_its_request_not_the_load(url, monkeypatch):

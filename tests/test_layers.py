@@ -43,6 +43,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
             "bench.workloads.train.cell",
             "bench.workloads.predict.cell",
             "bench.workloads.serve.cell",
+            "bench.workloads.generate.cell",
         ),
     ),
     (6, ("bench.run", "bench.read")),

@@ -127,6 +127,23 @@ def peak_flops(
     )
 
 
+def peak_bandwidth(device_name: str, table: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Datasheet peak memory bandwidth (bytes/s) of ONE framework device, or why not."""
+    entry = find_entry(device_name, table)
+    if entry is None:
+        return unavailable(f"no datasheet memory bandwidth for device {device_name!r}", "B/s")
+    gbps = entry.get("memory_gbps")
+    if gbps is None:
+        return unavailable(f"no memory bandwidth in the table for {entry['name']}", "B/s")
+    per_device = float(gbps) * 1e9 / int(entry.get("devices_per_chip", 1))
+    return metric(
+        per_device,
+        "B/s",
+        f"datasheet peak memory bandwidth, {entry['name']}",
+        device_key=entry["key"],
+    )
+
+
 TF32_MIN_COMPUTE_CAPABILITY = 8.0  # Ampere: the first NVIDIA tensor cores with TF32
 
 

@@ -223,7 +223,8 @@ FIELDS: dict[str, Field] = {
 
 def _metric_field(metric: Metric, f: FieldDef) -> Field:
     def read(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Host, run_id: str):
-        return read_field(metrics, metric, f, (record.get("key") or {}).get("device"))
+        key = record.get("key") or {}
+        return read_field(metrics, metric, f, key.get("device"), key.get("workload"))
 
     return Field("number", f.unit, f.help, read)
 

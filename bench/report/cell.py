@@ -79,7 +79,7 @@ def cell_detail(record: dict[str, Any], run_path: str = "") -> RenderableType:
     table.add_column("value", justify="right")
     table.add_column("unit")
     for m, f in metric_fields():
-        value = read_field(metrics, m, f, device)
+        value = read_field(metrics, m, f, device, key.get("workload"))
         if value is not None:
             table.add_row(f.name, fmt_number(value, f.unit), f.unit)
     parts: list[RenderableType] = [head, axes, table]

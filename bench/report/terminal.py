@@ -135,8 +135,13 @@ def _metric_numbers(
     out = []
     for record in records:
         metrics = {**record.get("metrics", {}), **derived.get(record["cell_id"], {})}
-        device = record.get("key", {}).get("device")
-        out.append({f.name: read_field(metrics, m, f, device) for m, f in shown})
+        key = record.get("key", {})
+        out.append(
+            {
+                f.name: read_field(metrics, m, f, key.get("device"), key.get("workload"))
+                for m, f in shown
+            }
+        )
     return out
 
 

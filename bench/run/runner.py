@@ -38,6 +38,7 @@ from bench.measure.repeats import merge_repeats
 from bench.platform.cluster import Cluster
 from bench.platform.environment import collect
 from bench.platform.tpu import NodeCheck, check_node, recheck_lost
+from bench.run.generate_block import buckets, length_json
 from bench.run.scenario import Cell, LoadedScenario, ScenarioError, TpuNode, parse_scenario
 from bench.runfolder import (
     FAILED,
@@ -240,11 +241,27 @@ def cell_message(
         pricing=s.pricing or {},
         slo=s.slo.model_dump() if s.slo is not None else None,
         endpoints={name: e.model_dump() for name, e in s.endpoints.items()},
+        generate=generate_message(loaded, cell),
         # Where a cell keeps files beside its record (profiles/, parity/, litert/).
         run_dir=str(run_dir.resolve()) if run_dir is not None else None,
         cluster=cluster.describe() if cluster else None,
         plugins=plugins(s, cell),
     )
+
+
+def generate_message(loaded: LoadedScenario, cell: Cell) -> dict[str, Any]:
+    """What a generate cell needs of the scenario's generate block: lengths as JSON, its
+    prompt buckets, and the trace's rows (the worker never reads the scenario's files)."""
+    if cell.key.workload != "generate":
+        return {}
+    block = loaded.scenario.generate
+    return {
+        **block.model_dump(exclude={"prompt_tokens", "output_tokens", "prompt_buckets"}),
+        "prompt_tokens": length_json(block.prompt_tokens),
+        "output_tokens": length_json(block.output_tokens),
+        "prompt_buckets": buckets(block, loaded.trace, int(cell.key["cache_len"])),
+        "trace_rows": loaded.trace,
+    }
 
 
 def plugins(scenario: Any, cell: Cell) -> tuple[str, ...]:

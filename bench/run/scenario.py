@@ -32,6 +32,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from bench.axes import AXES as REGISTRY
@@ -56,6 +57,8 @@ from bench.limits import (
 )
 from bench.modeldef import ModelError, load_model
 from bench.optimizer import Optimizer
+from bench.run import generate_block
+from bench.run.generate_block import Generation
 from bench.serve import protocols
 from bench.serve.url import UrlError, token_problem
 from bench.serve.url import parse as parse_url
@@ -209,10 +212,24 @@ class Measure(_Strict):
 
 
 class Slo(_Strict):
-    """A serving latency objective: the ``percentile`` of request latency within ``latency_ms``."""
+    """A latency objective at ``percentile``: serve cells judge request latency by
+    ``latency_ms``; generate cells judge time to first token (``ttft_ms``), time per output
+    token (``tpot_ms``) and end-to-end latency (``latency_ms``), each where stated."""
 
     percentile: float = Field(99.0, gt=0, lt=100)
-    latency_ms: float = Field(gt=0, le=WEEK_S * 1e3)
+    latency_ms: float | None = Field(None, gt=0, le=WEEK_S * 1e3)
+    ttft_ms: float | None = Field(
+        None, gt=0, le=WEEK_S * 1e3, description="generate: time to first token"
+    )
+    tpot_ms: float | None = Field(
+        None, gt=0, le=WEEK_S * 1e3, description="generate: time per output token"
+    )
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Slo:
+        if self.latency_ms is None and self.ttft_ms is None and self.tpot_ms is None:
+            raise ValueError("a limit: latency_ms (serve), or ttft_ms and/or tpot_ms (generate)")
+        return self
 
 
 class Endpoint(_Strict):
@@ -341,7 +358,12 @@ class Scenario(_ScenarioAxes):  # type: ignore[misc, valid-type]
     slo: Slo | None = Field(
         None,
         description="workload: serve: the latency objective, e.g. {percentile: 99, "
-        "latency_ms: 50}; required by serve cells",
+        "latency_ms: 50}; generate: {percentile: 99, ttft_ms: 500, tpot_ms: 50}; required by "
+        "their cells",
+    )
+    generate: Generation = Field(
+        default_factory=Generation,
+        description="workload: generate: request lengths, requests per load, sampling, a trace",
     )
 
     @field_validator("pricing", mode="before")
@@ -403,6 +425,8 @@ class LoadedScenario:
     overrides: tuple[str, ...] = ()
     model_args: Any = None  # the model's validated Args instance
     cells: list[Cell] = field(default_factory=list)
+    # generate.trace's rows (arrival_s, prompt_tokens, output_tokens), read at load
+    trace: list[tuple[float, int, int]] | None = None
 
 
 class ScenarioError(Exception):
@@ -481,6 +505,8 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
         problems.extend(_check_online(scenario, cells, where, lines))
+        trace, found = _check_generate(scenario, cells, where, lines)
+        problems.extend(found)
         problems.extend(_check_needs(scenario.model, cells, where, lines))
         problems.extend(_check_backends(cells, where, lines))
         largest = max((c.key.batch_size for c in cells if c.key.input == "tfdata"), default=0)
@@ -493,7 +519,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
         raise ScenarioError(where, sorted(problems, key=lambda p: _line_number(p, where)))
     assert scenario is not None
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return LoadedScenario(where, text, digest, scenario, overrides, model_args, cells)
+    return LoadedScenario(where, text, digest, scenario, overrides, model_args, cells, trace)
 
 
 def expand(scenario: Scenario) -> list[Cell]:
@@ -620,6 +646,17 @@ def _check_online(scenario: Scenario, cells: list[Cell], where: str, lines: dict
     found.extend(_check_endpoint_names(scenario, online, where, lines))
     for cell_workload in dict.fromkeys(c.key.workload for c in online):
         mine = [c for c in online if c.key.workload == cell_workload]
+        found.extend(_check_slo_limits(scenario, cell_workload, where, lines))
+        for axis, allowed in workloads.spec(cell_workload).accepts.items():
+            wrong = [c for c in mine if axis in c.key and c.key[axis] not in allowed]
+            if wrong:
+                line = _line(lines, ("matrix", axis) if ("matrix", axis) in lines else (axis,))
+                shown = ", ".join(map(str, allowed))
+                found.append(
+                    f"{where}{line}: {axis}: cell {wrong[0].cell_id}: workload: {cell_workload} "
+                    f"runs {axis} {shown} only (got {wrong[0].key[axis]!r}); expected one of "
+                    f"{shown} for {cell_workload} cells, or exclude the cell"
+                )
         for axis, wanted in workloads.spec(cell_workload).requires.items():
             wrong = [c for c in mine if c.key[axis] != wanted]
             if wrong:
@@ -630,6 +667,44 @@ def _check_online(scenario: Scenario, cells: list[Cell], where: str, lines: dict
                     f"{wanted!r} for {cell_workload} cells, or exclude the cell"
                 )
     return found
+
+
+def _check_slo_limits(scenario: Scenario, name: str, where: str, lines: dict) -> list[str]:
+    """Serve cells judge request latency; generate cells need a limit they can judge."""
+    slo = scenario.slo
+    if slo is None:
+        return []
+    if name == "serve" and slo.latency_ms is None:
+        return [
+            f"{where}{_line(lines, ('slo',))}: slo.latency_ms: required by workload: serve cells "
+            "(ttft_ms and tpot_ms judge generate cells); expected e.g. latency_ms: 50"
+        ]
+    return []
+
+
+def _check_generate(
+    scenario: Scenario, cells: list[Cell], where: str, lines: dict
+) -> tuple[list[tuple[float, int, int]] | None, list[str]]:
+    """The generate block against the cells: the trace file readable, every request fits its
+    cell's KV cache and a compiled prompt bucket."""
+    mine = [c for c in cells if c.key.workload == "generate"]
+    block = scenario.generate
+    if not mine:
+        return None, []
+    trace = None
+    if block.trace is not None:
+        path = Path(block.trace)
+        if not path.is_absolute():
+            path = Path(where).resolve().parent / path
+        try:
+            trace = generate_block.read_trace(path)
+        except ValueError as exc:
+            return None, [f"{where}{_line(lines, ('generate', 'trace'))}: generate.trace: {exc}"]
+    return trace, [
+        f"{where}{_line(lines, ('generate', name)) or _line(lines, ('generate',))}: "
+        f"generate.{name}: {problem}"
+        for name, problem in generate_block.check(block, trace, mine)
+    ]
 
 
 def _check_needs(model_name: str, cells: list[Cell], where: str, lines: dict) -> list[str]:

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "train": "bench.workloads.train",
     "predict": "bench.workloads.predict",
     "serve": "bench.workloads.serve",
+    "generate": "bench.workloads.generate",
 }
 ENTRY_POINTS = "bench.workloads"
 

@@ -39,6 +39,9 @@ class WorkloadSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     # Axis values it runs with only: a scenario asking for another is refused at validation.
     requires: Mapping[str, Any] = field(default_factory=dict)
+    # Axis values it runs, for the axes where it runs only some: another is refused at
+    # validation (serve has no gamma or offline arrivals).
+    accepts: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # Metric names it records beyond the ones every cell has (docs and ``bench list``).
     metrics: tuple[str, ...] = ()
     # The model definition's capabilities it needs (``bench.modeldef``), e.g. a loss to train.

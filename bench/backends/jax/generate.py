@@ -4,8 +4,9 @@ decode jitted with the cache donated (updated in place) and compiled ahead of ti
 prompt bucket and the decode step, so nothing compiles under load (an AOT executable refuses
 another shape instead of retracing).
 
-The cache is one pair of arrays per layer, keys and values ``[slots, cache_len, heads,
-head_dim]`` in the compute dtype. Parameters are kept in the compute dtype too, LayerNorm's in
+The cache is one pair of arrays per layer, keys and values ``[slots, heads, cache_len,
+head_dim]`` in the compute dtype: heads before positions, so the attention matmuls read it as
+it lies (with positions first, XLA copied the whole cache into that order every step). Parameters are kept in the compute dtype too, LayerNorm's in
 float32: a decode step reads every weight, and a server keeps no float32 master copy; the
 numbers are those of the float32-parameter mixed policy, whose layers cast each weight to the
 compute dtype before use. Sampling follows ``bench.serve.generation.sampling``.
@@ -114,7 +115,7 @@ class JaxDecoder:
         self._reference: tuple[Any, Any] | None = None
         self._params = jax.device_put(_storage(host["params"], self.dtype), self.device)
         heads = args.num_heads
-        shape = (slots, cache_len, heads, args.d_model // heads)
+        shape = (slots, heads, cache_len, args.d_model // heads)
         with jax.default_device(self.device):  # made there: no host copy of a large cache
             self._cache = tuple(
                 (jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype))
@@ -141,6 +142,7 @@ class JaxDecoder:
             def attends(i: int) -> Any:
                 def attend(q, k, v):
                     keys, values = cache[i]
+                    k, v = k.swapaxes(1, 2), v.swapaxes(1, 2)  # [1, heads, bucket, head_dim]
                     at = (slot, 0, 0, 0)
                     written.append(
                         (
@@ -187,8 +189,9 @@ class JaxDecoder:
             def attends(i: int) -> Any:
                 def attend(q, k, v):
                     keys, values = cache[i]
-                    keys = keys.at[rows, positions].set(k[:, 0].astype(keys.dtype))
-                    values = values.at[rows, positions].set(v[:, 0].astype(values.dtype))
+                    # [slots, heads, head_dim] into each row's position
+                    keys = keys.at[rows, :, positions].set(k[:, 0].astype(keys.dtype))
+                    values = values.at[rows, :, positions].set(v[:, 0].astype(values.dtype))
                     written.append((keys, values))
                     return attention_jax(q, keys, values, mask)
 

@@ -4,8 +4,9 @@ updated in place (``scatter_nd_update``), prefill (one ``tf.function`` per promp
 the decode step each a ``tf.function`` with a fixed ``input_signature``, traced and run once at
 build, so nothing traces under load; ``trace_count`` counts the Python bodies' runs.
 
-The cache is one pair of variables per layer, keys and values ``[slots, cache_len, heads,
-head_dim]`` in the compute dtype. Weights are the Keras model's, under the cell's dtype policy
+The cache is one pair of variables per layer, keys and values ``[slots, heads, cache_len,
+head_dim]`` in the compute dtype (the JAX decoder's layout: the attention matmuls read it as it
+lies). Weights are the Keras model's, under the cell's dtype policy
 (``mixed_bfloat16``: float32 variables cast to bfloat16 in each layer). Sampling follows
 ``bench.serve.generation.sampling``, bit for bit the JAX decoder's rule.
 
@@ -103,7 +104,8 @@ class TfDecoder:
         keras.utils.set_random_seed(seed)
         self.dtype = DTYPES[precision]
         heads = args.num_heads
-        shape = (slots, cache_len, heads, args.d_model // heads)
+        shape = (slots, heads, cache_len, args.d_model // heads)
+        self._heads = heads
         with tf.device(self._place):
             self.model = model.build_tf(args)
             # The first call through __call__ creates every variable under its layers' names.
@@ -133,6 +135,9 @@ class TfDecoder:
     def _traced_prefill(self, bucket: int) -> Any:
         temperature, seed, model = self.temperature, self.seed, self.model
         mask = tf.constant(causal_mask(bucket, np))
+        # (head, position) of every value a prompt writes, beside its slot: [heads, bucket, 2]
+        grid = np.stack(np.meshgrid(np.arange(self._heads), np.arange(bucket), indexing="ij"), -1)
+        grid = tf.constant(grid.astype(np.int32))
         spec = [
             tf.TensorSpec([1, bucket], tf.int32),
             tf.TensorSpec([], tf.int32),
@@ -143,10 +148,11 @@ class TfDecoder:
         @tf.function(input_signature=spec, jit_compile=self._jit)
         def prefill(tokens, length, slot, req_seed):
             self._traces += 1
-            at = tf.stack([tf.fill([bucket], slot), tf.range(bucket)], axis=1)
+            at = tf.concat([tf.fill([self._heads, bucket, 1], slot), grid], axis=-1)
 
             def attends(i: int) -> Any:
                 def attend(q, k, v):
+                    k, v = tf.transpose(k, [0, 2, 1, 3]), tf.transpose(v, [0, 2, 1, 3])
                     self._keys[i].scatter_nd_update(at, tf.cast(k[0], self.dtype))
                     self._values[i].scatter_nd_update(at, tf.cast(v[0], self.dtype))
                     return attention_tf(q, k, v, mask)
@@ -171,7 +177,9 @@ class TfDecoder:
         )
         def decode(tokens, positions, req_seeds):
             self._traces += 1
-            at = tf.stack([tf.range(slots), positions], axis=1)
+            # (row, head, position) of every value the step writes: [slots, heads, 3]
+            rows, heads = tf.meshgrid(tf.range(slots), tf.range(self._heads), indexing="ij")
+            at = tf.stack([rows, heads, tf.broadcast_to(positions[:, None], rows.shape)], -1)
             # Row i sees its positions 0..positions[i]; the rest of its row is stale or empty.
             mask = (tf.range(cache_len)[None, :] <= positions[:, None])[:, None, :]
 

@@ -30,6 +30,8 @@ class CellMessage:
     # serve cells: the scenario's slo and its endpoints: entries.
     slo: Mapping[str, Any] | None = None
     endpoints: Mapping[str, Any] = field(default_factory=dict)
+    # generate cells: the scenario's generate block (bench.run.generate_block), lengths as JSON.
+    generate: Mapping[str, Any] = field(default_factory=dict)
     # Where a cell writes what it keeps beside its record (profiles/, parity/, litert/).
     run_dir: str | None = None
     cluster: Mapping[str, Any] | None = None
@@ -57,7 +59,7 @@ class CellMessage:
         values = {k: v for k, v in data.items() if k in known and v is not None}
         values["key"] = CellKey.from_dict(data["key"])
         values.setdefault("cell_id", values["key"].cell_id)
-        for name in ("optimizer", "data", "pricing", "endpoints"):
+        for name in ("optimizer", "data", "pricing", "endpoints", "generate"):
             values[name] = values.get(name) or {}
         values["plugins"] = tuple(values.get("plugins") or ())
         return cls(**values)

@@ -12,11 +12,12 @@ SPEC = WorkloadSpec(
     measure="bench.workloads.serve.cell:measure",
     compiled_pass="predict",
     offline=False,
-    axes=("arrivals", "endpoint"),
+    axes=("arrivals", "endpoint", "max_batch_size", "batch_timeout_ms"),
     # A served request is one example: the batches a server forms are max_batch_size's.
     fixed={"batch_size": 1},
     # Requests of one example on one device, straight from the host.
     requires={"replicas": 1, "steps_per_call": 1, "input": "synthetic"},
+    accepts={"arrivals": ("poisson", "constant", "single_stream")},
     metrics=(
         "request_latency_s",
         "max_compliant_qps",
