@@ -141,6 +141,14 @@ def test_a_completions_prompt_may_be_token_ids(url):
         drive(requests(1, 0.0), GenEndpoint(url, "openai-chat", "m"), 1, prompt=lambda r: [1])
 
 
+def test_token_ids_where_the_server_returns_them(url):
+    endpoint = GenEndpoint(url, "openai-completions", "m", token_ids=True)
+    load = drive(requests(2, 0.0, output=6), endpoint, 2, prompt=modes("ok", "multi"))
+    one, two = load.records
+    assert one.tokens == two.tokens == list(range(6))  # every generated id, in order
+    assert one.chunk_tokens == [1] * 6 and two.chunk_tokens == [2, 2, 2]  # counted by ids
+
+
 def test_hostile_streams_each_fail_their_request_with_the_reason_and_the_load_goes_on(url):
     names = [*HOSTILE, "ok"]
     endpoint = GenEndpoint(url, "openai-chat", "m", timeout_s=1.0)

@@ -117,6 +117,15 @@ def test_tokens_per_chunk_where_the_chunk_lists_them():
     assert chunk({"choices": [{"text": "a"}]}).tokens is None  # the client counts it as one
 
 
+def test_token_ids_count_the_tokens_of_a_chunk():
+    c = chunk({"choices": [{"delta": {"content": "ab"}, "token_ids": [5, 9]}]})
+    assert (c.tokens, c.token_ids) == (2, (5, 9))
+    held = chunk({"choices": [{"text": "", "token_ids": [7]}]})  # a split character
+    assert (held.text_chars, held.token_ids) == (0, (7,))
+    with pytest.raises(openai.ChunkError, match="token_ids"):
+        chunk({"choices": [{"text": "a", "token_ids": ["7"]}]})
+
+
 def test_usage_and_finish_reason():
     c = chunk({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3.0}})
     assert (c.text_chars, c.prompt_tokens, c.completion_tokens) == (0, 7, 3)

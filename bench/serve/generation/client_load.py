@@ -181,6 +181,7 @@ class _Load:
                 released[i] = np.nan
             else:
                 record.chunk_times, record.chunk_tokens = got.chunk_times, got.chunk_tokens
+                record.tokens = got.token_ids
                 record.server_prompt_tokens = got.prompt_tokens
                 record.server_output_tokens = got.completion_tokens
                 record.error = got.error

@@ -45,7 +45,8 @@ class Chunk:
 
     text_chars: int = 0  # characters of output text it carries (0: no token in it)
     fields: tuple[str, ...] = ()  # the fields that carried them: text, content, reasoning_content
-    tokens: int | None = None  # tokens it carries where the chunk says (logprobs), else None
+    tokens: int | None = None  # tokens it carries where the chunk says (ids, logprobs), else None
+    token_ids: tuple[int, ...] = ()  # the ids it carries, where the server returns them
     prompt_tokens: int | None = None  # usage, where the chunk has it
     completion_tokens: int | None = None
     finish_reason: str | None = None
@@ -77,6 +78,7 @@ def request_body(
     hold_length: tuple[str, ...] = (),
     temperature: float = 0.0,
     seed: int | None = None,
+    token_ids: bool = False,
 ) -> bytes:
     """One streamed request for ``max_tokens`` tokens of output; the fields of
     ``hold_length`` (a subset of ``HOLD_LENGTH``) ask the server not to end before them. A
@@ -105,6 +107,8 @@ def request_body(
         body["min_tokens"] = max_tokens
     if "ignore_eos" in hold_length:
         body["ignore_eos"] = True
+    if token_ids:  # vLLM and SGLang: each chunk's generated ids (choices[].token_ids)
+        body["return_token_ids"] = True
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -122,7 +126,7 @@ def read_chunk(data: str) -> Chunk:
     choices = obj.get("choices") or []
     if not isinstance(choices, list):
         raise ChunkError("a chunk whose choices are not a list")
-    chars, fields, tokens, finish = 0, [], None, None
+    chars, fields, tokens, finish, ids = 0, [], None, None, []
     for choice in choices:
         if not isinstance(choice, dict):
             raise ChunkError("a chunk whose choice is not an object")
@@ -134,6 +138,7 @@ def read_chunk(data: str) -> Chunk:
                 if name not in fields:
                     fields.append(name)
         tokens = _logprob_tokens(choice.get("logprobs"), tokens)
+        ids += _token_ids(choice.get("token_ids"))
         if isinstance(choice.get("finish_reason"), str):
             finish = choice["finish_reason"]
     usage = obj.get("usage")
@@ -143,7 +148,13 @@ def read_chunk(data: str) -> Chunk:
             raise ChunkError("a chunk whose usage is not an object")
         prompt = _count(usage, "prompt_tokens")
         completion = _count(usage, "completion_tokens")
-    return Chunk(chars, tuple(fields), tokens if chars else None, prompt, completion, finish)
+    if ids:  # the server's own ids: the exact count, over logprobs' or the client's
+        tokens = len(ids)
+    return Chunk(
+        text_chars=chars, fields=tuple(fields), tokens=tokens if chars else None,
+        token_ids=tuple(ids), prompt_tokens=prompt, completion_tokens=completion,
+        finish_reason=finish,
+    )  # fmt: skip
 
 
 def _texts(choice: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -165,6 +176,16 @@ def _logprob_tokens(logprobs: Any, so_far: int | None) -> int | None:
     if not isinstance(listed, list) or not listed:
         return so_far
     return (so_far or 0) + len(listed)
+
+
+def _token_ids(found: Any) -> list[int]:
+    if found is None:
+        return []
+    if not isinstance(found, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_COUNT for t in found
+    ):
+        raise ChunkError("a chunk whose token_ids are not a list of token ids")
+    return found
 
 
 def _count(usage: dict[str, Any], name: str) -> int | None:

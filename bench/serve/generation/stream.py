@@ -63,6 +63,7 @@ class GenEndpoint:
     hold_length: tuple[str, ...] = ()  # of openai.HOLD_LENGTH: fields that stop early ends
     temperature: float = 0.0  # 0: greedy
     max_in_flight: int = 64  # sender slots: requests outstanding at once (the load's default)
+    token_ids: bool = False  # ask for each chunk's ids (vLLM, SGLang: return_token_ids)
     token_env: str = ""  # an environment variable holding a bearer token
     allow_insecure_token: bool = False
 
@@ -111,6 +112,9 @@ def problems(endpoint: GenEndpoint) -> list[str]:
         found.append(
             f"hold_length: {unknown[0]!r}; expected any of {', '.join(openai.HOLD_LENGTH)}"
         )
+    for key in ("token_ids", "allow_insecure_token"):
+        if not isinstance(getattr(endpoint, key), bool):
+            found.append(f"{key}: {getattr(endpoint, key)!r}; expected true or false")
     if not _number(endpoint.temperature) or not 0 <= endpoint.temperature <= 2:
         found.append(f"temperature: {endpoint.temperature!r}; expected a number from 0 to 2")
     return found
@@ -127,6 +131,8 @@ class Streamed:
     chunk_times: list[float] = field(default_factory=list)  # chunks carrying output text only
     chunk_tokens: list[int] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)  # what carried text: content, reasoning_content
+    token_ids: list[int] = field(default_factory=list)  # where the server returns them
+    held_ids: int = 0  # ids received in chunks without text, not yet counted
     prompt_tokens: int | None = None  # the server's usage
     completion_tokens: int | None = None
     finish_reason: str | None = None
@@ -152,8 +158,9 @@ class StreamClient:
     def body(self, prompt: str | list[int], max_tokens: int, seed: int | None = None) -> bytes:
         e = self.endpoint
         return openai.request_body(
-            e.protocol, e.model_name, prompt, max_tokens, e.hold_length, e.temperature, seed
-        )
+            e.protocol, e.model_name, prompt, max_tokens, e.hold_length, e.temperature, seed,
+            e.token_ids,
+        )  # fmt: skip
 
     def reason(self, text: str) -> str:
         """A reason fit to record: the token never in it (a server may echo the request's
@@ -343,14 +350,21 @@ def _take(chunk: openai.Chunk, t: float, out: Streamed, counted: int) -> int:
         out.prompt_tokens = chunk.prompt_tokens
     if chunk.finish_reason is not None:
         out.finish_reason = chunk.finish_reason
+    if chunk.token_ids and not chunk.text_chars:
+        # Ids with no text yet (a character split across tokens): they reach the user with
+        # the next text, so they count in that chunk.
+        out.token_ids.extend(chunk.token_ids)
+        out.held_ids += len(chunk.token_ids)
     if chunk.text_chars:
-        tokens = chunk.tokens or 1
+        tokens = (chunk.tokens or 1) + out.held_ids
+        out.held_ids = 0
         # A server that counts usage in every chunk (vLLM's continuous_usage_stats) says how
         # many tokens this one carried: several where speculative decoding accepted several.
-        if chunk.tokens is None and chunk.completion_tokens is not None:
+        if chunk.tokens is None and not tokens > 1 and chunk.completion_tokens is not None:
             tokens = max(1, chunk.completion_tokens - counted)
         out.chunk_times.append(t)
         out.chunk_tokens.append(tokens)
+        out.token_ids.extend(chunk.token_ids)
         out.fields.extend(f for f in chunk.fields if f not in out.fields)
     if chunk.completion_tokens is not None:
         out.completion_tokens = chunk.completion_tokens
