@@ -149,7 +149,10 @@ class Metric:
 
     def quantity(self, gate: Gate) -> str:
         """The gate's stored quantity (baseline files): ``step_time_s`` samples for per-step
-        gates, else ``compile_s``, ``p99_step_time_s``..."""
+        gates, the sample list's name for sample gates (``ttft_s``), else ``compile_s``,
+        ``p99_step_time_s``..."""
+        if gate.sample:
+            return gate.sample
         if gate.stat is None:
             return "step_time_s"
         return self.name if gate.stat == "value" else f"{gate.stat}_{self.name}"

@@ -264,8 +264,46 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.gate.baseline import METRICS
+    from bench.history import changes
+    from bench.history.store import HistoryError
+    from bench.report.trend import page
+
+    try:
+        store = _open(args, write=False)
+        try:
+            found = []
+            for metric in args.metric or ["step_time"]:
+                found += changes.series_of(store.point_rows(metric, args.branch))
+            rows = changes.rows(store, args.branch)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        return history_error("report", exc)
+    units = {name: m.unit for name, m in METRICS.items()}
+    target = Path(args.output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page(found, rows, units, store.where))
+    except OSError as exc:
+        return history_error("report", OSError(f"{target}: cannot write ({exc})"))
+    out.print(f"wrote {target}: {len(found)} series", highlight=False, markup=False)
+    return 0
+
+
 def _add_change_parsers(hsub: Any) -> None:
     from bench.cli.common import bounded_int
+
+    r = hsub.add_parser(
+        "report",
+        help="the trend page: each series over commits with its intervals and changes (HTML)",
+    )
+    r.add_argument("-o", "--output", default="history.html", help="default history.html")
+    r.add_argument("--branch", help="one branch (default: every branch)")
+    r.add_argument("--metric", action="append", default=None, help="default step_time; repeatable")
+    _common(r)
+    r.set_defaults(func=cmd_report)
 
     c = hsub.add_parser(
         "changes",

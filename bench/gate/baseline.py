@@ -8,10 +8,12 @@ gating against a run and against the baseline saved from it give the same verdic
 
 Two things keep a baseline small enough to commit (about 12 bytes per sample):
 
-- at most ``MAX_SAMPLES`` step times per cell and run, thinned evenly in time order (every k-th
-  sample), so drift within the run stays visible. A 0.1 ms step measured for 1 s gives 10,000
-  samples; past a few hundred, more samples of one run narrow the interval without making it
-  any truer, because the run-to-run variation they do not see dominates;
+- at most ``MAX_SAMPLES`` step times (and as many of each other sample list: a generate
+  cell's per-request TTFT and TPOT, its per-step decode rates) per cell and run, thinned
+  evenly in time order (every k-th sample), so drift within the run stays visible. A 0.1 ms
+  step measured for 1 s gives 10,000 samples; past a few hundred, more samples of one run
+  narrow the interval without making it any truer, because the run-to-run variation they do
+  not see dominates;
 - samples rounded to ``SIGNIFICANT_DIGITS`` significant digits: 0.1 ns at 1 ms, far below the
   timer's noise.
 
@@ -83,6 +85,9 @@ class MetricDef:
     metric: str  # the record metric it comes from
     stat: str  # the statistic of that metric per process ("value", "p99"); "" per step
     rate: bool  # per-step samples are batch_size / step time
+    # The record's own raw sample list it reads (``samples.<name>``: a generate cell's
+    # per-request TTFT and TPOT, per-step decode rates) instead of the step times; "" if none.
+    sample: str = ""
 
 
 def _gated(metric: Metric, gate: Gate) -> MetricDef:
@@ -96,6 +101,7 @@ def _gated(metric: Metric, gate: Gate) -> MetricDef:
         metric.name,
         gate.stat or "",
         gate.rate,
+        gate.sample,
     )
 
 
@@ -124,6 +130,11 @@ def per_process_sources() -> dict[str, MetricDef]:
     figure is in the record's ``repeats`` list (``bench.measure.repeats.summary_of``); a
     statistic of the step times (p99) comes from each process's own samples."""
     return {m.quantity: m for m in METRICS.values() if m.per_process}
+
+
+def sample_sources() -> dict[str, MetricDef]:
+    """Quantities read from a record's own sample lists (stored name -> its gated metric)."""
+    return {m.quantity: m for m in METRICS.values() if m.sample}
 
 
 # ------------------------------------------------------------------ the document, validated
@@ -335,6 +346,7 @@ def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> d
             None if steps else "the record holds no raw step times",
         )
     }
+    found.update(_sample_quantities(record, where, max_samples))
     sources = per_process_sources()
     for quantity, values in _per_process(record, where).items():
         m = sources[quantity]
@@ -344,6 +356,31 @@ def _cell_quantities(run: Run, record: Mapping[str, Any], max_samples: int) -> d
             m.unit,
             [_round(v) for v in values],
             None if values else str(why or f"the record has no {m.metric}.{m.stat}"),
+        )
+    return found
+
+
+def _sample_quantities(record: Mapping[str, Any], where: str, max_samples: int) -> dict[str, Any]:
+    """The sample-list quantities of one ok record (a generate cell's per-request TTFT and
+    TPOT, its per-step decode rates), thinned and rounded like step times. Only where the
+    record has the list or the metric: a train cell carries no empty TTFT entry, and a
+    generate cell whose metric is unavailable keeps the reason for the gate to give."""
+    samples = record.get("samples") or {}
+    metrics = record.get("metrics") or {}
+    found = {}
+    for quantity, m in sample_sources().items():
+        entry = metrics.get(m.metric)
+        if quantity not in samples and not isinstance(entry, dict):
+            continue
+        raw = samples.get(quantity)
+        # A sample of zero is no measurement of a time or a rate (the ratio of medians
+        # needs positive numbers): left out like a non-finite one.
+        values = [] if raw is None else _positive(_numbers(raw, f"{where}: samples.{quantity}"))
+        why = entry.get("unavailable") if isinstance(entry, dict) else None
+        found[quantity] = _quantity(
+            m.unit,
+            [_round(v) for v in thin(values, max_samples)],
+            None if values else str(why or f"the record holds no {quantity} samples"),
         )
     return found
 
@@ -480,6 +517,10 @@ class CellData:
         if self.status != "ok":
             return [], f"cell {self.status}" + (f": {self.reason}" if self.reason else "")
         quantity = self.quantities.get(metric.quantity)
+        if quantity is None and metric.sample:
+            workload = self.key.get("workload")
+            of = f" (a {workload} cell)" if workload else ""
+            return [], f"the record holds no {metric.sample} samples{of}"
         if quantity is None or not quantity.samples:
             return [], (quantity.unavailable if quantity else None) or "not recorded"
         values = list(quantity.samples)

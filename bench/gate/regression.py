@@ -3,7 +3,9 @@
 Builds on ``bench.gate.decision`` (the per-cell rule and Holm) and adds what a CI job needs around it:
 
 - pairing: cells are paired by cell id; cells on one side only are listed in the notes;
-- samples: per-step metrics (step time, throughput) from each cell's raw step times;
+- samples: per-step metrics (step time, throughput) from each cell's raw step times, and a
+  generate cell's TTFT, TPOT (one sample per request) and decode tokens/s (one per decode
+  step) from its own sample lists (``Gate.sample``), tested the same way;
   per-process metrics (p99, compile time, memory) one value per worker process, so they are
   INSUFFICIENT_DATA, with the reason, unless each side has enough processes per cell
   (``measure.repeats`` in the scenario, or several runs per side);

@@ -99,6 +99,8 @@ class JaxDecoder:
         self.slots, self.cache_len = slots, cache_len
         self.buckets = check_shapes(args, slots, cache_len, buckets)
         self.temperature, self.seed = check_temperature(temperature), int(seed)
+        if device is not None and device not in PLATFORMS:
+            raise ValueError(f"device {device!r}: expected one of {', '.join(PLATFORMS)}")
         platform = PLATFORMS[device] if device else jax.devices()[0].platform
         self.device = jax.devices(platform)[0]
         self.device_name = "cpu" if self.device.platform == "cpu" else self.device.device_kind

@@ -95,6 +95,9 @@ class TfDecoder:
         self.buckets = check_shapes(args, slots, cache_len, buckets)
         self.temperature, self.seed = check_temperature(temperature), int(seed)
         self.device = device or ("gpu" if tf.config.list_physical_devices("GPU") else "cpu")
+        if self.device not in ("cpu", "gpu"):
+            # A TPU runs TF programs through TPUStrategy, which this decoder does not use.
+            raise ValueError(f"device {self.device!r}: the TensorFlow decoder runs on cpu or gpu")
         self.device_name = device_name(self.device)
         self._place = f"/{self.device.upper()}:0"
         self._jit = xla
