@@ -309,7 +309,7 @@ AXES: tuple[Axis, ...] = (
         "cache_len",
         int,
         count(MAX_SEQ_LEN),
-        512,
+        256,
         "generate: positions per KV cache row; a request's prompt and output must fit",
         label="cache {}",
         column="cache",

@@ -96,7 +96,7 @@ def test_generate_axes_are_in_generate_keys_only_and_in_their_ids():
     # No batching axes (serve's), no rate offline; the engine's three axes in the key and id.
     assert not {"max_batch_size", "batch_timeout_ms", "target_qps"} & set(gen)
     gen_id = CellKey.from_dict({"model": "decoder", **gen}).cell_id
-    assert gen_id == "jax-cpu-generate-float32-synthetic-offline-continuous-s8-c512"
+    assert gen_id == "jax-cpu-generate-float32-synthetic-offline-continuous-s8-c256"
     for name in GENERATE_AXES:
         changed = CellKey.from_dict(
             {"model": "decoder", **axes.normalize({**gen, name: OTHER[name]})}

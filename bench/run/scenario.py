@@ -505,7 +505,7 @@ def parse_scenario(text: str, where: str, overrides: tuple[str, ...] = ()) -> Lo
             problems.append(f"{where}: matrix: every cell is excluded; expected at least one cell")
         problems.extend(_check_batch_split(cells, where, lines))
         problems.extend(_check_online(scenario, cells, where, lines))
-        trace, found = _check_generate(scenario, cells, where, lines)
+        trace, found = _check_generate(scenario, cells, where, lines, model_args)
         problems.extend(found)
         problems.extend(_check_needs(scenario.model, cells, where, lines))
         problems.extend(_check_backends(cells, where, lines))
@@ -683,14 +683,23 @@ def _check_slo_limits(scenario: Scenario, name: str, where: str, lines: dict) ->
 
 
 def _check_generate(
-    scenario: Scenario, cells: list[Cell], where: str, lines: dict
+    scenario: Scenario, cells: list[Cell], where: str, lines: dict, model_args: Any
 ) -> tuple[list[tuple[float, int, int]] | None, list[str]]:
     """The generate block against the cells: the trace file readable, every request fits its
-    cell's KV cache and a compiled prompt bucket."""
+    cell's KV cache and a compiled prompt bucket, the cache the model's positions."""
     mine = [c for c in cells if c.key.workload == "generate"]
     block = scenario.generate
     if not mine:
         return None, []
+    positions = getattr(model_args, "max_positions", None)
+    longer = [c for c in mine if positions is not None and c.key["cache_len"] > positions]
+    if longer:
+        line = _line(lines, ("matrix", "cache_len")) or _line(lines, ("cache_len",))
+        return None, [
+            f"{where}{line}: cache_len: cell {longer[0].cell_id}: cache_len "
+            f"{longer[0].key['cache_len']} is longer than the model's max_positions "
+            f"({positions}); expected at most {positions}, or a larger model_args.max_positions"
+        ]
     trace = None
     if block.trace is not None:
         path = Path(block.trace)
