@@ -26,7 +26,7 @@ from bench.axes import KEY_FIELDS, Axis, differing, key_label
 from bench.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
-from bench.read.overhead import server_overhead
+from bench.read.overhead import generation_overhead, server_overhead
 from bench.read.scaling import efficiency_entries, resolved_replicas
 from bench.read.slo import slo_latency_ms, slo_met, slo_of
 from bench.runfolder import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
@@ -247,10 +247,13 @@ def fields() -> dict[str, Field]:
 def run_derived(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per cell id, the entries of metrics derived from several cells of one run (registry
     ``samples="run"``): scaling efficiency against the run's single-replica cells, and a
-    model server's overhead against the run's in-process serve cells."""
+    model server's overhead against the run's in-process serve cells, and a generation
+    server's TTFT and TPOT overhead against the run's in-process generate cells."""
     records = list(records)
     out = efficiency_entries(records)
     for cell_id, entries in server_overhead(records).items():
+        out.setdefault(cell_id, {}).update(entries)
+    for cell_id, entries in generation_overhead(records).items():
         out.setdefault(cell_id, {}).update(entries)
     return out
 

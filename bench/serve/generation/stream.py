@@ -18,12 +18,13 @@ otherwise, and no reason ever repeats it, even where a server echoes it back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,16 @@ class GenEndpoint:
         # A scenario's YAML gives a list; the endpoint is frozen, and hashable, with a tuple.
         if isinstance(self.hold_length, list):
             object.__setattr__(self, "hold_length", tuple(self.hold_length))
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any], temperature: float) -> GenEndpoint:
+        """From a scenario's ``endpoints:`` entry as a cell message carries it: a field None
+        or absent takes this client's default, ``temperature`` (the generate block's) where
+        the entry states none; the serve endpoints' own fields (``connections``) are left."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in fields.items() if v is not None and k in known}
+        given.setdefault("temperature", temperature)
+        return cls(**given)
 
     def describe(self) -> str:
         return f"{self.protocol} {redacted(self.url)} model {self.model_name!r}"
@@ -205,6 +216,33 @@ class StreamClient:
                 f"{self.endpoint.startup_timeout_s:g} s (last: {last})"
             )
         )
+
+    def model_card(self) -> dict[str, Any] | None:
+        """The server's entry for ``model_name`` in its model list (``GET .../v1/models``: the
+        OpenAI shape, ``{"data": [{"id": ..., "owned_by": ...}]}``), or None where it has no
+        list, or none that parses, or the name is not in it. bench serve decoder's says
+        ``owned_by: bench`` and what it serves (``bench``: model, model_args, seed ...)."""
+        where = self.ready_path()
+        if where is None:
+            return None
+        t = self.target
+        conn = bounded_http.connection(t.scheme, t.host, t.port)
+        try:
+            with bounded_http.deadline(READY_CHECK_S):
+                conn.request("GET", where, headers=self.headers)
+                resp = conn.getresponse()
+                data = bounded_http.read_body(resp, READY_BODY_BYTES)
+            listed = json.loads(data).get("data") if resp.status == 200 else None
+        except (OSError, http.client.HTTPException, bounded_http.TooLarge, ValueError):
+            return None
+        except AttributeError:  # a JSON answer that is no object
+            return None
+        finally:
+            conn.close()
+        for entry in listed if isinstance(listed, list) else ():
+            if isinstance(entry, dict) and entry.get("id") == self.endpoint.model_name:
+                return entry
+        return None
 
     def _ready(self, where: str, within: float) -> str:
         """'' when ready, else why not."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
 from bench.metrics import metric
 from bench.modeldef import load_model
 from bench.serve.generation import engine, lengths
+from bench.serve.generation.record import token_digests
 from bench.serve.generation.requests import GenRequest
 from bench.serve.generation.summary import GenSlo, engine_numbers, summarize
 from bench.serve.search import search
@@ -83,6 +84,10 @@ class Loads:
 
 
 def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
+    if msg.key.get("endpoint", "in_process") != "in_process":
+        from bench.workloads.generate.cell.endpoint import measure_endpoint_cell
+
+        return measure_endpoint_cell(msg)
     key, gen = msg.key, msg.generate
     if msg.processes > 1:
         reason = "workload: generate runs on one host; a multi-host run skips its generate cells"
@@ -122,7 +127,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
         runs[rate] = run
         return found
 
-    headline, probes, searched = _load(key, msg, probe, slo)
+    headline, probes, searched = load_plan(msg, probe)
     retraced = decoder.trace_count() - traces
     status, reason, flags = "ok", "", []
     if retraced:
@@ -172,6 +177,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
         "prompt_buckets": buckets,
         "temperature": gen["temperature"],
         "requests": gen["requests"] if not gen.get("trace_rows") else len(gen["trace_rows"]),
+        "token_digests": token_digests(run.records),
         **({"search": searched} if searched is not None else {}),
         "probes": probes,
     }
@@ -179,14 +185,13 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
             "samples": samples, "input": {}, "generate": block}  # fmt: skip
 
 
-def _load(
-    key: Mapping[str, Any],
-    msg: CellMessage,
-    probe: Callable[[float | None], dict[str, Any]],
-    slo: GenSlo,
+def load_plan(
+    msg: CellMessage, probe: Callable[[float | None], dict[str, Any]], grow: int = 0
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
-    del slo  # each probe judges itself
-    """The loads the cell asks for: (the reported one, every one, the search's summary)."""
+    """The loads the cell asks for: (the reported one, every one, the search's summary). A
+    search is bounded above by the offline request rate; ``grow``: rates up to ``2**grow``
+    times it are tried where it meets the slo (an endpoint's offline rate is an estimate)."""
+    key = msg.key
     if key["arrivals"] == "offline":
         found = probe(None)
         return found, [found], None
@@ -202,7 +207,7 @@ def _load(
     low = rules["low_qps"] or top * LOW_FRACTION
     result = search(
         probe, low=min(low, top * 0.99), high=top, tolerance=rules["tolerance"],
-        retries=rules.get("retries", 0),
+        retries=rules.get("retries", 0), grow=grow,
     )  # fmt: skip
     found = {k: v for k, v in result.to_dict().items() if k != "probes"}
     found["offline_qps"] = top
