@@ -42,7 +42,7 @@ from bench.serve.generation.requests import GenRequest
 from bench.serve.generation.stream import GenEndpoint, StreamClient
 from bench.serve.generation.summary import summarize
 from bench.workloads.cell.message import CellMessage
-from bench.workloads.generate.cell import Loads, load_plan, slo_of
+from bench.workloads.generate.cell.loads import Loads, load_plan, slo_of
 from bench.workloads.generate.cell.metrics import generation_metrics
 
 GROW_STEPS = 3  # the offline rate is an estimate: rates up to 8x it are tried where it is met
