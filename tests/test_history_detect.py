@@ -139,3 +139,40 @@ def test_changes_records_each_suspect_once(history_db, tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)) == 1
     assert main(["history", "changes", "--db", history_db]) == 0
     assert "0 confirmed change(s); 0 new suspect(s), 1 awaiting" in capsys.readouterr().out
+
+
+def test_trend_page_draws_each_series_and_its_suspect(tmp_path, capsys):
+    db = str(tmp_path / "h.sqlite")
+    runs = [run_at(tmp_path / "res", i, 0.01 if i < 20 else 0.013) for i in range(40)]
+    main(["history", "add", *map(str, runs), "--db", db, "--branch", "main"])
+    main(["history", "changes", "--db", db])
+    assert main(["history", "report", "--db", db, "-o", str(tmp_path / "t.html")]) == 0
+    html = (tmp_path / "t.html").read_text()
+    # the train and the predict cell's step time; the suspect labelled with the first
+    # stage's ratio (of the medians of lognormal samples: about 1.3)
+    assert html.count("<svg") == 2
+    assert "x1.306 (suspect)" in html and 'stroke-dasharray="4 4"' in html
+    # one interval bar and one point per commit and series
+    assert html.count("<circle") == 2 * 40
+
+
+def test_a_pair_given_by_hand_is_listed_as_such(tmp_path, capsys):
+    from bench.history import changes
+    from bench.history.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'h.sqlite'}", write=True)
+    series = changes.Series("main", "c", "step_time", ["a" * 40, "b" * 40], [], [])
+    assert changes.record_suspect(store, series, 1, (1, 1), None)
+    assert not changes.record_suspect(store, series, 1, (1, 1), None)  # known already
+    store.close()
+    db = str(tmp_path / "h.sqlite")
+    assert main(["history", "changes", "--no-detect", "--suspects", "--db", db]) == 0
+    assert "suspect      c step_time: aaaaaaaaaaaa..bbbbbbbbbbbb (given by hand)" in (
+        capsys.readouterr().out
+    )
+    assert (
+        main(["history", "changes", "--no-detect", "--suspects", "--db", db, "--format", "json"])
+        == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["detail"]["ratio"] is None and row["detail"]["window"] == ["a" * 40, "b" * 40]

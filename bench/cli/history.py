@@ -149,12 +149,11 @@ def add_parsers(sub: Any) -> None:
 
 
 def _change_line(row: dict[str, Any]) -> str:
-    ratio = row.get("ratio")
-    size = (
-        f"x{ratio:.3f} [{row['ci_lo']:.3f}, {row['ci_hi']:.3f}]"
-        if ratio is not None and row.get("ci_lo") is not None
-        else f"x{row['detail'].get('ratio', float('nan')):.3f} (first stage)"
-    )
+    ratio, suspected = row.get("ratio"), row["detail"].get("ratio")
+    if ratio is not None and row.get("ci_lo") is not None:
+        size = f"x{ratio:.3f} [{row['ci_lo']:.3f}, {row['ci_hi']:.3f}]"
+    else:
+        size = f"x{suspected:.3f} (first stage)" if suspected else "(given by hand)"
     return (
         f"{row['status']:<12} {row['cell_id']} {row['metric']}: {row['before_commit'][:12]}"
         f"..{row['after_commit'][:12]} {size}"
@@ -219,7 +218,7 @@ def _plant(args: argparse.Namespace, store: Any) -> None:
     series = changes.Series(
         args.branch or "main", args.cell, (args.metric or ["step_time"])[0], [before, after], [], []
     )
-    changes.record_suspect(store, series, 1, (1, 1), float("nan"))
+    changes.record_suspect(store, series, 1, (1, 1), None)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -230,7 +229,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     try:
         store = _open(args, write=True)
         try:
-            if args.commits or args.cell:
+            if args.commits:
                 _plant(args, store)
             todo = [
                 r for r in changes.rows(store, args.branch, changes.SUSPECT)
@@ -264,8 +263,46 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.gate.baseline import METRICS
+    from bench.history import changes
+    from bench.history.store import HistoryError
+    from bench.report.trend import page
+
+    try:
+        store = _open(args, write=False)
+        try:
+            found = []
+            for metric in args.metric or ["step_time"]:
+                found += changes.series_of(store.point_rows(metric, args.branch))
+            rows = changes.rows(store, args.branch)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        return history_error("report", exc)
+    units = {name: m.unit for name, m in METRICS.items()}
+    target = Path(args.output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page(found, rows, units, store.where))
+    except OSError as exc:
+        return history_error("report", OSError(f"{target}: cannot write ({exc})"))
+    out.print(f"wrote {target}: {len(found)} series", highlight=False, markup=False)
+    return 0
+
+
 def _add_change_parsers(hsub: Any) -> None:
     from bench.cli.common import bounded_int
+
+    r = hsub.add_parser(
+        "report",
+        help="the trend page: each series over commits with its intervals and changes (HTML)",
+    )
+    r.add_argument("-o", "--output", default="history.html", help="default history.html")
+    r.add_argument("--branch", help="one branch (default: every branch)")
+    r.add_argument("--metric", action="append", default=None, help="default step_time; repeatable")
+    _common(r)
+    r.set_defaults(func=cmd_report)
 
     c = hsub.add_parser(
         "changes",

@@ -26,7 +26,10 @@ def _on_event(console: Any):
         elif kind == "probe":
             probe = data["probe"]
             verdict = {True: "fits", False: "does not fit", None: "unknown"}[probe.fits]
-            console.print(f"  memory probe {data['cell'].cell_id}: {verdict}", highlight=False)
+            console.print(
+                f"  memory probe {data['cell'].cell_id}: {verdict} ({probe.seconds:.1f} s)",
+                highlight=False,
+            )
 
     return on_event
 

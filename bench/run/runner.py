@@ -403,6 +403,10 @@ class Runner:
                 extra["TPU_ACCELERATOR_TYPE"] = self.node.accelerator_type
         return worker_env(framework, device, cpu_devices_for(group, processes), self.cluster, extra)
 
+    def finish(self, record: dict[str, Any]) -> None:
+        """Record a cell's result: judged, appended to the run folder, announced."""
+        self._finish(record)
+
     def _finish(self, record: dict[str, Any]) -> None:
         record = verdict.apply(finite_record(record), self.recorded.values())
         self.writer.append_cell(record)
@@ -425,8 +429,27 @@ class Runner:
     ) -> None:
         """Run cells from ``pending`` (removing them, handing each record to ``emit``) until it
         is empty or the worker is lost."""
-        from bench.measure.reference import cell_kernel
+        worker = self.start_worker(framework, device, pending, emit, env)
+        if worker is None:
+            return
+        try:
+            if self.feed(worker, pending, emit):
+                worker.stop()
+        finally:
+            worker.close()
+            self.worker = None
 
+    def start_worker(
+        self,
+        framework: str,
+        device: str,
+        pending: list[Cell],
+        emit: Callable[[dict], None],
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess | None:
+        """A ready worker for (framework, device); None when it did not start, after recording
+        every cell of ``pending`` as failed with the reason. ``bench tune`` keeps one across
+        several ``feed`` calls."""
         log = self.writer.path / WORKER_LOG.format(framework=framework, device=device)
         self.writer.check()  # no link where this worker and its cells write
         try:
@@ -435,61 +458,68 @@ class Runner:
             raise ResultsError(f"{log}: {os_problem(exc, 'open')}") from None
         self.worker = worker
         try:
-            try:
-                ready = worker.receive(STARTUP_TIMEOUT_S)
-            except (TimeoutError, WorkerDied):
-                reason = f"{framework} worker for {device} did not start: {worker.log_tail() or 'no output'}"
-                while pending:
-                    emit(runner_record(pending.pop(0), "failed", reason))
-                return
-            frameworks = self.writer.meta["environment"]["frameworks"]
-            frameworks.setdefault(framework, {})[device] = {
-                k: v for k, v in ready.items() if k != "type"
-            }
-            self.writer.update()
-            self.on_event("worker_ready", framework=framework, device=device, ready=ready)
-
+            ready = worker.receive(STARTUP_TIMEOUT_S)
+        except (TimeoutError, WorkerDied):
+            reason = (
+                f"{framework} worker for {device} did not start: {worker.log_tail() or 'no output'}"
+            )
             while pending:
-                cell = pending[0]
-                self.on_event("cell_start", cell=cell)
-                kills_before = oom_kills()
-                machine = cell_kernel()  # the worker waits for its cell: the machine is quiet
-                self.writer.check()
-                try:
-                    worker.send(
-                        cell_message(self.loaded, cell, self.cluster, self.writer.path).to_dict()
-                    )
-                    reply = worker.receive(self.loaded.scenario.measure.timeout_s)
-                except TimeoutError:
-                    worker.kill()
-                    limit = self.loaded.scenario.measure.timeout_s
-                    emit(
-                        runner_record(
-                            pending.pop(0),
-                            "timeout",
-                            f"no result within measure.timeout_s={limit:g}s; worker killed",
-                        )
-                    )
-                    return
-                except WorkerDied:
-                    returncode = worker.proc.wait()
-                    kills_after = oom_kills()
-                    delta = (
-                        (kills_after - kills_before)
-                        if None not in (kills_before, kills_after)
-                        else 0
-                    )
-                    status, reason = death_reason(returncode, delta, worker.log_tail())
-                    emit(runner_record(pending.pop(0), status, reason))
-                    return
-                pending.pop(0)
-                record = reply["record"]
-                record.setdefault("metrics", {})["machine_matmul_s"] = machine
-                emit(record)
-            worker.stop()
-        finally:
+                emit(runner_record(pending.pop(0), "failed", reason))
             worker.close()
             self.worker = None
+            return None
+        frameworks = self.writer.meta["environment"]["frameworks"]
+        frameworks.setdefault(framework, {})[device] = {
+            k: v for k, v in ready.items() if k != "type"
+        }
+        self.writer.update()
+        self.on_event("worker_ready", framework=framework, device=device, ready=ready)
+        return worker
+
+    def feed(
+        self, worker: WorkerProcess, pending: list[Cell], emit: Callable[[dict], None]
+    ) -> bool:
+        """Send ``worker`` the cells of ``pending`` one by one (removing each, handing its
+        record to ``emit``). False when the worker was lost (killed on a timeout, or died): its
+        cell is recorded with the reason and the worker must not be used again."""
+        from bench.measure.reference import cell_kernel
+
+        while pending:
+            cell = pending[0]
+            self.on_event("cell_start", cell=cell)
+            kills_before = oom_kills()
+            machine = cell_kernel()  # the worker waits for its cell: the machine is quiet
+            self.writer.check()
+            try:
+                worker.send(
+                    cell_message(self.loaded, cell, self.cluster, self.writer.path).to_dict()
+                )
+                reply = worker.receive(self.loaded.scenario.measure.timeout_s)
+            except TimeoutError:
+                worker.kill()
+                limit = self.loaded.scenario.measure.timeout_s
+                emit(
+                    runner_record(
+                        pending.pop(0),
+                        "timeout",
+                        f"no result within measure.timeout_s={limit:g}s; worker killed",
+                    )
+                )
+                return False
+            except WorkerDied:
+                returncode = worker.proc.wait()
+                kills_after = oom_kills()
+                delta = (
+                    (kills_after - kills_before) if None not in (kills_before, kills_after) else 0
+                )
+                status, reason = death_reason(returncode, delta, worker.log_tail())
+                emit(runner_record(pending.pop(0), status, reason))
+                return False
+            pending.pop(0)
+            record = reply["record"]
+            record.setdefault("metrics", {})["machine_matmul_s"] = machine
+            emit(record)
+        return True
 
     def abort(self) -> None:
         if self.worker is not None:

@@ -74,11 +74,20 @@ def tune_grid(made: Grid, seed: int, budget: str, strategy: Strategy) -> Trial:
     )
 
 
-def report(n_grids: int, budget: str, strategy: Strategy, reruns: int, unique_grids: int) -> str:
+def report(
+    n_grids: int,
+    budget: str,
+    strategy: Strategy,
+    reruns: int,
+    unique_grids: int,
+    progress: bool = False,
+) -> str:
     trials = []
     for seed in range(n_grids):
         objective = "cost" if seed % 4 == 3 else "throughput"
         trials.append(tune_grid(grid(seed, objective=objective), 10_000 + seed, budget, strategy))
+        if progress:
+            print(f"  grid {seed}: {trials[-1]}", flush=True)
     within = sum(1 for t in trials if t.ratio is not None and t.ratio >= 0.97)
     shares = [t.share for t in trials]
     lines = [

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from bench.measure.timing import RunLength
 
@@ -84,7 +86,14 @@ class Budget:
     spent_s: float = 0.0
     seen: list[tuple[Mapping[str, Any], float, float]] = field(default_factory=list)
     compiles: list[float] = field(default_factory=list)
+    probed: list[tuple[Mapping[str, Any], float]] = field(default_factory=list)
+    # Whether a cell's program fits the device (None: not known); one that does not would only
+    # compile and fail in a full run.
+    fits: Callable[[Mapping[str, Any]], bool | None] | None = None
     _full: float | None = None
+    _grid: tuple[np.ndarray, np.ndarray] | None = None
+    _axes: list[str] = field(default_factory=list)
+    _values: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
@@ -108,31 +117,59 @@ class Budget:
         self.seen.append((key, compile_s, call_s))
         self._full = None
 
-    def note_compile(self, compile_s: float) -> None:
-        """A probe's compile, counted before any cell was measured."""
+    def note_compile(self, key: Mapping[str, Any], compile_s: float) -> None:
+        """A probe's compile: probes reach more of the grid than measurements do."""
         self.compiles.append(compile_s)
+        self.probed.append((key, compile_s))
         self._full = None
 
-    def _estimate(self, key: Mapping[str, Any]) -> float:
-        """A cell's full time from the measured cell most like it (fewest differing axes,
-        then the nearest batch), its call time scaled by the batch ratio."""
+    def _codes(self, keys: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Keys as integer codes per axis (the batch aside) and their log batch sizes."""
+        rows = []
+        for key in keys:
+            row = []
+            for axis in self._axes:
+                values = self._values.setdefault(axis, {})
+                row.append(values.setdefault(str(key.get(axis)), len(values)))
+            rows.append(row)
+        batches = [math.log(float(k.get("batch_size") or 1)) for k in keys]
+        return np.array(rows, dtype=np.int64).reshape(len(keys), -1), np.array(batches)
 
-        def distance(seen: tuple[Mapping[str, Any], float, float]) -> tuple[int, float]:
-            other = seen[0]
-            differ = sum(1 for a in key if a != "batch_size" and key.get(a) != other.get(a))
-            ratio = float(key.get("batch_size") or 1) / float(other.get("batch_size") or 1)
-            return differ, abs(math.log(ratio))
+    def _nearest(self, keys: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """For every grid cell, the index in ``keys`` of the cell most like it: fewest
+        differing axes, then the nearest batch."""
+        codes, logs = self._codes(keys)
+        differ = (self._grid[0][:, None, :] != codes[None, :, :]).sum(axis=2)
+        distance = differ + np.abs(self._grid[1][:, None] - logs[None, :]) / 100.0
+        return np.argmin(distance, axis=1)
 
-        other, compile_s, call_s = min(self.seen, key=distance)
-        ratio = float(key.get("batch_size") or 1) / float(other.get("batch_size") or 1)
-        return full_cell_s(compile_s, call_s * ratio, self.rule)
+    def _estimate_all(self) -> float:
+        """The grid's full time: each cell from the measured cell most like it (its call time
+        scaled by the batch ratio), its compile from the measured or probed cell most like it;
+        a cell known not to fit costs its compile only."""
+        if self._grid is None:
+            self._axes = sorted({a for k in self.keys for a in k} - {"batch_size"})
+            self._grid = self._codes(self.keys)
+        compiled = [(k, c) for k, c, _ in self.seen] + self.probed
+        compile_s = np.array([c for _, c in compiled])[self._nearest([k for k, _ in compiled])]
+        near = self._nearest([k for k, _, _ in self.seen])
+        seen_logs = np.array([math.log(float(k.get("batch_size") or 1)) for k, _, _ in self.seen])
+        calls = np.array([c for _, _, c in self.seen])[near]
+        step = calls * np.exp(self._grid[1] - seen_logs[near])
+        rule = self.rule
+        timed = np.minimum(np.maximum(rule.min_steps * step, rule.min_seconds), rule.max_seconds)
+        full = compile_s + step * (1 + rule.warmup_steps) + timed
+        if self.fits is not None:
+            out = np.array([self.fits(k) is False for k in self.keys])
+            full = np.where(out, compile_s, full)
+        return float(full.sum())
 
     @property
     def full_s(self) -> float | None:
         """The full grid's device time, estimated; None before anything was compiled."""
         if self._full is None:
             if self.seen:
-                self._full = sum(self._estimate(k) for k in self.keys)
+                self._full = self._estimate_all()
             elif self.compiles:
                 one = full_cell_s(statistics.median(self.compiles), 0.0, self.rule)
                 self._full = one * self.n_cells

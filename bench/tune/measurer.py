@@ -20,11 +20,11 @@ class Measurer(Protocol):
         """Compile ``cell`` (never run it) and read its compiled program's memory."""
 
     def measure(
-        self, cells: Sequence[TuneCell], rule: RunLength
+        self, cells: Sequence[TuneCell], rule: RunLength, fresh: bool = False
     ) -> list[tuple[dict[str, Any], float]]:
-        """Measure each cell once, in this order, each in its own process, for ``rule``'s run
-        length; each record (kept where the run's results are) with the device seconds it
-        took."""
+        """Measure each cell once, in this order, for ``rule``'s run length; ``fresh``: in
+        processes other than any earlier measurement's (a round of the race). Each record (kept
+        where the run's results are) with the device seconds it took."""
 
     def settle(self, records: Sequence[dict[str, Any]]) -> RunSet:
         """Keep these merged records as their cells' final ones; the cells as ``bench

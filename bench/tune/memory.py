@@ -4,7 +4,8 @@ A probe compiles one cell and reads its compiled program's memory (JAX:
 ``compiled.memory_analysis()``, ``bench.measure.memory``) against the device's limit, without
 running a step. Memory grows with the batch, so within a *memory group* (every axis but the
 batch size) the cells that fit are the batches up to a boundary, and the largest batch that
-fits is found by bisection over the group's batch sizes: log2(n) compiles, not n runs. A
+fits is found by bisection over the group's batch sizes: about log2(n) compiles, not n runs
+(the largest batch is probed first, so a group that fits whole costs one). A
 measured cell tells the same (an ok cell fits; an oom cell does not), so measurements narrow
 the boundary too.
 
@@ -25,6 +26,13 @@ from bench.tune.space import BATCH, Space, TuneCell
 HOST_AXES = frozenset(
     {"input", "pipeline", "threads", "arrivals", "target_qps", "batch_timeout_ms", "endpoint"}
 )
+# Axes the device's memory grows with, besides the batch: K steps per call take K batches in one
+# call. A cell fits where one with at least its batch and steps per call fits, and does not
+# where one with at most both does not: one probe speaks for several groups. More: memory is a
+# fixed part (weights, optimizer state) plus parts proportional to the batch and to the
+# batches per call, so from a probe's bytes at (b, K) a cell at (b', K') needs at most
+# bytes x (b'/b) x (K'/K) where it is larger on both, and at least that where it is smaller.
+GROWS = ("steps_per_call",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,39 @@ class Memory:
         self.probes = 0
         self.ruled_out: set[str] = set()
         self.limit: float | None = None
+        # (the key's other axes, (batch, steps per call...), fits, bytes or None) of every
+        # answer so far
+        self.seen: list[tuple[tuple[str, ...], tuple[float, ...], bool, float | None]] = []
+
+    def _base(self, cell: TuneCell) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        skip = {BATCH, *HOST_AXES, *GROWS}
+        base = tuple(str(cell.key.get(a)) for a in self.space.axes if a not in skip)
+        coords = tuple(float(cell.key.get(a) or 1) for a in (BATCH, *GROWS))
+        return base, coords
+
+    def _observe(self, cell: TuneCell, fits: bool, needed: float | None = None) -> None:
+        self.seen.append((*self._base(cell), fits, needed))
+
+    def _dominated(self, cell: TuneCell) -> bool | None:
+        """What the answers so far say of ``cell`` (None: nothing), by ``GROWS``' rules."""
+        base, coords = self._base(cell)
+        for other, at, fits, needed in self.seen:
+            if other != base:
+                continue
+            above = all(c >= a for a, c in zip(at, coords, strict=True))
+            below = all(c <= a for a, c in zip(at, coords, strict=True))
+            if (fits and below) or (not fits and above):
+                return fits
+            if needed is None or self.limit is None:
+                continue
+            scale = 1.0
+            for a, c in zip(at, coords, strict=True):
+                scale *= c / a
+            if above and needed * scale <= self.limit:  # at most this much
+                return True
+            if below and needed * scale > self.limit:  # at least this much
+                return False
+        return None
 
     def _group(self, cell: TuneCell) -> tuple[tuple[Any, ...], Group, int | None]:
         ident = tuple(
@@ -88,6 +129,8 @@ class Memory:
             self.limit = found.limit
         if found.needed is not None:
             group.needed[index] = found.needed
+        if found.fits is not None:
+            self.seen.append((*self._base(cell), found.fits, found.needed))
         return found.fits
 
     def known(self, cell: TuneCell) -> bool | None:
@@ -99,21 +142,26 @@ class Memory:
             return True
         if group.miss is not None and index >= group.miss:
             return False
-        return None
+        return self._dominated(cell)
 
     def fits(self, cell: TuneCell) -> bool:
-        """Whether ``cell`` may be measured: it fits, or no analysis can tell. An unknown cell
-        is probed itself (one compile); its answer bounds its whole group."""
+        """Whether ``cell`` may be measured: it fits, or no analysis can tell. A cell not
+        known either way has its group's boundary bisected first."""
         found = self.known(cell)
         if found is None:
-            _, group, index = self._group(cell)
-            assert index is not None
-            answer = self._ask(cell, group, index)
-            if answer is None:
-                group.unknown = True
-                return True
-            self._bound(group, index, answer)
-            found = answer
+            # Bisect the group's boundary: a search that needs one batch of a group usually
+            # needs its neighbours next, and where the largest fits one probe answers them all.
+            self.largest(cell)
+            found = self.known(cell)
+            if found is None:  # a ragged grid left this batch unprobed: ask it itself
+                _, group, index = self._group(cell)
+                assert index is not None
+                answer = self._ask(cell, group, index)
+                if answer is None:
+                    group.unknown = True
+                    return True
+                    self._bound(group, index, answer)
+                found = answer
         if not found:
             self.ruled_out.add(cell.cell_id)
         return found
@@ -125,23 +173,41 @@ class Memory:
         else:
             group.miss = index if group.miss is None else min(group.miss, index)
 
+    def _settle(self, cell: TuneCell, group: Group, low: int, high: int) -> bool:
+        """Bound ``group`` by what earlier answers say of its batches ``low..high``; whether
+        anything moved."""
+        moved = False
+        for index in range(low, high + 1):
+            other = self.space.find({**cell.key, BATCH: group.batches[index]})
+            known = self._dominated(other) if other is not None else None
+            if known is not None and (index > group.fit if known else group.miss != index):
+                before = (group.fit, group.miss)
+                self._bound(group, index, known)
+                moved = moved or before != (group.fit, group.miss)
+        return moved
+
     def largest(self, cell: TuneCell) -> Any | None:
         """The largest batch of ``cell``'s memory group that fits, by bisection over the
-        group's batch sizes (the upper middle first: the largest batch is the usual goal)."""
+        group's batch sizes (after one look at the largest)."""
         _, group, _ = self._group(cell)
         while not group.unknown:
             low = group.fit + 1
             high = (group.miss if group.miss is not None else len(group.batches)) - 1
             if low > high:
                 break
-            mid = (low + high + 1) // 2
+            if self._settle(cell, group, low, high):
+                continue  # the answers so far moved the bounds: no probe needed for those
+            # The largest batch first: where it fits (a CPU, a small model) one compile settles
+            # the whole group; then the upper middle of what is left.
+            mid = high if group.fit < 0 and group.miss is None else (low + high + 1) // 2
             probe_cell = self.space.find({**cell.key, BATCH: group.batches[mid]})
             if probe_cell is None:  # a ragged grid: this batch is not in the group
                 group.batches.pop(mid)
                 if group.miss is not None and group.miss > mid:
                     group.miss -= 1
                 continue
-            answer = self._ask(probe_cell, group, mid)
+            known = self._dominated(probe_cell)
+            answer = known if known is not None else self._ask(probe_cell, group, mid)
             if answer is None:
                 group.unknown = True
                 break
@@ -155,3 +221,4 @@ class Memory:
         _, group, index = self._group(cell)
         if index is not None and status in ("ok", "oom"):
             self._bound(group, index, status == "ok")
+            self._observe(cell, status == "ok")

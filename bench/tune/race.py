@@ -132,12 +132,14 @@ class Race:
         sign = -1.0 if self.maximize else 1.0
         return sorted(alive, key=lambda e: (sign * (e.value or 0.0), e.cell.cell_id))
 
-    def guide(self, entries: Sequence[Entry]) -> list[Entry]:
-        """Where a search should go next among ``entries``: cells in the race by estimate,
-        then cells that broke a constraint, closest to meeting it first (a search that starts
-        beyond a latency limit walks toward it); cells that failed are not ranked."""
+    def guide(self, entries: Sequence[Entry], dropped: bool = False) -> list[Entry]:
+        """Where a search should go next among ``entries``: cells by estimate, then cells that
+        broke a constraint, closest to meeting it first (a search that starts beyond a latency
+        limit walks toward it); cells that failed are not ranked. ``dropped``: cells the race
+        dropped count too (a poor cell can still lie on the way to a good one: it left the
+        race, not the map)."""
         sign = -1.0 if self.maximize else 1.0
-        usable = [e for e in entries if not e.failed and e.parts and not e.out]
+        usable = [e for e in entries if not e.failed and e.parts and (dropped or not e.out)]
         return sorted(
             usable,
             key=lambda e: (1, e.excess, "") if e.broken else (0, sign * (e.value or 0.0), ""),

@@ -1,12 +1,14 @@
 """The real measurer: bench's own runner and workers, into a normal run folder.
 
-Every measurement is a ``bench run`` of some cells with a brief run length, appended to one run
-folder as it finishes, so ``bench compare``, ``report`` and ``recommend`` read a tune like any
-run. Each call starts a fresh worker per (framework, device), so a cell measured in two rounds
-was measured in two processes. The finalists' merged records (``merge_repeats``: every process
-pooled, each one's figures under ``repeats``) are appended last and win, as in ``bench run``
-with ``measure.repeats``. Probes go to a worker of the cell's framework and device that only
-compiles (``bench.workloads.cell.probe``).
+Every measurement goes through the runner's own worker protocol with a brief run length and is
+appended to one run folder as it finishes, so ``bench compare``, ``report`` and ``recommend``
+read a tune like any run. The search keeps one worker per (framework, device), as ``bench run``
+does (starting a worker costs seconds: more than a brief measurement of a small model); each
+round of the race starts fresh ones, so a cell measured in two rounds was measured in two
+processes. Probes go to the same worker, which compiles the cell and runs nothing
+(``bench.workloads.cell.probe``). The finalists' merged records (``merge_repeats``: every
+process pooled, each one's figures under ``repeats``) are appended last and win, as in
+``bench run`` with ``measure.repeats``.
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ from bench.measure.timing import RunLength
 from bench.platform.environment import collect
 from bench.read.runset import RunSet, load_runs
 from bench.run.runner import (
-    STARTUP_TIMEOUT_S,
     Runner,
     WorkerDied,
     WorkerProcess,
     cell_message,
+    cpu_devices_for,
     time_reference_kernel,
     worker_env,
 )
 from bench.run.scenario import Cell, LoadedScenario
-from bench.runfolder import WORKER_LOG, RunWriter
+from bench.runfolder import RunWriter
 from bench.tune.memory import Probe
 from bench.tune.space import TuneCell
 
@@ -87,73 +89,79 @@ class RealMeasurer:
         }
         self.writer = RunWriter.create(results_dir, meta)
         self.runner = Runner(loaded, self.writer, on_event, python)
-        self.probers: dict[tuple[str, str], WorkerProcess] = {}
+        self.workers: dict[tuple[str, str], WorkerProcess] = {}
         time_reference_kernel(self.writer, "start")
 
     @property
     def path(self) -> Path:
         return self.writer.path
 
-    def _prober(self, cell: Cell) -> WorkerProcess | None:
-        group = cell.group
-        worker = self.probers.get(group)
+    def _env(self, group: tuple[str, str]) -> dict[str, str]:
+        same = [c for c in self.cells.values() if c.group == group]
+        return worker_env(group[0], group[1], cpu_devices_for(same))
+
+    def _worker(self, cell: Cell) -> WorkerProcess | None:
+        """The group's kept worker, started on first need (None: it did not start, and the
+        cells asked of it are recorded as failed with the reason)."""
+        worker = self.workers.get(cell.group)
         if worker is None:
-            log = self.writer.path / WORKER_LOG.format(framework=group[0], device=group[1])
-            worker = WorkerProcess(group[0], group[1], log, self.python, worker_env(*group))
-            try:
-                ready = worker.receive(STARTUP_TIMEOUT_S)
-            except (TimeoutError, WorkerDied):
-                worker.close()
+            pending = [cell]
+            worker = self.runner.start_worker(
+                *cell.group, pending, self.runner.finish, self._env(cell.group)
+            )
+            if worker is None:
                 return None
-            if not ready.get("present"):
-                worker.stop()
-                worker.close()
-                return None
-            self.probers[group] = worker
+            self.workers[cell.group] = worker
         return worker
+
+    def _drop(self, group: tuple[str, str], stop: bool = True) -> None:
+        worker = self.workers.pop(group, None)
+        if worker is not None:
+            if stop:
+                worker.stop()
+            worker.close()
 
     def probe(self, cell: TuneCell) -> Probe:
         started = time.monotonic()
         planned = self.cells[cell.cell_id]
-        worker = self._prober(planned)
+        worker = self._worker(planned)
         if worker is None:
-            return Probe(None, None, time.monotonic() - started, "no worker for the probe")
-        message = {**cell_message(self.loaded, planned, None, self.writer.path).to_dict()}
+            return Probe(None, None, time.monotonic() - started, "the worker did not start")
+        message = cell_message(self.loaded, planned, None, self.writer.path).to_dict()
         message["type"] = "probe"
         try:
             worker.send(message)
             answer = worker.receive(self.loaded.scenario.measure.timeout_s)["probe"]
         except (TimeoutError, WorkerDied):
-            worker.close()
-            self.probers.pop(planned.group, None)
+            self._drop(planned.group, stop=False)
             return Probe(None, None, time.monotonic() - started, "the probe's worker was lost")
         seconds = time.monotonic() - started
         if answer.get("status") == "oom":  # the compile itself ran out of memory
             return Probe(1.0, 0.0, seconds, answer.get("reason", ""))
         return Probe(answer.get("needed"), answer.get("limit"), seconds, answer.get("reason", ""))
 
-    def _close_probers(self) -> None:
-        for worker in self.probers.values():
-            worker.stop()
-            worker.close()
-        self.probers.clear()
-
     def measure(
-        self, cells: Sequence[TuneCell], rule: RunLength
+        self, cells: Sequence[TuneCell], rule: RunLength, fresh: bool = False
     ) -> list[tuple[dict[str, Any], float]]:
-        # An accelerator's probing worker holds device memory (JAX preallocates it): none stays
-        # beside a measurement there. A CPU's is kept: starting one costs seconds.
-        for group in [g for g in self.probers if g[1] != "cpu"]:
-            self.probers.pop(group).close()
+        """Each cell in its group's kept worker; ``fresh``: in new workers (a round), so a cell
+        measured again is measured in another process."""
         self.runner.loaded = brief(self.loaded, rule)
-        planned = [self.cells[c.cell_id] for c in cells]
-        started = time.monotonic()
-        self.runner.run(planned)
-        share = (time.monotonic() - started) / max(1, len(planned))
-        return [(self.runner.recorded[c.cell_id], share) for c in planned]
+        if fresh:
+            for group in list(self.workers):
+                self._drop(group)
+        found = []
+        for cell in cells:
+            planned = self.cells[cell.cell_id]
+            started = time.monotonic()
+            worker = self._worker(planned)
+            if worker is not None and not self.runner.feed(worker, [planned], self.runner.finish):
+                self._drop(planned.group, stop=False)  # lost: its cell says why
+            found.append((self.runner.recorded[cell.cell_id], time.monotonic() - started))
+        return found
 
     def settle(self, records: Sequence[dict[str, Any]]) -> RunSet:
-        self._close_probers()
+        for group in list(self.workers):
+            self._drop(group)
         for record in records:
             self.writer.append_cell(record)
         final = {r["cell_id"] for r in records}
@@ -163,7 +171,8 @@ class RealMeasurer:
         return runset
 
     def close(self, status: str) -> None:
-        self._close_probers()
+        for group in list(self.workers):
+            self._drop(group)
         time_reference_kernel(self.writer, "end")
         self.writer.finish(status)
         self.writer.close()

@@ -5,9 +5,11 @@ The order of measuring follows the grid's usual structure, which guides and neve
 
 1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``), the
    middle of the other ordered axes and the first value of the text axes.
-2. *Coordinate descent* from each start, axis by axis: along an ordered axis it walks from the
-   current cell toward better cells and stops past the best; along a text axis it measures every
-   value. It moves to the best cell by estimate; sweeps repeat until no axis moves.
+2. *Coordinate descent*, best first: of the cells reached (the starts, then each measured
+   line's best and the cells tied with it within noise), the best by estimate with an axis not
+   yet measured through it gets that line measured: along an ordered axis a walk from the cell
+   toward better cells that stops past the best, along a text axis every value. Ties branch;
+   cells the race dropped still guide the search (last), never the answer.
 3. *Widening*: while the search's share of the budget lasts, the unmeasured neighbours of the
    best cells still in the race.
 4. *Rounds*: the cells still in the race are measured again, interleaved (each round in a
@@ -39,7 +41,8 @@ from bench.tune.race import MIN_SAMPLES, Entry, Race
 from bench.tune.space import BATCH, Space, TuneCell
 
 Strategy = Literal["race", "halving"]
-# Of the budget, the share the search (steps 1-3) may use; the rest is for the rounds.
+# Of the budget, the share the search (steps 1-3) may use at least; the rest is kept for the
+# rounds, but never more than a round of ROUND_WIDTH and two more of the finalists need.
 SEARCH_SHARE = 0.6
 # Rounds re-measure at most this many cells (best estimates first), and stop when this few are
 # left measured in at least ``FINAL_PROCESSES`` processes each.
@@ -105,17 +108,30 @@ class Tune:
         self.brief = brief_rule(rule, self.settings.brief_s)
         self.race = Race(target, self.constraints, seed=self.settings.seed)
         self.memory = Memory(space, measurer.probe, self._probed)
+        budget.fits = self._known_fit
         self.costs: list[float] = []
         self.measurements = 0
         self.on_event = on_event or (lambda *a, **k: None)
         self.log: list[str] = []
-        self.reserve = 0.0
+        self.searching = False
+
+    @property
+    def reserve(self) -> float:
+        """What the search leaves for the rounds: a share of the budget as now estimated."""
+        if not self.searching:
+            return 0.0
+        rounds = (ROUND_WIDTH + 2 * FINALISTS) * self.cost()
+        return min((1.0 - SEARCH_SHARE) * self.budget.total_s, rounds)
 
     # -- measuring ---------------------------------------------------------------------------
 
+    def _known_fit(self, key: Any) -> bool | None:
+        cell = self.space.find(key)
+        return self.memory.known(cell) if cell is not None else None
+
     def _probed(self, cell: TuneCell, probe: Any) -> None:
         self.budget.spend(probe.seconds)
-        self.budget.note_compile(probe.seconds)
+        self.budget.note_compile(cell.key, probe.seconds)
         self.on_event("probe", cell=cell, probe=probe)
 
     def cost(self) -> float:
@@ -146,7 +162,7 @@ class Tune:
             return []
         entries = []
         for cell, (record, seconds) in zip(
-            todo_cells, self.measurer.measure(todo_cells, self.brief), strict=True
+            todo_cells, self.measurer.measure(todo_cells, self.brief, fresh=again), strict=True
         ):
             self.budget.spend(seconds)
             self.costs.append(seconds)
@@ -228,28 +244,58 @@ class Tune:
                 at += step
         return self.best(line) or cell
 
-    def sweep(self, cell: TuneCell) -> TuneCell:
-        order = sorted(self.space.axes, key=lambda a: (a != BATCH, not self.space.ordered[a]))
-        for axis in order:
-            if not self.affordable():
-                break
-            if self.space.ordered[axis]:
-                cell = self.walk(cell, axis)
-            else:
-                line = self.space.line(cell, axis)
-                self.measure(line)
-                cell = self.best(line) or cell
-            self.race.eliminate()
-        return cell
+    def axis_order(self) -> list[str]:
+        """The batch first (it moves throughput most), then other ordered axes, then text."""
+        return sorted(self.space.axes, key=lambda a: (a != BATCH, not self.space.ordered[a]))
 
-    def descend(self, cell: TuneCell) -> None:
-        seen = {cell.cell_id}
+    def line(self, cell: TuneCell, axis: str) -> list[Entry]:
+        """Measure along ``axis`` from ``cell``; the line's measured cells, best first."""
+        if self.space.ordered[axis]:
+            self.walk(cell, axis)
+        else:
+            self.measure(self.space.line(cell, axis))
+        self.race.eliminate()
+        found = self.space.line(cell, axis)
+        measured = [self.race.entries[c.cell_id] for c in found if self.race.has(c)]
+        return self.race.guide(measured, dropped=True)
+
+    def tied(self, top: Entry, other: Entry) -> bool:
+        """Whether ``other`` is within the race's noise threshold of ``top`` by estimate."""
+        if other.broken or top.broken or not top.value or not other.value:
+            return False
+        ratio = top.value / other.value if self.race.maximize else other.value / top.value
+        return ratio <= 1.0 + self.race.threshold()
+
+    def descend(self, starts: Sequence[TuneCell]) -> None:
+        """Best-first coordinate descent: of the cells reached so far (the starts, then each
+        line's best and the cells tied with it), the best by estimate with a line not yet
+        measured gets it measured next. Ties branch, so a tie between input pipelines at one
+        batch does not hide a better batch of the other pipeline. Cells the race dropped still
+        guide (last): a poor start can lie on the way to the best cell."""
+        frontier = {c.cell_id: c for c in starts}
+        swept: set[tuple[str, str]] = set()
+        order = self.axis_order()
+        self.measure(list(frontier.values()))
         while self.affordable():
-            moved = self.sweep(cell)
-            if moved.cell_id in seen:
+            reached = [self.race.entries[i] for i in frontier if i in self.race.entries]
+            pick = next(
+                (
+                    (e.cell, axis)
+                    for e in self.race.guide(reached, dropped=True)
+                    for axis in order
+                    if (e.cell.cell_id, axis) not in swept
+                ),
+                None,
+            )
+            if pick is None:
                 return
-            seen.add(moved.cell_id)
-            cell = moved
+            cell, axis = pick
+            swept.add((cell.cell_id, axis))
+            ranked = self.line(cell, axis)
+            if ranked:
+                top = ranked[0]
+                for entry in [top, *(e for e in ranked[1:] if self.tied(top, e))]:
+                    frontier.setdefault(entry.cell.cell_id, entry.cell)
 
     def widen(self) -> None:
         """Measure the unmeasured neighbours of the best cells still in the race."""
@@ -283,7 +329,6 @@ class Tune:
                     break
             shift = count % len(width)
             order = [e.cell for e in width[shift:] + width[:shift]]
-            self.reserve = 0.0
             if not self.measure(order, again=True):
                 break
             count += 1
@@ -299,15 +344,13 @@ class Tune:
         return measured[:ROUND_WIDTH]
 
     def run(self) -> Outcome:
-        self.reserve = (1.0 - SEARCH_SHARE) * self.budget.total_s
+        self.searching = True
         stopped = ""
-        for start in self.starts():
-            if not self.affordable():
-                stopped = "the search's share of the budget ran out"
-                break
-            self.descend(start)
+        self.descend(self.starts())
         self.widen()
-        self.reserve = 0.0
+        if not self.affordable():
+            stopped = "the search's share of the budget ran out"
+        self.searching = False
         count = self.rounds()
         finals = self.finalists()
         recommendation = None

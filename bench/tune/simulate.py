@@ -244,7 +244,7 @@ class SimMeasurer:
         return record, spent
 
     def measure(
-        self, cells: Sequence[TuneCell], rule: RunLength
+        self, cells: Sequence[TuneCell], rule: RunLength, fresh: bool = False
     ) -> list[tuple[dict[str, Any], float]]:
         return [self._record(c, rule) for c in cells]
 

@@ -38,6 +38,14 @@ def summary_lines(outcome: Outcome, n_cells: int, path: Path | None = None) -> l
         f"race: {race.eliminated} cells dropped as worse than the leader beyond noise "
         f"(threshold {race.threshold():.1%}); finalists: {', '.join(outcome.finalists)}",
     ]
+    rec = outcome.recommendation
+    for choice in rec.choices if rec is not None else ():
+        if choice.winner is not None:
+            tied = [choice.name(r.cell) for r in choice.tied]
+            lines.append(
+                f"tie set: {choice.name(choice.winner)}"
+                + (f" with {', '.join(tied)} (within noise of it)" if tied else " alone")
+            )
     if outcome.stopped:
         lines.append(f"stopped early: {outcome.stopped}")
     if path is not None:

@@ -17,6 +17,7 @@ otherwise, and no reason ever repeats it, even where a server echoes it back.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
@@ -244,6 +245,15 @@ class StreamSender:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def abort(self) -> None:
+        """From another thread: ends the stream this sender is reading (its next read fails at
+        once, and its request with it)."""
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._conn is None:
