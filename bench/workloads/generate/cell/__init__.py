@@ -96,7 +96,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
     build_start = time.perf_counter()
     decoder = module.build_decoder(
         model, args, key["precision"], slots, cache_len, buckets, float(gen["temperature"]),
-        msg.seed, device=key["device"],
+        msg.seed, device=key["device"], xla=bool(key.get("xla", True)),
     )  # fmt: skip
     vocab = int(args.vocab_size)
 
