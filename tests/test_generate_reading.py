@@ -167,10 +167,13 @@ def test_where_on_the_generate_fields(gen_run, capsys):
     assert [r["cell_id"] for r in json.loads(capsys.readouterr().out)] == [CONT_S8["cell_id"]]
 
 
-def test_the_default_objective_names_the_ones_generate_cells_have(gen_run):
-    (choice,) = recommend(load_runs([gen_run]), "throughput").choices
+def test_throughput_is_a_generate_cells_own_and_a_missing_objective_names_others(gen_run):
+    runset = load_runs([gen_run])
+    (choice,) = recommend(runset, "throughput").choices  # bench recommend's default
+    assert choice.objective.name == "tokens_per_s" and choice.winner.cell_id == CONT_S4["cell_id"]
+    (choice,) = recommend(runset, "energy").choices  # no generate cell has an energy reading
     assert choice.winner is None
-    assert {"tokens_per_s", "cost"} <= set(choice.instead)
+    assert {"tokens_per_s", "cost"} <= set(choice.instead) and "energy" not in choice.instead
 
 
 def test_compare_labels_cost_per_output_token_on_generate_rows(gen_run):
