@@ -92,8 +92,13 @@ def _cell(repo: Path) -> str:
     return done.stdout.split()[0]
 
 
+# Real runs judged by their spread: on the shared 2-core VM it passed 3 of 4 times at load
+# averages of 5-13; the failure came when runs of one commit varied 5.2x (another benchmark
+# beside it), and the gate's rule then confirms nothing. Hence timing: .ci/timing-checks runs
+# it and counts (3-5 minutes a run).
 @pytest.mark.slow
 @pytest.mark.heavy
+@pytest.mark.timing
 def test_confirm_pins_the_deeper_model_and_clears_identical_commits(tmp_path, capsys):
     repo, (c1, c2, c3) = _repo(tmp_path)
     cell = _cell(repo)
