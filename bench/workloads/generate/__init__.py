@@ -38,6 +38,7 @@ SPEC = WorkloadSpec(
         "cost_usd_per_million_output_tokens",
     ),
     throughput="output_tokens_per_s",
+    gates=("ttft", "tpot", "tokens_per_s"),
     needs=("prefill_flops", "decode_flops", "kv_cache_bytes", "weight_bytes"),
     sections=("generation",),
     module=__name__,
