@@ -92,10 +92,10 @@ def _cell(repo: Path) -> str:
     return done.stdout.split()[0]
 
 
-# Real runs judged by their spread: on the shared 2-core VM it passed 3 of 4 times at load
-# averages of 5-13; the failure came when runs of one commit varied 5.2x (another benchmark
-# beside it), and the gate's rule then confirms nothing. Hence timing: .ci/timing-checks runs
-# it and counts (3-5 minutes a run).
+# Real runs judged by their spread: on the shared 2-core VM, beside other jobs at load
+# averages of 4-13, it passed 2 of 4 times; in the failures the runs of one commit varied
+# 2.4-5.2x, and the gate's rule then confirms nothing. Hence timing: .ci/timing-checks runs it
+# and counts (2-5 minutes a run).
 @pytest.mark.slow
 @pytest.mark.heavy
 @pytest.mark.timing
