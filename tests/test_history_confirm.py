@@ -92,8 +92,13 @@ def _cell(repo: Path) -> str:
     return done.stdout.split()[0]
 
 
+# Real runs judged by their spread: on the shared 2-core VM, beside other jobs at load
+# averages of 4-13, it passed 2 of 4 times; in the failures the runs of one commit varied
+# 2.4-5.2x, and the gate's rule then confirms nothing. Hence timing: .ci/timing-checks runs it
+# and counts (2-5 minutes a run).
 @pytest.mark.slow
 @pytest.mark.heavy
+@pytest.mark.timing
 def test_confirm_pins_the_deeper_model_and_clears_identical_commits(tmp_path, capsys):
     repo, (c1, c2, c3) = _repo(tmp_path)
     cell = _cell(repo)
