@@ -22,7 +22,7 @@ from bench.read.constraints import parse_all
 from bench.read.recommend import recommend
 from bench.read.runset import load_runs
 from bench.read.slo import Slo, slo_at_ms, slo_latency_ms, slo_met, slo_of, verdict
-from bench.report.recommend import to_deploy_yaml
+from bench.report.recommend import as_ranked, to_deploy_yaml
 from bench.report.terminal import cell_line
 from tests.fixtures.generate_runs import CONT_S4, CONT_S8, RECORDS, STATIC_S2, TF_S4
 from tests.fixtures.runs import write_run
@@ -132,6 +132,9 @@ def test_recommend_by_cost_under_a_ttft_limit_ranks_cost_per_output_token(gen_ru
         "USD/1M output tokens",
     )
     assert choice.objective.partner == "output_tokens_per_s"  # not examples/s: none here
+    assert as_ranked(rec) == (
+        "; generate cells: cost / 1M output tokens (cost_usd_per_million, USD/1M output tokens)"
+    )
     assert [p.cell_id for p in choice.pareto] == [CONT_S4["cell_id"]]
     # the typed TTFT limit replaces the cells' own SLO, and the warning says TPOT goes unchecked
     assert rec.implicit == ()
@@ -167,10 +170,13 @@ def test_where_on_the_generate_fields(gen_run, capsys):
     assert [r["cell_id"] for r in json.loads(capsys.readouterr().out)] == [CONT_S8["cell_id"]]
 
 
-def test_the_default_objective_names_the_ones_generate_cells_have(gen_run):
-    (choice,) = recommend(load_runs([gen_run]), "throughput").choices
+def test_throughput_is_a_generate_cells_own_and_a_missing_objective_names_others(gen_run):
+    runset = load_runs([gen_run])
+    (choice,) = recommend(runset, "throughput").choices  # bench recommend's default
+    assert choice.objective.name == "tokens_per_s" and choice.winner.cell_id == CONT_S4["cell_id"]
+    (choice,) = recommend(runset, "energy").choices  # no generate cell has an energy reading
     assert choice.winner is None
-    assert {"tokens_per_s", "cost"} <= set(choice.instead)
+    assert {"tokens_per_s", "cost"} <= set(choice.instead) and "energy" not in choice.instead
 
 
 def test_compare_labels_cost_per_output_token_on_generate_rows(gen_run):

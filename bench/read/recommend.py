@@ -65,7 +65,8 @@ class Objective:
 
 
 def for_workload(objective: Objective, workload: str) -> Objective:
-    """``objective`` as one workload's cells are ranked by it: a field that reads another
+    """``objective`` as one workload's cells are ranked by it: throughput is the workload's
+    own (a generate cell's output tokens/s, ``WorkloadSpec.throughput``); a field that reads another
     metric there (``FieldDef.by_workload``: a generate cell's cost per million output tokens)
     takes that metric's label and unit, and a partner that is examples/s becomes the
     workload's own throughput (output tokens/s): the Pareto set and the table's second
@@ -74,6 +75,12 @@ def for_workload(objective: Objective, workload: str) -> Objective:
     own = dict(f.by_workload).get(workload)
     spec = find_workload(workload)
     throughput = spec.throughput if spec is not None else "examples_per_s"
+    if objective.field == "examples_per_s" and throughput != "examples_per_s":
+        # "throughput" is the workload's own: a generate group ranks by output tokens/s
+        # (the objective on that metric, with its own partner).
+        mine = [o for o in objectives().values() if find_field(o.field)[0].name == throughput]
+        if mine:
+            return mine[0]
     partner = objective.partner
     if partner == "examples_per_s" and throughput != "examples_per_s":
         partner = next((g.name for g in METRICS[throughput].fields), partner)

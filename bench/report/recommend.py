@@ -126,9 +126,19 @@ def _headline(rec: Recommendation) -> str:
     )
     constraints = constraints or "none"
     return (
-        f"objective: {goal.name} ({goal.field}, {goal.unit}, {direction} is better); "
-        f"constraints: {constraints}"
+        f"objective: {goal.name} ({goal.field}, {goal.unit}, {direction} is better"
+        f"{as_ranked(rec)}); constraints: {constraints}"
     )
+
+
+def as_ranked(rec: Recommendation) -> str:
+    """How workloads whose cells rank by the objective in their own terms read it
+    (``bench.read.recommend.for_workload``): ``; generate cells: output tokens/s
+    (output_tokens_per_s)``; empty when none does."""
+    own = dict.fromkeys(
+        (c.workload, c.objective) for c in rec.choices if c.objective != rec.objective
+    )
+    return "".join(f"; {w} cells: {o.label} ({o.field}, {o.unit})" for w, o in own)
 
 
 def _runs_legend(runset: RunSet) -> list[str]:

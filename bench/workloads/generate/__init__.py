@@ -40,6 +40,7 @@ SPEC = WorkloadSpec(
         "server_tpot_overhead_s",
     ),
     throughput="output_tokens_per_s",
+    gates=("ttft", "tpot", "tokens_per_s"),
     needs=("prefill_flops", "decode_flops", "kv_cache_bytes", "weight_bytes"),
     sections=("generation",),
     module=__name__,

@@ -53,7 +53,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
     build_start = time.perf_counter()
     decoder = module.build_decoder(
         model, args, key["precision"], slots, cache_len, buckets, float(gen["temperature"]),
-        msg.seed, device=key["device"],
+        msg.seed, device=key["device"], xla=bool(key.get("xla", True)),
     )  # fmt: skip
     vocab = int(args.vocab_size)
 
@@ -92,7 +92,9 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
     if searched is not None and searched["max_qps"] is None:
         flags.append("slo_unmet")
         reason = reason or searched["reason"]
-    elif searched is None and not headline["meets_slo"]:
+    elif searched is None and key["arrivals"] != "offline" and not headline["meets_slo"]:
+        # Offline, every request arrives at once: the load is over capacity by design, its
+        # latencies a queue's; it is judged by its goodput, not flagged.
         flags.append("slo_unmet")
         reason = reason or f"{slo.describe()} not met: {headline['slo_miss']}"
     if headline["errors"] and status == "ok":
