@@ -283,3 +283,69 @@ def test_served_and_in_process_cells_generate_the_same_tokens_and_the_token_stay
         assert TOKEN not in text
     assert "BENCH_E2E_TOKEN" in json.dumps(served["generate"]["endpoint"])  # its name is kept
     assert sys.executable  # the subprocesses ran this interpreter
+
+
+def test_a_search_is_bounded_by_the_offline_rate_and_reports_a_met_rate(tmp_path):
+    with stand_in(10.0, 1.0, 2.0) as url:
+        path = scenario(
+            tmp_path,
+            f'{{url: "{url}", protocol: openai-completions, model_name: m, max_in_flight: 8}}',
+            ttft_ms=2000,
+        )
+        text = path.read_text().replace("target_qps: 8", "target_qps: search")
+        path.write_text(text + "measure: {serve: {tolerance: 0.5}}\n")
+        rec = endpoint_cell(path)
+    assert rec["status"] == "ok", rec["reason"]
+    block = rec["generate"]
+    offline, *probes = block["probes"]
+    assert offline["offered_qps"] is None and probes
+    # The offline load's request rate bounds the search; with a generous slo it is met, so
+    # rates above it are tried (it is only an estimate of the server's capacity).
+    assert block["search"]["offline_qps"] == offline["requests_per_s"]
+    assert rec["metrics"]["max_compliant_qps"]["value"] >= offline["requests_per_s"]
+    assert max(p["offered_qps"] for p in probes) > offline["requests_per_s"]
+
+
+def test_a_kept_alive_connection_the_server_closed_while_idle_is_opened_again():
+    # The server closes the first connection unanswered (uvicorn's idle keep-alive ends one
+    # after 5 s), then streams on the next: the request succeeds, sent once more.
+    import threading
+
+    from bench.serve.generation.stream import GenEndpoint, StreamClient
+
+    events = (
+        b'data: {"choices":[{"text":" a","finish_reason":"length"}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+        + str(len(events)).encode() + b"\r\n\r\n" + events
+    )  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for k in range(2):
+            conn, _ = listener.accept()
+            accepted.append(k)
+            if k == 0:
+                conn.recv(1)  # wait until the client has sent its request, then close unread
+                conn.close()
+                continue
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(answer)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    client = StreamClient(GenEndpoint(f"http://127.0.0.1:{port}", "openai-completions", "m"))
+    sender = client.sender()
+    sender.open()  # the pool's connection, opened ahead of the load
+    got = sender.stream(client.body("x", 1), time.perf_counter)
+    thread.join(5)
+    listener.close()
+    assert got.error == "" and got.completion_tokens == 1 and accepted == [0, 1]

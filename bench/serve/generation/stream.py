@@ -310,9 +310,7 @@ class StreamSender:
         resp: http.client.HTTPResponse | None = None
         try:
             with bounded_http.deadline(endpoint.timeout_s):  # the whole request, stream included
-                conn = self._connect()
-                conn.request("POST", self.client.path, body, self.client.headers)
-                resp = conn.getresponse()
+                resp = self._send(body)
                 _check_answer(resp)
                 finished = _read_stream(resp, out, now, endpoint)
         except _Failed as exc:
@@ -334,6 +332,24 @@ class StreamSender:
         if not resp.isclosed() or resp.will_close:
             self.close()  # the next request opens a fresh connection (TCP_NODELAY set)
         return out
+
+    def _send(self, body: bytes) -> http.client.HTTPResponse:
+        """Sends ``body`` and reads the answer's status line. A kept-alive connection that the
+        server closed while it idled (uvicorn, which vLLM and SGLang run on, closes one after 5 s)
+        fails before any answer: that request is sent once more on a fresh connection, as
+        HTTP clients with a pool do (the server never read it). A fresh connection that fails
+        is the request's failure."""
+        for attempt in (0, 1):
+            kept = self._conn is not None
+            conn = self._connect()
+            try:
+                conn.request("POST", self.client.path, body, self.client.headers)
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not kept or attempt:
+                    raise
+                self.close()
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _drain(self, resp: http.client.HTTPResponse) -> None:
         """Reads what follows [DONE] (the stream's end) so the connection can carry the next
