@@ -275,6 +275,8 @@ def test_served_and_in_process_cells_generate_the_same_tokens_and_the_token_stay
         report = tmp_path / f"report.{fmt}"
         assert main(["report", str(run_dir), "--format", fmt, "-o", str(report)]) == 0
     outputs.append(capsys.readouterr().out + capsys.readouterr().err)
+    report_md = (tmp_path / "report.md").read_text()
+    assert "| configuration | TTFT overhead ms | TPOT overhead ms |" in report_md
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".log" for p in run_dir.iterdir())  # the worker's log is searched
     for p in written:

@@ -23,7 +23,7 @@ ANCHOR = "generation"
 # What tells generate configurations apart, in the order names read: "jax continuous 4 slots".
 _NAME_AXES = (
     "framework", "device", "precision", "scheduler", "slots", "cache_len", "arrivals",
-    "target_qps",
+    "target_qps", "endpoint",
 )  # fmt: skip
 _PARTS = {"slots": "s{}", "cache_len": "c{}", "target_qps": "q{}"}
 # A legend column of 28 characters: "tensorflow continuous s16" whole.
@@ -47,6 +47,7 @@ HEADERS = [
     "rates",
     "note",
 ]
+OVERHEAD_HEADERS = ["configuration", "TTFT overhead ms", "TPOT overhead ms"]
 _FIELDS = (
     ("max_qps", "requests/s"),
     ("ttft_p50_ms", "ms"),
@@ -214,6 +215,24 @@ def _model_blocks(model: str, group: list[CellView]) -> list[Block]:
     numeric = [h not in ("configuration", "SLO", "note") for h in HEADERS]
     rows = [_row(c, n) for c, n in zip(group, names, strict=True)]
     blocks.append(TableBlock(HEADERS, rows, numeric))
+    served = [
+        (c, n) for c, n in zip(group, names, strict=True)
+        if c.key.get("endpoint", "in_process") != "in_process"
+    ]  # fmt: skip
+    if served:
+        blocks.append(
+            Paragraph(
+                "The server's overhead: an endpoint cell's median TTFT and TPOT minus those "
+                "of its in-process twin (the same configuration but the endpoint) at the same "
+                "offered rate; '-' where the run has no such twin at that rate."
+            )
+        )
+        overhead = [
+            [n, fmt_value(c.number("server_ttft_overhead_ms"), "ms"),
+             fmt_value(c.number("server_tpot_overhead_ms"), "ms")]
+            for c, n in served
+        ]  # fmt: skip
+        blocks.append(TableBlock(OVERHEAD_HEADERS, overhead, [False, True, True]))
     return blocks
 
 
