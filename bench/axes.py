@@ -271,8 +271,8 @@ AXES: tuple[Axis, ...] = (
         str,
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=40)],
         "in_process",
-        "serve: in_process (the worker's own server), or the name of an entry of endpoints: "
-        "(a model server driven over the network)",
+        "serve and generate: in_process (the worker's own server or engine), or the name of an "
+        "entry of endpoints: (a model server driven over the network)",
         label="endpoint {}",
         id="{}",
         id_slot=15,

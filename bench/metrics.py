@@ -661,6 +661,24 @@ for _metric in (
         applies=_GENERATE,
     ),
     Metric(
+        "server_ttft_overhead_s", "server TTFT overhead", "s", "lower",
+        "generate endpoint cell's median TTFT minus its in-process twin's, at the same offered "
+        "rate (the server's HTTP stack, streaming and network path)", "run",
+        fields=(FieldDef("server_ttft_overhead_ms", "ms",
+                         "endpoint minus in-process median TTFT, same rate (generate endpoint)",
+                         scale=1e3, column="TTFT overhead ms", compare=True),),
+        applies="workload: generate cells with an endpoint and an in-process twin in the run",
+    ),
+    Metric(
+        "server_tpot_overhead_s", "server TPOT overhead", "s", "lower",
+        "generate endpoint cell's median TPOT minus its in-process twin's, at the same offered "
+        "rate", "run",
+        fields=(FieldDef("server_tpot_overhead_ms", "ms",
+                         "endpoint minus in-process median TPOT, same rate (generate endpoint)",
+                         scale=1e3, column="TPOT overhead ms", compare=True),),
+        applies="workload: generate cells with an endpoint and an in-process twin in the run",
+    ),
+    Metric(
         "inter_token_s", "inter-token latency", "s", "lower",
         "every gap between consecutive output tokens of every request, pooled", "cell",
         fields=(

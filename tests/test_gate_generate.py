@@ -115,3 +115,26 @@ def test_a_train_cell_has_no_ttft_and_says_so(tmp_path):
     )
     assert rows["step_time"].decision.verdict == Verdict.NO_CHANGE
     assert "ttft_s" not in load_side([tmp_path / "base"]).cells[cell_id()].quantities
+
+
+def test_without_metric_each_cell_is_gated_on_its_workloads_own(tmp_path):
+    # A generate cell has no step times: by default it is gated on TTFT, TPOT and tokens/s,
+    # and a train cell beside it on its step time, each only on its own.
+    train = record(lognormal(1, 30, 0.01))
+    base, cand = sides(tmp_path, [train, gen(1)], [train, gen(1, ttft=0.08 * 1.3)])
+    report = run_gate(base, cand, CONFIG)
+    rows = {(r.cell_id, r.metric.name): r.decision.verdict for r in report.rows}
+    assert rows == {
+        (cell_id(), "step_time"): Verdict.NO_CHANGE,
+        (generate_cell_id(), "ttft"): Verdict.REGRESSED,
+        (generate_cell_id(), "tpot"): Verdict.NO_CHANGE,
+        (generate_cell_id(), "tokens_per_s"): Verdict.NO_CHANGE,
+    }
+    assert [m.name for m in report.metrics] == ["step_time", "ttft", "tpot", "tokens_per_s"]
+    assert report.exit_code == 1
+    # named metrics apply to every cell, as before
+    named = run_gate(base, cand, CONFIG, ["step_time"])
+    assert [(r.cell_id, r.decision.verdict) for r in named.rows] == [
+        (cell_id(), Verdict.NO_CHANGE),
+        (generate_cell_id(), Verdict.INSUFFICIENT_DATA),
+    ]

@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -234,6 +235,12 @@ def test_a_load_cut_off_at_drain_s_says_which_requests_it_left():
             requests(3, 0.0, output=4), endpoint, 1, prompt=modes("ok", "forever", "ok"),
             drain_s=1.2,
         )  # fmt: skip
+        # The endless stream is cut at the cutoff, while the server still sends: its sender
+        # does not stream on for 30 s beside whatever runs next.
+        for thread in threading.enumerate():
+            if thread.name.startswith("bench-gen-send-"):
+                thread.join(timeout=5)
+                assert not thread.is_alive()
     first, endless, queued = load.records
     assert first.ok
     assert endless.error.startswith("unfinished when the load ended")

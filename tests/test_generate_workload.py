@@ -132,14 +132,20 @@ def test_generate_cells_end_to_end(tmp_path) -> None:
     assert not list(tmp_path.glob("*.jsonl"))  # nothing written beside the results folder
     strict = tmp_path / "strict.yaml"
     strict.write_text(E2E.replace("tpot_ms: 50", "tpot_ms: 0.000001").replace(
-        "  arrivals: [offline, poisson]", "  arrivals: [offline]"))  # fmt: skip
+        "  scheduler: [static, continuous]\n  arrivals: [offline, poisson]",
+        "  scheduler: [continuous]\n  arrivals: [poisson]\n  target_qps: [search, 5.0]"))  # fmt: skip
     done = subprocess.run(
         bench_cmd("run", str(strict), "--results-dir", str(tmp_path / "strict")),
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     run = load_run(next((tmp_path / "strict").iterdir()))
+    assert len(run.cells) == 2
     for record in run.cells.values():
-        assert record["status"] == "ok" and "slo_unmet" in record["flags"]
+        assert record["status"] == "ok" and "slo_unmet" in record["flags"], record
         assert "TPOT p99" in record["reason"] and "> 1e-06 ms" in record["reason"]
+    searched = next(r for r in run.cells.values() if r["key"]["target_qps"] == "search")
+    assert (
+        "SLO not met at any rate tried" in searched["metrics"]["max_compliant_qps"]["unavailable"]
+    )
     json.dumps(run.cells)  # every record is plain JSON

@@ -154,3 +154,25 @@ def test_trend_page_draws_each_series_and_its_suspect(tmp_path, capsys):
     assert "x1.306 (suspect)" in html and 'stroke-dasharray="4 4"' in html
     # one interval bar and one point per commit and series
     assert html.count("<circle") == 2 * 40
+
+
+def test_a_pair_given_by_hand_is_listed_as_such(tmp_path, capsys):
+    from bench.history import changes
+    from bench.history.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'h.sqlite'}", write=True)
+    series = changes.Series("main", "c", "step_time", ["a" * 40, "b" * 40], [], [])
+    assert changes.record_suspect(store, series, 1, (1, 1), None)
+    assert not changes.record_suspect(store, series, 1, (1, 1), None)  # known already
+    store.close()
+    db = str(tmp_path / "h.sqlite")
+    assert main(["history", "changes", "--no-detect", "--suspects", "--db", db]) == 0
+    assert "suspect      c step_time: aaaaaaaaaaaa..bbbbbbbbbbbb (given by hand)" in (
+        capsys.readouterr().out
+    )
+    assert (
+        main(["history", "changes", "--no-detect", "--suspects", "--db", db, "--format", "json"])
+        == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["detail"]["ratio"] is None and row["detail"]["window"] == ["a" * 40, "b" * 40]

@@ -210,3 +210,15 @@ def test_store_errors_are_history_errors(tmp_path):
         Store.open("::::", write=False)
     with pytest.raises(HistoryError, match="no SQLAlchemy dialect"):
         Store.open("nosuchdb://x/y", write=False)
+
+
+def test_bigquery_without_its_dialect_says_what_to_install(capsys):
+    pytest.importorskip("sqlalchemy")
+    try:
+        import sqlalchemy_bigquery  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("sqlalchemy-bigquery is installed: this checks the message without it")
+    text = _one_line_exit_2(["history", "show", "--db", "bigquery://project/dataset"], capsys)
+    assert "pip install 'bench[bigquery]'" in text

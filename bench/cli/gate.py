@@ -132,7 +132,8 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--metric", action="append", choices=[*METRICS, "all"],
-        help="metric to gate, repeatable (default step_time, or the policy file's metrics)",
+        help="metric to gate, repeatable (default: the policy file's metrics, else each cell's "
+        "workload's: step_time; ttft, tpot and tokens_per_s on generate cells)",
     )  # fmt: skip
     for flag, kind, default in (
         ("--threshold", "T", "0.10"),

@@ -149,12 +149,11 @@ def add_parsers(sub: Any) -> None:
 
 
 def _change_line(row: dict[str, Any]) -> str:
-    ratio = row.get("ratio")
-    size = (
-        f"x{ratio:.3f} [{row['ci_lo']:.3f}, {row['ci_hi']:.3f}]"
-        if ratio is not None and row.get("ci_lo") is not None
-        else f"x{row['detail'].get('ratio', float('nan')):.3f} (first stage)"
-    )
+    ratio, suspected = row.get("ratio"), row["detail"].get("ratio")
+    if ratio is not None and row.get("ci_lo") is not None:
+        size = f"x{ratio:.3f} [{row['ci_lo']:.3f}, {row['ci_hi']:.3f}]"
+    else:
+        size = f"x{suspected:.3f} (first stage)" if suspected else "(given by hand)"
     return (
         f"{row['status']:<12} {row['cell_id']} {row['metric']}: {row['before_commit'][:12]}"
         f"..{row['after_commit'][:12]} {size}"
@@ -219,7 +218,7 @@ def _plant(args: argparse.Namespace, store: Any) -> None:
     series = changes.Series(
         args.branch or "main", args.cell, (args.metric or ["step_time"])[0], [before, after], [], []
     )
-    changes.record_suspect(store, series, 1, (1, 1), float("nan"))
+    changes.record_suspect(store, series, 1, (1, 1), None)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -230,7 +229,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     try:
         store = _open(args, write=True)
         try:
-            if args.commits or args.cell:
+            if args.commits:
                 _plant(args, store)
             todo = [
                 r for r in changes.rows(store, args.branch, changes.SUSPECT)

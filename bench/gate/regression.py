@@ -46,6 +46,7 @@ from bench.gate.fingerprint import (
 )
 from bench.gate.policy import GateConfig
 from bench.measure.noise import percent, spread
+from bench.workloads.registry import find as find_workload
 
 EXIT_PASS, EXIT_REGRESSED = 0, 1
 DEFAULT_METRICS = ("step_time",)
@@ -196,14 +197,20 @@ def run_gate(
     metrics: Sequence[str] | None = None,
     strict_env: bool = False,
 ) -> GateReport:
-    """Compare ``candidate`` with ``baseline``; GateError when no cell is on both sides."""
-    chosen = tuple(METRICS[m] for m in (metrics or config.metrics or DEFAULT_METRICS))
+    """Compare ``candidate`` with ``baseline``; GateError when no cell is on both sides.
+
+    ``metrics`` (else the policy file's): gated on every cell. Neither given, each cell is
+    gated on its workload's own default (``WorkloadSpec.gates``: step time, a generate cell's
+    TTFT, TPOT and tokens/s), so a default gate of a generate run tests something."""
     common = [c for c in baseline.cells if c in candidate.cells]
     if not common:
         raise GateError(
             f"no cell is in both the baseline ({baseline.label}) and the candidate "
             f"({candidate.label}): were they made from the same scenario?"
         )
+    named = metrics or config.metrics
+    own = {c: _default_gates(baseline.cells[c]) for c in common}
+    chosen = tuple(METRICS[m] for m in (named or dict.fromkeys(m for c in common for m in own[c])))
     other_model = _other_model(baseline, candidate, common)
     notes = [
         *baseline.notes,
@@ -219,7 +226,7 @@ def run_gate(
     spreads: dict[str, float] = {}  # cell id -> the spread that widened a threshold
     for cell_id in common:
         b, c = baseline.cells[cell_id], candidate.cells[cell_id]
-        for metric in chosen:
+        for metric in chosen if named else [m for m in chosen if m.name in own[cell_id]]:
             key = f"{cell_id}\t{metric.name}"
             order.append((cell_id, metric, key))
             base = config.policy_for(cell_id, metric.name, metric.higher_is_better)
@@ -266,6 +273,14 @@ def run_gate(
         strict_env=strict_env,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _default_gates(cell: CellData) -> tuple[str, ...]:
+    """The metrics a cell's workload is gated on by default; step time for a workload this
+    bench does not know (another bench's baseline)."""
+    spec = find_workload(cell.key.get("workload"))
+    found = tuple(m for m in (spec.gates if spec is not None else ()) if m in METRICS)
+    return found or DEFAULT_METRICS
 
 
 def _other_model(baseline: Side, candidate: Side, common: list[str]) -> dict[str, str]:

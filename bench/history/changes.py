@@ -80,10 +80,11 @@ def record_suspect(
     series: Series,
     index: int,
     window: tuple[int, int],
-    ratio: float,
+    ratio: float | None,
     score: float = 0.0,
 ) -> bool:
-    """Keep a suspect at ``series.commits[index]``; False when that pair is known already."""
+    """Keep a suspect at ``series.commits[index]`` (``ratio``: the suspected change, None for
+    a pair given by hand); False when that pair is known already."""
     from sqlalchemy import select
 
     from bench.history.schema import changes

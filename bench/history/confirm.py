@@ -142,7 +142,12 @@ def confirm_one(
     """Pin one suspect by re-runs; (the outcome, the window's commits, bench runs made)."""
     window: list[str] = suspect["detail"]["window"]
     at = window.index(suspect["after_commit"])
-    work = Path(tempfile.mkdtemp(prefix="bench-confirm-", dir=keep))
+    try:
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="bench-confirm-", dir=keep))
+    except OSError as exc:
+        raise HistoryError(f"{keep}: cannot make a folder for the runs ({exc})") from None
     checkouts = Checkouts(repo, work)
     runner = Runner(checkouts, scenario, suspect["cell_id"], work / "runs")
     compare = session(

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from bench.measure.noise import Noise, beyond, noise_for, summary
 from bench.measure.stats import ratio_of_medians_ci
+from bench.metrics import METRICS
 from bench.metrics import fields as metric_fields
 from bench.read.runset import CellView, RunSet, axes_of
 
@@ -59,6 +60,12 @@ class MetricSpec:
     noise: Literal["step", "rate"] | None
     sources: tuple[str, ...]  # the record metrics it reads, to say why it is unavailable
     optional: bool  # exists only where it applies (scaling): never listed as unavailable
+    # The label on one workload's cells, where the field reads another metric there
+    # (``FieldDef.by_workload``): a generate cell's cost is per million output tokens.
+    workload_labels: tuple[tuple[str, str], ...] = ()
+
+    def label_for(self, workload: object) -> str:
+        return dict(self.workload_labels).get(str(workload), self.label)
 
 
 def compared() -> list[MetricSpec]:
@@ -72,6 +79,7 @@ def compared() -> list[MetricSpec]:
             f.noise,
             (m.name, *f.fallback),
             bool(m.applies),
+            tuple((w, METRICS[own].label) for w, own in f.by_workload if own in METRICS),
         )
         for m, f in metric_fields()
         if f.compare
@@ -336,7 +344,8 @@ def _metric_rows(
             for i, other in enumerate(row)
             if i > 0
         )
+        label = spec.label_for(ok[0].key.get("workload"))
         metrics.append(
-            MetricRow(spec.field, spec.label, spec.unit, spec.higher_is_better, values, ratios)
+            MetricRow(spec.field, label, spec.unit, spec.higher_is_better, values, ratios)
         )
     return metrics

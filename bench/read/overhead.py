@@ -90,3 +90,63 @@ def server_overhead(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
             }
         }
     return out
+
+
+GEN_OVERHEAD = (("ttft_s", "server_ttft_overhead_s", "TTFT"), ("tpot_s", "server_tpot_overhead_s",
+                "TPOT"))  # fmt: skip
+
+
+def _gen_probe_at(record: Mapping[str, Any], rate: float) -> Mapping[str, Any] | None:
+    for p in (record.get("generate") or {}).get("probes", []):
+        q = p.get("offered_qps")
+        if q and p.get("valid", True) and abs(q - rate) <= SAME_RATE * rate:
+            return p
+    return None
+
+
+def generation_overhead(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{endpoint cell id: {"server_ttft_overhead_s": ..., "server_tpot_overhead_s": ...}}``
+    for each ok generate endpoint cell with an in-process twin in the run (the same key but
+    the endpoint and the rate asked) that probed its reported rate: the difference of the
+    medians of TTFT and of TPOT at that rate. Medians, not the slo's percentile: an overhead
+    is the typical request's cost of the server's HTTP stack, streaming and the network path,
+    and a p99 of a short load is one request. No line between two probes: generation probes
+    are few and a rate's TTFT is not linear in it."""
+    records = [r for r in records if r.get("status") == "ok" and r.get("generate")]
+    twins: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r["key"].get("endpoint", "in_process") == "in_process":
+            twins.setdefault(_ident(r["key"]), []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        name = r["key"].get("endpoint", "in_process")
+        probe = reported_probe(r) if name != "in_process" else None
+        rate = probe.get("offered_qps") if probe else None
+        if not rate:
+            continue  # offline: the "same rate" is each side's own capacity
+        for twin in twins.get(_ident(r["key"]), []):
+            other = _gen_probe_at(twin, rate)
+            if other is None:
+                continue
+            entries = {}
+            for stat, metric_name, label in GEN_OVERHEAD:
+                mine, theirs = (
+                    (probe.get(stat) or {}).get("p50"),
+                    (other.get(stat) or {}).get("p50"),
+                )
+                if mine is None or theirs is None:
+                    continue
+                entries[metric_name] = {
+                    "value": mine - theirs,
+                    "unit": "s",
+                    "method": f"median {label} at {rate:.4g} requests/s behind endpoint {name} "
+                    f"({mine * 1e3:.4g} ms) minus in-process cell {twin['cell_id']} "
+                    f"({theirs * 1e3:.4g} ms) at the same rate",
+                    "endpoint_s": mine,
+                    "in_process_s": theirs,
+                    "offered_qps": rate,
+                }
+            if entries:
+                out[r["cell_id"]] = entries
+                break
+    return out

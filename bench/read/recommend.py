@@ -36,17 +36,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.measure.noise import Noise, noise_for, summary
 from bench.measure.stats import ratio_of_medians_ci, ratio_of_quantiles_ci
+from bench.metrics import METRICS, find_field
 from bench.metrics import fields as metric_fields
 from bench.metrics import objectives as metric_objectives
 from bench.read.constraints import Constraint
 from bench.read.own_slo import OwnSlo, overrides, overriding
 from bench.read.runset import CellView, RunSet, common_label, naming_axes
 from bench.text import join_words
+from bench.workloads.registry import find as find_workload
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,41 @@ class Objective:
     unit: str
     partner: str  # the other axis of the Pareto set
     partner_maximize: bool
+
+
+def for_workload(objective: Objective, workload: str) -> Objective:
+    """``objective`` as one workload's cells are ranked by it: throughput is the workload's
+    own (a generate cell's output tokens/s, ``WorkloadSpec.throughput``); a field that reads another
+    metric there (``FieldDef.by_workload``: a generate cell's cost per million output tokens)
+    takes that metric's label and unit, and a partner that is examples/s becomes the
+    workload's own throughput (output tokens/s): the Pareto set and the table's second
+    column then hold numbers those cells have."""
+    _, f = find_field(objective.field)
+    own = dict(f.by_workload).get(workload)
+    spec = find_workload(workload)
+    throughput = spec.throughput if spec is not None else "examples_per_s"
+    if objective.field == "examples_per_s" and throughput != "examples_per_s":
+        # "throughput" is the workload's own: a generate group ranks by output tokens/s
+        # (the objective on that metric, with its own partner).
+        mine = [o for o in objectives().values() if find_field(o.field)[0].name == throughput]
+        if mine:
+            return mine[0]
+    partner = objective.partner
+    if partner == "examples_per_s" and throughput != "examples_per_s":
+        partner = next((g.name for g in METRICS[throughput].fields), partner)
+    if own is None and partner == objective.partner:
+        return objective
+    label, unit = objective.label, objective.unit
+    if own is not None and own in METRICS:
+        label, unit = METRICS[own].label, METRICS[own].unit
+    partner_metric, _ = find_field(partner)
+    return replace(
+        objective,
+        label=label,
+        unit=unit,
+        partner=partner,
+        partner_maximize=partner_metric.better == "higher",
+    )
 
 
 def objectives() -> dict[str, Objective]:
@@ -146,6 +183,9 @@ class Choice:
     # What every cell of the group shares besides model and workload, for people
     # (``cpu float32 input synthetic``): said once instead of in every cell's name.
     common: str = ""
+    # Where no cell has the objective: the objectives its ok cells could be ranked by
+    # (a generate group asked for examples/s has output tokens/s and a cost).
+    instead: tuple[str, ...] = ()
 
     def name(self, cell: CellView) -> str:
         return describe(cell, self.axes)
@@ -369,6 +409,19 @@ def choose(
         constraints=tuple(constraints),
         axes=tuple(naming),
         common=common_label([c.key for c in cells], (*GROUP_FIELDS, *naming)),
+        instead=_instead(ok) if ok and not measured else (),
+    )
+
+
+def _instead(cells: Sequence[CellView]) -> tuple[str, ...]:
+    """The objectives some of ``cells`` have a number for."""
+    return tuple(
+        name
+        for name, goal in objectives().items()
+        if any(
+            c.number(for_workload(goal, str(c.key.get("workload"))).field) is not None
+            for c in cells
+        )
     )
 
 
@@ -398,7 +451,7 @@ def recommend(
     choices = tuple(
         choose(
             groups[g],
-            goal,
+            for_workload(goal, g[1]),
             [*rest, *filter(None, [own[g]])],
             model=g[0],
             workload=g[1],

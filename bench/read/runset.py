@@ -26,10 +26,11 @@ from bench.axes import KEY_FIELDS, Axis, differing, key_label
 from bench.finite import finite_record, finite_samples
 from bench.metrics import FieldDef, Metric, read_field, value_of
 from bench.metrics import fields as metric_fields
-from bench.read.overhead import server_overhead
+from bench.read.overhead import generation_overhead, server_overhead
 from bench.read.scaling import efficiency_entries, resolved_replicas
 from bench.read.slo import slo_latency_ms, slo_met, slo_of
 from bench.runfolder import CELLS_FILE, RUN_FILE, STATUSES, ResultsError, Run, load_run
+from bench.workloads.registry import find as find_workload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,20 +190,28 @@ def _slo_latency(record: Mapping[str, Any], metrics: Mapping[str, Any], host: Ho
     return slo_latency_ms(record)
 
 
-# A serve cell's own SLO (``bench.read.slo``), read from its record's ``serve.slo``: unknown on
+# A serve or generate cell's own SLO (``bench.read.slo``), read from its record's ``serve.slo``
+# or ``generate.slo``: unknown on
 # cells without one.
 SLO_FIELDS: dict[str, Field] = {
-    "slo": Field("text", "", "the cell's own SLO, e.g. p95<=50ms (serve)", _slo_text),
+    "slo": Field(
+        "text",
+        "",
+        "the cell's own SLO, e.g. p95<=50ms (serve), ttft_p99<=500ms,tpot_p99<=50ms (generate)",
+        _slo_text,
+    ),
     "slo_met": Field(
         "text",
         "",
-        "whether an ok cell met its own SLO at its reported rate: true or false (serve)",
+        "whether an ok cell met its own SLO (every limit) at its reported rate: true or false "
+        "(serve, generate)",
         _slo_met,
     ),
     "slo_latency_ms": Field(
         "number",
         "ms",
-        "latency at the cell's own SLO percentile, at its reported rate (serve)",
+        "latency at the cell's own SLO percentile, at its reported rate (serve; generate: its "
+        "first limit, TTFT where stated)",
         _slo_latency,
     ),
 }
@@ -238,10 +247,13 @@ def fields() -> dict[str, Field]:
 def run_derived(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per cell id, the entries of metrics derived from several cells of one run (registry
     ``samples="run"``): scaling efficiency against the run's single-replica cells, and a
-    model server's overhead against the run's in-process serve cells."""
+    model server's overhead against the run's in-process serve cells, and a generation
+    server's TTFT and TPOT overhead against the run's in-process generate cells."""
     records = list(records)
     out = efficiency_entries(records)
     for cell_id, entries in server_overhead(records).items():
+        out.setdefault(cell_id, {}).update(entries)
+    for cell_id, entries in generation_overhead(records).items():
         out.setdefault(cell_id, {}).update(entries)
     return out
 
@@ -273,12 +285,15 @@ def _check_record(path: Path, record: Mapping[str, Any]) -> None:
     metrics = record.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ResultsError(f"{where}: metrics is not an object")
-    throughput = metrics.get("examples_per_s")
-    # A serve cell whose SLO no rate met is ok with its throughput unavailable, and says why
-    # (flag slo_unmet); an ok record with no throughput at all is a truncated one.
+    # The workload's throughput (examples/s; a generate cell's output tokens/s). A serve cell
+    # whose SLO no rate met is ok with its throughput unavailable, and says why (flag
+    # slo_unmet); an ok record with no throughput at all is a truncated one.
+    spec = find_workload(key.get("workload"))
+    name = spec.throughput if spec is not None else "examples_per_s"
+    throughput = metrics.get(name)
     said_why = isinstance(throughput, dict) and bool(throughput.get("unavailable"))
     if record["status"] == "ok" and value_of(throughput) is None and not said_why:
-        raise ResultsError(f"{where}: status ok but no examples_per_s (a truncated record?)")
+        raise ResultsError(f"{where}: status ok but no {name} (a truncated record?)")
 
 
 def _load_one(path: Path) -> Run:

@@ -12,11 +12,12 @@ from rich.text import Text
 
 from bench.axes import BY_NAME, MODEL
 from bench.limits import load_yaml
-from bench.metrics import find_field
+from bench.metrics import METRICS, find_field
 from bench.read.recommend import Binding, Choice, Closest, Recommendation, RunnerUp
 from bench.read.runset import CellView, RunSet
 from bench.report.format import fmt_ci, fmt_times, fmt_value, md_cell, md_escape
 from bench.text import join_words
+from bench.workloads.registry import find as find_workload
 from bench.workloads.registry import trains
 
 
@@ -38,9 +39,12 @@ def explain(choice: Choice) -> list[str]:
     )
     if winner is None:
         if not closest:
+            instead = ", ".join(f"`--objective {name}`" for name in choice.instead)
             lines.append(
                 f"No cell has a {objective.label} to rank by: {qualify} "
-                f"(`{objective.field}` is not recorded by these runs)."
+                f"(`{objective.field}` is not recorded by these runs"
+                + (f"; these cells rank by {instead}" if instead else "")
+                + ")."
             )
             return lines
         lines.append(f"No cell meets {join_words([c.text for c in constraints])}. {qualify}")
@@ -122,9 +126,19 @@ def _headline(rec: Recommendation) -> str:
     )
     constraints = constraints or "none"
     return (
-        f"objective: {goal.name} ({goal.field}, {goal.unit}, {direction} is better); "
-        f"constraints: {constraints}"
+        f"objective: {goal.name} ({goal.field}, {goal.unit}, {direction} is better"
+        f"{as_ranked(rec)}); constraints: {constraints}"
     )
+
+
+def as_ranked(rec: Recommendation) -> str:
+    """How workloads whose cells rank by the objective in their own terms read it
+    (``bench.read.recommend.for_workload``): ``; generate cells: output tokens/s
+    (output_tokens_per_s)``; empty when none does."""
+    own = dict.fromkeys(
+        (c.workload, c.objective) for c in rec.choices if c.objective != rec.objective
+    )
+    return "".join(f"; {w} cells: {o.label} ({o.field}, {o.unit})" for w, o in own)
 
 
 def _runs_legend(runset: RunSet) -> list[str]:
@@ -288,6 +302,23 @@ def _throughput_ci(cell: CellView) -> list[float | int | None] | None:
     return [_round(batch / hi), _round(batch / lo)]
 
 
+def _workload_expected(cell: CellView, expected: dict[str, Any]) -> dict[str, Any]:
+    """``expected`` with the headline numbers of the metrics the cell's workload declares
+    (the registry's ``terminal`` fields: a generate cell's output tokens/s, TTFT and TPOT p99,
+    a serve cell's max QPS), where measured. A workload whose throughput is not examples/s
+    (generate) has no examples/s entries: its own throughput stands instead."""
+    spec = find_workload(cell.key.get("workload"))
+    if spec is None:
+        return expected
+    if spec.throughput != "examples_per_s":
+        expected = {k: v for k, v in expected.items() if not k.startswith("examples_per_s")}
+    for name in spec.metrics:
+        for f in METRICS[name].fields if name in METRICS else ():
+            if f.terminal and (value := cell.number(f.name)) is not None:
+                expected[f.name] = _round(value)
+    return expected
+
+
 def deployment(choice: Choice, runset: RunSet) -> dict[str, Any]:
     """One chosen configuration, as the pipeline reads it."""
     cell = choice.winner
@@ -314,6 +345,7 @@ def deployment(choice: Choice, runset: RunSet) -> dict[str, Any]:
         "cost_usd_per_million": _round(cell.number("cost_usd_per_million")),
         "energy_kwh_per_million": _round(cell.number("energy_kwh_per_million")),
     }
+    out["expected"] = _workload_expected(cell, out["expected"])
     if cell.get("slo") is not None:  # a serve cell: the SLO it was judged by, and its latency
         out["expected"]["slo"] = cell.get("slo")
         out["expected"]["slo_latency_ms"] = _round(cell.number("slo_latency_ms"))

@@ -70,6 +70,7 @@ class Series:
     labels: bool = False
     dashed: bool = False
     muted: bool = False  # background points (drawn first, lighter)
+    legend: bool = True  # an entry in the legend (off for a series another entry explains)
 
 
 @dataclass
@@ -179,17 +180,18 @@ def _open(frame: Frame, title: str, description: str) -> list[str]:
     ]
 
 
-def _legend(frame: Frame, entries: Sequence[tuple[str, str, str, bool]]) -> list[str]:
-    """Entries (name, colour, marker, line) in a column right of the plot area."""
+def _legend(frame: Frame, entries: Sequence[tuple[str, str, str, bool, bool]]) -> list[str]:
+    """Entries (name, colour, marker, line, dashed) in a column right of the plot area."""
     out = []
     x = frame.width - frame.right + 16
     y = frame.top + 10
     max_chars = int((frame.right - 40) / CHAR_W)
-    for name, color, marker, line in entries:
+    for name, color, marker, line, dashed in entries:
         if line:
+            dash = ' stroke-dasharray="4 3"' if dashed else ""
             out.append(
                 f'<line x1="{_f(x - 6)}" y1="{_f(y)}" x2="{_f(x + 10)}" y2="{_f(y)}" '
-                f'stroke="{color}" stroke-width="2"/>'
+                f'stroke="{color}" stroke-width="2"{dash}/>'
             )
         out.append(_marker(marker, x + 2, y, color, 4))
         text = name if len(name) <= max_chars else name[: max_chars - 1] + "…"
@@ -198,9 +200,17 @@ def _legend(frame: Frame, entries: Sequence[tuple[str, str, str, bool]]) -> list
     return out
 
 
-def xy_plot(title: str, series: Sequence[Series], x: Axis, y: Axis, description: str = "") -> str:
-    """Points and lines on two axes, each linear or logarithmic, with a legend."""
-    frame = Frame()
+def xy_plot(
+    title: str,
+    series: Sequence[Series],
+    x: Axis,
+    y: Axis,
+    description: str = "",
+    frame: Frame | None = None,
+) -> str:
+    """Points and lines on two axes, each linear or logarithmic, with a legend; ``frame``: a
+    size other than the default (a wider legend column for longer names)."""
+    frame = frame or Frame()
     xs = [p.x for s in series for p in s.points] + list(x.ticks or [])
     ys = [p.y for s in series for p in s.points]
     xlo, xhi = _domain(xs, x.log)
@@ -266,7 +276,9 @@ def xy_plot(title: str, series: Sequence[Series], x: Axis, y: Axis, description:
                     f'<text x="{_f(a + dx)}" y="{_f(b - 6)}" text-anchor="{anchor}" '
                     f'font-size="11" fill="{s.color}">{escape(p.label)}</text>'
                 )
-    out += _legend(frame, [(s.name, s.color, s.marker, s.line) for s in series])
+    out += _legend(
+        frame, [(s.name, s.color, s.marker, s.line, s.dashed) for s in series if s.legend]
+    )
     out.append("</svg>")
     return "\n".join(out)
 

@@ -16,6 +16,7 @@ from bench.read.runset import run_derived
 from bench.read.scaling import resolved_replicas
 from bench.read.slo import slo_met, slo_of, verdict
 from bench.runfolder import ResultsError, Run
+from bench.workloads.registry import find as find_workload
 
 STATUS_STYLE = {
     "ok": "green",
@@ -69,9 +70,7 @@ def cell_line(record: dict[str, Any]) -> Text:
     line.append(record["cell_id"])
     metrics = record.get("metrics", {})
     if status == "ok":
-        rate = value_of(metrics.get("examples_per_s"))
-        median = value_of(metrics.get("step_time_s"), "median")
-        line.append(f"  {fmt_rate(rate)} ex/s  median {fmt_ms(median)} ms", style="dim")
+        line.append(f"  {_headline(record)}", style="dim")
         wait = value_of(metrics.get("input_wait_fraction"))
         if wait is not None:
             line.append(f"  input wait {wait:.0%}", style="dim")
@@ -80,6 +79,21 @@ def cell_line(record: dict[str, Any]) -> Text:
     else:
         line.append(f"  {status}: {record.get('reason', '')}", style=STATUS_STYLE.get(status, ""))
     return line
+
+
+def _headline(record: dict[str, Any]) -> str:
+    """A finished cell's two numbers for the live log: examples/s and the median step; a
+    cell of a workload whose throughput is not examples (generate) its own throughput and
+    its TTFT p99."""
+    metrics = record.get("metrics", {})
+    spec = find_workload(record.get("key", {}).get("workload"))
+    if spec is not None and spec.throughput == "output_tokens_per_s":
+        tokens = value_of(metrics.get("output_tokens_per_s"))
+        ttft = value_of(metrics.get("ttft_s"), "p99")
+        return f"{fmt_rate(tokens)} tok/s  TTFT p99 {fmt_ms(ttft)} ms"
+    rate = value_of(metrics.get("examples_per_s"))
+    median = value_of(metrics.get("step_time_s"), "median")
+    return f"{fmt_rate(rate)} ex/s  median {fmt_ms(median)} ms"
 
 
 def split_of(record: dict[str, Any]) -> dict[str, str]:
@@ -213,11 +227,15 @@ def _metric_columns(
 ) -> tuple[list[tuple[Metric, FieldDef]], list[dict[str, float | None]]]:
     """The registry's terminal fields, and each record's numbers for them. A field that exists
     only where it applies (scaling efficiency, vs the run's single-replica cells) shows only
-    when some cell has it."""
+    when some cell has it; so does any field once some cell is ok (a run of generate cells
+    has no examples/s or step times: a column of dashes says nothing)."""
     shown = [(m, f) for m, f in metric_fields() if f.terminal]
     numbers = _metric_numbers(records, shown)
+    some_ok = any(r.get("status") == "ok" for r in records)
     shown = [
-        (m, f) for m, f in shown if not m.applies or any(n[f.name] is not None for n in numbers)
+        (m, f)
+        for m, f in shown
+        if any(n[f.name] is not None for n in numbers) or not (m.applies or some_ok)
     ]
     return shown, numbers
 

@@ -269,8 +269,8 @@ def plugins(scenario: Any, cell: Cell) -> tuple[str, ...]:
     worker would not find by name: it imports them before measuring the cell."""
     found = [workloads.spec(cell.key.workload)]
     endpoint = scenario.endpoints.get(cell.key.get("endpoint") or "")
-    if endpoint is not None:
-        found.append(protocols.get(endpoint.protocol))
+    if endpoint is not None and (protocol := protocols.find(endpoint.protocol)) is not None:
+        found.append(protocol)  # the openai-* protocols are no plug-ins: none is None
     builtin = {*workloads.BUILTIN.values(), *protocols.BUILTIN.values()}
     return tuple(dict.fromkeys(f.module for f in found if f.module not in builtin))
 

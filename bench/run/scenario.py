@@ -28,8 +28,10 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
+    StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -60,6 +62,9 @@ from bench.optimizer import Optimizer
 from bench.run import generate_block
 from bench.run.generate_block import Generation
 from bench.serve import protocols
+from bench.serve.generation import openai
+from bench.serve.generation.stream import GenEndpoint
+from bench.serve.generation.stream import problems as gen_endpoint_problems
 from bench.serve.url import UrlError, token_problem
 from bench.serve.url import parse as parse_url
 from bench.workloads import registry as workloads
@@ -81,9 +86,11 @@ WorkloadName = Annotated[str, AfterValidator(_known_workload)]
 
 
 def _known_protocol(name: str) -> str:
-    """Checked at validation, like workloads: a plug-in may register its protocol later."""
-    if protocols.find(name) is None:
-        raise ValueError(f"one of: {', '.join(protocols.names())}")
+    """Checked at validation, like workloads: a plug-in may register its protocol later. The
+    serve protocols (``bench.serve.protocols``) and the generation ones (``openai``): which
+    workload's cells may use which is checked against the cells (``_check_endpoint_kinds``)."""
+    if protocols.find(name) is None and name not in openai.PROTOCOLS:
+        raise ValueError(f"one of: {', '.join((*protocols.names(), *openai.PROTOCOLS))}")
     return name
 
 
@@ -233,21 +240,27 @@ class Slo(_Strict):
 
 
 class Endpoint(_Strict):
-    """A running model server that ``workload: serve`` cells with ``endpoint: NAME`` load over
-    the network (``bench.workloads.serve.cell.endpoint``; docs/endpoints.md)."""
+    """A running model server that ``workload: serve`` cells (or ``workload: generate`` cells)
+    with ``endpoint: NAME`` load over the network (``bench.workloads.serve.cell.endpoint``,
+    ``bench.workloads.generate.cell.endpoint``; docs/endpoints.md). A field left out takes its
+    workload's default (None here): a generation stream's whole request is longer than a
+    prediction's."""
 
     url: str = Field(
         min_length=1,
         description="http://host:port (REST), host:port or grpc://host:port (gRPC), or a full "
-        "https://...:predict URL (a Vertex AI endpoint, protocol tf-serving-rest)",
+        "https://...:predict URL (a Vertex AI endpoint, protocol tf-serving-rest); generate: "
+        "http(s)://host:port[/prefix] or a full .../completions URL",
     )
     protocol: ProtocolName = Field(
-        description="v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
+        description="serve: v2-http / v2-grpc: the Open Inference Protocol (KServe, Triton); "
         "tf-serving-rest: TensorFlow Serving's REST API (KServe v1, Vertex AI); or a "
-        "registered plug-in (bench.serve.protocols)"
+        "registered plug-in (bench.serve.protocols). generate: openai-completions or "
+        "openai-chat (OpenAI-compatible, streamed: vLLM, SGLang, TGI, bench serve decoder)"
     )
     model_name: str = Field(
-        description="the model's name on the server (it goes into each request's path)"
+        description="the model's name on the server (serve: it goes into each request's path; "
+        "generate: the request's model field)"
     )
     max_in_flight: count(1024) = Field(
         64,
@@ -255,12 +268,12 @@ class Endpoint(_Strict):
         "keep-alive connection each, the connection pool); a request finding all busy waits",
     )
     connections: count(64) = Field(1, description="gRPC channels the senders share")
-    timeout_s: StrictFloat = Field(
-        10.0,
+    timeout_s: StrictFloat | None = Field(
+        None,
         gt=0,
         le=3600,
         description="a whole request (connect, send, the answer read to its end) that takes "
-        "longer fails, however slowly the server sends",
+        "longer fails, however slowly the server sends; default 10 (serve), 300 (generate)",
     )
     startup_timeout_s: StrictFloat = Field(
         60.0,
@@ -268,8 +281,10 @@ class Endpoint(_Strict):
         le=3600,
         description="the whole wait for the server and model to say ready, every check in it",
     )
-    max_response_mib: count(MAX_RESPONSE_MIB) = Field(
-        4, description="an answer's body larger than this many MiB fails its request unread"
+    max_response_mib: count(MAX_RESPONSE_MIB) | None = Field(
+        None,
+        description="an answer's body (generate: a whole stream) larger than this many MiB "
+        "fails its request unread; default 4 (serve), 64 (generate)",
     )
     token_env: str = Field(
         "",
@@ -282,10 +297,34 @@ class Endpoint(_Strict):
         description="send the token over plain http or gRPC to another host (a network you "
         "trust): anyone on the path can read it",
     )
+    # Generation endpoints only (openai-*): refused on a serve endpoint.
+    hold_length: list[str] | None = Field(
+        None,
+        description="generate: the server's fields that hold the output length fixed, of "
+        "min_tokens and ignore_eos (vLLM, SGLang and bench serve decoder take both)",
+    )
+    temperature: StrictFloat | StrictInt | None = Field(
+        None,
+        description="generate: sampling temperature sent with each request; default the "
+        "generate block's (0: greedy)",
+    )
+    token_ids: StrictBool | None = Field(
+        None,
+        description="generate: ask for each chunk's token ids (return_token_ids: vLLM, SGLang, "
+        "bench serve decoder); default false",
+    )
+    max_event_kib: count(65_536) | None = Field(
+        None, description="generate: one server-sent event over this many KiB fails its request"
+    )
 
     @field_validator("model_name")
     @classmethod
-    def _model_name_fits_a_path(cls, name: str) -> str:
+    def _model_name_fits(cls, name: str, info: ValidationInfo) -> str:
+        # A generation request carries the name in its JSON body (meta-llama/Llama-3.1-8B...),
+        # checked with the other generation fields (_check_endpoint_kinds); a serve request
+        # carries it in its path.
+        if info.data.get("protocol") in openai.PROTOCOLS:
+            return name
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
             raise ValueError(
                 "a model name of letters, digits, '_', '.' and '-' (at most 128, starting with "
@@ -302,6 +341,14 @@ class Endpoint(_Strict):
                 "with a digit), e.g. VERTEX_TOKEN; the token itself never goes in the scenario"
             )
         return name
+
+    def generation(self, temperature: float) -> GenEndpoint:
+        """The generation client's endpoint: the fields set, the rest its defaults;
+        ``temperature`` (the generate block's) where the endpoint states none."""
+        return GenEndpoint.of(self.model_dump(), temperature)
+
+
+GEN_ONLY = ("hold_length", "temperature", "token_ids", "max_event_kib")
 
 
 class TpuNode(_Strict):
@@ -644,6 +691,7 @@ def _check_online(scenario: Scenario, cells: list[Cell], where: str, lines: dict
             "cells (profile the model's predict cells instead)"
         )
     found.extend(_check_endpoint_names(scenario, online, where, lines))
+    found.extend(_check_endpoint_kinds(scenario, online, where, lines))
     for cell_workload in dict.fromkeys(c.key.workload for c in online):
         mine = [c for c in online if c.key.workload == cell_workload]
         found.extend(_check_slo_limits(scenario, cell_workload, where, lines))
@@ -749,6 +797,55 @@ def _check_endpoint_names(
                 f"under endpoints: ({known}); expected in_process or a declared name"
             ]
     return []
+
+
+def _check_endpoint_kinds(
+    scenario: Scenario, cells: list[Cell], where: str, lines: dict
+) -> list[str]:
+    """Each endpoint a cell loads speaks its workload's protocols: generate cells stream from
+    an OpenAI-compatible server (``openai-*``, its generation fields within the client's
+    bounds: ``bench.serve.generation.stream.problems``); serve cells send predictions (the
+    serve protocols, no generation field)."""
+    found = []
+    temperature = float(scenario.generate.temperature)
+    for name in dict.fromkeys(
+        (c.key.workload, c.key.get("endpoint")) for c in cells if c.key.get("endpoint")
+    ):
+        workload, endpoint_name = name
+        endpoint = scenario.endpoints.get(str(endpoint_name))
+        if endpoint is None:
+            continue  # in_process, or reported by _check_endpoint_names
+        loc = ("endpoints", str(endpoint_name))
+        generation = endpoint.protocol in openai.PROTOCOLS
+        if workload == "generate" and not generation:
+            field = (*loc, "protocol")
+            found.append(
+                f"{where}{_line(lines, field)}: {_dotted(field)}: {endpoint.protocol!r} is a "
+                f"serve protocol; expected one of {', '.join(openai.PROTOCOLS)} for the "
+                "workload: generate cells that load it"
+            )
+        elif workload != "generate" and generation:
+            field = (*loc, "protocol")
+            found.append(
+                f"{where}{_line(lines, field)}: {_dotted(field)}: {endpoint.protocol!r} streams "
+                f"generated text; expected one of {', '.join(protocols.names())} for the "
+                f"workload: {workload} cells that load it"
+            )
+        elif not generation:
+            for key in GEN_ONLY:
+                if getattr(endpoint, key) is not None:
+                    field = (*loc, key)
+                    found.append(
+                        f"{where}{_line(lines, field)}: {_dotted(field)}: a generation field; "
+                        f"expected none on a {endpoint.protocol} endpoint (openai-* only)"
+                    )
+        else:
+            for problem in gen_endpoint_problems(endpoint.generation(temperature)):
+                key = problem.partition(":")[0]
+                field = (*loc, key)
+                line = _line(lines, field) or _line(lines, loc)
+                found.append(f"{where}{line}: {_dotted(loc)}.{problem}")
+    return found
 
 
 def _check_backends(cells: list[Cell], where: str, lines: dict) -> list[str]:

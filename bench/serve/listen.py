@@ -83,6 +83,11 @@ def bind(host: str, http_port: int, grpc_port: int) -> Listening:
     return Listening(host, http, grpc_port)
 
 
+def bind_http(host: str, port: int) -> socket.socket:
+    """Bind ``--port`` alone (a server with no gRPC port: ``bench serve decoder``)."""
+    return _bound(host, port, "--port")
+
+
 def _bound(host: str, port: int, flag: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # The protocol named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on

@@ -84,9 +84,12 @@ def search(
     while not run(met):
         if steps == steps_down or met / STEP_DOWN < floor:
             last = probes[-1]
+            # A probe may say itself what it missed (generation: TTFT, TPOT, each limit).
+            missed = last.get("slo_miss") or (
+                f"the latency at the SLO percentile was {_ms(last['slo_latency_s'])}"
+            )
             why = last["invalid_reason"] or (
-                f"SLO not met at any rate tried: at {met:.4g} QPS, the lowest, the latency at "
-                f"the SLO percentile was {_ms(last['slo_latency_s'])}"
+                f"SLO not met at any rate tried: at {met:.4g} QPS, the lowest, {missed}"
             )
             if hopeless and not last["invalid_reason"]:
                 why += f"; {hopeless}"

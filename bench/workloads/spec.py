@@ -44,6 +44,13 @@ class WorkloadSpec:
     accepts: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # Metric names it records beyond the ones every cell has (docs and ``bench list``).
     metrics: tuple[str, ...] = ()
+    # The throughput every ok cell of it records, or says why not: the reading side takes an
+    # ok record without it for a truncated one. Generate cells count output tokens, not
+    # examples.
+    throughput: str = "examples_per_s"
+    # What ``bench gate`` tests its cells on when no --metric (nor policy file) says: the
+    # gate metrics of ``bench.metrics`` whose samples its records keep.
+    gates: tuple[str, ...] = ("step_time",)
     # The model definition's capabilities it needs (``bench.modeldef``), e.g. a loss to train.
     needs: tuple[str, ...] = ()
     # Report sections it adds (anchors of ``bench.report.sections``).

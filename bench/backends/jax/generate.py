@@ -261,11 +261,14 @@ def build_decoder(
     buckets: Sequence[int],
     temperature: float,
     seed: int,
+    xla: bool = True,
     **options: Any,
 ) -> JaxDecoder:
     """A ``CompiledDecoder``: every shape compiled before it returns. ``options``: ``weights``
     (float32 arrays by canonical name, e.g. the run's shared set; default: initialised from
-    ``seed``) and ``device`` (cpu, gpu or tpu; default: JAX's first device)."""
+    ``seed``) and ``device`` (cpu, gpu or tpu; default: JAX's first device). ``xla`` is the
+    cell's axis, which JAX fixes on: every JAX step is compiled with XLA."""
+    del xla
     return JaxDecoder(
         model, args, precision, slots, cache_len, buckets, temperature, seed, **options
     )

@@ -10,7 +10,15 @@ from bench.axes import label as axis_label
 from bench.read.runset import CellView, axes_of
 from bench.report import svg
 from bench.report.document import Paragraph, PlotBlock
+from bench.workloads.registry import find as find_workload
 from bench.workloads.registry import is_offline
+
+
+def throughput_of(workload: object) -> str:
+    """The metric a workload's throughput is (``WorkloadSpec.throughput``); examples/s for a
+    name no workload has (another bench's records)."""
+    spec = find_workload(workload)
+    return spec.throughput if spec is not None else "examples_per_s"
 
 
 def groups(cells: Sequence[CellView]) -> dict[tuple[str, str], list[CellView]]:
@@ -66,6 +74,13 @@ def ok_cells(cells: Sequence[CellView]) -> list[CellView]:
 def in_order(cells: Sequence[CellView], namer: Namer) -> list[CellView]:
     """By series, then by batch size: the order of a plot's points and a table's rows."""
     return sorted(cells, key=lambda c: (namer.series(c), float(c.key.get("batch_size") or 0)))
+
+
+def per_example(cells: Sequence[CellView]) -> list[CellView]:
+    """Cells whose throughput counts examples (every workload but generate, whose cells count
+    output tokens and have their own section): what examples/s and cost per million examples
+    mean something for."""
+    return [c for c in cells if throughput_of(c.key.get("workload")) == "examples_per_s"]
 
 
 def offline(cells: Sequence[CellView]) -> list[CellView]:

@@ -18,6 +18,7 @@ from bench.report.sections.common import (
     method,
     missing_paragraph,
     ok_cells,
+    per_example,
     slug,
 )
 
@@ -88,7 +89,8 @@ def _plots(model: str, workload: str, group: list[CellView], namer: Namer) -> li
 
 
 def render(ctx: Context) -> list[Block]:
-    ok = ok_cells(ctx.cells)
+    # Generate cells' cost is per million output tokens: in their own section (generation).
+    ok = per_example(ok_cells(ctx.cells))
     has_cost = any(c.number("cost_usd_per_million") is not None for c in ok)
     has_energy = any(c.number("energy_kwh_per_million") is not None for c in ok)
     blocks: list[Block] = []
@@ -126,4 +128,9 @@ def render(ctx: Context) -> list[Block]:
     return [*blocks, *plots, *tables]
 
 
-SECTION = ReportSection("cost-energy", "Cost and energy per million examples", render)
+def applies(ctx: Context) -> bool:
+    """Every report but one of generate cells only (they count tokens, not examples)."""
+    return not ctx.cells or bool(per_example(ctx.cells))
+
+
+SECTION = ReportSection("cost-energy", "Cost and energy per million examples", render, applies)

@@ -11,7 +11,7 @@ from bench.report import svg
 from bench.report.document import Block, Bullets, Heading, Paragraph, PlotBlock
 from bench.report.format import fmt_value
 from bench.report.sections.base import Context, ReportSection
-from bench.report.sections.common import Namer, groups, ok_cells, slug
+from bench.report.sections.common import Namer, groups, ok_cells, per_example, slug
 
 
 def _frontier_plot(
@@ -100,7 +100,9 @@ def render(ctx: Context) -> list[Block]:
         )
     ]
     notes: list[str] = []
-    for (model, workload), group in groups(ok_cells(ctx.cells)).items():
+    # Generate cells have no examples/s: their trade-offs are in their own section.
+    cells = per_example(ok_cells(ctx.cells))
+    for (model, workload), group in groups(cells).items():
         namer = Namer(group)
         scored = [c for c in group if c.number("p99_ms") is not None]
         if scored:
@@ -114,9 +116,14 @@ def render(ctx: Context) -> list[Block]:
             notes.append(note)
     if notes:
         blocks += [Heading("Frontier cells"), Bullets(notes)]
-    if not any(c.number("cost_usd_per_million") is not None for c in ok_cells(ctx.cells)):
+    if not any(c.number("cost_usd_per_million") is not None for c in cells):
         blocks.append(Paragraph("No cost vs throughput frontier: no cell has a cost.", "muted"))
     return blocks
 
 
-SECTION = ReportSection("pareto", "Pareto frontiers", render)
+def applies(ctx: Context) -> bool:
+    """Every report but one of generate cells only (they have no examples/s)."""
+    return not ctx.cells or bool(per_example(ctx.cells))
+
+
+SECTION = ReportSection("pareto", "Pareto frontiers", render, applies)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.metrics import find_field
 from bench.read.recommend import recommend
 from bench.report.document import Block, Bullets, Heading, Paragraph, TableBlock
-from bench.report.recommend import explain, ranking_rows
+from bench.report.recommend import as_ranked, explain, ranking_rows
 from bench.report.sections.base import Context, ReportSection
 from bench.runfolder import STATUSES
 
@@ -32,7 +32,8 @@ def _recommendation(ctx: Context) -> list[Block]:
     blocks: list[Block] = [
         Paragraph(
             f"Recommendation for {goal.name} ({goal.field}, "
-            f"{'higher' if goal.maximize else 'lower'} is better); rerun `bench recommend` with "
+            f"{'higher' if goal.maximize else 'lower'} is better{as_ranked(rec)}); rerun "
+            "`bench recommend` with "
             f"--where to add constraints such as p99_ms<=50. A lead is beyond noise when its "
             f"whole 95% CI lies beyond the {rec.noise_rule}."
             # Serve cells that recorded an SLO are judged by it (bench.read.own_slo).

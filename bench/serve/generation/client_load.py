@@ -29,7 +29,13 @@ import numpy as np
 from bench.serve.generation.prompt_text import synth_prompt
 from bench.serve.generation.record import Generated
 from bench.serve.generation.requests import GenRequest
-from bench.serve.generation.stream import MAX_IN_FLIGHT, GenEndpoint, StreamClient, Streamed
+from bench.serve.generation.stream import (
+    MAX_IN_FLIGHT,
+    GenEndpoint,
+    StreamClient,
+    Streamed,
+    StreamSender,
+)
 from bench.serve.loadgen import START_LEAD_S, SWITCH_INTERVAL_S
 
 Clock = Callable[[], float]
@@ -99,6 +105,7 @@ class _Load:
         self.all_busy = 0
         self.origin = 0.0
         self.opened = threading.Barrier(slots + 1)
+        self.senders: list[StreamSender] = []
         if n == 0:
             self.all_done.set()
 
@@ -130,7 +137,12 @@ class _Load:
             self.stop.set()
             for _ in senders:
                 self.pending.put(None)
-        return self._result(seconds, cpu)
+        found = self._result(seconds, cpu)
+        # Streams still open at the cutoff are cut now, not left to run to their timeout_s
+        # beside the next load (a search's next rate) on this machine's cores.
+        for sender in list(self.senders):
+            sender.abort()
+        return found
 
     def _issue(self) -> None:
         """The generator: sleeps until each request is due, then hands it over at once."""
@@ -146,6 +158,7 @@ class _Load:
 
     def _send(self, slot: int) -> None:
         sender = self.client.sender()
+        self.senders.append(sender)
         sender.open()
         self.opened.wait()
         n = len(self.requests)

@@ -108,6 +108,8 @@ def run(
     # comparing it with the clock (not ``clock - t0`` with the arrival) cannot round short.
     due = [t0 + r.arrival for r in requests]
     now = 0.0
+    live = 0  # rows decoding
+    countdown = 0  # decode steps until the first of them ends
     while True:
         now_abs = clock.now()
         now = now_abs - t0
@@ -116,7 +118,6 @@ def run(
         while arrived < len(requests) and due[arrived] <= now_abs:
             waiting.append(arrived)
             arrived += 1
-        live = int(np.count_nonzero(remaining))
         if live == 0 and not waiting:
             if arrived == len(requests):
                 break
@@ -125,9 +126,12 @@ def run(
                 break
             clock.sleep_until(due[arrived])
             continue
-        if waiting and (continuous or live == 0):
-            live += _admit(decoder, requests, records, waiting, remaining, out, clock, t0, prompts,
+        if waiting and (continuous or live == 0) and live < slots:
+            added = _admit(decoder, requests, records, waiting, remaining, out, clock, t0, prompts,
                            step_times, (tokens, positions, seeds, owner, joined))  # fmt: skip
+            if added:
+                live += added
+                countdown = int(remaining[remaining > 0].min())
         if live == 0:
             continue
         started = clock.now()
@@ -136,13 +140,21 @@ def run(
         out.decode_steps.append((live, ended - started))
         step_times.append(ended - t0)
         step_tokens.append(np.array(answer, dtype=np.int32))
-        rows = remaining > 0
-        tokens[rows] = answer[rows]
-        positions[rows] += 1
-        remaining[rows] -= 1
-        if remaining.min() == 0:
-            for row in np.flatnonzero(rows & (remaining == 0)):
+        if live == slots:  # every row decoding: no masks (the common case under load)
+            tokens[:] = answer
+            positions += 1
+            remaining -= 1
+        else:
+            rows = remaining > 0
+            tokens[rows] = answer[rows]
+            positions[rows] += 1
+            remaining[rows] -= 1
+        countdown -= 1
+        if countdown == 0:
+            for row in np.flatnonzero((remaining == 0) & (np.asarray(owner) >= 0)):
                 finish(int(row))
+                live -= 1
+            countdown = int(remaining[remaining > 0].min()) if live else 0
     for k, rec in enumerate(records):
         if not rec.ok or len(rec.chunk_times) < rec.output_tokens:
             rec.error = rec.error or _why_unfinished(k < arrived, rec, deadline_s)

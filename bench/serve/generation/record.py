@@ -9,6 +9,8 @@ latency (no coordinated omission).
 
 from __future__ import annotations
 
+import zlib
+from array import array
 from dataclasses import dataclass, field
 
 
@@ -76,3 +78,18 @@ class Generated:
             k = max(1, self.chunk_tokens[i] if i < len(self.chunk_tokens) else 1)
             out.extend([(self.chunk_times[i] - self.chunk_times[i - 1]) / k] * k)
         return out
+
+
+MAX_DIGESTS = 4096  # a load's per-request digests kept in a record, at most
+
+
+def token_digests(records: list[Generated]) -> list[int | None] | None:
+    """Each request's generated ids as one CRC-32 (None: failed, or no ids known), in schedule
+    order: two cells that generated the same tokens for every request have equal lists. None
+    for a load of more than ``MAX_DIGESTS`` requests."""
+    if len(records) > MAX_DIGESTS:
+        return None
+    return [
+        zlib.crc32(array("i", r.tokens).tobytes()) if r.ok and r.tokens else None
+        for r in sorted(records, key=lambda r: r.index)
+    ]

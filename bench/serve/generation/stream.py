@@ -17,12 +17,14 @@ otherwise, and no reason ever repeats it, even where a server echoes it back.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import http.client
 import json
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +73,16 @@ class GenEndpoint:
         # A scenario's YAML gives a list; the endpoint is frozen, and hashable, with a tuple.
         if isinstance(self.hold_length, list):
             object.__setattr__(self, "hold_length", tuple(self.hold_length))
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any], temperature: float) -> GenEndpoint:
+        """From a scenario's ``endpoints:`` entry as a cell message carries it: a field None
+        or absent takes this client's default, ``temperature`` (the generate block's) where
+        the entry states none; the serve endpoints' own fields (``connections``) are left."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in fields.items() if v is not None and k in known}
+        given.setdefault("temperature", temperature)
+        return cls(**given)
 
     def describe(self) -> str:
         return f"{self.protocol} {redacted(self.url)} model {self.model_name!r}"
@@ -205,6 +217,33 @@ class StreamClient:
             )
         )
 
+    def model_card(self) -> dict[str, Any] | None:
+        """The server's entry for ``model_name`` in its model list (``GET .../v1/models``: the
+        OpenAI shape, ``{"data": [{"id": ..., "owned_by": ...}]}``), or None where it has no
+        list, or none that parses, or the name is not in it. bench serve decoder's says
+        ``owned_by: bench`` and what it serves (``bench``: model, model_args, seed ...)."""
+        where = self.ready_path()
+        if where is None:
+            return None
+        t = self.target
+        conn = bounded_http.connection(t.scheme, t.host, t.port)
+        try:
+            with bounded_http.deadline(READY_CHECK_S):
+                conn.request("GET", where, headers=self.headers)
+                resp = conn.getresponse()
+                data = bounded_http.read_body(resp, READY_BODY_BYTES)
+            listed = json.loads(data).get("data") if resp.status == 200 else None
+        except (OSError, http.client.HTTPException, bounded_http.TooLarge, ValueError):
+            return None
+        except AttributeError:  # a JSON answer that is no object
+            return None
+        finally:
+            conn.close()
+        for entry in listed if isinstance(listed, list) else ():
+            if isinstance(entry, dict) and entry.get("id") == self.endpoint.model_name:
+                return entry
+        return None
+
     def _ready(self, where: str, within: float) -> str:
         """'' when ready, else why not."""
         t = self.target
@@ -245,6 +284,15 @@ class StreamSender:
             self._conn.close()
             self._conn = None
 
+    def abort(self) -> None:
+        """From another thread: ends the stream this sender is reading (its next read fails at
+        once, and its request with it)."""
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)
+
     def _connect(self) -> http.client.HTTPConnection:
         if self._conn is None:
             t = self.client.target
@@ -262,9 +310,7 @@ class StreamSender:
         resp: http.client.HTTPResponse | None = None
         try:
             with bounded_http.deadline(endpoint.timeout_s):  # the whole request, stream included
-                conn = self._connect()
-                conn.request("POST", self.client.path, body, self.client.headers)
-                resp = conn.getresponse()
+                resp = self._send(body)
                 _check_answer(resp)
                 finished = _read_stream(resp, out, now, endpoint)
         except _Failed as exc:
@@ -286,6 +332,24 @@ class StreamSender:
         if not resp.isclosed() or resp.will_close:
             self.close()  # the next request opens a fresh connection (TCP_NODELAY set)
         return out
+
+    def _send(self, body: bytes) -> http.client.HTTPResponse:
+        """Sends ``body`` and reads the answer's status line. A kept-alive connection that the
+        server closed while it idled (uvicorn, which vLLM and SGLang run on, closes one after 5 s)
+        fails before any answer: that request is sent once more on a fresh connection, as
+        HTTP clients with a pool do (the server never read it). A fresh connection that fails
+        is the request's failure."""
+        for attempt in (0, 1):
+            kept = self._conn is not None
+            conn = self._connect()
+            try:
+                conn.request("POST", self.client.path, body, self.client.headers)
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not kept or attempt:
+                    raise
+                self.close()
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _drain(self, resp: http.client.HTTPResponse) -> None:
         """Reads what follows [DONE] (the stream's end) so the connection can carry the next

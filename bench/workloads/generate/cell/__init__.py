@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,62 +26,20 @@ from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
 from bench.metrics import metric
 from bench.modeldef import load_model
 from bench.serve.generation import engine, lengths
+from bench.serve.generation.record import token_digests
 from bench.serve.generation.requests import GenRequest
-from bench.serve.generation.summary import GenSlo, engine_numbers, summarize
-from bench.serve.search import search
+from bench.serve.generation.summary import engine_numbers, summarize
 from bench.workloads.cell.context import cpu_peak
 from bench.workloads.cell.message import CellMessage
+from bench.workloads.generate.cell.loads import Loads, load_plan, slo_of
 from bench.workloads.generate.cell.metrics import generation_metrics
-
-LOW_FRACTION = 1 / 16  # the search's default low end: this share of the offline rate
-
-
-def slo_of(msg: CellMessage) -> GenSlo:
-    slo = msg.slo or {}
-
-    def seconds(name: str) -> float | None:
-        return None if slo.get(name) is None else float(slo[name]) / 1e3
-
-    return GenSlo(float(slo.get("percentile", 99.0)), seconds("ttft_ms"), seconds("tpot_ms"),
-                  seconds("latency_ms"))  # fmt: skip
-
-
-class Loads:
-    """The requests of each load of the cell: drawn from the scenario's lengths, or its trace
-    replayed (all at once offline; else its arrival times scaled to the rate asked)."""
-
-    def __init__(self, msg: CellMessage, max_prompt: int) -> None:
-        self.gen, self.key, self.seed = msg.generate, msg.key, msg.seed
-        self.max_prompt = max_prompt
-
-    def at(
-        self, rate: float | None, count: int | None = None, seed: int | None = None
-    ) -> list[GenRequest]:
-        gen, key = self.gen, self.key
-        kind = "offline" if rate is None else str(key["arrivals"])
-        seed = self.seed if seed is None else seed
-        rows = gen.get("trace_rows")
-        if rows and count is None:
-            requests = lengths.from_trace([tuple(r) for r in rows], seed)
-            if rate is None:
-                return [
-                    GenRequest(r.index, 0.0, r.prompt_tokens, r.output_tokens, r.seed)
-                    for r in requests
-                ]
-            span = requests[-1].arrival
-            scale = (len(requests) - 1) / span / rate if span > 0 else 0.0
-            return [
-                GenRequest(r.index, r.arrival * scale, r.prompt_tokens, r.output_tokens, r.seed)
-                for r in requests
-            ]
-        return lengths.draw(
-            count=count or gen["requests"], prompt=gen["prompt_tokens"], output=gen["output_tokens"],
-            arrivals_kind=kind, rate=rate, seed=seed, max_prompt=self.max_prompt,
-            cache_len=int(key["cache_len"]), burstiness=gen.get("burstiness", 1.0),
-        )  # fmt: skip
 
 
 def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
+    if msg.key.get("endpoint", "in_process") != "in_process":
+        from bench.workloads.generate.cell.endpoint import measure_endpoint_cell
+
+        return measure_endpoint_cell(msg)
     key, gen = msg.key, msg.generate
     if msg.processes > 1:
         reason = "workload: generate runs on one host; a multi-host run skips its generate cells"
@@ -96,7 +53,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
     build_start = time.perf_counter()
     decoder = module.build_decoder(
         model, args, key["precision"], slots, cache_len, buckets, float(gen["temperature"]),
-        msg.seed, device=key["device"],
+        msg.seed, device=key["device"], xla=bool(key.get("xla", True)),
     )  # fmt: skip
     vocab = int(args.vocab_size)
 
@@ -122,7 +79,7 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
         runs[rate] = run
         return found
 
-    headline, probes, searched = _load(key, msg, probe, slo)
+    headline, probes, searched = load_plan(msg, probe)
     retraced = decoder.trace_count() - traces
     status, reason, flags = "ok", "", []
     if retraced:
@@ -135,7 +92,9 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
     if searched is not None and searched["max_qps"] is None:
         flags.append("slo_unmet")
         reason = reason or searched["reason"]
-    elif searched is None and not headline["meets_slo"]:
+    elif searched is None and key["arrivals"] != "offline" and not headline["meets_slo"]:
+        # Offline, every request arrives at once: the load is over capacity by design, its
+        # latencies a queue's; it is judged by its goodput, not flagged.
         flags.append("slo_unmet")
         reason = reason or f"{slo.describe()} not met: {headline['slo_miss']}"
     if headline["errors"] and status == "ok":
@@ -172,41 +131,9 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
         "prompt_buckets": buckets,
         "temperature": gen["temperature"],
         "requests": gen["requests"] if not gen.get("trace_rows") else len(gen["trace_rows"]),
+        "token_digests": token_digests(run.records),
         **({"search": searched} if searched is not None else {}),
         "probes": probes,
     }
     return {"status": status, "reason": reason, "flags": flags, "metrics": metrics,
             "samples": samples, "input": {}, "generate": block}  # fmt: skip
-
-
-def _load(
-    key: Mapping[str, Any],
-    msg: CellMessage,
-    probe: Callable[[float | None], dict[str, Any]],
-    slo: GenSlo,
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
-    del slo  # each probe judges itself
-    """The loads the cell asks for: (the reported one, every one, the search's summary)."""
-    if key["arrivals"] == "offline":
-        found = probe(None)
-        return found, [found], None
-    if key.get("target_qps") != "search":
-        found = probe(float(key["target_qps"]))
-        return found, [found], None
-    offline = probe(None)
-    top = offline["requests_per_s"] or 0.0
-    rules = msg.measure["serve"]
-    if top <= 0:
-        why = "no request finished offline, so there is no rate to search below"
-        return offline, [offline], {"max_qps": None, "bracket_qps": [0.0, None], "reason": why}
-    low = rules["low_qps"] or top * LOW_FRACTION
-    result = search(
-        probe, low=min(low, top * 0.99), high=top, tolerance=rules["tolerance"],
-        retries=rules.get("retries", 0),
-    )  # fmt: skip
-    found = {k: v for k, v in result.to_dict().items() if k != "probes"}
-    found["offline_qps"] = top
-    probes = result.to_dict()["probes"]
-    met = [p for p in probes if p["meets_slo"]]
-    headline = max(met, key=lambda p: p["offered_qps"]) if met else probes[0]
-    return headline, [offline, *probes], found
