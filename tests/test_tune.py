@@ -204,3 +204,12 @@ def test_a_real_tune_leaves_a_run_folder_the_readers_read(tmp_path, capsys):
     assert "deployments" in deploy.read_text()
     # every measured cell is a normal record: bench recommend reads the folder
     assert main(["recommend", str(run)]) == 0
+
+
+def test_a_framework_without_memory_analysis_is_probed_once():
+    keys = [{"model": "m", "workload": "train", "framework": "tensorflow", "batch_size": b,
+             "steps_per_call": k} for b in (8, 64) for k in (1, 4)]  # fmt: skip
+    space = build([TuneCell(f"c{i}", k) for i, k in enumerate(keys)], [])
+    memory = Memory(space, lambda cell: Probe(None, None, 1.0, "no analysis"))
+    assert all(memory.fits(c) for c in space.cells)
+    assert memory.probes == 1

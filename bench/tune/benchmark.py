@@ -55,12 +55,6 @@ def tune_grid(made: Grid, seed: int, budget: str, strategy: Strategy) -> Trial:
     if answer is not None:
         a, b = made.value(answer), made.value(best)
         ratio = a / b if made.objective == "throughput" else b / a
-    second = made.value(ranking[1]) if len(ranking) > 1 else None
-    unique = second is None or (
-        made.value(best) > 1.03 * second
-        if made.objective == "throughput"
-        else 1.03 * made.value(best) < second
-    )
     return Trial(
         seed,
         answer,
@@ -70,8 +64,29 @@ def tune_grid(made: Grid, seed: int, budget: str, strategy: Strategy) -> Trial:
         answer is None or not made.feasible(answer),
         outcome.measured_cells,
         outcome.memory.probes,
-        unique,
+        unique(made),
     )
+
+
+def unique(made: Grid) -> bool:
+    """Whether the grid's best feasible cell beats every other by more than 3%."""
+    ranking = made.ranking()
+    if len(ranking) < 2:
+        return True
+    best, second = made.value(ranking[0]), made.value(ranking[1])
+    return best > 1.03 * second if made.objective == "throughput" else 1.03 * best < second
+
+
+def unique_seeds(count: int, limit: int = 2000) -> list[int]:
+    """The first ``count`` grid seeds whose best is unique beyond 3% (exact ties between
+    input pipelines make most grids' best shared)."""
+    found = []
+    for seed in range(limit):
+        if len(found) == count:
+            break
+        if unique(grid(seed, objective="cost" if seed % 4 == 3 else "throughput")):
+            found.append(seed)
+    return found
 
 
 def report(
@@ -102,18 +117,18 @@ def report(
         f"memory probes: median {statistics.median(t.probes for t in trials):g}",
     ]
     stable = []
-    for t in [t for t in trials if t.unique][:unique_grids]:
-        objective = "cost" if t.seed % 4 == 3 else "throughput"
-        made = grid(t.seed, objective=objective)
+    for seed in unique_seeds(unique_grids):
+        objective = "cost" if seed % 4 == 3 else "throughput"
+        made = grid(seed, objective=objective)
         answers = Counter(
-            tune_grid(made, 20_000 + 100 * t.seed + r, budget, strategy).answer
-            for r in range(reruns)
+            tune_grid(made, 20_000 + 100 * seed + r, budget, strategy).answer for r in range(reruns)
         )
         stable.append(answers.most_common(1)[0][1])
     if stable:
         agree = sum(1 for s in stable if s >= 0.9 * reruns)
         lines.append(
-            f"  reruns ({reruns} seeds) on {len(stable)} grids with a unique best: same answer "
+            f"  reruns ({reruns} measurement seeds) on {len(stable)} grids whose best is unique "
+            f"beyond 3%: same answer "
             f"on >= {0.9 * reruns:g} of {reruns} in {agree}/{len(stable)} grids; "
             f"agreement per grid: {sorted(stable)}"
         )

@@ -73,6 +73,7 @@ class Memory:
         self.groups: dict[tuple[Any, ...], Group] = {}
         self.probes = 0
         self.ruled_out: set[str] = set()
+        self.blind: set[str] = set()  # frameworks whose probes cannot tell
         self.limit: float | None = None
         # (the key's other axes, (batch, steps per call...), fits, bytes or None) of every
         # answer so far
@@ -131,12 +132,15 @@ class Memory:
             group.needed[index] = found.needed
         if found.fits is not None:
             self.seen.append((*self._base(cell), found.fits, found.needed))
+        elif found.needed is None:
+            # no analysis in this framework (TensorFlow): none of its cells is probed again
+            self.blind.add(str(cell.key.get("framework")))
         return found.fits
 
     def known(self, cell: TuneCell) -> bool | None:
         """Whether ``cell`` fits as far as known without probing (None: not known)."""
         _, group, index = self._group(cell)
-        if group.unknown or index is None:
+        if group.unknown or index is None or str(cell.key.get("framework")) in self.blind:
             return True
         if index <= group.fit:
             return True
