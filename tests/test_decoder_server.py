@@ -89,6 +89,8 @@ def test_a_cancelled_job_frees_its_slot_and_the_next_one_runs():
 
 @pytest.fixture()
 def client() -> Any:
+    pytest.importorskip("starlette", reason="bench serve decoder needs the serving extra")
+    pytest.importorskip("httpx", reason="starlette's TestClient needs httpx")
     from starlette.testclient import TestClient
 
     server = CompletionsServer(FakeDecoder(VirtualClock(), slots=2), LIMITS, {"model": "x"}, 4)

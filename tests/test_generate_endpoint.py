@@ -224,6 +224,7 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
 def test_served_and_in_process_cells_generate_the_same_tokens_and_the_token_stays_secret(
     tmp_path, capsys
 ):
+    pytest.importorskip("uvicorn", reason="bench serve decoder needs the serving extra")
     port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "BENCH_E2E_TOKEN": TOKEN}
