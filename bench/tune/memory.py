@@ -146,22 +146,18 @@ class Memory:
 
     def fits(self, cell: TuneCell) -> bool:
         """Whether ``cell`` may be measured: it fits, or no analysis can tell. A cell not
-        known either way has its group's boundary bisected first."""
+        known either way is probed itself (one compile); its bytes bound the rest of its
+        group (``GROWS``)."""
         found = self.known(cell)
         if found is None:
-            # Bisect the group's boundary: a search that needs one batch of a group usually
-            # needs its neighbours next, and where the largest fits one probe answers them all.
-            self.largest(cell)
-            found = self.known(cell)
-            if found is None:  # a ragged grid left this batch unprobed: ask it itself
-                _, group, index = self._group(cell)
-                assert index is not None
-                answer = self._ask(cell, group, index)
-                if answer is None:
-                    group.unknown = True
-                    return True
-                    self._bound(group, index, answer)
-                found = answer
+            _, group, index = self._group(cell)
+            assert index is not None
+            answer = self._ask(cell, group, index)
+            if answer is None:
+                group.unknown = True
+                return True
+            self._bound(group, index, answer)
+            found = answer
         if not found:
             self.ruled_out.add(cell.cell_id)
         return found

@@ -73,6 +73,8 @@ class Entry:
     excess: float = 0.0  # how far beyond the constraints' limits (bench.read.constraints)
     failed: str = ""  # status: reason of a measurement that did not end ok
     out: str = ""  # why it left the race ("" while in it)
+    by: str = ""  # the leader that showed it worse
+    views: list[CellView] = field(default_factory=list)  # each ok record, as read
 
     @property
     def samples(self) -> np.ndarray:
@@ -89,6 +91,21 @@ class Entry:
     @property
     def alive(self) -> bool:
         return not self.out and not self.failed and not self.broken and bool(self.parts)
+
+
+class _Typical:
+    """A cell's fields as the median over its processes (text fields: the latest), for
+    constraints (``Constraint.violation`` reads ``get``)."""
+
+    def __init__(self, views: Sequence[CellView]):
+        self.views = views
+
+    def get(self, name: str) -> float | str | None:
+        values = [v.get(name) for v in self.views]
+        numbers = [x for x in values if isinstance(x, float)]
+        if numbers and len(numbers) == len(values):
+            return float(statistics.median(numbers))
+        return values[-1]
 
 
 class Race:
@@ -118,9 +135,13 @@ class Race:
             entry.failed = f"no {self.target.objective.field} measured"
             return entry
         entry.parts.append(samples)
-        broken = [v for k in self.constraints if (v := k.violation(seen)) is not None]
+        entry.views.append(seen)
+        # Judged on the median over its processes: one process's slow tail does not throw out
+        # a cell that meets a limit, nor one lucky process let in a cell that breaks it.
+        typical = _Typical(entry.views)
+        broken = [v for k in self.constraints if (v := k.violation(typical)) is not None]  # type: ignore[arg-type]
         entry.broken = "; ".join(broken)
-        entry.excess = sum(k.excess(seen) for k in self.constraints)
+        entry.excess = sum(k.excess(typical) for k in self.constraints)  # type: ignore[arg-type]
         return entry
 
     def better(self, a: float, b: float) -> bool:
@@ -135,11 +156,12 @@ class Race:
     def guide(self, entries: Sequence[Entry], dropped: bool = False) -> list[Entry]:
         """Where a search should go next among ``entries``: cells by estimate, then cells that
         broke a constraint, closest to meeting it first (a search that starts beyond a latency
-        limit walks toward it); cells that failed are not ranked. ``dropped``: cells the race
-        dropped count too (a poor cell can still lie on the way to a good one: it left the
-        race, not the map)."""
+        limit walks toward it); cells that failed are not ranked. ``dropped``: those the race
+        dropped count too (a poor cell can lie on the way to a good one: it left the race,
+        not the map)."""
         sign = -1.0 if self.maximize else 1.0
         usable = [e for e in entries if not e.failed and e.parts and (dropped or not e.out)]
+
         return sorted(
             usable,
             key=lambda e: (1, e.excess, "") if e.broken else (0, sign * (e.value or 0.0), ""),
@@ -185,6 +207,12 @@ class Race:
 
     def eliminate(self) -> list[Entry]:
         """Drop every cell the statistics show worse than the leader; returns those dropped."""
+        # A cell shown worse than a leader that has since left the race (it broke a limit in
+        # a later round) is back in: it was never compared with the leader there is now.
+        alive = {e.cell.cell_id for e in self.ranked()}
+        for entry in self.entries.values():
+            if entry.out and entry.by and entry.by not in alive:
+                entry.out = entry.by = ""
         leader = self.leader()
         if leader is None:
             return []
@@ -193,7 +221,7 @@ class Race:
         for rival in self.ranked()[1:]:
             why = self.worse(leader, rival, threshold)
             if why:
-                rival.out = why
+                rival.out, rival.by = why, leader.cell.cell_id
                 dropped.append(rival)
         self.eliminated += len(dropped)
         return dropped

@@ -3,8 +3,8 @@ interleaved, and let ``bench recommend``'s decision name the answer.
 
 The order of measuring follows the grid's usual structure, which guides and never decides:
 
-1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``), the
-   middle of the other ordered axes and the first value of the text axes.
+1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``,
+   bisected), the middle of the other ordered axes and the first value of the text axes.
 2. *Coordinate descent*, best first: of the cells reached (the starts, then each measured
    line's best and the cells tied with it within noise), the best by estimate with an axis not
    yet measured through it gets that line measured: along an ordered axis a walk from the cell
@@ -42,13 +42,18 @@ from bench.tune.space import BATCH, Space, TuneCell
 
 Strategy = Literal["race", "halving"]
 # Of the budget, the share the search (steps 1-3) may use at least; the rest is kept for the
-# rounds, but never more than a round of ROUND_WIDTH and two more of the finalists need.
+# rounds, but never more than the cells in the race would need in them.
 SEARCH_SHARE = 0.6
 # Rounds re-measure at most this many cells (best estimates first), and stop when this few are
 # left measured in at least ``FINAL_PROCESSES`` processes each.
 ROUND_WIDTH = 8
 FINALISTS = 3
 FINAL_PROCESSES = 3
+# Search-then-rounds passes at most: budget left after the rounds is searched with again.
+PASSES = 3
+# One start per combination of these axes' values: per precision as well costs a bisection
+# each and did worse on the simulator's grids (.ci/tune-bench) than walking the precision line.
+STARTS_BY = ("framework", "device")
 
 
 def brief_rule(rule: RunLength, brief_s: float) -> RunLength:
@@ -114,14 +119,20 @@ class Tune:
         self.on_event = on_event or (lambda *a, **k: None)
         self.log: list[str] = []
         self.searching = False
+        self.frontier: dict[str, TuneCell] = {}
+        self.swept: set[tuple[str, str]] = set()
 
     @property
     def reserve(self) -> float:
         """What the search leaves for the rounds: a share of the budget as now estimated."""
         if not self.searching:
             return 0.0
-        rounds = (ROUND_WIDTH + 2 * FINALISTS) * self.cost()
-        return min((1.0 - SEARCH_SHARE) * self.budget.total_s, rounds)
+        # What the rounds would need now: a measurement for each cell in the race beyond the
+        # finalists, and the finalists' missing processes.
+        ranked = self.race.ranked()[:ROUND_WIDTH]
+        missing = sum(max(0, FINAL_PROCESSES - len(e.parts)) for e in ranked[:FINALISTS])
+        need = (missing + max(0, len(ranked) - FINALISTS)) * self.cost()
+        return min((1.0 - SEARCH_SHARE) * self.budget.total_s, need)
 
     # -- measuring ---------------------------------------------------------------------------
 
@@ -207,14 +218,18 @@ class Tune:
         return ranked[0].cell if ranked else None
 
     def starts(self) -> list[TuneCell]:
-        groups: dict[tuple[str, str], TuneCell] = {}
+        """One start per ``STARTS_BY`` combination the space has: at the largest batch that
+        fits (bisected), the middle of the other ordered axes and the first value of the other
+        text axes."""
+        kinds = STARTS_BY
+        groups: dict[tuple[str, ...], TuneCell] = {}
         for cell in self.space.cells:
-            groups.setdefault((str(cell.value("framework")), str(cell.value("device"))), cell)
+            groups.setdefault(tuple(str(cell.value(a)) for a in kinds), cell)
         found = []
         for first in groups.values():
             key = dict(first.key)
             for axis in self.space.axes:
-                if axis in ("framework", "device", BATCH):
+                if axis in (*kinds, BATCH):
                     continue
                 values = self.space.values[axis]
                 key[axis] = values[len(values) // 2] if self.space.ordered[axis] else values[0]
@@ -272,24 +287,24 @@ class Tune:
         measured gets it measured next. Ties branch, so a tie between input pipelines at one
         batch does not hide a better batch of the other pipeline. Cells the race dropped still
         guide (last): a poor start can lie on the way to the best cell."""
-        frontier = {c.cell_id: c for c in starts}
-        swept: set[tuple[str, str]] = set()
+        # Kept across calls: a second call (budget left after the rounds) goes on from here.
+        frontier, swept = self.frontier, self.swept
+        for c in starts:
+            frontier.setdefault(c.cell_id, c)
         order = self.axis_order()
         self.measure(list(frontier.values()))
         while self.affordable():
             reached = [self.race.entries[i] for i in frontier if i in self.race.entries]
-            pick = next(
-                (
-                    (e.cell, axis)
-                    for e in self.race.guide(reached, dropped=True)
-                    for axis in order
-                    if (e.cell.cell_id, axis) not in swept
-                ),
-                None,
-            )
-            if pick is None:
+            ranked = self.race.guide(reached, dropped=True)
+            open_ = [
+                (e.cell, axis)
+                for e in ranked
+                for axis in order
+                if (e.cell.cell_id, axis) not in swept
+            ]
+            if not open_:
                 return
-            cell, axis = pick
+            cell, axis = open_[0]
             swept.add((cell.cell_id, axis))
             ranked = self.line(cell, axis)
             if ranked:
@@ -298,14 +313,16 @@ class Tune:
                     frontier.setdefault(entry.cell.cell_id, entry.cell)
 
     def widen(self) -> None:
-        """Measure the unmeasured neighbours of the best cells still in the race."""
+        """Measure the unmeasured neighbours of the measured cells, best first (those the race
+        dropped too: the budget the descent left is spent around everything it saw)."""
         while self.affordable():
+            measured = self.race.guide(list(self.race.entries.values()), dropped=True)
             fresh = [
                 n
-                for e in self.race.ranked()[:ROUND_WIDTH]
+                for e in measured
                 for n in self.space.neighbours(e.cell)
                 if not self.race.has(n) and n.cell_id not in self.memory.ruled_out
-            ]
+            ][: 4 * ROUND_WIDTH]
             unique = {c.cell_id: c for c in fresh}.values()
             fresh = [c for c in unique if self.memory.fits(c)]
             if not fresh:
@@ -344,14 +361,20 @@ class Tune:
         return measured[:ROUND_WIDTH]
 
     def run(self) -> Outcome:
-        self.searching = True
         stopped = ""
-        self.descend(self.starts())
-        self.widen()
-        if not self.affordable():
-            stopped = "the search's share of the budget ran out"
-        self.searching = False
-        count = self.rounds()
+        starts = self.starts()
+        count = 0
+        # Budget the rounds did not need goes back to the search, then to rounds again.
+        for _ in range(PASSES):
+            self.searching = True
+            self.descend(starts)
+            self.widen()
+            if not self.affordable():
+                stopped = "the search's share of the budget ran out"
+            self.searching = False
+            count += self.rounds()
+            if not self.affordable(2):
+                break
         finals = self.finalists()
         recommendation = None
         if finals:
