@@ -352,3 +352,22 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_opened_again():
     thread.join(5)
     listener.close()
     assert got.error == "" and got.completion_tokens == 1 and accepted == [0, 1]
+
+
+def test_token_ids_go_to_benchs_own_server_over_completions_only(tmp_path):
+    from bench.serve.generation.requests import GenRequest
+    from bench.workloads.generate.cell.endpoint import _prompts
+
+    card = {"owned_by": "bench", "bench": {"model": "decoder", "model_args": {}}}
+    asked = GenRequest(0, 0.0, 5, 4, seed=3)
+    for protocol, kind, said in (
+        ("openai-completions", list, "token ids"), ("openai-chat", str, "synthesised text"),
+    ):  # fmt: skip
+        path = scenario(tmp_path, f'{{url: "http://127.0.0.1:1", protocol: {protocol}, '
+                                  "model_name: decoder}")  # fmt: skip
+        loaded = load_scenario(path)
+        msg = cell_message(loaded, loaded.cells[1])
+        block: dict[str, Any] = {}
+        prompt = _prompts(card, 64, block, msg)(asked)
+        assert isinstance(prompt, kind) and len(prompt if kind is list else prompt.split()) == 5
+        assert block["prompts"].startswith(said)

@@ -150,7 +150,9 @@ def _prompts(
 ) -> Callable[[GenRequest], str | list[int]]:
     """Token ids for bench's own server (the in-process cells' prompts), else text."""
     served = card.get("bench") if card.get("owned_by") == OWNED_BY_BENCH else None
-    if isinstance(served, dict):
+    # A chat message is text: ids go only in a completions prompt.
+    ids = msg.endpoints[msg.key["endpoint"]].get("protocol") == "openai-completions"
+    if isinstance(served, dict) and ids:
         block["server"] = served
         same = served.get("model") == msg.key["model"] and served.get("model_args") == dict(
             msg.model_args
