@@ -89,6 +89,8 @@ def test_a_cancelled_job_frees_its_slot_and_the_next_one_runs():
 
 @pytest.fixture()
 def client() -> Any:
+    pytest.importorskip("starlette", reason="bench serve decoder needs the serving extra")
+    pytest.importorskip("httpx", reason="starlette's TestClient needs httpx")
     from starlette.testclient import TestClient
 
     server = CompletionsServer(FakeDecoder(VirtualClock(), slots=2), LIMITS, {"model": "x"}, 4)
@@ -216,6 +218,7 @@ def test_requests_past_max_waiting_are_answered_503_not_queued(client):
         (["--temperature", "9"], "--temperature: '9': expected a number from 0 to 2"),
         (["--slots", "0"], "--slots: '0': expected a whole number from 1"),
         (["--host", "example.com"], "--host 'example.com': expected an IP address"),
+        (["--framework", "litert"], "--framework litert: a generation model runs on jax or"),
     ],
 )
 def test_bench_serve_decoder_refuses_bad_flags_before_building(args, why, capsys):

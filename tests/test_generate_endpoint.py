@@ -224,6 +224,7 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
 def test_served_and_in_process_cells_generate_the_same_tokens_and_the_token_stays_secret(
     tmp_path, capsys
 ):
+    pytest.importorskip("uvicorn", reason="bench serve decoder needs the serving extra")
     port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "BENCH_E2E_TOKEN": TOKEN}
@@ -261,6 +262,7 @@ def test_served_and_in_process_cells_generate_the_same_tokens_and_the_token_stay
     inproc, served = records["in_process"], records["far"]
     assert inproc["status"] == served["status"] == "ok", (inproc["reason"], served["reason"])
     assert served["generate"]["prompts"].startswith("token ids")
+    assert "server_note" not in served["generate"], served["generate"]["server_note"]
     digests = inproc["generate"]["token_digests"]
     assert len(digests) == 24 and None not in digests
     assert served["generate"]["token_digests"] == digests  # every request, token for token
@@ -351,3 +353,25 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_opened_again():
     thread.join(5)
     listener.close()
     assert got.error == "" and got.completion_tokens == 1 and accepted == [0, 1]
+
+
+def test_token_ids_go_to_benchs_own_server_over_completions_only(tmp_path):
+    from bench.serve.generation.requests import GenRequest
+    from bench.workloads.generate.cell.endpoint import _prompts
+
+    card = {"owned_by": "bench", "bench": {"model": "decoder", "model_args": {}}}  # no seed
+    asked = GenRequest(0, 0.0, 5, 4, seed=3)
+    for protocol, kind, said in (
+        ("openai-completions", list, "token ids"), ("openai-chat", str, "synthesised text"),
+    ):  # fmt: skip
+        path = scenario(tmp_path, f'{{url: "http://127.0.0.1:1", protocol: {protocol}, '
+                                  "model_name: decoder}")  # fmt: skip
+        loaded = load_scenario(path)
+        msg = cell_message(loaded, loaded.cells[1])
+        block: dict[str, Any] = {}
+        prompt = _prompts(card, 64, block, msg)(asked)
+        assert isinstance(prompt, kind) and len(prompt if kind is list else prompt.split()) == 5
+        assert block["prompts"].startswith(said)
+        if kind is list:  # the card states no seed nor framework, and other model_args
+            note = block["server_note"]
+            assert note.startswith("the server's model_args, seed, framework differ"), note

@@ -78,7 +78,15 @@ def _serve_decoder(args: argparse.Namespace, host: str, model_args: dict, model:
     server over the engine (``bench.run.decoder_server``)."""
     from bench.run.decoder_server import DecoderSettings, serve
     from bench.serve.listen import ListenError
+    from bench.workloads.generate import SPEC as GENERATE
 
+    frameworks = GENERATE.accepts["framework"]
+    if args.framework not in frameworks:
+        print_error(
+            f"bench serve: --framework {args.framework}: a generation model runs on "
+            f"{' or '.join(frameworks)}; expected one of them"
+        )
+        return EXIT_USAGE
     positions = getattr(model.Args.model_validate(model_args), "max_positions", None)
     if positions is not None and args.cache_len > positions:
         print_error(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import importlib.util
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,8 @@ from bench.serve.generation.completions_app import CompletionsServer
 from bench.serve.generation.completions_request import Limits
 from bench.serve.generation.decoder import CompiledDecoder
 
-DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # a prompt of a few thousand ids is some tens of KiB
+DEFAULT_MAX_REQUEST_BYTES = 1 << 20
+INSTALL_HINT = "pip install 'bench[serving]' (Starlette and uvicorn serve the completions routes)"  # a prompt of a few thousand ids is some tens of KiB
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ def serve(settings: DecoderSettings, build: Any = build_decoder) -> None:
     that cannot be used (before the model is built), RuntimeError for a missing device."""
     from bench.run import kserve_app
 
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:  # before minutes of building and compiling
+        raise RuntimeError(f"{' and '.join(missing)} not installed; {INSTALL_HINT}")
     sock = listen.bind_http(settings.host, settings.port)
     try:
         decoder, vocab = build(settings)

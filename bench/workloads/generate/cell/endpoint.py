@@ -150,15 +150,19 @@ def _prompts(
 ) -> Callable[[GenRequest], str | list[int]]:
     """Token ids for bench's own server (the in-process cells' prompts), else text."""
     served = card.get("bench") if card.get("owned_by") == OWNED_BY_BENCH else None
-    if isinstance(served, dict):
+    # A chat message is text: ids go only in a completions prompt.
+    ids = msg.endpoints[msg.key["endpoint"]].get("protocol") == "openai-completions"
+    if isinstance(served, dict) and ids:
         block["server"] = served
-        same = served.get("model") == msg.key["model"] and served.get("model_args") == dict(
-            msg.model_args
-        )
-        if not same:
+        # Each framework initialises the weights from the seed its own way: the tokens are
+        # the in-process cells' where model, model_args, seed and framework are the server's.
+        mine = {"model": msg.key["model"], "model_args": dict(msg.model_args), "seed": msg.seed,
+                "framework": msg.key["framework"]}  # fmt: skip
+        differ = [k for k, v in mine.items() if served.get(k) != v]
+        if differ:
             block["server_note"] = (
-                "the server's model or model_args differ from the scenario's: its tokens are "
-                "not the in-process cells'"
+                f"the server's {', '.join(differ)} differ from this cell's: its tokens are not "
+                "the in-process cells'"
             )
         block["prompts"] = "token ids: the in-process cells' prompts (bench serve decoder)"
         return lambda r: lengths.prompt_ids(r, vocab).tolist()
