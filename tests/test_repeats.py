@@ -57,3 +57,19 @@ def test_a_failed_repeat_marks_the_cell():
 def test_all_repeats_failed():
     merged = merge_repeats([rec([], "failed", "boom"), rec([], "failed", "bang")])
     assert merged["status"] == "failed" and merged["reason"] == "all 2 repeats failed; last: bang"
+
+
+def test_requests_under_load_are_not_pooled_but_each_process_is_kept():
+    # A generate cell has per-request samples and no step times: bench tune re-measures its
+    # finalists in fresh processes, and the merge must keep them apart, not fail.
+    def online(tokens_per_s: float) -> dict:
+        r = rec([])
+        r["metrics"] = {"output_tokens_per_s": {"value": tokens_per_s, "unit": "tokens/s",
+                                                "method": "m"}}  # fmt: skip
+        r["samples"] = {"ttft_s": [0.1, 0.2]}
+        return r
+
+    merged = merge_repeats([online(100.0), online(80.0)])
+    assert merged["status"] == "ok" and "repeats_not_pooled" in merged["flags"]
+    assert merged["metrics"]["output_tokens_per_s"]["value"] == 100.0
+    assert len(merged["repeats"]) == 2 and merged["samples"] == {"ttft_s": [0.1, 0.2]}

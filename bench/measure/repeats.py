@@ -46,6 +46,11 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
         merged["status"] = first_bad["status"]
         merged["reason"] = f"repeat {index}/{n}: {first_bad.get('reason', '')}"
 
+    if any("step_time_s" not in (r.get("samples") or {}) for r in ok):
+        # Requests under load (serve, generate): each process served a load of its own, with
+        # no step times to pool; the first ok process's figures stand, every one's in repeats.
+        merged.setdefault("flags", []).append("repeats_not_pooled")
+        return merged
     by_repeat = [r["samples"]["step_time_s"] for r in ok]
     pooled = [t for samples in by_repeat for t in samples]
     metrics = merged["metrics"]

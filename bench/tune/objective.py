@@ -17,6 +17,7 @@ from bench.read.recommend import Objective, objectives
 TOKEN_FIELDS: dict[str, str] = {
     "train": "tokens_per_s",
     "predict": "tokens_per_s",
+    "generate": "output_tokens_per_s",
 }
 
 NAMES = ("throughput", "cost", "latency", "serve_rate", "tokens_per_s")
