@@ -98,7 +98,8 @@ def run(
         steps = rec.output_tokens - 1
         start = joined[row]
         rec.chunk_times.extend(step_times[start : start + steps])
-        rec.tokens.extend(int(step_tokens[j][row]) for j in range(start, start + steps))
+        if steps:
+            rec.tokens.extend(np.stack(step_tokens[start : start + steps])[:, row].tolist())
         rec.chunk_tokens = [1] * len(rec.chunk_times)
         owner[row] = -1
         tokens[row] = positions[row] = 0
