@@ -108,3 +108,22 @@ def test_output_is_plain_json():
     s = summarize([0.010, 0.011, 0.012, 0.013])
     assert json.loads(json.dumps(s)) == s
     assert all(type(v) in (int, float, list) for v in s.values())
+
+
+def test_quantile_bounds_need_enough_samples_and_cover_the_quantile():
+    from bench.measure.stats import quantile_bounds
+
+    rng = np.random.default_rng(3)
+    # 0.99**298 = 0.0501 > 0.05: 298 samples bound no p99 from above; 299 do (their maximum)
+    assert quantile_bounds(rng.random(298), 0.99)[1] is None
+    sample = rng.random(299)
+    assert quantile_bounds(sample, 0.99)[1] == sample.max()
+    # uniform samples: the true p99 is 0.99; each one-sided 95% bound misses it in about 5%
+    # of draws, never far more (binomial: 400 draws at 5% put 35 misses 3.4 sd out)
+    misses_up = misses_down = 0
+    for _ in range(400):
+        low, high = quantile_bounds(rng.random(1000), 0.99)
+        assert low is not None and high is not None and low <= high
+        misses_up += high < 0.99
+        misses_down += low > 0.99
+    assert misses_up < 35 and misses_down < 35

@@ -29,7 +29,9 @@ def summary_of(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_repeats(records: list[dict[str, Any]], *, n_boot: int = 2000) -> dict[str, Any]:
+    """The cell's one record; ``n_boot``: the pooled intervals' bootstrap draws (a caller that
+    reads only the pooled statistics, such as ``bench tune``'s race, asks for few)."""
     n = len(records)
     bad = [(i, r) for i, r in enumerate(records, 1) if r["status"] != "ok"]
     if len(bad) == n or not records:
@@ -54,7 +56,7 @@ def merge_repeats(records: list[dict[str, Any]]) -> dict[str, Any]:
     by_repeat = [r["samples"]["step_time_s"] for r in ok]
     pooled = [t for samples in by_repeat for t in samples]
     metrics = merged["metrics"]
-    steps = summarize(pooled)
+    steps = summarize(pooled, n_boot=n_boot)
     method = metrics["step_time_s"]["method"] + f"; pooled over {len(ok)} processes"
     metrics["step_time_s"] = {"unit": "s", "method": method, **steps}
     per_call = merged["key"].get("steps_per_call", 1)

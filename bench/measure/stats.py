@@ -168,6 +168,32 @@ def summarize(
     }
 
 
+def quantile_bounds(
+    samples: Sequence[float], q: float, *, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """One-sided distribution-free bounds of the ``q``-quantile (0 < q < 1): (lower, upper),
+    each holding with probability ``confidence`` whatever the distribution, from order
+    statistics and the binomial count of samples below the quantile. None where the samples
+    are too few: a 95% upper bound of a p99 needs at least 299 samples (0.99**299 < 0.05), so a
+    brief measurement's p99 bounds nothing however low it is."""
+    x = np.sort(_as_array(samples))
+    n = int(x.size)
+    k = np.arange(n + 1)
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    log_pmf = (
+        log_fact[n] - log_fact[k] - log_fact[n - k] + k * math.log(q) + (n - k) * math.log1p(-q)
+    )
+    cdf = np.cumsum(np.exp(log_pmf - log_pmf.max()))
+    cdf /= cdf[-1]  # P(at most k samples lie below the quantile)
+    # The quantile lies at or below the j-th smallest sample unless j or more lie below it.
+    upper_j = np.flatnonzero(cdf[:n] >= confidence)
+    upper = float(x[upper_j[0]]) if upper_j.size else None
+    # It lies at or above the i-th smallest unless fewer than i lie below it.
+    lower_i = np.flatnonzero(1.0 - cdf[:n] >= confidence)
+    lower = float(x[lower_i[-1]]) if lower_i.size else None
+    return lower, upper
+
+
 def ratio_of_medians_ci(
     baseline: Sequence[float],
     candidate: Sequence[float],

@@ -53,6 +53,10 @@ class Constraint:
     def holds(self, cell: CellView) -> bool:
         return self.violation(cell) is None
 
+    def holds_number(self, value: float) -> bool:
+        """Whether ``value`` meets this numeric limit (a bound of the field, say)."""
+        return self.number is not None and _OPS[self.op](value, self.number)
+
     def violation(self, cell: CellView) -> str | None:
         """None when the cell satisfies this constraint, else why not (for people)."""
         value = cell.get(self.field)
