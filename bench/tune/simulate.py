@@ -8,14 +8,18 @@ float16 are fast or slow by device; memory grows with the batch and its precisio
 out the largest float32 batches; some grids carry a p99 limit that binds.
 
 The measurer draws each step's time with 3% noise (log-normal) around the truth, a per-process
-offset of 1% (what a rerun changes) and rare slow steps, and times the draws with bench's own
-``Timer`` on a simulated clock, so a measurement stops by the scenario's run-length rule as a
-real one does. Its probes return the truth's memory and cost one compile. Nothing here decides
-anything: the decisions are ``bench.tune.search``'s.
+offset of 1% (what a rerun changes) and a share of slow steps that make the cell's tail, and
+times the draws with bench's own ``Timer`` on a simulated clock, so a measurement stops by the
+scenario's run-length rule as a real one does. A record's statistics are those of its own
+samples, as a real record's are (a p99 of a few dozen steps is as rough as it is on a device);
+the truth is the step-time distribution's own median and p99. Its probes return the truth's
+memory and cost one compile. Nothing here decides anything: the decisions are
+``bench.tune.search``'s.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.measure.stats import summarize
 from bench.measure.timing import RunLength, Timer
 from bench.read.constraints import Constraint, parse
 from bench.read.runset import CellView, Host, RunSet, read_fields
@@ -34,7 +39,10 @@ from bench.tune.space import TuneCell
 
 STEP_NOISE = 0.03  # per-step relative noise (the issue's 3%)
 PROCESS_NOISE = 0.01  # per-process offset: a rerun's change
-SLOW_STEP = (0.01, 1.5)  # 1% of steps take 1.5x: the tail a shared machine adds
+# A step is slow with this probability, by the cell's tail factor: the p99 of a step lies among
+# the slow steps (what a host's interrupts and collections add), so a brief measurement's p99 is
+# rough and a long one's settles, as on a device.
+SLOW_SHARE = 0.05
 FULL_RULE = RunLength(warmup_steps=5, min_steps=20, min_seconds=5.0, max_seconds=60.0)
 BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024)
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -45,8 +53,8 @@ DEVICES = ("gpu", "tpu")
 
 @dataclass(frozen=True)
 class Truth:
-    step_s: float  # per step
-    tail: float  # p99 / median of a step
+    step_s: float  # per step, before the noise and the slow steps
+    tail: float  # a slow step's factor
     compile_s: float
     memory: float  # bytes of the compiled program
     price: float  # USD per device-hour
@@ -66,7 +74,7 @@ class Grid:
     def value(self, cell_id: str) -> float:
         """The true objective (throughput, or cost per 1M examples)."""
         t = self.truth[cell_id]
-        rate = 1.0 / t.step_s * int(self._key(cell_id)["batch_size"])
+        rate = int(self._key(cell_id)["batch_size"]) / (t.step_s * shape(t.tail)[0])
         if self.objective == "cost":
             return t.price / 3600.0 / rate * 1e6
         return rate
@@ -76,7 +84,7 @@ class Grid:
 
     def p99_ms(self, cell_id: str) -> float:
         t = self.truth[cell_id]
-        return t.step_s * t.tail * 1e3
+        return t.step_s * shape(t.tail)[1] * 1e3
 
     def feasible(self, cell_id: str) -> bool:
         if not self.fits(cell_id):
@@ -102,6 +110,20 @@ class Grid:
             fits = self.fits(cell.cell_id)
             total += full_cell_s(t.compile_s, call, FULL_RULE) if fits else t.compile_s
         return total
+
+
+@functools.cache
+def shape(tail: float) -> tuple[float, float]:
+    """The median and p99 of a step over its base time, for a cell with this tail: the
+    distribution's own (a million draws, fixed seed), not any measurement's."""
+    draws = _steps(np.random.default_rng(0), 1_000_000, tail)
+    return float(np.median(draws)), float(np.percentile(draws, 99))
+
+
+def _steps(rng: np.random.Generator, n: int, tail: float) -> np.ndarray:
+    """``n`` step times over the base time: 3% log-normal noise, a share of them slow."""
+    draws = np.exp(rng.normal(0.0, STEP_NOISE, n))
+    return np.where(rng.random(n) < SLOW_SHARE, draws * tail, draws)
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -199,27 +221,17 @@ class SimMeasurer:
             return record, t.compile_s
         offset = math.exp(self.rng.normal(0.0, PROCESS_NOISE))
         now = [0.0]
-        # The tail: slow steps with the cell's p99 / median (tail), on top of the noise.
-        slow_share, _ = SLOW_STEP
 
         def step() -> None:
-            draw = t.step_s * offset * math.exp(self.rng.normal(0.0, STEP_NOISE))
-            if self.rng.random() < slow_share:
-                draw *= t.tail * 1.3
-            now[0] += draw * spc
+            draw = _steps(self.rng, 1, t.tail)[0]
+            now[0] += t.step_s * offset * float(draw) * spc
 
         timing = Timer(rule, clock=lambda: now[0]).run(step, lambda _: None)
         times = np.array(timing.step_times_s) / spc
-        median = float(np.median(times))
+        # few bootstrap draws: the race reads samples, and the answer's record is re-merged
+        stats = summarize(times.tolist(), n_boot=50)
+        median = float(stats["median"])
         rate = int(cell.key["batch_size"]) / median
-        # The tail a latency percentile shows: the truth's p99 / median, seen with the noise
-        # of a percentile of a few hundred steps (the slow steps above stand for the spread).
-        p99 = median * t.tail * math.exp(self.rng.normal(0.0, STEP_NOISE))
-        stats = {
-            "n": int(times.size), "mean": float(times.mean()), "median": median,
-            "p50": median, "p90": float(np.percentile(times, 90)),
-            "p95": float(np.percentile(times, 95)), "p99": p99,
-        }  # fmt: skip
         metrics = {
             "step_time_s": {"unit": "s", "method": "simulated", **stats},
             "examples_per_s": {"value": rate, "unit": "examples/s", "method": "simulated"},
