@@ -13,8 +13,8 @@ from bench.read.constraints import parse
 from bench.tune import budget as budgets
 from bench.tune.memory import Memory, Probe
 from bench.tune.objective import ObjectiveError, target
-from bench.tune.race import Race
-from bench.tune.search import Settings, Tune
+from bench.tune.race import Race, least_steps, steps_to_bound
+from bench.tune.search import FINAL_PROCESSES, Settings, Tune
 from bench.tune.simulate import FULL_RULE, SimMeasurer, grid
 from bench.tune.space import SpaceError, TuneCell, build
 
@@ -213,3 +213,65 @@ def test_a_framework_without_memory_analysis_is_probed_once():
     memory = Memory(space, lambda cell: Probe(None, None, 1.0, "no analysis"))
     assert all(memory.fits(c) for c in space.cells)
     assert memory.probes == 1
+
+
+def test_a_p99_limit_met_on_a_brief_measurement_is_not_yet_met():
+    # A p99 of 100 steps bounds nothing: the cell stays in the race, unsure, and is no
+    # finalist until measured long enough for the percentile's upper bound to meet the limit.
+    (cell,) = cells(batches=(64,), precisions=("a",))
+    race = Race(target("throughput", "train"), [parse("p99_ms<=12")])
+    steps = [0.010 * (1.0 + 0.001 * (i % 7)) for i in range(100)]
+    entry = race.add(cell, _record(cell, steps))
+    assert entry.alive and "p99_ms" in entry.unsure and entry.short == 299 - 100
+    entry = race.add(cell, _record(cell, steps * 3))  # 400 steps pooled, all under 12 ms
+    assert entry.alive and not entry.unsure and entry.short == 0
+
+
+def test_the_answer_under_a_p99_limit_was_measured_long_enough_to_bound_it():
+    made = grid(0, constraint=True)
+    spent = budgets.Budget(budgets.parse("10%"), FULL_RULE, [c.key for c in made.cells])
+    tune = Tune(
+        build(made.cells, made.constraints), SimMeasurer(made, 7), target("throughput", "train"),
+        made.constraints, spent, FULL_RULE, Settings(seed=7),
+    )  # fmt: skip
+    outcome = tune.run()
+    winner = outcome.recommendation.choices[0].winner.cell_id
+    assert sum(part.size for part in outcome.race.entries[winner].parts) >= 299
+    assert made.feasible(winner)
+    assert spent.spent_s <= spent.total_s
+
+
+def test_a_long_measurement_is_sized_by_how_far_the_tail_lies_under_the_limit():
+    least = least_steps(0.99)
+    assert least == 299  # 0.99**299 < 0.05: the largest of 299 steps bounds a p99
+    assert steps_to_bound(0.99, 0.99, least) is None  # at the limit: no length shows it met
+    assert steps_to_bound(0.99, 1.0, least) == least  # far under it: the fewest that bound
+    near, far = steps_to_bound(0.99, 0.997, least), steps_to_bound(0.99, 0.999, least)
+    assert near is not None and far is not None and near > far > least
+
+
+def _tailed(base, n=40):
+    # every 20th step 30% slow: a p99 about 1.3x the median
+    return [base * (1.0 + 0.002 * (i % 5)) * (1.3 if i % 20 == 0 else 1.0) for i in range(n)]
+
+
+def test_the_leader_is_the_best_cell_likely_to_meet_a_p99_limit():
+    # The faster cell's p99 (11 ms x 1.3) will break 12 ms once measured long enough; as the
+    # leader it would drop the slower cell that meets it (9.1 ms), and then leave itself.
+    fast, slow = cells(batches=(128,), precisions=("fast",)) + cells((64,), ("slow",))
+    race = Race(target("throughput", "train"), [parse("p99_ms<=12")])
+    race.add(fast, _record(fast, _tailed(0.011)))
+    race.add(slow, _record(slow, _tailed(0.007)))
+    assert race.entries[fast.cell_id].unsure and race.entries[slow.cell_id].unsure
+    assert not race.likely(race.entries[fast.cell_id]) and race.likely(race.entries[slow.cell_id])
+    assert race.eliminate() == [] and race.entries[slow.cell_id].alive
+
+
+def test_cells_the_race_cannot_tell_apart_are_not_measured_past_the_final_processes():
+    # grid 57's best cells tie exactly (input pipelines where compute is the bottleneck)
+    _, _, _, outcome = _tune(seed=10057, grid_seed=57)
+    brief = [
+        sum(1 for r in e.records if len(r["samples"]["step_time_s"]) < 299)
+        for e in outcome.race.entries.values()
+    ]
+    assert max(brief) <= FINAL_PROCESSES

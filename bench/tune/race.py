@@ -13,11 +13,19 @@ in two processes shows what a rerun changes: ``bench.measure.noise.spread``), ne
 objectives are too few for a rank test; a rival leaves when its best process is worse than the
 leader's worst by more than the threshold.
 
-A cell whose measurement breaks a constraint leaves too: it can never be the answer.
+A cell that breaks a constraint leaves too: it can never be the answer. Constraints are judged
+on the cell's processes merged as ``bench recommend`` merges them. A limit on a percentile of
+the step times is judged on the percentile's distribution-free bounds from the pooled steps: it
+is met when the upper bound meets it and broken when the lower bound breaks it (a p99 of a few
+dozen steps is biased low and bounds nothing). Another numeric limit is judged on the merged
+value, once ``SETTLED`` processes agree where the value lies within noise of it. A cell not yet
+settled on a limit stays in the race, is measured again, and is no finalist while unsure.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +35,9 @@ import numpy as np
 
 from bench.gate.decision import GatePolicy, Verdict, decide
 from bench.measure.noise import DEFAULT_THRESHOLD, spread
+from bench.measure.repeats import merge_repeats
+from bench.measure.stats import quantile_bounds
+from bench.metrics import find_field
 from bench.read.constraints import Constraint
 from bench.read.runset import CellView, Host, read_fields
 from bench.tune.objective import Target
@@ -35,11 +46,66 @@ from bench.tune.space import TuneCell
 # The smallest threshold the race eliminates at: two processes of one cell agreeing within 1%
 # say little about a third.
 MIN_THRESHOLD = 0.01
+# Processes after which a cell within noise of a limit is judged as `bench recommend` judges
+# it, on its merged record.
+SETTLED = 3
+# Bootstrap draws of a merge the race reads only the pooled statistics of.
+MERGE_BOOT = 20
 # The race's gate: its own 10 samples per side and alpha, fewer bootstrap draws (thousands of
 # decisions per tune; 500 draws put the interval's ends within a fraction of a percent).
 MIN_SAMPLES = 10
 RACE_BOOT = 500
+# A limit on a percentile of the step times is met when the percentile's distribution-free
+# upper bound at this confidence is (``bench.measure.stats.quantile_bounds``): a brief
+# measurement's p99 is biased low (the slowest steps are rare) and bounds nothing below 299
+# steps, so a cell that seems to meet a p99 limit is measured longer before it can be the answer.
+LIMIT_CONFIDENCE = 0.95
+# A long measurement is sized to show the bound meeting the limit this often where the guess
+# of the cell's tail holds (``Race.needed``), and never longer than this many steps: beyond it,
+# the guess (a few hundred pooled steps) cannot tell.
+SETTLE_POWER = 0.8
+MOST_STEPS = 5000
+# The cells whose step times share a tail (``Race.tail``): one framework on one device.
+TAIL_BY = ("framework", "device", "input")
 _HOST = Host("tune", "tune", "", ())
+
+
+def percentile_of(constraint: Constraint) -> tuple[float, float] | None:
+    """(the quantile, the field's scale) when ``constraint`` limits a percentile of the step
+    times (``p99_ms``), else None."""
+    try:
+        metric, spec = find_field(constraint.field)
+    except KeyError:
+        return None
+    if metric.name != "step_time_s" or not re.fullmatch(r"p\d+", spec.stat):
+        return None
+    return int(spec.stat[1:]) / 100.0, spec.scale
+
+
+def least_steps(q: float) -> int:
+    """The fewest steps whose order statistics bound the ``q``-quantile from above."""
+    return math.ceil(math.log(1.0 - LIMIT_CONFIDENCE) / math.log(q))
+
+
+def steps_to_bound(q: float, level: float, least: int) -> int | None:
+    """The fewest steps (from ``least``, growing by a quarter) at which a cell whose steps lie
+    under a limit with probability ``level`` shows its ``q``-quantile's upper bound under it
+    with probability ``SETTLE_POWER`` (normal approximations of the binomial counts); None
+    when none up to ``MOST_STEPS`` does."""
+    if level <= q:
+        return None
+    normal = statistics.NormalDist()
+    z_bound, z_power = normal.inv_cdf(LIMIT_CONFIDENCE), normal.inv_cdf(SETTLE_POWER)
+    n = float(least)
+    while n <= MOST_STEPS:
+        # the upper bound is about this many steps up the sorted samples ...
+        rank = n * q + z_bound * math.sqrt(n * q * (1.0 - q)) + 1.0
+        # ... and the steps under the limit are at least this many, SETTLE_POWER of the time
+        under = n * level - z_power * math.sqrt(n * level * (1.0 - level))
+        if under >= min(rank, n):
+            return math.ceil(n)
+        n *= 1.25
+    return None
 
 
 def view(record: Mapping[str, Any]) -> CellView:
@@ -69,7 +135,9 @@ class Entry:
     cell: TuneCell
     records: list[dict[str, Any]] = field(default_factory=list)
     parts: list[np.ndarray] = field(default_factory=list)  # objective samples per process
-    broken: str = ""  # the constraint its latest measurement broke
+    broken: str = ""  # the constraints its processes, merged, break
+    unsure: str = ""  # the limits it is not yet settled on: measured again before it is judged
+    short: int = 0  # the steps a percentile limit it meets still needs
     excess: float = 0.0  # how far beyond the constraints' limits (bench.read.constraints)
     failed: str = ""  # status: reason of a measurement that did not end ok
     out: str = ""  # why it left the race ("" while in it)
@@ -93,21 +161,6 @@ class Entry:
         return not self.out and not self.failed and not self.broken and bool(self.parts)
 
 
-class _Typical:
-    """A cell's fields as the median over its processes (text fields: the latest), for
-    constraints (``Constraint.violation`` reads ``get``)."""
-
-    def __init__(self, views: Sequence[CellView]):
-        self.views = views
-
-    def get(self, name: str) -> float | str | None:
-        values = [v.get(name) for v in self.views]
-        numbers = [x for x in values if isinstance(x, float)]
-        if numbers and len(numbers) == len(values):
-            return float(statistics.median(numbers))
-        return values[-1]
-
-
 class Race:
     def __init__(self, target: Target, constraints: Sequence[Constraint], *, seed: int = 0):
         self.target = target
@@ -115,6 +168,7 @@ class Race:
         self.entries: dict[str, Entry] = {}
         self.seed = seed
         self.eliminated = 0
+        self._tails: dict[tuple[str, ...], np.ndarray | None] = {}
 
     @property
     def maximize(self) -> bool:
@@ -136,13 +190,137 @@ class Race:
             return entry
         entry.parts.append(samples)
         entry.views.append(seen)
-        # Judged on the median over its processes: one process's slow tail does not throw out
-        # a cell that meets a limit, nor one lucky process let in a cell that breaks it.
-        typical = _Typical(entry.views)
-        broken = [v for k in self.constraints if (v := k.violation(typical)) is not None]  # type: ignore[arg-type]
-        entry.broken = "; ".join(broken)
-        entry.excess = sum(k.excess(typical) for k in self.constraints)  # type: ignore[arg-type]
+        self._tails.clear()
+        # Judged on the record `bench recommend` will read (the processes merged, step times
+        # pooled), so the race never keeps a cell the answer then rules out, nor the reverse.
+        ok = [r for r in entry.records if r.get("status") == "ok"]
+        merged = view(merge_repeats(ok, n_boot=MERGE_BOOT)) if len(ok) > 1 else seen
+        entry.broken, entry.unsure = self.judge(entry, merged)
+        entry.excess = sum(k.excess(merged) for k in self.constraints)
         return entry
+
+    def judge(self, entry: Entry, merged: CellView) -> tuple[str, str]:
+        """(the constraints ``merged`` breaks, those it is not yet settled on); neither in nor
+        out until measured again. A limit on a percentile of the step times is judged on the
+        percentile's bounds from the pooled steps; another numeric limit, on the merged value
+        once ``SETTLED`` processes agree, or sooner when the value is clear of the limit's
+        noise band."""
+        broken, unsure = [], []
+        entry.short = 0
+        for constraint in self.constraints:
+            bounded = self.bounded(constraint, entry, merged)
+            if bounded is not None:
+                verdict, why = bounded
+                if verdict == "broken":
+                    broken.append(why)
+                elif verdict == "unsure":
+                    unsure.append(why)
+                continue
+            why = constraint.violation(merged)
+            near = self.near(constraint, entry, merged)
+            if near and len(entry.parts) < SETTLED:
+                unsure.append(near)
+            elif why:
+                broken.append(why)
+        return "; ".join(broken), "; ".join(unsure)
+
+    def bounded(
+        self, constraint: Constraint, entry: Entry, merged: CellView
+    ) -> tuple[str, str] | None:
+        """("met" | "broken" | "unsure", why) of a limit on a step-time percentile, judged on
+        the percentile's one-sided bounds; None for any other limit, or no step samples."""
+        percentile = percentile_of(constraint)
+        steps = merged.step_samples
+        if percentile is None or steps is None or constraint.number is None:
+            return None
+        if constraint.op not in ("<", "<=", ">", ">="):
+            return None
+        q, scale = percentile
+        lower, upper = quantile_bounds(steps, q, confidence=LIMIT_CONFIDENCE)
+        below = constraint.op in ("<", "<=")
+        meets, breaks = (upper, lower) if below else (lower, upper)
+        limit = constraint.number
+        if meets is not None and constraint.holds_number(meets * scale):
+            return "met", ""
+        if breaks is not None and not constraint.holds_number(breaks * scale):
+            bound = "lower" if below else "upper"
+            return "broken", (
+                f"{constraint.field}: its {bound} bound {breaks * scale:.4g} breaks "
+                f"{constraint.op}{limit:g}"
+            )
+        need = least_steps(q)
+        entry.short = max(entry.short, need - steps.size if steps.size < need else steps.size)
+        return "unsure", (
+            f"{constraint.field} not yet bounded on {constraint.op}{limit:g} by {steps.size} steps"
+        )
+
+    def tail(self, entry: Entry) -> np.ndarray | None:
+        """The steps of ``entry``'s peers (cells of its framework and device), each over its
+        process's median, pooled; None before any."""
+        group = tuple(str(entry.cell.key.get(a)) for a in TAIL_BY)
+        if group not in self._tails:
+            ratios = [
+                steps / float(np.median(steps))
+                for peer in self.entries.values()
+                if tuple(str(peer.cell.key.get(a)) for a in TAIL_BY) == group
+                for seen in peer.views
+                if (steps := seen.step_samples) is not None and steps.size
+            ]
+            self._tails[group] = np.concatenate(ratios) if ratios else None
+        return self._tails[group]
+
+    def needed(self, entry: Entry) -> int | None:
+        """The pooled steps at which ``entry``'s percentile bounds are expected to show it
+        meeting its limits (0: none needed), guessed from its median and its peers' tail
+        (``tail``): the count of steps under the limit must reach the upper bound's order
+        statistic with probability ``SETTLE_POWER``. None where no length is expected to (the
+        guess puts the percentile beyond the limit). A guide, never a verdict (the bounds
+        are)."""
+        if not entry.short:
+            return 0
+        pooled = self.tail(entry)
+        own = [s for seen in entry.views if (s := seen.step_samples) is not None]
+        need = 0
+        for constraint in self.constraints:
+            percentile = percentile_of(constraint)
+            if percentile is None or constraint.number is None:
+                continue
+            q, scale = percentile
+            least = least_steps(q)
+            if pooled is None or not own or constraint.op not in ("<", "<="):
+                need = max(need, least)
+                continue
+            median = float(np.median(np.concatenate(own)))
+            level = float(np.mean(pooled * median * scale <= constraint.number))
+            found = steps_to_bound(q, level, least)
+            if found is None:
+                return None
+            need = max(need, found)
+        return need
+
+    def likely(self, entry: Entry) -> bool:
+        """Whether a long measurement may be expected to show ``entry`` meeting its percentile
+        limits (``needed``) within ``MOST_STEPS``."""
+        need = self.needed(entry)
+        return need is not None and need <= MOST_STEPS
+
+    def near(self, constraint: Constraint, entry: Entry, merged: CellView) -> str:
+        """Why ``merged`` is within noise of a numeric limit ("" when clear of it). The band:
+        the spread of the field between the cell's processes, or the race's threshold."""
+        value = merged.get(constraint.field)
+        if constraint.number is None or not isinstance(value, float):
+            return ""
+        per_process = [
+            v for seen in entry.views if isinstance(v := seen.get(constraint.field), float)
+        ]
+        band = max(self.threshold(), spread(per_process) or 0.0)
+        gap = abs(value - constraint.number) / max(abs(constraint.number), 1e-12)
+        if gap > band:
+            return ""
+        return (
+            f"{constraint.field} = {value:.4g}, within the {band:.1%} noise band of "
+            f"{constraint.op}{constraint.number:g}"
+        )
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.maximize else a < b
@@ -213,12 +391,17 @@ class Race:
         for entry in self.entries.values():
             if entry.out and entry.by and entry.by not in alive:
                 entry.out = entry.by = ""
-        leader = self.leader()
+        ranked = self.ranked()
+        # The leader is the best cell that may be the answer: one a percentile limit will
+        # likely rule out would hold back the rest and never leave.
+        leader = next((e for e in ranked if self.likely(e)), ranked[0] if ranked else None)
         if leader is None:
             return []
         threshold = self.threshold()
         dropped = []
-        for rival in self.ranked()[1:]:
+        for rival in ranked:
+            if rival is leader:
+                continue
             why = self.worse(leader, rival, threshold)
             if why:
                 rival.out, rival.by = why, leader.cell.cell_id

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from bench.measure.repeats import merge_repeats
 from bench.measure.timing import RunLength
 from bench.metrics import value_of
@@ -37,7 +39,7 @@ from bench.tune.budget import Budget
 from bench.tune.measurer import Measurer
 from bench.tune.memory import Memory
 from bench.tune.objective import ObjectiveError, Target
-from bench.tune.race import MIN_SAMPLES, Entry, Race
+from bench.tune.race import MIN_SAMPLES, SETTLED, Entry, Race
 from bench.tune.space import BATCH, Space, TuneCell
 
 Strategy = Literal["race", "halving"]
@@ -48,7 +50,7 @@ SEARCH_SHARE = 0.6
 # left measured in at least ``FINAL_PROCESSES`` processes each.
 ROUND_WIDTH = 8
 FINALISTS = 3
-FINAL_PROCESSES = 3
+FINAL_PROCESSES = SETTLED
 # Search-then-rounds passes at most: budget left after the rounds is searched with again.
 PASSES = 3
 # One start per combination of these axes' values: per precision as well costs a bisection
@@ -121,6 +123,7 @@ class Tune:
         self.searching = False
         self.frontier: dict[str, TuneCell] = {}
         self.swept: set[tuple[str, str]] = set()
+        self.settled: set[str] = set()  # cells measured long for a percentile limit
 
     @property
     def reserve(self) -> float:
@@ -132,6 +135,7 @@ class Tune:
         ranked = self.race.ranked()[:ROUND_WIDTH]
         missing = sum(max(0, FINAL_PROCESSES - len(e.parts)) for e in ranked[:FINALISTS])
         need = (missing + max(0, len(ranked) - FINALISTS)) * self.cost()
+        need += self.settling()
         return min((1.0 - SEARCH_SHARE) * self.budget.total_s, need)
 
     # -- measuring ---------------------------------------------------------------------------
@@ -155,9 +159,12 @@ class Tune:
         keep = self.reserve if reserve is None else reserve
         return self.budget.left_s() - keep >= n * self.cost()
 
-    def measure(self, cells: Sequence[TuneCell], *, again: bool = False) -> list[Entry]:
+    def measure(
+        self, cells: Sequence[TuneCell], *, again: bool = False, rule: RunLength | None = None
+    ) -> list[Entry]:
         """Measure the cells (once each, in order) that fit and that the budget allows;
-        ``again``: cells already measured are measured once more (the rounds)."""
+        ``again``: cells already measured are measured once more (the rounds); ``rule``: a
+        longer measurement than the brief one (``settle``), paid for by the caller's check."""
         todo: dict[str, TuneCell] = {}
         for cell in cells:
             if cell.cell_id in todo or (self.race.has(cell) and not again):
@@ -168,15 +175,15 @@ class Tune:
             if self.memory.fits(cell):
                 todo[cell.cell_id] = cell
         room = max(0, int((self.budget.left_s() - self.reserve) // self.cost()))
-        todo_cells = list(todo.values())[:room]
+        todo_cells = list(todo.values())[: len(todo) if rule else room]
         if not todo_cells:
             return []
         entries = []
-        for cell, (record, seconds) in zip(
-            todo_cells, self.measurer.measure(todo_cells, self.brief, fresh=again), strict=True
-        ):
+        measured = self.measurer.measure(todo_cells, rule or self.brief, fresh=again)
+        for cell, (record, seconds) in zip(todo_cells, measured, strict=True):
             self.budget.spend(seconds)
-            self.costs.append(seconds)
+            if rule is None:  # the brief measurement's cost, which plans the rest
+                self.costs.append(seconds)
             self.measurements += 1
             self.memory.measured(cell, str(record.get("status")))
             entry = self.race.add(cell, record)
@@ -242,16 +249,23 @@ class Tune:
             found.append(cell)
         return found
 
+    def group(self, cell: TuneCell) -> tuple[str, ...]:
+        return tuple(str(cell.value(a)) for a in STARTS_BY if a in self.space.axes)
+
     def walk(self, cell: TuneCell, axis: str) -> TuneCell:
         """Along an ordered axis: from ``cell``, measure toward better cells, past the best."""
-        line = [c for c in self.space.line(cell, axis) if self.memory.fits(c)]
-        if cell not in line:
+        line = self.space.line(cell, axis)
+        if cell not in line or not self.memory.fits(cell):
             return cell
         here = line.index(cell)
         self.measure([cell])
         for step in (-1, 1):
             at = here
             while 0 <= at + step < len(line) and self.affordable():
+                # Only the next cell's memory is asked (a probe is a compile): past one that
+                # does not fit, none does (memory grows along an ordered axis or not at all).
+                if not self.memory.fits(line[at + step]):
+                    break
                 self.measure([line[at + step]])
                 best = self.best(line)
                 if best is None or line.index(best) != at + step:
@@ -292,6 +306,7 @@ class Tune:
         for c in starts:
             frontier.setdefault(c.cell_id, c)
         order = self.axis_order()
+        begun = {c.cell_id for c in starts}
         self.measure(list(frontier.values()))
         while self.affordable():
             reached = [self.race.entries[i] for i in frontier if i in self.race.entries]
@@ -304,7 +319,10 @@ class Tune:
             ]
             if not open_:
                 return
-            cell, axis = open_[0]
+            # Each start's text axes first (precision above all moves a device's best by
+            # twofold): a device whose start is slow may be best at another precision.
+            first = [(c, a) for c, a in open_ if c.cell_id in begun and not self.space.ordered[a]]
+            cell, axis = (first or open_)[0]
             swept.add((cell.cell_id, axis))
             ranked = self.line(cell, axis)
             if ranked:
@@ -335,13 +353,23 @@ class Tune:
     def rounds(self) -> int:
         count = 0
         while True:
+            # A leader a percentile limit rules out is known before rounds are spent on it.
+            self.settle()
             ranked = self.race.ranked()
+            width = ranked[:ROUND_WIDTH]
+            # Cells measured in FINAL_PROCESSES processes each that the race still cannot tell
+            # apart are ties at this noise: more rounds would narrow what does not matter, and
+            # the budget left goes back to the search (another pass).
+            width = [e for e in width if len(e.parts) < FINAL_PROCESSES]
+            if not width:
+                break
             done = [e for e in ranked if len(e.parts) >= FINAL_PROCESSES]
             if len(ranked) <= FINALISTS and len(done) == len(ranked):
                 break
-            width = ranked[:ROUND_WIDTH]
-            if not width or not self.affordable(len(width), reserve=0.0):
-                width = width[: max(0, int(self.budget.left_s() // self.cost()))]
+            if not width or not self.affordable(len(width), reserve=self.settling()):
+                width = width[
+                    : max(0, int((self.budget.left_s() - self.settling()) // self.cost()))
+                ]
                 if len(width) < min(2, len(ranked)) or not width:
                     break
             shift = count % len(width)
@@ -355,8 +383,67 @@ class Tune:
                 self.race.eliminate()
         return count
 
+    def long_rule(self, entry: Entry) -> tuple[RunLength, float] | None:
+        """The measurement that gives ``entry`` the steps its percentile limits are expected to
+        need (``Race.needed``), and its expected device time; None when it needs none or no
+        length is expected to do."""
+        steps = entry.views[-1].step_samples if entry.views else None
+        need = self.race.needed(entry)
+        if steps is None or not entry.short or not need:
+            return None
+        pooled = sum(s.size for seen in entry.views if (s := seen.step_samples) is not None)
+        calls = need - pooled if need > pooled else entry.short
+        per_call = int(entry.cell.key.get("steps_per_call") or 1)
+        timed = calls * float(np.median(steps)) * per_call
+        expected = self.cost() + timed
+        rule = RunLength(
+            warmup_steps=self.brief.warmup_steps,
+            min_steps=calls,
+            min_seconds=self.brief.min_seconds,
+            max_seconds=max(1.5 * timed, self.brief.max_seconds),
+            target_rel_ci=self.brief.target_rel_ci,
+        )
+        return rule, expected
+
+    def to_settle(self) -> list[Entry]:
+        """The leading cells a percentile limit cannot yet judge and their device's tail says
+        may meet it (``Race.likely``), best first: those worth a long measurement.
+        A cell is measured long once: one the bounds cannot settle then is too close to the
+        limit to be the answer."""
+        ranked = self.race.ranked()[:ROUND_WIDTH]
+        open_ = [e for e in ranked if e.short and e.cell.cell_id not in self.settled]
+        return [e for e in open_ if self.race.likely(e)]
+
+    def settling(self) -> float:
+        """The device time the percentile limits will still ask for (``settle``): the long
+        measurements of the first ``FINALISTS - 1`` cells to settle."""
+        first = self.to_settle()[: FINALISTS - 1]
+        return sum(p[1] for e in first if (p := self.long_rule(e)) is not None)
+
+    def settle(self) -> int:
+        """Measure the leading cells a percentile limit cannot yet judge long enough to judge
+        it (a brief p99 bounds nothing), in ``to_settle``'s order, while the budget pays;
+        returns how many measurements it made. A cell it shows breaking the limit leaves, and
+        the next comes up."""
+        count = 0
+        while True:
+            for entry in self.to_settle():
+                planned = self.long_rule(entry)
+                if planned is not None and planned[1] <= self.budget.left_s():
+                    break
+            else:
+                return count
+            self.settled.add(entry.cell.cell_id)
+            self.measure([entry.cell], again=True, rule=planned[0])
+            if entry.unsure:  # too close to the limit to tell: it cannot be the answer
+                entry.out = f"not settled by a long measurement: {entry.unsure}"
+            self.race.eliminate()
+            count += 1
+
     def finalists(self) -> list[Entry]:
-        ranked = self.race.ranked()
+        # A cell not settled on a limit when the budget ends is no finalist: the answer never
+        # rests on a limit the data cannot tell (no answer is better than a broken one).
+        ranked = [e for e in self.race.ranked() if not e.unsure]
         measured = [e for e in ranked if len(e.parts) >= 2] or ranked
         return measured[:ROUND_WIDTH]
 
@@ -373,6 +460,7 @@ class Tune:
                 stopped = "the search's share of the budget ran out"
             self.searching = False
             count += self.rounds()
+            self.settle()
             if not self.affordable(2):
                 break
         finals = self.finalists()
