@@ -17,6 +17,7 @@ from bench.tune.race import Race, least_steps, steps_to_bound
 from bench.tune.search import FINAL_PROCESSES, Settings, Tune
 from bench.tune.simulate import FULL_RULE, SimMeasurer, grid
 from bench.tune.space import SpaceError, TuneCell, build
+from bench.tune.summary import no_answer
 
 QUICKSTART = "scenarios/quickstart.yaml"
 
@@ -275,3 +276,16 @@ def test_cells_the_race_cannot_tell_apart_are_not_measured_past_the_final_proces
         for e in outcome.race.entries.values()
     ]
     assert max(brief) <= FINAL_PROCESSES
+
+
+def test_a_tune_without_an_answer_says_which_limit_it_could_not_settle():
+    made = grid(1, constraint=True)
+    spent = budgets.Budget(budgets.parse("3%"), FULL_RULE, [c.key for c in made.cells])
+    tune = Tune(
+        build(made.cells, made.constraints), SimMeasurer(made, 7), target("throughput", "train"),
+        made.constraints, spent, FULL_RULE, Settings(seed=7),
+    )  # fmt: skip
+    outcome = tune.run()
+    assert outcome.recommendation is None
+    message = no_answer(outcome)
+    assert "not settled" in message and "p99_ms" in message and "raise --budget" in message

@@ -42,7 +42,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from bench.tune.plan import plan
     from bench.tune.real import RealMeasurer
     from bench.tune.search import Settings, Tune
-    from bench.tune.summary import summary_lines, tune_meta
+    from bench.tune.summary import no_answer, summary_lines, tune_meta
 
     constraints = parse_where(args.where)
     if constraints is None:
@@ -87,7 +87,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for line in summary_lines(outcome, len(loaded.cells), measurer.path):
         console.print(line, highlight=False)
     if rec is None:
-        err.print("bench tune: no cell could be measured within the budget", style="red")
+        err.print(f"bench tune: {no_answer(outcome)}", style="red")
         return 1
     from bench.read.runset import load_runs
 

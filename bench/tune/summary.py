@@ -51,3 +51,21 @@ def summary_lines(outcome: Outcome, n_cells: int, path: Path | None = None) -> l
     if path is not None:
         lines.append(f"run folder: {path} (bench compare / report / recommend read it)")
     return lines
+
+
+def no_answer(outcome: Outcome) -> str:
+    """Why a tune has no answer, for its exit-1 message."""
+    entries = list(outcome.race.entries.values())
+    unsure = outcome.race.guide([e for e in entries if e.unsure], dropped=True)
+    if unsure:
+        named = ", ".join(e.cell.cell_id for e in unsure[:3])
+        return (
+            f"no measured cell was shown to meet the limits within the budget: {len(unsure)} "
+            f"not settled (best first: {named}; {unsure[0].unsure}); raise --budget"
+        )
+    if any(e.broken for e in entries):
+        return (
+            "every cell measured breaks a constraint (the search reached none that meets it); "
+            "raise --budget or loosen --where"
+        )
+    return "no cell could be measured within the budget"
