@@ -222,3 +222,22 @@ def test_bigquery_without_its_dialect_says_what_to_install(capsys):
         pytest.skip("sqlalchemy-bigquery is installed: this checks the message without it")
     text = _one_line_exit_2(["history", "show", "--db", "bigquery://project/dataset"], capsys)
     assert "pip install 'bench[bigquery]'" in text
+
+
+def test_the_median_interval_matches_scipys_binomial_and_needs_no_scipy():
+    import subprocess
+    import sys
+
+    import numpy as np
+    from scipy.stats import binom
+
+    from bench.history.points import median_interval
+
+    for n in (5, 6, 9, 10, 30, 101, 1000):
+        x = np.arange(n, dtype=float)
+        k = int(binom.ppf(0.025, n, 0.5))
+        expected = (x[0], x[-1]) if k < 1 or n - k < k else (x[k - 1], x[n - k])
+        assert median_interval(x) == expected
+    # scipy is a test dependency only: the history must import without it
+    blocked = "import sys; sys.modules['scipy'] = None; import bench.history.points"
+    assert subprocess.run([sys.executable, "-c", blocked], check=False).returncode == 0

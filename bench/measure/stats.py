@@ -168,6 +168,18 @@ def summarize(
     }
 
 
+def binomial_cdf(n: int, p: float) -> np.ndarray:
+    """P(X <= k) for k = 0..n, X ~ Binomial(n, p) (0 < p < 1), exact from log-factorials: the
+    order statistics' coverage without scipy (which only the tests install)."""
+    k = np.arange(n + 1)
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    log_pmf = (
+        log_fact[n] - log_fact[k] - log_fact[n - k] + k * math.log(p) + (n - k) * math.log1p(-p)
+    )
+    cdf = np.cumsum(np.exp(log_pmf - log_pmf.max()))
+    return cdf / cdf[-1]
+
+
 def quantile_bounds(
     samples: Sequence[float], q: float, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None]:
@@ -178,13 +190,7 @@ def quantile_bounds(
     brief measurement's p99 bounds nothing however low it is."""
     x = np.sort(_as_array(samples))
     n = int(x.size)
-    k = np.arange(n + 1)
-    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
-    log_pmf = (
-        log_fact[n] - log_fact[k] - log_fact[n - k] + k * math.log(q) + (n - k) * math.log1p(-q)
-    )
-    cdf = np.cumsum(np.exp(log_pmf - log_pmf.max()))
-    cdf /= cdf[-1]  # P(at most k samples lie below the quantile)
+    cdf = binomial_cdf(n, q)  # P(at most k samples lie below the quantile)
     # The quantile lies at or below the j-th smallest sample unless j or more lie below it.
     upper_j = np.flatnonzero(cdf[:n] >= confidence)
     upper = float(x[upper_j[0]]) if upper_j.size else None
