@@ -19,7 +19,10 @@ the step times is judged on the percentile's distribution-free bounds from the p
 is met when the upper bound meets it and broken when the lower bound breaks it (a p99 of a few
 dozen steps is biased low and bounds nothing). Another numeric limit is judged on the merged
 value, once ``SETTLED`` processes agree where the value lies within noise of it. A cell not yet
-settled on a limit stays in the race, is measured again, and is no finalist while unsure.
+settled on a limit stays in the race, is measured again, and is no finalist while unsure. The
+tail its peers' steps show guesses how long a measurement would settle it (``needed``): the
+guess sizes that measurement and keeps a cell it puts beyond the limit from leading the race;
+only the bounds decide.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ The order of measuring follows the grid's usual structure, which guides and neve
 
 1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``,
    bisected), the middle of the other ordered axes and the first value of the text axes.
-2. *Coordinate descent*, best first: of the cells reached (the starts, then each measured
+2. *Coordinate descent*: each start's text axes first, then, best first: of the cells reached
+   (the starts, then each measured
    line's best and the cells tied with it within noise), the best by estimate with an axis not
    yet measured through it gets that line measured: along an ordered axis a walk from the cell
    toward better cells that stops past the best, along a text axis every value. Ties branch;
@@ -13,10 +14,14 @@ The order of measuring follows the grid's usual structure, which guides and neve
 3. *Widening*: while the search's share of the budget lasts, the unmeasured neighbours of the
    best cells still in the race.
 4. *Rounds*: the cells still in the race are measured again, interleaved (each round in a
-   rotated order, so drift falls on every cell alike); after each, the race's rule drops those
-   shown worse. The last rounds leave the finalists, each measured in several processes.
+   rotated order, so drift falls on every cell alike), up to ``FINAL_PROCESSES`` processes
+   each; after each, the race's rule drops those shown worse. The last rounds leave the
+   finalists, each measured in several processes.
+5. *Settling*: before each round and after the rounds, the leading cells a percentile limit
+   cannot yet judge are measured long enough to judge it, once each (``settle``).
 
-Every measurement is brief (``brief_rule``); every cell it touches stays in the run folder. The
+Every measurement but settling's is brief (``brief_rule``); every cell it touches stays in the
+run folder. The
 answer is ``bench recommend`` over the finalists' merged records: its winner, and the cells it
 cannot tell from the winner (the tie set).
 """
@@ -248,9 +253,6 @@ class Tune:
                 cell = self.space.find({**cell.key, BATCH: largest}) or cell
             found.append(cell)
         return found
-
-    def group(self, cell: TuneCell) -> tuple[str, ...]:
-        return tuple(str(cell.value(a)) for a in STARTS_BY if a in self.space.axes)
 
     def walk(self, cell: TuneCell, axis: str) -> TuneCell:
         """Along an ordered axis: from ``cell``, measure toward better cells, past the best."""
