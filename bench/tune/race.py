@@ -66,7 +66,7 @@ LIMIT_CONFIDENCE = 0.95
 # A long measurement is sized to show the bound meeting the limit this often where the guess
 # of the cell's tail holds (``Race.needed``), and never longer than this many steps: beyond it,
 # the guess (a few hundred pooled steps) cannot tell.
-SETTLE_POWER = 0.8
+SETTLE_POWER = 0.95
 MOST_STEPS = 5000
 # The cells whose step times share a tail (``Race.tail``): one framework on one device.
 TAIL_BY = ("framework", "device", "input")
