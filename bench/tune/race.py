@@ -68,7 +68,8 @@ LIMIT_CONFIDENCE = 0.95
 # the guess (a few hundred pooled steps) cannot tell.
 SETTLE_POWER = 0.95
 MOST_STEPS = 5000
-# The cells whose step times share a tail (``Race.tail``): one framework on one device.
+# The cells whose step times share a tail (``Race.tail``): one framework on one device, fed
+# by one input pipeline (a host pipeline adds its own slow steps).
 TAIL_BY = ("framework", "device", "input")
 _HOST = Host("tune", "tune", "", ())
 
@@ -140,7 +141,7 @@ class Entry:
     parts: list[np.ndarray] = field(default_factory=list)  # objective samples per process
     broken: str = ""  # the constraints its processes, merged, break
     unsure: str = ""  # the limits it is not yet settled on: measured again before it is judged
-    short: int = 0  # the steps a percentile limit it meets still needs
+    short: int = 0  # the steps at least that a percentile limit still needs to be judged
     excess: float = 0.0  # how far beyond the constraints' limits (bench.read.constraints)
     failed: str = ""  # status: reason of a measurement that did not end ok
     out: str = ""  # why it left the race ("" while in it)
@@ -258,8 +259,8 @@ class Race:
         )
 
     def tail(self, entry: Entry) -> np.ndarray | None:
-        """The steps of ``entry``'s peers (cells of its framework and device), each over its
-        process's median, pooled; None before any."""
+        """The steps of ``entry``'s peers (the cells that share its ``TAIL_BY`` values), each
+        over its process's median, pooled; None before any."""
         group = tuple(str(entry.cell.key.get(a)) for a in TAIL_BY)
         if group not in self._tails:
             ratios = [
