@@ -120,8 +120,8 @@ def test_a_cell_that_breaks_a_constraint_is_never_in_the_race():
     assert not entry.alive and "p99_ms" in entry.broken
 
 
-def _tune(seed, grid_seed=3, budget="10%"):
-    made = grid(grid_seed)
+def _tune(seed, grid_seed=3, budget="10%", constraint=None):
+    made = grid(grid_seed, constraint=constraint)
     measurer = SimMeasurer(made, seed)
     spent = budgets.Budget(budgets.parse(budget), FULL_RULE, [c.key for c in made.cells])
     tune = Tune(
@@ -229,13 +229,7 @@ def test_a_p99_limit_met_on_a_brief_measurement_is_not_yet_met():
 
 
 def test_the_answer_under_a_p99_limit_was_measured_long_enough_to_bound_it():
-    made = grid(0, constraint=True)
-    spent = budgets.Budget(budgets.parse("10%"), FULL_RULE, [c.key for c in made.cells])
-    tune = Tune(
-        build(made.cells, made.constraints), SimMeasurer(made, 7), target("throughput", "train"),
-        made.constraints, spent, FULL_RULE, Settings(seed=7),
-    )  # fmt: skip
-    outcome = tune.run()
+    made, _, spent, outcome = _tune(seed=7, grid_seed=0, constraint=True)
     winner = outcome.recommendation.choices[0].winner.cell_id
     assert sum(part.size for part in outcome.race.entries[winner].parts) >= 299
     assert made.feasible(winner)
@@ -279,13 +273,7 @@ def test_cells_the_race_cannot_tell_apart_are_not_measured_past_the_final_proces
 
 
 def test_a_tune_without_an_answer_says_which_limit_it_could_not_settle():
-    made = grid(1, constraint=True)
-    spent = budgets.Budget(budgets.parse("3%"), FULL_RULE, [c.key for c in made.cells])
-    tune = Tune(
-        build(made.cells, made.constraints), SimMeasurer(made, 7), target("throughput", "train"),
-        made.constraints, spent, FULL_RULE, Settings(seed=7),
-    )  # fmt: skip
-    outcome = tune.run()
+    _, _, _, outcome = _tune(seed=7, grid_seed=1, budget="3%", constraint=True)
     assert outcome.recommendation is None
     message = no_answer(outcome)
     assert "not settled" in message and "p99_ms" in message and "raise --budget" in message
