@@ -24,6 +24,15 @@ def metric(value: float | int, unit: str, method: str, **extra: Any) -> dict[str
     return {"value": value, "unit": unit, "method": method, **extra}
 
 
+def compile_metric(seconds: float, method: str, cached: bool = False) -> dict[str, Any]:
+    """``compile_s``; ``cached``: the program was loaded from ``bench tune``'s persistent
+    compilation cache (``bench.backends.jax.cache``), so the time is no compile's."""
+    if not cached:
+        return metric(seconds, "s", method)
+    method += "; loaded from bench tune's compilation cache: tracing, lowering and a load"
+    return metric(seconds, "s", method, cached=True)
+
+
 def unavailable(reason: str, unit: str) -> dict[str, Any]:
     return {"unavailable": reason, "unit": unit}
 

@@ -110,6 +110,8 @@ class Workload(ABC):
 
     compile_s: float  # tracing + compilation (+ the first call where they cannot be apart)
     compile_method: str  # how compile_s was measured, for the record
+    # compile_s was a load from a persistent compilation cache (bench tune's), not a compile
+    compile_cached: bool = False
     param_count: int
     # How ``sync`` waits, for the step time's method ("device-synced"); may depend on device.
     sync_method: str

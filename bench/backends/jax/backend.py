@@ -30,6 +30,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bench.backends.jax import SPEC as SPEC  # the protocol's SPEC, declared in __init__
+from bench.backends.jax import cache as compile_cache
 from bench.backends.jax import sync as device_sync
 from bench.backends.jax.feed import open_batches
 from bench.backends.parity import eval_calls, flatten, join_outputs, match_names, unflatten
@@ -448,6 +449,7 @@ class JaxWorkload(Workload):
         # One step's function and argument shapes, for the compiler's FLOP count when K > 1.
         first = functools.partial(jax.tree_util.tree_map, lambda x: x[0])
         one = jax.eval_shape(first, example) if stacked else example
+        cache_before = compile_cache.counts()
         start = time.perf_counter()
         if req.training:
             single, single_args = self._compile_train(
@@ -460,6 +462,7 @@ class JaxWorkload(Workload):
             jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), single_args),
         )
         self.compile_s = time.perf_counter() - start
+        self.compile_cached = compile_cache.loaded(cache_before)
         self.compile_method = "jax AOT: jit(step).lower(args).compile(), wall clock" + (
             f"; {per_call} steps per call (lax.scan)" if per_call > 1 else ""
         )

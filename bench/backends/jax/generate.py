@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.backends.jax import cache as compile_cache
 from bench.backends.jax.backend import (
     PLATFORMS,
     compute_dtype,
@@ -124,10 +125,12 @@ class JaxDecoder:
                 for _ in range(args.num_layers)
             )
         self._traces = 0
+        cache_before = compile_cache.counts()
         start = time.perf_counter()
         self._prefill = {b: self._compile_prefill(b) for b in self.buckets}
         self.decode_executable = self._compile_decode()
         self.compile_s = time.perf_counter() - start
+        self.compile_cached = compile_cache.loaded(cache_before)
         self.compile_method = COMPILE_METHOD
 
     def _apply(self, params: Any, *args: Any, method: str) -> Any:

@@ -32,7 +32,7 @@ from bench.measure.stats import summarize
 from bench.measure.telemetry import TelemetrySampler
 from bench.measure.timing import RunLength, Timer, Timing
 from bench.measure.waits import input_metrics
-from bench.metrics import metric, unavailable, value_of
+from bench.metrics import compile_metric, metric, unavailable, value_of
 from bench.workloads.cell.context import CellContext
 
 MEASURED_INPUTS = ("numpy", "tfdata")  # inputs whose cost is measured (synthetic has none)
@@ -185,7 +185,9 @@ class OfflineCell:
             first = f"first call ({per_call} steps) after compile, synced"
         return {
             "step_time_s": {"unit": "s", "method": per_step, **summarize(times)},
-            "compile_s": metric(workload.compile_s, "s", workload.compile_method),
+            "compile_s": compile_metric(
+                workload.compile_s, workload.compile_method, workload.compile_cached
+            ),
             "first_step_s": metric(timing.first_step_s, "s", first),
             "time_to_first_result_s": metric(
                 time_to_first,

@@ -23,7 +23,7 @@ from bench.backends import registry as backends
 from bench.measure.cost import price_per_hour
 from bench.measure.flops import peak_bandwidth
 from bench.measure.host_memory import peak_rss_metric, reset_peak_rss
-from bench.metrics import metric
+from bench.metrics import compile_metric, metric
 from bench.modeldef import load_model
 from bench.serve.generation import engine, lengths
 from bench.serve.generation.record import token_digests
@@ -101,7 +101,9 @@ def measure(backend: Any, msg: CellMessage) -> dict[str, Any]:
         flags.append("generation_errors")
 
     known = {
-        "compile_s": metric(decoder.compile_s, "s", decoder.compile_method),
+        "compile_s": compile_metric(
+            decoder.compile_s, decoder.compile_method, getattr(decoder, "compile_cached", False)
+        ),
         "time_to_first_result_s": metric(
             time_to_first,
             "s",
