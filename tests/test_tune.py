@@ -207,6 +207,50 @@ def test_a_real_tune_leaves_a_run_folder_the_readers_read(tmp_path, capsys):
     assert main(["recommend", str(run)]) == 0
 
 
+@pytest.mark.slow
+def test_a_probed_program_is_loaded_not_compiled_again_and_the_cache_goes(tmp_path):
+    """The real worker path: a probe compiles the cell, its measurement right after (and a
+    fresh worker's) loads the program from the tune's cache and says so; closing the tune
+    removes the cache and keeps the records."""
+    pytest.importorskip("jax")
+    from bench.measure.timing import RunLength
+    from bench.run.scenario import load_scenario
+    from bench.tune.real import COMPILE_CACHE, RealMeasurer
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    loaded = load_scenario(str(scenario), [])
+    measurer = RealMeasurer(loaded, tmp_path / "r", lambda *a, **k: None, {})
+    cell = next(c for c in loaded.cells if c.key["batch_size"] == 64)
+    tune_cell = TuneCell(cell.cell_id, cell.key)
+    rule = RunLength(warmup_steps=1, min_steps=3, min_seconds=0.05, max_seconds=1.0)
+    try:
+        probe = measurer.probe(tune_cell)
+        assert probe.needed and not probe.cached
+        ((first, _),) = measurer.measure([tune_cell], rule)
+        ((again, _),) = measurer.measure([tune_cell], rule, fresh=True)
+        assert (measurer.path / COMPILE_CACHE).is_dir()
+    finally:
+        measurer.close("complete")
+    for record in (first, again):
+        assert record["status"] == "ok", record["reason"]
+        compiled = record["metrics"]["compile_s"]
+        assert compiled["cached"] is True and "compilation cache" in compiled["method"]
+    assert not (measurer.path / COMPILE_CACHE).exists()
+    assert {p.name for p in tmp_path.iterdir()} == {"tiny.yaml", "r"}  # nothing outside
+
+
+def test_a_cached_compile_is_not_read_as_the_full_grids_compile():
+    spent = budgets.Budget(budgets.parse("10%"), FULL_RULE, [c.key for c in cells()])
+    key = cells()[0].key
+    spent.note_compile(key, 20.0)
+    spent.note_cell(key, None, 0.01)  # loaded from the cache: no compile time known
+    cached = spent.full_s
+    spent.note_cell(key, 0.2, 0.01)  # the same load read as a compile
+    assert spent.full_s < cached
+    assert cached == pytest.approx(16 * budgets.full_cell_s(20.0, 0.01, FULL_RULE))
+
+
 def test_a_framework_without_memory_analysis_is_probed_once():
     keys = [{"model": "m", "workload": "train", "framework": "tensorflow", "batch_size": b,
              "steps_per_call": k} for b in (8, 64) for k in (1, 4)]  # fmt: skip
@@ -273,7 +317,7 @@ def test_cells_the_race_cannot_tell_apart_are_not_measured_past_the_final_proces
 
 
 def test_a_tune_without_an_answer_says_which_limit_it_could_not_settle():
-    _, _, _, outcome = _tune(seed=7, grid_seed=1, budget="3%", constraint=True)
+    _, _, _, outcome = _tune(seed=7, grid_seed=4, budget="3%", constraint=True)
     assert outcome.recommendation is None
     message = no_answer(outcome)
     assert "not settled" in message and "p99_ms" in message and "raise --budget" in message

@@ -84,7 +84,8 @@ class Budget:
     rule: RunLength  # the scenario's own run length: what the full grid would use
     keys: list[Mapping[str, Any]]  # every cell's key
     spent_s: float = 0.0
-    seen: list[tuple[Mapping[str, Any], float, float]] = field(default_factory=list)
+    # (key, compile or None where the program came from the tune's cache, call time)
+    seen: list[tuple[Mapping[str, Any], float | None, float]] = field(default_factory=list)
     compiles: list[float] = field(default_factory=list)
     probed: list[tuple[Mapping[str, Any], float]] = field(default_factory=list)
     # Whether a cell's program fits the device (None: not known); one that does not would only
@@ -112,8 +113,9 @@ class Budget:
                 f"brief measurement ({one_measurement_s:.3g} s); raise the budget"
             )
 
-    def note_cell(self, key: Mapping[str, Any], compile_s: float, call_s: float) -> None:
-        """A measured cell's compile and call time: refines the full grid's estimate."""
+    def note_cell(self, key: Mapping[str, Any], compile_s: float | None, call_s: float) -> None:
+        """A measured cell's compile (None: its program was cached, so not known) and call
+        time: refines the full grid's estimate."""
         self.seen.append((key, compile_s, call_s))
         self._full = None
 
@@ -150,8 +152,10 @@ class Budget:
         if self._grid is None:
             self._axes = sorted({a for k in self.keys for a in k} - {"batch_size"})
             self._grid = self._codes(self.keys)
-        compiled = [(k, c) for k, c, _ in self.seen] + self.probed
-        compile_s = np.array([c for _, c in compiled])[self._nearest([k for k, _ in compiled])]
+        compiled = [(k, c) for k, c, _ in self.seen if c is not None] + self.probed
+        compile_s = np.zeros(len(self.keys))
+        if compiled:
+            compile_s = np.array([c for _, c in compiled])[self._nearest([k for k, _ in compiled])]
         near = self._nearest([k for k, _, _ in self.seen])
         seen_logs = np.array([math.log(float(k.get("batch_size") or 1)) for k, _, _ in self.seen])
         calls = np.array([c for _, _, c in self.seen])[near]

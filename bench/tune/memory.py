@@ -38,12 +38,14 @@ GROWS = ("steps_per_call",)
 @dataclass(frozen=True)
 class Probe:
     """A probe's answer: the compiled program's bytes and the device's limit (None: unknown),
-    the device time it took, and why it could not tell where it could not."""
+    the device time it took, and why it could not tell where it could not. ``cached``: its
+    program came from the tune's compilation cache, so ``seconds`` is no compile's time."""
 
     needed: float | None
     limit: float | None
     seconds: float
     reason: str = ""
+    cached: bool = False
 
     @property
     def fits(self) -> bool | None:

@@ -13,6 +13,7 @@ process pooled, each one's figures under ``repeats``) are appended last and win,
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,11 @@ from bench.run.scenario import Cell, LoadedScenario
 from bench.runfolder import RunWriter
 from bench.tune.memory import Probe
 from bench.tune.space import TuneCell
+
+# The tune's persistent compilation cache, in its run folder while it runs: a program compiled
+# once (a memory probe, a cell that differs from another only in its input pipeline, a cell
+# measured again in a round's fresh worker) is loaded, not compiled, the next time.
+COMPILE_CACHE = "compile_cache"
 
 
 def brief(loaded: LoadedScenario, rule: RunLength) -> LoadedScenario:
@@ -96,9 +102,21 @@ class RealMeasurer:
     def path(self) -> Path:
         return self.writer.path
 
+    @property
+    def compile_cache(self) -> Path:
+        return self.writer.path / COMPILE_CACHE
+
     def _env(self, group: tuple[str, str]) -> dict[str, str]:
         same = [c for c in self.cells.values() if c.group == group]
-        return worker_env(group[0], group[1], cpu_devices_for(same))
+        env = worker_env(group[0], group[1], cpu_devices_for(same))
+        # Every program is cached, however quick to compile or small (JAX's defaults skip
+        # those under 1 s): the tune's cells are brief, and most of their time is compiling.
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=str(self.compile_cache),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
+        return env
 
     def _worker(self, cell: Cell) -> WorkerProcess | None:
         """The group's kept worker, started on first need (None: it did not start, and the
@@ -138,7 +156,13 @@ class RealMeasurer:
         seconds = time.monotonic() - started
         if answer.get("status") == "oom":  # the compile itself ran out of memory
             return Probe(1.0, 0.0, seconds, answer.get("reason", ""))
-        return Probe(answer.get("needed"), answer.get("limit"), seconds, answer.get("reason", ""))
+        return Probe(
+            answer.get("needed"),
+            answer.get("limit"),
+            seconds,
+            answer.get("reason", ""),
+            cached=bool(answer.get("cached")),
+        )
 
     def measure(
         self, cells: Sequence[TuneCell], rule: RunLength, fresh: bool = False
@@ -173,6 +197,8 @@ class RealMeasurer:
     def close(self, status: str) -> None:
         for group in list(self.workers):
             self._drop(group)
+        # the programs are the device's, large, and of no use once the tune is over
+        shutil.rmtree(self.compile_cache, ignore_errors=True)
         time_reference_kernel(self.writer, "end")
         self.writer.finish(status)
         self.writer.close()

@@ -151,7 +151,8 @@ class Tune:
 
     def _probed(self, cell: TuneCell, probe: Any) -> None:
         self.budget.spend(probe.seconds)
-        self.budget.note_compile(cell.key, probe.seconds)
+        if not probe.cached:  # a cached program's load says nothing of the full grid's compiles
+            self.budget.note_compile(cell.key, probe.seconds)
         self.on_event("probe", cell=cell, probe=probe)
 
     def cost(self) -> float:
@@ -202,7 +203,9 @@ class Tune:
         metrics = record.get("metrics") or {}
         step = value_of(metrics.get("step_time_s"), "median")
         if record.get("status") == "ok" and step is not None:
-            compile_s = value_of(metrics.get("compile_s")) or 0.0
+            compiled = metrics.get("compile_s") or {}
+            # a program from the tune's compilation cache: its load is no compile's time
+            compile_s = None if compiled.get("cached") else (value_of(compiled) or 0.0)
             # the run-length rule counts calls: a call is steps_per_call steps
             key = record.get("key") or {}
             per_call = int(key.get("steps_per_call") or 1)

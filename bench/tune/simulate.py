@@ -13,7 +13,10 @@ times the draws with bench's own ``Timer`` on a simulated clock, so a measuremen
 scenario's run-length rule as a real one does. A record's statistics are those of its own
 samples, as a real record's are (a p99 of a few dozen steps is as rough as it is on a device);
 the truth is the step-time distribution's own median and p99. Its probes return the truth's
-memory and cost one compile. Nothing here decides anything: the decisions are
+memory and cost one compile. A program compiled once in the tune (a probe, or a measurement of
+a cell that differs only in host axes such as the input pipeline) costs ``CACHE_HIT_SHARE`` of
+its compile after that, as the real tune's persistent compilation cache does
+(``bench.tune.real``). Nothing here decides anything: the decisions are
 ``bench.tune.search``'s.
 """
 
@@ -34,7 +37,7 @@ from bench.read.constraints import Constraint, parse
 from bench.read.runset import CellView, Host, RunSet, read_fields
 from bench.runfolder import Run
 from bench.tune.budget import full_cell_s
-from bench.tune.memory import Probe
+from bench.tune.memory import HOST_AXES, Probe
 from bench.tune.space import TuneCell
 
 STEP_NOISE = 0.03  # per-step relative noise (the issue's 3%)
@@ -43,6 +46,10 @@ PROCESS_NOISE = 0.01  # per-process offset: a rerun's change
 # the slow steps (what a host's interrupts and collections add), so a brief measurement's p99 is
 # rough and a long one's settles, as on a device.
 SLOW_SHARE = 0.05
+# A program already in the tune's compilation cache costs this share of its compile: tracing and
+# lowering still run to find its cache key, and loading it is not free (on this 2-core VM a
+# small JAX MLP's cached compile took 0.3x its first; a large program's far less).
+CACHE_HIT_SHARE = 0.3
 FULL_RULE = RunLength(warmup_steps=5, min_steps=20, min_seconds=5.0, max_seconds=60.0)
 BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024)
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -206,19 +213,31 @@ class SimMeasurer:
         self.rng = np.random.default_rng(seed)
         self.ooms = 0
         self.host = Host("sim", "sim", "simulated", ())
+        self.compiled: set[tuple[tuple[str, str], ...]] = set()  # the cache's programs
+
+    def _compile(self, cell: TuneCell) -> tuple[float, bool]:
+        """What compiling ``cell``'s program costs now, and whether the cache held it."""
+        program = tuple((a, str(v)) for a, v in sorted(cell.key.items()) if a not in HOST_AXES)
+        compile_s = self.grid.truth[cell.cell_id].compile_s
+        if program in self.compiled:
+            return compile_s * CACHE_HIT_SHARE, True
+        self.compiled.add(program)
+        return compile_s, False
 
     def probe(self, cell: TuneCell) -> Probe:
         t = self.grid.truth[cell.cell_id]
-        return Probe(t.memory, self.grid.limit, t.compile_s)
+        compile_s, cached = self._compile(cell)
+        return Probe(t.memory, self.grid.limit, compile_s, cached=cached)
 
     def _record(self, cell: TuneCell, rule: RunLength) -> tuple[dict[str, Any], float]:
         t = self.grid.truth[cell.cell_id]
         spc = int(cell.key["steps_per_call"])
+        compile_s, cached = self._compile(cell)
         if not self.grid.fits(cell.cell_id):
             self.ooms += 1
             record = {"cell_id": cell.cell_id, "key": dict(cell.key), "status": "oom",
                       "reason": "RESOURCE_EXHAUSTED (simulated)", "flags": [], "metrics": {}}  # fmt: skip
-            return record, t.compile_s
+            return record, compile_s
         offset = math.exp(self.rng.normal(0.0, PROCESS_NOISE))
         now = [0.0]
 
@@ -235,7 +254,9 @@ class SimMeasurer:
         metrics = {
             "step_time_s": {"unit": "s", "method": "simulated", **stats},
             "examples_per_s": {"value": rate, "unit": "examples/s", "method": "simulated"},
-            "compile_s": {"value": t.compile_s, "unit": "s", "method": "simulated"},
+            "compile_s": {
+                "value": compile_s, "unit": "s", "method": "simulated", "cached": cached,
+            },
             "device_memory_bytes": {"value": t.memory, "unit": "bytes", "method": "simulated"},
             "price_per_hour_usd": {"value": t.price, "unit": "USD/h", "method": "simulated"},
             "cost_per_million_examples_usd": {
@@ -252,7 +273,7 @@ class SimMeasurer:
             "metrics": metrics,
             "samples": {"step_time_s": times.tolist(), "warmup_s": timing.warmup_s},
         }
-        spent = t.compile_s + timing.first_step_s + sum(timing.warmup_s) + float(times.sum() * spc)
+        spent = compile_s + timing.first_step_s + sum(timing.warmup_s) + float(times.sum() * spc)
         return record, spent
 
     def measure(

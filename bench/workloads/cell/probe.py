@@ -42,7 +42,8 @@ def device_limit(workload: Any, device: str) -> float | None:
 
 
 def probe_cell(backend: Any, msg: CellMessage | Mapping[str, Any]) -> dict[str, Any]:
-    """``{"needed": bytes | None, "limit": bytes | None, "compile_s", "reason"}``."""
+    """``{"needed": bytes | None, "limit": bytes | None, "compile_s", "cached", "reason"}``;
+    ``cached``: the program came from the tune's compilation cache, so no compile was timed."""
     msg = as_message(msg)
     ctx = CellContext.open(msg)
     started = time.perf_counter()
@@ -56,4 +57,8 @@ def probe_cell(backend: Any, msg: CellMessage | Mapping[str, Any]) -> dict[str, 
     needed = value_of(entry)
     reason = "" if needed is not None else str((entry or {}).get("unavailable") or "no analysis")
     limit = device_limit(workload, str(msg.key.get("device")))
-    return {"needed": needed, "limit": limit, "compile_s": compile_s, "reason": reason}
+    cached = bool(getattr(workload, "compile_cached", False))
+    return {
+        "needed": needed, "limit": limit, "compile_s": compile_s, "cached": cached,
+        "reason": reason,
+    }  # fmt: skip
