@@ -251,6 +251,46 @@ def test_a_cached_compile_is_not_read_as_the_full_grids_compile():
     assert cached == pytest.approx(16 * budgets.full_cell_s(20.0, 0.01, FULL_RULE))
 
 
+def test_the_search_opens_first_the_line_whose_cell_may_reach_furthest():
+    grid_cells = cells()
+    by_id = {c.cell_id: c for c in grid_cells}
+    spent = budgets.Budget(budgets.parse("10%"), FULL_RULE, [c.key for c in grid_cells])
+    tune = Tune(
+        build(grid_cells, []), SimMeasurer(grid(0), 0), target("throughput", "train"), [],
+        spent, FULL_RULE,
+    )  # fmt: skip
+    swept, fresh = by_id["float32-512"], by_id["bfloat16-256"]
+    tune.race.add(swept, _record(swept, [0.010] * 20))  # 51,200 examples/s
+    tune.race.add(fresh, _record(fresh, [0.0054] * 20))  # 47,400: 7% slower
+    tune.swept.add((swept.cell_id, "batch_size"))
+    lines = [(swept, "precision"), (fresh, "batch_size")]
+    # a batch line not yet walked from the slower cell may gain what lines usually gain (10%
+    # before any was walked): more than the 7% it lies behind
+    assert tune.promise(lines)[0][0] is fresh
+    tune.gains = [1.0, 1.02, 1.0]  # walked lines here gained nothing: the estimate leads
+    assert tune.promise(lines)[0][0] is swept
+
+
+def test_each_start_sweeps_its_precisions_before_its_input_pipelines():
+    made = grid(3)
+    seen = []
+    spent = budgets.Budget(budgets.parse("10%"), FULL_RULE, [c.key for c in made.cells])
+    tune = Tune(
+        build(made.cells, []), SimMeasurer(made, 1), target("throughput", "train"), [], spent,
+        FULL_RULE, on_event=lambda kind, **k: seen.append(k["cell"].key) if kind == "measured"
+        else None,
+    )  # fmt: skip
+    tune.run()
+    starts, after = seen[:2], seen[2:6]
+    assert {s["device"] for s in starts} == {"gpu", "tpu"}
+    for key in after:  # the starts' other precisions, each start's input unchanged
+        start = next(s for s in starts if s["device"] == key["device"])
+        assert key["precision"] != start["precision"]
+        assert {a: v for a, v in key.items() if a != "precision"} == {
+            a: v for a, v in start.items() if a != "precision"
+        }
+
+
 def test_a_framework_without_memory_analysis_is_probed_once():
     keys = [{"model": "m", "workload": "train", "framework": "tensorflow", "batch_size": b,
              "steps_per_call": k} for b in (8, 64) for k in (1, 4)]  # fmt: skip

@@ -5,12 +5,14 @@ The order of measuring follows the grid's usual structure, which guides and neve
 
 1. *Starts*: one per (framework, device), at the largest batch that fits (``memory``,
    bisected), the middle of the other ordered axes and the first value of the text axes.
-2. *Coordinate descent*: each start's text axes first, then, best first: of the cells reached
-   (the starts, then each measured
-   line's best and the cells tied with it within noise), the best by estimate with an axis not
-   yet measured through it gets that line measured: along an ordered axis a walk from the cell
-   toward better cells that stops past the best, along a text axis every value. Ties branch;
-   cells the race dropped still guide the search (last), never the answer.
+2. *Coordinate descent*: each start's text axes that change the program first (precision, not
+   the input pipeline), then, most promising first: of the cells reached (the starts, then
+   each measured line's best and the cells tied with it within noise), the one whose estimate,
+   raised by the typical gain of a walked line for each ordered axis not yet walked through
+   it (``promise``), is highest gets a line measured: along an ordered axis a walk from the
+   cell toward better cells that stops past the best, along a text axis every value. Ties
+   branch, those along a host axis (another input pipeline feeding the same program) last;
+   cells the race dropped still guide the search, never the answer.
 3. *Widening*: while the search's share of the budget lasts, the unmeasured neighbours of the
    best cells still in the race.
 4. *Rounds*: the cells still in the race are measured again, interleaved (each round in a
@@ -28,6 +30,7 @@ cannot tell from the winner (the tie set).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +45,7 @@ from bench.read.constraints import Constraint
 from bench.read.recommend import Recommendation, recommend
 from bench.tune.budget import Budget
 from bench.tune.measurer import Measurer
-from bench.tune.memory import Memory
+from bench.tune.memory import HOST_AXES, Memory
 from bench.tune.objective import ObjectiveError, Target
 from bench.tune.race import MIN_SAMPLES, SETTLED, Entry, Race
 from bench.tune.space import BATCH, Space, TuneCell
@@ -128,6 +131,8 @@ class Tune:
         self.searching = False
         self.frontier: dict[str, TuneCell] = {}
         self.swept: set[tuple[str, str]] = set()
+        self.echoes: set[str] = set()  # cells reached only as a host axis's tie
+        self.gains: list[float] = []  # what sweeping an ordered line gained over its cell
         self.settled: set[str] = set()  # cells measured long for a percentile limit
 
     @property
@@ -301,11 +306,13 @@ class Tune:
         return ratio <= 1.0 + self.race.threshold()
 
     def descend(self, starts: Sequence[TuneCell]) -> None:
-        """Best-first coordinate descent: of the cells reached so far (the starts, then each
-        line's best and the cells tied with it), the best by estimate with a line not yet
-        measured gets it measured next. Ties branch, so a tie between input pipelines at one
-        batch does not hide a better batch of the other pipeline. Cells the race dropped still
-        guide (last): a poor start can lie on the way to the best cell."""
+        """Coordinate descent, most promising line first: of the cells reached so far (the
+        starts, then each line's best and the cells tied with it), the one ``promise`` ranks
+        first gets a line not yet measured through it measured next. Ties branch, so a tie
+        between input pipelines at one batch does not hide a better batch of the other
+        pipeline; such a tie (along a host axis: the same program, fed otherwise) waits until
+        no other line is open, since its lines mostly repeat the program's own. Cells the race
+        dropped still guide: a poor start can lie on the way to the best cell."""
         # Kept across calls: a second call (budget left after the rounds) goes on from here.
         frontier, swept = self.frontier, self.swept
         for c in starts:
@@ -326,14 +333,48 @@ class Tune:
                 return
             # Each start's text axes first (precision above all moves a device's best by
             # twofold): a device whose start is slow may be best at another precision.
-            first = [(c, a) for c, a in open_ if c.cell_id in begun and not self.space.ordered[a]]
-            cell, axis = (first or open_)[0]
+            first = [
+                (c, a)
+                for c, a in open_
+                if c.cell_id in begun and not self.space.ordered[a] and a not in HOST_AXES
+            ]
+            # A tie along a host axis (the input pipeline feeding the same program) goes on
+            # last: its lines mostly repeat the program's own.
+            rest = [(c, a) for c, a in open_ if c.cell_id not in self.echoes]
+            cell, axis = (first or self.promise(rest) or self.promise(open_))[0]
             swept.add((cell.cell_id, axis))
+            before = self.race.entries[cell.cell_id].value
             ranked = self.line(cell, axis)
+            if ranked and self.space.ordered[axis] and before and ranked[0].value:
+                gain = ranked[0].value / before
+                self.gains.append(gain if self.race.maximize else 1.0 / gain)
             if ranked:
                 top = ranked[0]
                 for entry in [top, *(e for e in ranked[1:] if self.tied(top, e))]:
+                    if entry.cell.cell_id not in frontier and axis in HOST_AXES:
+                        self.echoes.add(entry.cell.cell_id)
                     frontier.setdefault(entry.cell.cell_id, entry.cell)
+
+    def promise(self, open_: list[tuple[TuneCell, str]]) -> list[tuple[TuneCell, str]]:
+        """Open lines by what their cell may still reach: its estimate times the typical gain
+        of a walked ordered line (the median so far; 10% before any), once per ordered axis
+        not yet walked through it. A start whose estimate trails by a few percent, with its
+        batch and steps per call still open, comes before refining the leader's last axis.
+        Cells that broke a constraint come after, closest to meeting it first."""
+        if not open_:
+            return []
+        gain = max(1.0, statistics.median(self.gains)) if self.gains else 1.1
+        sign = 1.0 if self.race.maximize else -1.0
+        ordered = [a for a in self.space.axes if self.space.ordered[a]]
+
+        def rank(pair: tuple[TuneCell, str]) -> tuple[int, float]:
+            entry = self.race.entries[pair[0].cell_id]
+            if entry.broken or not entry.value:  # toward meeting the constraint, closest first
+                return (1, entry.excess)
+            left = sum((pair[0].cell_id, a) not in self.swept for a in ordered)
+            return (0, -(sign * math.log(entry.value) + math.log(gain) * left))
+
+        return sorted(open_, key=rank)
 
     def widen(self) -> None:
         """Measure the unmeasured neighbours of the measured cells, best first (those the race
