@@ -271,6 +271,19 @@ def test_the_search_opens_first_the_line_whose_cell_may_reach_furthest():
     assert tune.promise(lines)[0][0] is swept
 
 
+def test_a_batch_walk_stopped_by_memory_goes_on_at_fewer_steps_per_call():
+    # grid 96: batch 256 fits at 1 step per call and not at 4 (each step a batch of memory),
+    # and batch 256 at 1 is the grid's best; the walk at 4 steps per call stops at 128
+    made, _, _, outcome = _tune(seed=10096, grid_seed=96)
+    best = made.ranking()[0]
+    assert best == "gpu-float16-b256-k1-synthetic" and not made.fits(
+        "gpu-float16-b256-k4-synthetic"
+    )
+    assert best in outcome.race.entries
+    winner = outcome.recommendation.choices[0].winner.cell_id
+    assert made.value(winner) >= 0.97 * made.value(best)
+
+
 def test_each_start_sweeps_its_precisions_before_its_input_pipelines():
     made = grid(3)
     seen = []

@@ -10,7 +10,8 @@ The order of measuring follows the grid's usual structure, which guides and neve
    each measured line's best and the cells tied with it within noise), the one whose estimate,
    raised by the typical gain of a walked line for each ordered axis not yet walked through
    it (``promise``), is highest gets a line measured: along an ordered axis a walk from the
-   cell toward better cells that stops past the best, along a text axis every value. Ties
+   cell toward better cells that stops past the best (or, up the batch, at memory: then the
+   next batch at fewer steps per call, ``past_wall``), along a text axis every value. Ties
    branch, those along a host axis (another input pipeline feeding the same program) last;
    cells the race dropped still guide the search, never the answer.
 3. *Widening*: while the search's share of the budget lasts, the unmeasured neighbours of the
@@ -45,7 +46,7 @@ from bench.read.constraints import Constraint
 from bench.read.recommend import Recommendation, recommend
 from bench.tune.budget import Budget
 from bench.tune.measurer import Measurer
-from bench.tune.memory import HOST_AXES, Memory
+from bench.tune.memory import GROWS, HOST_AXES, Memory
 from bench.tune.objective import ObjectiveError, Target
 from bench.tune.race import MIN_SAMPLES, SETTLED, Entry, Race
 from bench.tune.space import BATCH, Space, TuneCell
@@ -275,6 +276,8 @@ class Tune:
                 # Only the next cell's memory is asked (a probe is a compile): past one that
                 # does not fit, none does (memory grows along an ordered axis or not at all).
                 if not self.memory.fits(line[at + step]):
+                    if axis == BATCH and step == 1 and self.best(line) is line[at]:
+                        self.past_wall(line[at + step])
                     break
                 self.measure([line[at + step]])
                 best = self.best(line)
@@ -282,6 +285,23 @@ class Tune:
                     break
                 at += step
         return self.best(line) or cell
+
+    def past_wall(self, cell: TuneCell) -> None:
+        """A walk up the batch that was still gaining stopped at ``cell``, which does not fit:
+        the same batch at fewer steps per call (each takes a batch of memory) may fit, and the
+        best cell lie there. The first that fits, from the most steps down, is measured and
+        reached by the descent."""
+        for axis in (a for a in GROWS if a in self.space.axes):
+            values = self.space.values[axis]
+            below = [v for v in values if values.index(v) < values.index(cell.value(axis))]
+            for value in reversed(below):
+                other = self.space.find({**cell.key, axis: value})
+                if other is None or not self.affordable(2):
+                    continue
+                if self.memory.fits(other):
+                    self.measure([other])
+                    self.frontier.setdefault(other.cell_id, other)
+                    return
 
     def axis_order(self) -> list[str]:
         """The batch first (it moves throughput most), then other ordered axes, then text."""
