@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +173,9 @@ class Race:
         self.seed = seed
         self.eliminated = 0
         self._tails: dict[tuple[str, ...], np.ndarray | None] = {}
+        # The most pooled steps a cell's long measurement may reach (the tune's: what its
+        # budget allows one long measurement at the cell's step time).
+        self.most_steps: Callable[[Entry], float] = lambda entry: MOST_STEPS
 
     @property
     def maximize(self) -> bool:
@@ -304,9 +307,9 @@ class Race:
 
     def likely(self, entry: Entry) -> bool:
         """Whether a long measurement may be expected to show ``entry`` meeting its percentile
-        limits (``needed``) within ``MOST_STEPS``."""
+        limits (``needed``) within ``MOST_STEPS`` and ``most_steps``."""
         need = self.needed(entry)
-        return need is not None and need <= MOST_STEPS
+        return need is not None and need <= min(MOST_STEPS, self.most_steps(entry))
 
     def near(self, constraint: Constraint, entry: Entry, merged: CellView) -> str:
         """Why ``merged`` is within noise of a numeric limit ("" when clear of it). The band:
@@ -390,8 +393,10 @@ class Race:
     def eliminate(self) -> list[Entry]:
         """Drop every cell the statistics show worse than the leader; returns those dropped."""
         # A cell shown worse than a leader that has since left the race (it broke a limit in
-        # a later round) is back in: it was never compared with the leader there is now.
-        alive = {e.cell.cell_id for e in self.ranked()}
+        # a later round) or can no longer be the answer (a percentile limit it is no longer
+        # likely to be shown meeting) is back in: it was never compared with the leader there
+        # is now.
+        alive = {e.cell.cell_id for e in self.ranked() if not e.short or self.likely(e)}
         for entry in self.entries.values():
             if entry.out and entry.by and entry.by not in alive:
                 entry.out = entry.by = ""

@@ -60,6 +60,9 @@ SEARCH_SHARE = 0.6
 ROUND_WIDTH = 8
 FINALISTS = 3
 FINAL_PROCESSES = SETTLED
+# One long measurement (``settle``) takes at most this share of the budget: a cell that needs
+# more lies at its limit's edge, where the bounds settle it only with thousands of steps.
+LONG_SHARE = 0.3
 # Search-then-rounds passes at most: budget left after the rounds is searched with again.
 PASSES = 3
 # One start per combination of these axes' values: per precision as well costs a bisection
@@ -123,6 +126,7 @@ class Tune:
         self.budget, self.settings = budget, settings or Settings()
         self.brief = brief_rule(rule, self.settings.brief_s)
         self.race = Race(target, self.constraints, seed=self.settings.seed)
+        self.race.most_steps = self.most_steps
         self.memory = Memory(space, measurer.probe, self._probed)
         budget.fits = self._known_fit
         self.costs: list[float] = []
@@ -448,6 +452,17 @@ class Tune:
             else:
                 self.race.eliminate()
         return count
+
+    def most_steps(self, entry: Entry) -> float:
+        """The pooled steps a long measurement of ``entry`` reaches in ``LONG_SHARE`` of the
+        budget (``Race.most_steps``): a cell that needs more is not likely to be settled."""
+        steps = entry.views[-1].step_samples if entry.views else None
+        if steps is None or not steps.size:
+            return math.inf
+        pooled = sum(s.size for seen in entry.views if (s := seen.step_samples) is not None)
+        per_call = int(entry.cell.key.get("steps_per_call") or 1)
+        room = LONG_SHARE * self.budget.total_s - self.cost()
+        return pooled + max(0.0, room) / (float(np.median(steps)) * per_call)
 
     def long_rule(self, entry: Entry) -> tuple[RunLength, float] | None:
         """The measurement that gives ``entry`` the steps its percentile limits are expected to
