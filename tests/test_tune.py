@@ -384,6 +384,18 @@ def test_no_long_measurement_takes_more_than_its_share_of_the_budget():
     assert made.value(winner) >= 0.97 * made.value(made.ranking()[0])
 
 
+def test_a_long_measurement_that_fell_short_is_made_again_while_the_cell_stays_likely():
+    # grid 83: the best cell's true p99 lies 3% under the limit; the first long measurement,
+    # sized from its peers' tail, falls short of bounding it, its own steps then ask for more
+    made, _, _, outcome = _tune(seed=28301, grid_seed=83)
+    best = made.ranking()[0]
+    long = [
+        r for r in outcome.race.entries[best].records if len(r["samples"]["step_time_s"]) >= 299
+    ]
+    assert len(long) == 2
+    assert outcome.recommendation.choices[0].winner.cell_id == best
+
+
 def test_a_tune_without_an_answer_says_which_limit_it_could_not_settle():
     _, _, _, outcome = _tune(seed=7, grid_seed=4, budget="3%", constraint=True)
     assert outcome.recommendation is None

@@ -63,6 +63,9 @@ FINAL_PROCESSES = SETTLED
 # One long measurement (``settle``) takes at most this share of the budget: a cell that needs
 # more lies at its limit's edge, where the bounds settle it only with thousands of steps.
 LONG_SHARE = 0.3
+# Long measurements of one cell at most: a second where the first fell short but the cell's
+# own steps still say a longer one will settle it.
+LONG_TRIES = 2
 # Search-then-rounds passes at most: budget left after the rounds is searched with again.
 PASSES = 3
 # One start per combination of these axes' values: per precision as well costs a bisection
@@ -138,7 +141,7 @@ class Tune:
         self.swept: set[tuple[str, str]] = set()
         self.echoes: set[str] = set()  # cells reached only as a host axis's tie
         self.gains: list[float] = []  # what sweeping an ordered line gained over its cell
-        self.settled: set[str] = set()  # cells measured long for a percentile limit
+        self.settled: dict[str, int] = {}  # long measurements per cell, for a percentile limit
 
     @property
     def reserve(self) -> float:
@@ -489,10 +492,9 @@ class Tune:
     def to_settle(self) -> list[Entry]:
         """The leading cells a percentile limit cannot yet judge and their device's tail says
         may meet it (``Race.likely``), best first: those worth a long measurement.
-        A cell is measured long once: one the bounds cannot settle then is too close to the
-        limit to be the answer."""
+        A cell is measured long ``LONG_TRIES`` times at most (``settle``)."""
         ranked = self.race.ranked()[:ROUND_WIDTH]
-        open_ = [e for e in ranked if e.short and e.cell.cell_id not in self.settled]
+        open_ = [e for e in ranked if e.short and self.settled.get(e.cell.cell_id, 0) < LONG_TRIES]
         return [e for e in open_ if self.race.likely(e)]
 
     def settling(self) -> float:
@@ -505,7 +507,10 @@ class Tune:
         """Measure the leading cells a percentile limit cannot yet judge long enough to judge
         it (a brief p99 bounds nothing), in ``to_settle``'s order, while the budget pays;
         returns how many measurements it made. A cell it shows breaking the limit leaves, and
-        the next comes up."""
+        the next comes up. One still unsure after it is measured long again if its steps so far
+        still say it is likely to be shown meeting the limit (the first length is a guess from
+        its peers' tail), up to ``LONG_TRIES`` times; else it is too close to the limit to be
+        the answer, and leaves."""
         count = 0
         while True:
             for entry in self.to_settle():
@@ -514,9 +519,9 @@ class Tune:
                     break
             else:
                 return count
-            self.settled.add(entry.cell.cell_id)
+            tries = self.settled[entry.cell.cell_id] = self.settled.get(entry.cell.cell_id, 0) + 1
             self.measure([entry.cell], again=True, rule=planned[0])
-            if entry.unsure:  # too close to the limit to tell: it cannot be the answer
+            if entry.unsure and (tries >= LONG_TRIES or not self.race.likely(entry)):
                 entry.out = f"not settled by a long measurement: {entry.unsure}"
             self.race.eliminate()
             count += 1
