@@ -25,11 +25,12 @@ def metric(value: float | int, unit: str, method: str, **extra: Any) -> dict[str
 
 
 def compile_metric(seconds: float, method: str, cached: bool = False) -> dict[str, Any]:
-    """``compile_s``; ``cached``: the program was loaded from ``bench tune``'s persistent
-    compilation cache (``bench.backends.jax.cache``), so the time is no compile's."""
+    """``compile_s``; ``cached``: the program was loaded from a persistent compilation cache
+    (``bench tune``'s, or one the user set; ``bench.backends.jax.cache``), so the time is no
+    compile's."""
     if not cached:
         return metric(seconds, "s", method)
-    method += "; loaded from bench tune's compilation cache: tracing, lowering and a load"
+    method += "; loaded from a persistent compilation cache: tracing, lowering and a load"
     return metric(seconds, "s", method, cached=True)
 
 

@@ -5,7 +5,8 @@ program an earlier cell of the tune compiled (its memory probe, or the same prog
 another input pipeline) loads it instead of compiling it again. That cell's ``compile_s`` is
 then tracing, lowering and a load, not a compile, and its record says so (``compile_s``'s
 ``cached``), so neither a report nor the tune's estimate of the full grid reads it as one.
-Without a cache directory (``bench run``) nothing is cached and nothing is counted.
+``bench run`` sets no cache directory: there nothing is cached or counted, unless the user's
+own environment sets one, whose loads are marked the same way.
 """
 
 from __future__ import annotations
