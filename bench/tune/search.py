@@ -528,8 +528,14 @@ class Tune:
 
     def finalists(self) -> list[Entry]:
         # A cell not settled on a limit when the budget ends is no finalist: the answer never
-        # rests on a limit the data cannot tell (no answer is better than a broken one).
-        ranked = [e for e in self.race.ranked() if not e.unsure]
+        # rests on a limit the data cannot tell (no answer is better than a broken one). The
+        # cells only it showed worse come back, compared with the best settled cell instead
+        # (until none that comes back is unsettled itself).
+        while unsettled := [e for e in self.race.ranked() if e.unsure]:
+            for entry in unsettled:
+                entry.out = f"not settled on a limit when the budget ended: {entry.unsure}"
+            self.race.eliminate()
+        ranked = self.race.ranked()
         measured = [e for e in ranked if len(e.parts) >= 2] or ranked
         return measured[:ROUND_WIDTH]
 
