@@ -6,11 +6,14 @@ code `bench tune` runs. Figures over hundreds of grids are .ci/tune-bench's, not
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from bench.cli import main
 from bench.read.constraints import parse
 from bench.tune import budget as budgets
+from bench.tune.benchmark import agreeing
 from bench.tune.memory import Memory, Probe
 from bench.tune.objective import ObjectiveError, target
 from bench.tune.race import Race, least_steps, steps_to_bound
@@ -414,3 +417,8 @@ def test_a_tune_without_an_answer_says_which_limit_it_could_not_settle():
     message = no_answer(outcome)
     assert "not settled" in message and "p99_ms" in message and "raise --budget" in message
 
+
+def test_reruns_that_agree_on_no_answer_do_not_count_as_agreeing():
+    assert agreeing(Counter({None: 9, "a": 1})) == 1
+    assert agreeing(Counter({"a": 9, None: 1})) == 9
+    assert agreeing(Counter({None: 10})) == 0
