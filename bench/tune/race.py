@@ -276,13 +276,14 @@ class Race:
             self._tails[group] = np.concatenate(ratios) if ratios else None
         return self._tails[group]
 
-    def needed(self, entry: Entry) -> int | None:
+    def needed(self, entry: Entry, hopeful: bool = False) -> int | None:
         """The pooled steps at which ``entry``'s percentile bounds are expected to show it
         meeting its limits (0: none needed), guessed from its median and its peers' tail
         (``tail``): the count of steps under the limit must reach the upper bound's order
         statistic with probability ``SETTLE_POWER``. None where no length is expected to (the
         guess puts the percentile beyond the limit). A guide, never a verdict (the bounds
-        are)."""
+        are). ``hopeful``: guessed at a median one noise band faster (what a process's offset
+        moves a brief median by)."""
         if not entry.short:
             return 0
         pooled = self.tail(entry)
@@ -298,6 +299,8 @@ class Race:
                 need = max(need, least)
                 continue
             median = float(np.median(np.concatenate(own)))
+            if hopeful:
+                median /= 1.0 + self.threshold()
             level = float(np.mean(pooled * median * scale <= constraint.number))
             found = steps_to_bound(q, level, least)
             if found is None:
@@ -305,10 +308,10 @@ class Race:
             need = max(need, found)
         return need
 
-    def likely(self, entry: Entry) -> bool:
+    def likely(self, entry: Entry, hopeful: bool = False) -> bool:
         """Whether a long measurement may be expected to show ``entry`` meeting its percentile
         limits (``needed``) within ``MOST_STEPS`` and ``most_steps``."""
-        need = self.needed(entry)
+        need = self.needed(entry, hopeful)
         return need is not None and need <= min(MOST_STEPS, self.most_steps(entry))
 
     def near(self, constraint: Constraint, entry: Entry, merged: CellView) -> str:

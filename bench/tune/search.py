@@ -20,8 +20,9 @@ The order of measuring follows the grid's usual structure, which guides and neve
    rotated order, so drift falls on every cell alike), up to ``FINAL_PROCESSES`` processes
    each; after each, the race's rule drops those shown worse. The last rounds leave the
    finalists, each measured in several processes.
-5. *Settling*: before each round and after the rounds, the leading cells a percentile limit
-   cannot yet judge are measured long enough to judge it, once each (``settle``).
+5. *Settling*: the leading cells a percentile limit cannot yet judge are measured long
+   enough to judge it, twice at most (``settle``): the search's best as soon as it leads
+   (``settle_leader``), the others before each round and after the rounds.
 
 Every measurement but settling's is brief (``brief_rule``); every cell it touches stays in the
 run folder. The
@@ -293,6 +294,26 @@ class Tune:
                 at += step
         return self.best(line) or cell
 
+    def settle_leader(self) -> None:
+        """The search's best cell, when a percentile limit cannot yet judge it and a long
+        measurement is likely to (``to_settle``), is measured long as soon as it leads
+        (``settle_one``), not in the rounds: a search that found it late left the rounds too
+        little to pay for it, and once it is judged, what the search held back for it is the
+        search's again. Measured in one process, whether it is likely turns on a median that
+        the process's own offset moves (``Race.needed``): a leader ruled out only at that
+        median is measured once more first."""
+        leader = self.race.leader()
+        if leader is None or not leader.short:
+            return
+        likely = self.race.likely(leader)
+        if not likely and len(leader.parts) == 1 and self.race.likely(leader, hopeful=True):
+            self.measure([leader.cell], again=True)
+            self.race.eliminate()
+            likely = not leader.out and self.race.likely(leader)
+        first = self.to_settle()[:1]
+        if likely and first and first[0] is leader:
+            self.settle_one(leader)
+
     def past_wall(self, cell: TuneCell) -> None:
         """A walk up the batch that was still gaining stopped at ``cell``, which does not fit:
         the same batch at fewer steps per call (each takes a batch of memory) may fit, and the
@@ -372,6 +393,7 @@ class Tune:
             swept.add((cell.cell_id, axis))
             before = self.race.entries[cell.cell_id].value
             ranked = self.line(cell, axis)
+            self.settle_leader()
             if ranked and self.space.ordered[axis] and before and ranked[0].value:
                 gain = ranked[0].value / before
                 self.gains.append(gain if self.race.maximize else 1.0 / gain)
@@ -512,19 +534,21 @@ class Tune:
         its peers' tail), up to ``LONG_TRIES`` times; else it is too close to the limit to be
         the answer, and leaves."""
         count = 0
-        while True:
-            for entry in self.to_settle():
-                planned = self.long_rule(entry)
-                if planned is not None and planned[1] <= self.budget.left_s():
-                    break
-            else:
-                return count
-            tries = self.settled[entry.cell.cell_id] = self.settled.get(entry.cell.cell_id, 0) + 1
-            self.measure([entry.cell], again=True, rule=planned[0])
-            if entry.unsure and (tries >= LONG_TRIES or not self.race.likely(entry)):
-                entry.out = f"not settled by a long measurement: {entry.unsure}"
-            self.race.eliminate()
+        while any(self.settle_one(entry) for entry in self.to_settle()):
             count += 1
+        return count
+
+    def settle_one(self, entry: Entry) -> bool:
+        """One long measurement of ``entry`` (``settle``), if the budget left pays for it."""
+        planned = self.long_rule(entry)
+        if planned is None or planned[1] > self.budget.left_s():
+            return False
+        tries = self.settled[entry.cell.cell_id] = self.settled.get(entry.cell.cell_id, 0) + 1
+        self.measure([entry.cell], again=True, rule=planned[0])
+        if entry.unsure and (tries >= LONG_TRIES or not self.race.likely(entry)):
+            entry.out = f"not settled by a long measurement: {entry.unsure}"
+        self.race.eliminate()
+        return True
 
     def finalists(self) -> list[Entry]:
         # A cell not settled on a limit when the budget ends is no finalist: the answer never
