@@ -13,7 +13,7 @@ import pytest
 from bench.cli import main
 from bench.read.constraints import parse
 from bench.tune import budget as budgets
-from bench.tune.benchmark import agreeing
+from bench.tune.benchmark import agreeing, beyond
 from bench.tune.memory import Memory, Probe
 from bench.tune.objective import ObjectiveError, target
 from bench.tune.race import Race, least_steps, steps_to_bound
@@ -442,3 +442,9 @@ def test_reruns_that_agree_on_no_answer_do_not_count_as_agreeing():
     assert agreeing(Counter({None: 9, "a": 1})) == 1
     assert agreeing(Counter({"a": 9, None: 1})) == 9
     assert agreeing(Counter({None: 10})) == 0
+
+
+def test_a_rerun_answer_over_its_limit_is_reported_by_how_far():
+    made = grid(593)
+    assert beyond(made, "gpu-bfloat16-b128-k2-synthetic") == pytest.approx(0.0016, abs=1e-4)
+    assert beyond(made, made.ranking()[0]) == 0.0

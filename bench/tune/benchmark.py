@@ -116,13 +116,13 @@ def report(
         f"  cells measured per grid: median {statistics.median(t.measured for t in trials):g}; "
         f"memory probes: median {statistics.median(t.probes for t in trials):g}",
     ]
-    stable, apart = [], []
+    stable, apart, over = [], [], []
     for seed in unique_seeds(unique_grids):
         objective = "cost" if seed % 4 == 3 else "throughput"
         made = grid(seed, objective=objective)
-        answers = Counter(
-            tune_grid(made, 20_000 + 100 * seed + r, budget, strategy).answer for r in range(reruns)
-        )
+        runs = [tune_grid(made, 20_000 + 100 * seed + r, budget, strategy) for r in range(reruns)]
+        answers = Counter(t.answer for t in runs)
+        over += [beyond(made, t.answer) for t in runs if t.answer and not made.feasible(t.answer)]
         stable.append(agreeing(answers))
         if stable[-1] < 0.9 * reruns:
             apart.append(f"grid {seed}: {dict(answers.most_common())}{margin(made)}")
@@ -135,7 +135,22 @@ def report(
             f"agreement per grid: {sorted(stable)}"
         )
         lines.extend(f"    {line}" for line in apart)
+        lines.append(
+            f"  rerun answers that break a constraint: {len(over)} of {len(stable) * reruns}"
+            + (
+                f" (true p99 over its limit by {', '.join(f'{x:.2%}' for x in over)})"
+                if over
+                else ""
+            )
+        )
     return "\n".join(lines)
+
+
+def beyond(made: Grid, cell_id: str) -> float:
+    """How far the cell's true p99 lies over the grid's limit (0 when a memory limit, not
+    the p99, is what it breaks)."""
+    limits = [k.number for k in made.constraints if k.number is not None]
+    return max(0.0, made.p99_ms(cell_id) / min(limits) - 1.0) if limits else 0.0
 
 
 def agreeing(answers: Counter[str | None]) -> int:
