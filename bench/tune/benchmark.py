@@ -149,8 +149,8 @@ def report(
 def beyond(made: Grid, cell_id: str) -> float:
     """How far the cell's true p99 lies over the grid's limit (0 when a memory limit, not
     the p99, is what it breaks)."""
-    limits = [k.number for k in made.constraints if k.number is not None]
-    return max(0.0, made.p99_ms(cell_id) / min(limits) - 1.0) if limits else 0.0
+    limit = p99_limit(made)
+    return max(0.0, made.p99_ms(cell_id) / limit - 1.0) if limit else 0.0
 
 
 def agreeing(answers: Counter[str | None]) -> int:
@@ -162,8 +162,14 @@ def agreeing(answers: Counter[str | None]) -> int:
 def margin(made: Grid) -> str:
     """How far under its p99 limit the grid's best cell lies, truly ("" without a limit):
     what a rerun's answer turns on where the reruns disagree."""
-    best = made.ranking()[0]
-    limits = [k.number for k in made.constraints if k.number is not None]
-    if not limits:
+    limit = p99_limit(made)
+    if not limit:
         return ""
-    return f"; the best's true p99 lies {1 - made.p99_ms(best) / min(limits):.1%} under its limit"
+    best = made.ranking()[0]
+    return f"; the best's true p99 lies {1 - made.p99_ms(best) / limit:.1%} under its limit"
+
+
+def p99_limit(made: Grid) -> float | None:
+    """The grid's p99 limit in ms (the simulator's only constraint), or None."""
+    limits = [k.number for k in made.constraints if k.number is not None]
+    return min(limits) if limits else None

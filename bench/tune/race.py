@@ -161,6 +161,11 @@ class Entry:
         return [float(np.median(p)) for p in self.parts]
 
     @property
+    def pooled_steps(self) -> int:
+        """The timed steps of all its ok processes together."""
+        return sum(s.size for seen in self.views if (s := seen.step_samples) is not None)
+
+    @property
     def alive(self) -> bool:
         return not self.out and not self.failed and not self.broken and bool(self.parts)
 

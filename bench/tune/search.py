@@ -484,7 +484,7 @@ class Tune:
         steps = entry.views[-1].step_samples if entry.views else None
         if steps is None or not steps.size:
             return math.inf
-        pooled = sum(s.size for seen in entry.views if (s := seen.step_samples) is not None)
+        pooled = entry.pooled_steps
         per_call = int(entry.cell.key.get("steps_per_call") or 1)
         room = LONG_SHARE * self.budget.total_s - self.cost()
         return pooled + max(0.0, room) / (float(np.median(steps)) * per_call)
@@ -497,7 +497,7 @@ class Tune:
         need = self.race.needed(entry)
         if steps is None or not entry.short or not need:
             return None
-        pooled = sum(s.size for seen in entry.views if (s := seen.step_samples) is not None)
+        pooled = entry.pooled_steps
         calls = need - pooled if need > pooled else entry.short
         per_call = int(entry.cell.key.get("steps_per_call") or 1)
         timed = calls * float(np.median(steps)) * per_call
