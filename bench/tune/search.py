@@ -515,9 +515,12 @@ class Tune:
         """The leading cells a percentile limit cannot yet judge and their device's tail says
         may meet it (``Race.likely``), best first: those worth a long measurement.
         A cell is measured long ``LONG_TRIES`` times at most (``settle``)."""
-        ranked = self.race.ranked()[:ROUND_WIDTH]
+        # Chosen among all the cells in the race, not among the first few: faster cells the
+        # guess puts beyond the limit stay in it (only the bounds rule a cell out) and may
+        # fill the top of the ranking while the best cell that can be the answer waits.
+        ranked = self.race.ranked()
         open_ = [e for e in ranked if e.short and self.settled.get(e.cell.cell_id, 0) < LONG_TRIES]
-        return [e for e in open_ if self.race.likely(e)]
+        return [e for e in open_ if self.race.likely(e)][:ROUND_WIDTH]
 
     def settling(self) -> float:
         """The device time the percentile limits will still ask for (``settle``): the long
