@@ -158,12 +158,13 @@ def report(
     ]
     if unique_grids and reruns:
         found, near = unique_seeds(unique_grids)
-        over: list[float] = []
-        lines += agreement(found, "unique beyond 3%", budget, strategy, reruns, over)
-        lines += agreement(
+        counted, over = agreement(found, "unique beyond 3%", budget, strategy, reruns)
+        apart_only, over_near = agreement(
             near, "apart by 3% but within 3% of its p99 limit (a coin flip; not counted)",
-            budget, strategy, reruns, over,
+            budget, strategy, reruns,
         )  # fmt: skip
+        lines += counted + apart_only
+        over += over_near
         shown = ", ".join(f"{x:.2%}" for x in over)
         lines.append(
             f"  rerun answers that break a constraint: {len(over)} of "
@@ -174,13 +175,15 @@ def report(
 
 
 def agreement(
-    seeds: list[int], kind: str, budget: str, strategy: Strategy, reruns: int, over: list[float]
-) -> list[str]:
-    """Reruns with other measurement seeds on each grid: how many agree; the answers over
-    a limit go to ``over`` (how far, on the truth)."""
+    seeds: list[int], kind: str, budget: str, strategy: Strategy, reruns: int
+) -> tuple[list[str], list[float]]:
+    """Reruns with other measurement seeds on each grid: the lines saying how many agree, and
+    how far each answer over a limit lies over it (on the truth)."""
     if not seeds:
-        return []
-    stable, split = [], []
+        return [], []
+    stable: list[int] = []
+    split: list[str] = []
+    over: list[float] = []
     for seed in seeds:
         made = grid(seed, objective=objective_of(seed))
         runs = [tune_grid(made, 20_000 + 100 * seed + r, budget, strategy) for r in range(reruns)]
@@ -195,7 +198,7 @@ def agreement(
         f"same answer on >= {0.9 * reruns:g} of {reruns} in {agree}/{len(stable)} grids; "
         f"agreement per grid: {sorted(stable)}",
         *split,
-    ]
+    ], over
 
 
 def beyond(made: Grid, cell_id: str) -> float:
